@@ -1,0 +1,1 @@
+"""demo: the Gradio browser page over the engine, video and medical front doors."""

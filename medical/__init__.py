@@ -1,0 +1,1 @@
+"""medical: DICOM/NIfTI volumes through the srstream engine, slice by slice."""

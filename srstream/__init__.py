@@ -1,0 +1,1 @@
+"""srstream: the one inference engine (model loading, backends, tiling, batching) and the video front door."""

@@ -1,0 +1,92 @@
+"""Training configuration: TOML files over built-in defaults, plus `section.key=value` overrides."""
+from __future__ import annotations
+
+import copy
+import tomllib
+from pathlib import Path
+from typing import Any
+
+DEFAULTS: dict[str, Any] = {
+    "name": "srresnet-x4",
+    "phase": "srresnet",  # "srresnet" (phase 1, content loss only) or "srgan" (phase 2, + adversarial)
+    "seed": 0,
+    "out_dir": "runs/srresnet-x4",
+    "model": {"architecture": "srresnet", "scale": 4, "channels": 3, "width": 64, "blocks": 16,
+              "batch_norm": True, "layers": 4},
+    "data": {"train": [], "patch_size": 96, "degradation": "bicubic", "sigma": 0.0, "workers": 2},
+    "train": {"steps": 100_000, "batch_size": 16, "lr": 1e-4, "beta1": 0.9, "beta2": 0.999,
+              "lr_schedule": "constant", "init": "", "amp": True},
+    "content": {"loss": "mse", "vgg_layer": [5, 4], "vgg_weights": ""},
+    "adversarial": {"weight": 1e-3, "d_warmup_steps": 0, "d_lr": 1e-4},
+    "log": {"every": 20, "sample_every": 1000, "checkpoint_every": 500},
+}
+PHASES = ("srresnet", "srgan")
+SCHEDULES = ("constant", "drop_half", "cosine")
+ARCH_KEYS = {"srresnet": ("scale", "channels", "width", "blocks", "batch_norm"),
+             "fast": ("scale", "channels", "width", "layers")}
+
+
+class ConfigError(ValueError):
+    """A configuration file or override is invalid."""
+
+
+def _merge(base: dict[str, Any], update: dict[str, Any], where: str) -> None:
+    for key, value in update.items():
+        if key not in base:
+            raise ConfigError(f"{where}: unknown setting {key!r} (known: {', '.join(base)})")
+        if isinstance(base[key], dict):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}: {key!r} must be a table")
+            _merge(base[key], value, f"{where}[{key}]")
+        else:
+            base[key] = value
+
+
+def _parse_override(text: str) -> dict[str, Any]:
+    if "=" not in text:
+        raise ConfigError(f"override {text!r}: expected section.key=value")
+    dotted, raw = text.split("=", 1)
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw  # bare strings need no quotes on the command line
+    result: dict[str, Any] = {}
+    node = result
+    keys = dotted.strip().split(".")
+    for key in keys[:-1]:
+        node = node.setdefault(key, {})
+    node[keys[-1]] = value
+    return result
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> dict[str, Any]:
+    """Defaults, updated by the TOML file at `path`, then by each `a.b=value` override; validated."""
+    config = copy.deepcopy(DEFAULTS)
+    if path is not None:
+        path = Path(path)
+        try:
+            _merge(config, tomllib.loads(path.read_text()), str(path))
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: no such config file") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    for text in overrides:
+        _merge(config, _parse_override(text), f"override {text!r}")
+    if config["phase"] not in PHASES:
+        raise ConfigError(f"phase {config['phase']!r}: use one of {', '.join(PHASES)}")
+    if config["train"]["lr_schedule"] not in SCHEDULES:
+        raise ConfigError(f"train.lr_schedule {config['train']['lr_schedule']!r}: use one of {', '.join(SCHEDULES)}")
+    if config["model"]["architecture"] not in ARCH_KEYS:
+        raise ConfigError(f"model.architecture {config['model']['architecture']!r}: use one of {', '.join(ARCH_KEYS)}")
+    if not config["data"]["train"]:
+        raise ConfigError("data.train is empty: give one or more folders of HR training images")
+    if config["data"]["patch_size"] % config["model"]["scale"]:
+        raise ConfigError("data.patch_size must be a multiple of model.scale")
+    return config
+
+
+def generator_config(config: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The architecture name and the constructor settings it takes."""
+    model = config["model"]
+    arch = model["architecture"]
+    return arch, {k: model[k] for k in ARCH_KEYS[arch]}

@@ -1,0 +1,95 @@
+"""SRResNet, the generator of Ledig et al. 2017 (SRGAN), Fig. 4 top."""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class SRResNetConfig:
+    """Hyper-parameters of SRResNet; the defaults are the paper's (B=16, 64 filters, x4, RGB, BatchNorm)."""
+
+    scale: int = 4
+    channels: int = 3
+    width: int = 64
+    blocks: int = 16
+    batch_norm: bool = True
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _norm(width: int, enabled: bool) -> nn.Module:
+    return nn.BatchNorm2d(width) if enabled else nn.Identity()
+
+
+class ResidualBlock(nn.Module):
+    """conv3x3 - BN - PReLU - conv3x3 - BN, plus the identity."""
+
+    def __init__(self, width: int, batch_norm: bool) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(width, width, 3, padding=1, bias=not batch_norm),
+            _norm(width, batch_norm),
+            nn.PReLU(width),
+            nn.Conv2d(width, width, 3, padding=1, bias=not batch_norm),
+            _norm(width, batch_norm),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class SubPixelStage(nn.Module):
+    """conv 64->256, PixelShuffle(2), PReLU: one x2 step of Shi et al.'s sub-pixel convolution."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(width, width * 4, 3, padding=1)
+        self.shuffle = nn.PixelShuffle(2)
+        self.act = nn.PReLU(width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.shuffle(self.conv(x)))
+
+
+class SRResNet(nn.Module):
+    """Maps an image in [0, 1] (N, C, H, W) to one in [0, 1] (N, C, rH, rW); the output is not clamped."""
+
+    def __init__(self, config: SRResNetConfig = SRResNetConfig()) -> None:
+        super().__init__()
+        stages = math.log2(config.scale)
+        if config.scale < 2 or stages != int(stages):
+            raise ValueError(f"SRResNet scale must be a power of two >= 2, got {config.scale}")
+        self.config = config
+        w = config.width
+        self.head = nn.Sequential(nn.Conv2d(config.channels, w, 9, padding=4), nn.PReLU(w))
+        self.blocks = nn.Sequential(*[ResidualBlock(w, config.batch_norm) for _ in range(config.blocks)])
+        self.trunk = nn.Sequential(
+            nn.Conv2d(w, w, 3, padding=1, bias=not config.batch_norm), _norm(w, config.batch_norm)
+        )
+        self.upsample = nn.Sequential(*[SubPixelStage(w) for _ in range(int(stages))])
+        self.tail = nn.Conv2d(w, config.channels, 9, padding=4)
+
+    @property
+    def scale(self) -> int:
+        return self.config.scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = self.head(x)
+        features = features + self.trunk(self.blocks(features))
+        return self.tail(self.upsample(features))
+
+
+def macs_per_lr_pixel(config: SRResNetConfig) -> int:
+    """Multiply-accumulates per input pixel (convolutions only), for comparing generators' cost."""
+    w, c = config.width, config.channels
+    macs = 81 * c * w + config.blocks * 2 * 9 * w * w + 9 * w * w
+    area = 1
+    for _ in range(int(math.log2(config.scale))):
+        macs += area * 9 * w * 4 * w
+        area *= 4
+    return macs + area * 81 * w * c

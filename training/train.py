@@ -1,0 +1,293 @@
+"""Two-phase SRGAN training: `python -m training.train --config FILE [--set section.key=value ...]`.
+
+Phase 1 (`phase = "srresnet"`) trains the generator on the content loss alone; phase 2 (`phase = "srgan"`) starts
+from phase 1's weights (`train.init`) and adds the discriminator and the 1e-3 adversarial loss. The same command runs
+under `torchrun --nproc_per_node N` for DDP (NCCL on CUDA, gloo on CPU). A run resumes exactly from
+`OUT_DIR/checkpoint.pt` when one is there.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import platform
+import sys
+import tempfile
+import time
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from training.config import ConfigError, generator_config, load_config
+from training.data import HRCrops, StepSampler
+from training.degrade import degrade, imresize
+from training.discriminator import Discriminator
+from training.losses import (VGGWeightsMissing, content_loss, discriminator_loss,
+                             generator_adversarial_loss)
+from training.weights import build_generator, load_checkpoint, load_generator, save_weights
+
+SAMPLE_BASE_INDEX = 1 << 39  # sample-grid crops come from indices training never reaches
+
+
+def _setup_distributed() -> tuple[int, int, torch.device]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    if torch.cuda.is_available():
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    else:
+        device = torch.device("cpu")
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return rank, world, device
+
+
+def learning_rate(base: float, schedule: str, step: int, steps: int) -> float:
+    """The generator's learning rate at `step`: constant, x0.1 for the second half (the paper's SRGAN), or cosine."""
+    if schedule == "drop_half":
+        return base if step < steps // 2 else base * 0.1
+    if schedule == "cosine":
+        return base * 0.5 * (1 + math.cos(math.pi * min(step, steps) / steps))
+    return base
+
+
+def _hardware(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
+
+
+class Trainer:
+    """Holds the networks, optimisers and data of one run; `run()` trains to `train.steps`."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.config = config
+        self.rank, self.world, self.device = _setup_distributed()
+        self.out_dir = Path(config["out_dir"])
+        self.checkpoint_path = self.out_dir / "checkpoint.pt"
+        torch.manual_seed(config["seed"])
+        arch, arch_config = generator_config(config)
+        # channels_last is ~15% faster for these convs on CPU (oneDNN) and what tensor cores want on CUDA.
+        self.generator = build_generator(arch, arch_config).to(self.device, memory_format=torch.channels_last)
+        train = config["train"]
+        if train["init"]:
+            source, _ = load_generator(train["init"])
+            self.generator.load_state_dict(source.state_dict())
+        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=train["lr"],
+                                      betas=(train["beta1"], train["beta2"]))
+        self.gan = config["phase"] == "srgan"
+        self.discriminator: nn.Module | None = None
+        self.opt_d = None
+        if self.gan:
+            self.discriminator = Discriminator(config["model"]["channels"], config["data"]["patch_size"])
+            self.discriminator.to(self.device, memory_format=torch.channels_last)
+            self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=config["adversarial"]["d_lr"],
+                                          betas=(train["beta1"], train["beta2"]))
+        content = config["content"]
+        self.content = content_loss(content["loss"], tuple(content["vgg_layer"]),
+                                    content["vgg_weights"] or None).to(self.device)
+        self.step = 0
+        self.seconds = 0.0
+        if self.checkpoint_path.is_file():
+            self._restore(load_checkpoint(self.checkpoint_path))
+        self.g_train: nn.Module = self.generator
+        self.d_train: nn.Module | None = self.discriminator
+        if self.world > 1:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.g_train = DistributedDataParallel(self.generator, device_ids=ids)
+            if self.discriminator is not None:
+                self.d_train = DistributedDataParallel(self.discriminator, device_ids=ids)
+        data = config["data"]
+        self.dataset = HRCrops(data["train"], data["patch_size"], config["model"]["channels"], config["seed"],
+                               progress=self.rank == 0)
+        self.amp = train["amp"] and self.device.type == "cuda"
+
+    # --- checkpoints -------------------------------------------------------------------------------------------
+    def _card(self) -> dict[str, Any]:
+        c = self.config
+        return {"name": c["name"], "training": {
+            "phase": c["phase"], "steps": self.step, "batch_size": c["train"]["batch_size"] * self.world,
+            "patch_size": c["data"]["patch_size"], "data": [str(Path(p)) for p in c["data"]["train"]],
+            "degradation": c["data"]["degradation"], "sigma": c["data"]["sigma"],
+            "content_loss": c["content"]["loss"], "lr": c["train"]["lr"], "lr_schedule": c["train"]["lr_schedule"],
+            "adversarial_weight": c["adversarial"]["weight"] if self.gan else 0.0,
+            "init": c["train"]["init"], "seed": c["seed"], "hardware": _hardware(self.device),
+            "processes": self.world, "seconds": round(self.seconds, 1)}}
+
+    def _state(self) -> dict[str, Any]:
+        state = {"step": self.step, "seconds": self.seconds, "generator": self.generator.state_dict(),
+                 "opt_g": self.opt_g.state_dict(), "rng_cpu": torch.get_rng_state(), "card": self._card()}
+        state["card"].update(architecture=self._arch(), config=self.generator.config.to_dict(),
+                             scale=self.generator.config.scale, channels=self.generator.config.channels)
+        if torch.cuda.is_available():
+            state["rng_cuda"] = torch.cuda.get_rng_state(self.device)
+        if self.discriminator is not None:
+            state["discriminator"] = self.discriminator.state_dict()
+            state["opt_d"] = self.opt_d.state_dict()
+        return state
+
+    def _arch(self) -> str:
+        return self.config["model"]["architecture"]
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        self.generator.load_state_dict(state["generator"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        if self.discriminator is not None:
+            self.discriminator.load_state_dict(state["discriminator"])
+            self.opt_d.load_state_dict(state["opt_d"])
+        torch.set_rng_state(state["rng_cpu"])
+        if "rng_cuda" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state(state["rng_cuda"], self.device)
+        self.step, self.seconds = state["step"], state["seconds"]
+
+    def save_checkpoint(self) -> None:
+        """Atomically write OUT_DIR/checkpoint.pt (rank 0 only)."""
+        if self.rank != 0:
+            return
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.out_dir, suffix=".tmp")
+        os.close(fd)
+        torch.save(self._state(), tmp)
+        os.replace(tmp, self.checkpoint_path)
+
+    # --- one step ----------------------------------------------------------------------------------------------
+    def _autocast(self):
+        return torch.autocast("cuda", dtype=torch.bfloat16) if self.amp else nullcontext()
+
+    def train_step(self, hr: torch.Tensor) -> dict[str, float]:
+        """One optimisation step on an HR batch in [0, 1]; returns the losses."""
+        c = self.config
+        scale = c["model"]["scale"]
+        lr_img = degrade(hr, scale, c["data"]["degradation"], c["data"]["sigma"])
+        steps = c["train"]["steps"]
+        for group in self.opt_g.param_groups:
+            group["lr"] = learning_rate(c["train"]["lr"], c["train"]["lr_schedule"], self.step, steps)
+        logs: dict[str, float] = {}
+        with self._autocast():
+            sr = self.g_train(lr_img)
+        if not self.gan:
+            with self._autocast():
+                loss = self.content(sr.float(), hr)
+            self.opt_g.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt_g.step()
+            return {"content": loss.item()}
+        for group in self.opt_d.param_groups:
+            group["lr"] = learning_rate(c["adversarial"]["d_lr"], c["train"]["lr_schedule"], self.step, steps)
+        with self._autocast():
+            d_loss = discriminator_loss(self.d_train(hr).float(), self.d_train(sr.detach()).float())
+        self.opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        self.opt_d.step()
+        logs["d"] = d_loss.item()
+        if self.step >= c["adversarial"]["d_warmup_steps"]:
+            with self._autocast():
+                content = self.content(sr.float(), hr)
+                adversarial = generator_adversarial_loss(self.d_train(sr).float())
+                g_loss = content + c["adversarial"]["weight"] * adversarial
+            self.opt_g.zero_grad(set_to_none=True)
+            g_loss.backward()
+            self.opt_g.step()
+            logs.update(content=content.item(), adv=adversarial.item())
+        return logs
+
+    # --- the loop ----------------------------------------------------------------------------------------------
+    def _loader(self) -> DataLoader:
+        sampler = StepSampler(self.config["train"]["batch_size"], self.step, self.rank, self.world)
+        workers = self.config["data"]["workers"]
+        return DataLoader(self.dataset, batch_sampler=sampler, num_workers=workers,
+                          pin_memory=self.device.type == "cuda", persistent_workers=workers > 0,
+                          prefetch_factor=4 if workers > 0 else None)
+
+    def _sample_grid(self, writer) -> None:
+        hr = torch.stack([self.dataset[SAMPLE_BASE_INDEX + k] for k in range(4)]).to(self.device)
+        scale = self.config["model"]["scale"]
+        lr_img = degrade(hr, scale, self.config["data"]["degradation"], self.config["data"]["sigma"])
+        self.generator.eval()
+        with torch.no_grad():
+            sr = self.generator(lr_img).clamp(0, 1)
+        self.generator.train()
+        bicubic = imresize(lr_img, scale, antialias=False).clamp(0, 1)
+        rows = torch.cat([bicubic, sr, hr], dim=3)  # bicubic | SR | HR side by side
+        grid = torch.cat(list(rows), dim=1)
+        from torchvision.utils import save_image
+        (self.out_dir / "samples").mkdir(parents=True, exist_ok=True)
+        save_image(grid, self.out_dir / "samples" / f"step_{self.step:07d}.png")
+        writer.add_image("samples/bicubic|sr|hr", grid, self.step)
+
+    def run(self) -> Path | None:
+        """Train until `train.steps`; rank 0 writes OUT_DIR/NAME.safetensors and returns its path."""
+        c = self.config
+        steps, log = c["train"]["steps"], c["log"]
+        writer = None
+        if self.rank == 0:
+            from torch.utils.tensorboard import SummaryWriter
+            writer = SummaryWriter(str(self.out_dir / "tensorboard"))
+        self.generator.train()
+        if self.discriminator is not None:
+            self.discriminator.train()
+        bar = tqdm(total=steps, initial=self.step, desc=c["name"], disable=self.rank != 0, dynamic_ncols=True)
+        batches = iter(self._loader())
+        try:
+            while self.step < steps:
+                started = time.perf_counter()
+                hr = next(batches).to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+                losses = self.train_step(hr)
+                self.step += 1
+                self.seconds += time.perf_counter() - started
+                bar.update(1)
+                if self.rank == 0 and (self.step % log["every"] == 0 or self.step == steps):
+                    bar.set_postfix({k: f"{v:.4g}" for k, v in losses.items()})
+                    for key, value in losses.items():
+                        writer.add_scalar(f"loss/{key}", value, self.step)
+                    writer.add_scalar("lr", self.opt_g.param_groups[0]["lr"], self.step)
+                if self.rank == 0 and log["sample_every"] and self.step % log["sample_every"] == 0:
+                    self._sample_grid(writer)
+                if self.step % log["checkpoint_every"] == 0 or self.step == steps:
+                    self.save_checkpoint()
+        finally:
+            bar.close()
+            if writer is not None:
+                writer.close()
+        if self.rank != 0:
+            return None
+        card = self._card()
+        return save_weights(self.generator, self.out_dir / f"{c['name']}.safetensors", card)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.split("\n")[0])
+    parser.add_argument("--config", help="TOML file (see training/configs/)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a setting, e.g. --set train.steps=2000 (repeatable)")
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(args.config, args.overrides)
+        trainer = Trainer(config)
+    except (ConfigError, VGGWeightsMissing, FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        path = trainer.run()
+    except KeyboardInterrupt:
+        trainer.save_checkpoint()
+        print(f"interrupted at step {trainer.step}; checkpoint saved, run the same command to resume",
+              file=sys.stderr)
+        return 130
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    if path is not None:
+        print(f"wrote {path} ({trainer.step} steps, {trainer.seconds / 60:.1f} min)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,134 @@
+"""Weights on disk: fp16 safetensors plus a JSON model card; shipped models by name; trainer checkpoints.
+
+Nothing here unpickles code: safetensors holds only tensors, and trainer checkpoints are read with
+`torch.load(weights_only=True)`, which refuses any pickle that would construct arbitrary objects.
+"""
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from training.fast_generator import FastConfig, FastSR
+from training.srresnet import SRResNet, SRResNetConfig
+
+SHIPPED_DIR = Path(__file__).resolve().parent / "shipped"
+ARCHITECTURES: dict[str, tuple[type, type]] = {
+    "srresnet": (SRResNet, SRResNetConfig),
+    "fast": (FastSR, FastConfig),
+}
+
+
+class ModelLoadError(ValueError):
+    """A model file is missing, unsafe, or not one of ours."""
+
+
+def build_generator(architecture: str, config: dict[str, Any]) -> nn.Module:
+    """A freshly initialised generator of a registered architecture."""
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {architecture!r}: one of {', '.join(ARCHITECTURES)}")
+    module_cls, config_cls = ARCHITECTURES[architecture]
+    return module_cls(config_cls(**config))
+
+
+def architecture_of(model: nn.Module) -> str:
+    """The registry name of a generator instance."""
+    for name, (module_cls, _) in ARCHITECTURES.items():
+        if isinstance(model, module_cls):
+            return name
+    raise ValueError(f"{type(model).__name__} is not a registered generator")
+
+
+def _atomic_write(path: Path, write) -> None:
+    # Write beside the target and rename, so a crash never leaves a half-written file under the real name.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_weights(model: nn.Module, path: str | Path, card: dict[str, Any]) -> Path:
+    """Write `path` (.safetensors, fp16) and its card `path.with_suffix('.json')`; returns the weights path."""
+    path = Path(path).with_suffix(".safetensors")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().to("cpu", torch.float16).contiguous() if v.is_floating_point() else v.detach().cpu()
+             for k, v in model.state_dict().items()}
+    full_card = {"architecture": architecture_of(model), "config": model.config.to_dict(),
+                 "scale": model.config.scale, "channels": model.config.channels,
+                 "value_range": [0.0, 1.0], **card}
+    _atomic_write(path, lambda tmp: save_file(state, tmp, metadata={"format": "pt"}))
+    text = json.dumps(full_card, indent=2) + "\n"
+    _atomic_write(path.with_suffix(".json"), lambda tmp: Path(tmp).write_text(text))
+    return path
+
+
+def shipped_models() -> dict[str, dict[str, Any]]:
+    """Cards of the shipped models, by name."""
+    return {p.stem: json.loads(p.read_text()) for p in sorted(SHIPPED_DIR.glob("*.json"))
+            if p.with_suffix(".safetensors").is_file()}
+
+
+def resolve_model_path(name_or_path: str | Path) -> Path:
+    """A shipped model's name, or a path, to an existing file path."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    shipped = SHIPPED_DIR / f"{name_or_path}.safetensors"
+    if shipped.is_file():
+        return shipped
+    names = ", ".join(shipped_models()) or "none"
+    raise ModelLoadError(f"{name_or_path}: no such model file or shipped model (shipped: {names})")
+
+
+def _generator_from_state(state: dict[str, torch.Tensor], card: dict[str, Any], source: Path) -> nn.Module:
+    try:
+        model = build_generator(card["architecture"], card["config"])
+        model.load_state_dict({k: v.float() for k, v in state.items()})
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise ModelLoadError(f"{source}: weights do not match their model card ({exc})") from None
+    return model.eval()
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """A trainer checkpoint (.pt), read with weights_only=True so that a pickle carrying code is refused."""
+    path = Path(path)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsafe pickle"
+        raise ModelLoadError(f"{path}: refused to load, the pickle holds more than tensors ({first})") from None
+    except (RuntimeError, EOFError, OSError) as exc:
+        raise ModelLoadError(f"{path}: not a readable checkpoint ({exc})") from None
+
+
+def load_generator(name_or_path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
+    """Load a shipped model, a .safetensors file with its card, or a trainer checkpoint; fp32, eval mode."""
+    path = resolve_model_path(name_or_path)
+    if path.suffix == ".safetensors":
+        card_path = path.with_suffix(".json")
+        if not card_path.is_file():
+            raise ModelLoadError(f"{path}: model card {card_path.name} is missing beside it")
+        try:
+            card = json.loads(card_path.read_text())
+            state = load_file(path)
+        except json.JSONDecodeError as exc:
+            raise ModelLoadError(f"{card_path}: model card is not valid JSON ({exc})") from None
+        except (SafetensorError, OSError) as exc:
+            raise ModelLoadError(f"{path}: not a readable safetensors file ({exc})") from None
+        return _generator_from_state(state, card, path), card
+    checkpoint = load_checkpoint(path)
+    if not isinstance(checkpoint, dict) or "generator" not in checkpoint or "card" not in checkpoint:
+        raise ModelLoadError(f"{path}: not a model of ours (no generator weights with a model card)")
+    return _generator_from_state(checkpoint["generator"], checkpoint["card"], path), checkpoint["card"]
