@@ -24,7 +24,7 @@ from training.weights import ModelLoadError, load_generator
 
 
 def _to_tensor(image: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].double()
+    return torch.from_numpy(np.array(image, dtype=np.float64)).permute(2, 0, 1)[None]
 
 
 def _to_uint8(tensor: torch.Tensor) -> np.ndarray:
@@ -46,7 +46,7 @@ def bicubic_upscale(lr: np.ndarray, scale: int) -> np.ndarray:
 @torch.no_grad()
 def model_upscale(model: nn.Module, lr: np.ndarray) -> np.ndarray:
     """Run a generator on an 8-bit (H, W, C) image; the output is rounded to 8 bit."""
-    x = torch.from_numpy(np.ascontiguousarray(lr)).permute(2, 0, 1)[None].float().div(255)
+    x = torch.from_numpy(np.array(lr, dtype=np.float32)).permute(2, 0, 1)[None].div(255)
     return _to_uint8(model(x).double().mul(255))
 
 

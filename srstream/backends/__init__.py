@@ -1,0 +1,58 @@
+"""Backends run a generator on float NCHW batches in [0, 1]; they know nothing of tiles, dtypes or files.
+
+Each is a callable `(N, C, H, W) float -> (N, C, rH, rW) float32` with a `name` and the `device` its output is on.
+"""
+from __future__ import annotations
+
+import importlib.util
+from typing import Protocol
+
+import torch
+
+from srstream.models import ModelSpec
+
+NAMES = ("auto", "tensorrt", "cuda", "cpu", "onnxruntime")
+
+
+class Backend(Protocol):
+    name: str
+    device: torch.device
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor: ...
+
+
+class BackendUnavailable(RuntimeError):
+    """The asked-for backend cannot run on this machine."""
+
+
+def tensorrt_available() -> bool:
+    """TensorRT's Python package imports and a CUDA GPU is visible."""
+    return torch.cuda.is_available() and importlib.util.find_spec("tensorrt") is not None
+
+
+def resolve(name: str) -> str:
+    """'auto' -> TensorRT where it imports and a GPU is present, else CUDA fp16, else CPU; others are checked."""
+    if name not in NAMES:
+        raise BackendUnavailable(f"unknown backend {name!r}: use one of {', '.join(NAMES)}")
+    if name == "auto":
+        return "tensorrt" if tensorrt_available() else "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise BackendUnavailable("backend 'cuda': torch sees no CUDA GPU here (use --backend cpu)")
+    if name == "tensorrt" and not tensorrt_available():
+        raise BackendUnavailable("backend 'tensorrt': needs the tensorrt package and a CUDA GPU "
+                                 "(pip install 'srstream[tensorrt]'), or use --backend cuda/cpu")
+    if name == "onnxruntime" and importlib.util.find_spec("onnxruntime") is None:
+        raise BackendUnavailable("backend 'onnxruntime': pip install 'srstream[onnx]'")
+    return name
+
+
+def create(name: str, spec: ModelSpec, **options) -> Backend:
+    """Build the backend `name` (already resolved) for `spec`."""
+    if name == "tensorrt":
+        from srstream.backends.tensorrt_backend import TensorRTBackend
+        return TensorRTBackend(spec, **options)
+    if name == "onnxruntime":
+        from srstream.backends.onnxruntime_backend import OnnxRuntimeBackend
+        return OnnxRuntimeBackend(spec, **options)
+    from srstream.backends.torch_eager import TorchBackend
+    return TorchBackend(spec, "cuda" if name == "cuda" else "cpu", **options)

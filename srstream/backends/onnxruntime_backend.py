@@ -1,0 +1,36 @@
+"""ONNX Runtime backend: runs the exported graph (CPU provider here; CUDA provider where onnxruntime-gpu is)."""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from srstream.export import INPUT, OUTPUT, export_onnx
+from srstream.models import ModelSpec
+
+
+class OnnxRuntimeBackend:
+    """Exports the model to ONNX once (into `cache_dir` or a temporary folder) and runs it with onnxruntime."""
+
+    def __init__(self, spec: ModelSpec, cache_dir: str | Path | None = None, threads: int = 0) -> None:
+        import onnxruntime as ort
+
+        self._tmp = None
+        if cache_dir is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="srstream-onnx-")
+            cache_dir = self._tmp.name
+        self.onnx_path = export_onnx(spec, Path(cache_dir) / f"{spec.name}.onnx")
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider")
+                     if p in ort.get_available_providers()]
+        self.session = ort.InferenceSession(str(self.onnx_path), options, providers=providers)
+        self.device = torch.device("cpu")
+        self.name = "onnxruntime"
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        array = np.ascontiguousarray(x.detach().cpu().float().numpy())
+        return torch.from_numpy(self.session.run([OUTPUT], {INPUT: array})[0])

@@ -1,0 +1,83 @@
+"""`srstream`: upscale images (and, later, video) from the command line; `srstream models` lists the shipped ones."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+from srstream.engine import BACKENDS, EngineError, Upscaler
+from srstream.images import IMAGE_SUFFIXES, ImageError, read_image, write_image
+from training.weights import ModelLoadError, shipped_models
+
+
+def _jobs(src: Path, dst: Path) -> list[tuple[Path, Path]]:
+    if src.is_dir():
+        files = sorted(p for p in src.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise ImageError(f"{src}: no images in this directory")
+        if dst.exists() and not dst.is_dir():
+            raise ImageError(f"{dst}: input is a directory, so the output must be one too")
+        return [(f, dst / f"{f.stem}.png") for f in files]
+    if not src.exists():
+        raise ImageError(f"{src}: no such file or directory")
+    if src.suffix.lower() not in IMAGE_SUFFIXES:
+        raise ImageError(f"{src}: not an image file ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    return [(src, dst)]
+
+
+def cmd_upscale(args: argparse.Namespace) -> int:
+    jobs = _jobs(Path(args.input), Path(args.output))
+    existing = [d for _, d in jobs if d.exists()]
+    if existing and not args.overwrite:
+        raise ImageError(f"{existing[0]}: already exists (use -y/--overwrite to replace it)")
+    upscaler = Upscaler(args.model, backend=args.backend, tile=args.tile, batch_size=1)
+    print(f"srstream: {upscaler.spec.name} x{upscaler.scale} on {upscaler.backend_name}", file=sys.stderr)
+    for src, dst in tqdm(jobs, desc="upscaling", unit="img", disable=len(jobs) == 1 or args.quiet):
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        write_image(dst, upscaler.upscale(read_image(src)))
+    if len(jobs) == 1 and not args.quiet:
+        print(f"wrote {jobs[0][1]}", file=sys.stderr)
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    for name, card in shipped_models().items():
+        evals = card.get("evaluation", {})
+        figures = ", ".join(f"{k} {v['psnr_y']:.2f} dB" for k, v in evals.items())
+        print(f"{name:<16} {card['architecture']:<10} x{card['scale']}  {card['channels']}ch  {figures}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="srstream", description="SRGAN super-resolution for images and video")
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("upscale", help="upscale an image, or a directory of images into a directory of PNGs")
+    up.add_argument("input", metavar="IN")
+    up.add_argument("output", metavar="OUT")
+    up.add_argument("-m", "--model", default="srresnet-x4", help="shipped name or weights path (default %(default)s)")
+    up.add_argument("--backend", default="auto", choices=BACKENDS)
+    up.add_argument("--tile", type=int, default=0, help="LR tile size in pixels (0 = automatic)")
+    up.add_argument("-y", "--overwrite", action="store_true", help="replace existing outputs")
+    up.add_argument("-q", "--quiet", action="store_true")
+    up.set_defaults(func=cmd_upscale)
+    models = sub.add_parser("models", help="list the shipped models and their measured PSNR")
+    models.set_defaults(func=cmd_models)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    try:
+        return args.func(args)
+    except (ImageError, ModelLoadError, EngineError, json.JSONDecodeError) as exc:
+        print(f"srstream: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

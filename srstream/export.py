@@ -1,0 +1,76 @@
+"""Inference graphs: BatchNorm folded into the convolutions, and ONNX export with dynamic batch, height and width."""
+from __future__ import annotations
+
+import copy
+import hashlib
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+from srstream.models import ModelSpec
+
+OPSET = 17
+INPUT, OUTPUT = "lr", "sr"
+
+
+def fold_batchnorm(module: nn.Module) -> nn.Module:
+    """A copy of `module` (eval mode) with every Conv2d directly followed by BatchNorm2d in a Sequential fused."""
+    module = copy.deepcopy(module).eval()
+    for parent in module.modules():
+        if not isinstance(parent, nn.Sequential):
+            continue
+        names = list(parent._modules)
+        for a, b in zip(names, names[1:]):
+            conv, bn = parent._modules[a], parent._modules[b]
+            if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
+                parent._modules[a] = fuse_conv_bn_eval(conv, bn)
+                parent._modules[b] = nn.Identity()
+    return module
+
+
+class _HalfGraph(nn.Module):
+    """fp32 in and out, fp16 inside: TensorRT's strongly typed networks take their precision from the graph."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net.half()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x.half()).float()
+
+
+def model_hash(spec: ModelSpec) -> str:
+    """sha256 of the model's weights and architecture; changes whenever the model does."""
+    h = hashlib.sha256(repr(type(spec.module)).encode() + repr(spec.card.get("config")).encode())
+    for name, tensor in spec.module.state_dict().items():
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().float().numpy().tobytes())
+    return h.hexdigest()
+
+
+def export_onnx(spec: ModelSpec, path: str | Path, half: bool = False) -> Path:
+    """Write an ONNX graph of the model (BN folded; fp16 inside with fp32 I/O when `half`) with dynamic N, H, W."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    net = fold_batchnorm(spec.module).float()
+    graph = _HalfGraph(net) if half else net
+    example = torch.rand(1, spec.channels, 32, 32)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".onnx")
+    os.close(fd)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the legacy exporter warns that it is legacy; it is the one with dynamic_axes
+            torch.onnx.export(graph, (example,), tmp, dynamo=False, opset_version=OPSET,
+                              input_names=[INPUT], output_names=[OUTPUT], do_constant_folding=True,
+                              dynamic_axes={INPUT: {0: "batch", 2: "height", 3: "width"},
+                                            OUTPUT: {0: "batch", 2: "out_height", 3: "out_width"}})
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

@@ -1,0 +1,135 @@
+"""The one engine on real images: backend parity, tiling equality, dtype and channel round trips, choices, errors."""
+import numpy as np
+import pytest
+import torch
+
+from conftest import DATA, EXAMPLES
+from srstream import backends
+from srstream.engine import EngineError, Upscaler
+from srstream.export import export_onnx, fold_batchnorm, model_hash
+from srstream.images import read_image
+from srstream.models import ModelSpec, load_model, receptive_radius
+from srstream.tiling import run_tiled
+from training.srresnet import SRResNet, SRResNetConfig
+
+
+@pytest.fixture(scope="module")
+def bn_spec():
+    """An SRResNet with BatchNorm and non-trivial running statistics, so BN folding is really exercised."""
+    torch.manual_seed(0)
+    net = SRResNet(SRResNetConfig(blocks=3, width=24))
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.1, 0.1)
+            m.running_var.uniform_(0.5, 1.5)
+            m.weight.data.uniform_(0.5, 1.5)
+    net.eval()
+    return ModelSpec(net, 4, 3, "bn-test", receptive_radius(net), {"config": net.config.to_dict()})
+
+
+def real_frame(size=64) -> torch.Tensor:
+    image = read_image(EXAMPLES / "foreman.png")[:size, :size]
+    return torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255
+
+
+def test_batchnorm_folding_is_exact(bn_spec):
+    x = real_frame(40)
+    with torch.no_grad():
+        assert torch.allclose(fold_batchnorm(bn_spec.module)(x), bn_spec.module(x), atol=1e-5)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fold_batchnorm(bn_spec.module).modules())
+
+
+@pytest.mark.parametrize("half", [False, True])
+def test_onnx_export_matches_pytorch_on_a_real_image(bn_spec, tmp_path, half):
+    import onnx
+    import onnxruntime as ort
+
+    path = export_onnx(bn_spec, tmp_path / "m.onnx", half=half)
+    graph = onnx.load(str(path))
+    onnx.checker.check_model(graph)
+    assert "BatchNormalization" not in {n.op_type for n in graph.graph.node}
+    dims = [d.dim_param for d in graph.graph.input[0].type.tensor_type.shape.dim]
+    assert dims[0] == "batch" and dims[2] == "height" and dims[3] == "width"
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x = torch.cat([real_frame(48), real_frame(48).flip(-1)])[:, :, :40]  # batch 2, non-square
+    got = session.run(None, {"lr": x.numpy()})[0]
+    with torch.no_grad():
+        want = bn_spec.module(x).numpy()
+    assert got.shape == want.shape == (2, 3, 160, 192)
+    assert np.abs(got - want).max() <= (1e-2 if half else 1e-3)
+
+
+def test_onnxruntime_backend_matches_cpu_through_the_engine():
+    image = read_image(DATA / "set5" / "bird.png")[:80, :96]
+    cpu = Upscaler("fast-x4", backend="cpu").upscale(image)
+    ort = Upscaler("fast-x4", backend="onnxruntime").upscale(image)
+    assert cpu.shape == ort.shape == (320, 384, 3)
+    assert np.abs(cpu.astype(int) - ort.astype(int)).max() <= 1
+
+
+def test_tiling_equals_the_untiled_output_on_a_real_image(bn_spec):
+    x = real_frame(100)
+    fn = lambda t: bn_spec.module(t)
+    with torch.no_grad():
+        whole = fn(x)
+        tiled = run_tiled(x, fn, 4, tile=32, pad=bn_spec.receptive_radius)
+    assert tiled.shape == whole.shape
+    assert (tiled - whole).abs().max() <= 1 / 255
+
+
+def test_engine_tiles_big_frames_to_the_same_result():
+    image = read_image(EXAMPLES / "foreman.png")[:96, :128]
+    whole = Upscaler("fast-x4", backend="cpu", tile=None).upscale(image)
+    tiled = Upscaler("fast-x4", backend="cpu", tile=40).upscale(image)
+    assert np.abs(whole.astype(int) - tiled.astype(int)).max() <= 1
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+def test_dtype_round_trips(dtype):
+    image = read_image(EXAMPLES / "foreman.png")[:32, :40]
+    if dtype == np.uint16:
+        image = image.astype(np.uint16) * 257
+    elif dtype == np.float32:
+        image = image.astype(np.float32) / 255
+    out = Upscaler("fast-x4", backend="cpu").upscale(image)
+    assert out.dtype == dtype and out.shape == (128, 160, 3)
+    batch = Upscaler("fast-x4", backend="cpu").upscale(np.stack([image, image]))
+    assert batch.shape == (2, 128, 160, 3) and np.array_equal(batch[0], out)
+
+
+def test_grey_and_rgba_frames_and_torch_tensors():
+    up = Upscaler("fast-x4", backend="cpu", batch_size=2)
+    grey = read_image(DATA / "bridge.png")[:24, :24]
+    assert grey.shape == (24, 24, 1) and up.upscale(grey).shape == (96, 96, 1)
+    assert up.upscale(grey[..., 0]).shape == (96, 96)
+    rgba = np.concatenate([read_image(EXAMPLES / "foreman.png")[:16, :16], np.full((16, 16, 1), 200, np.uint8)], 2)
+    out = up.upscale(rgba)
+    assert out.shape == (64, 64, 4) and abs(int(out[..., 3].mean()) - 200) <= 1
+    t = (real_frame(24) * 255).to(torch.uint8).repeat(3, 1, 1, 1)
+    y = up.upscale(t)
+    assert isinstance(y, torch.Tensor) and y.dtype == torch.uint8 and y.shape == (3, 3, 96, 96)
+
+
+def test_auto_backend_choice_and_clear_errors(monkeypatch):
+    expected = "tensorrt" if backends.tensorrt_available() else "cuda" if torch.cuda.is_available() else "cpu"
+    assert backends.resolve("auto") == expected
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert backends.resolve("auto") == "cpu"
+    with pytest.raises(EngineError, match="backend 'cuda'"):
+        Upscaler("fast-x4", backend="cuda")
+    with pytest.raises(EngineError, match="backend 'tensorrt'"):
+        Upscaler("fast-x4", backend="tensorrt")
+    with pytest.raises(EngineError, match="unknown backend 'vulkan'"):
+        Upscaler("fast-x4", backend="vulkan")
+    with pytest.raises(EngineError, match="expected an image"):
+        Upscaler("fast-x4", backend="cpu").upscale(np.zeros((2, 3, 4, 5, 6), np.uint8))
+
+
+def test_model_hash_changes_with_the_model(bn_spec):
+    other = load_model("fast-x4")
+    assert model_hash(bn_spec) != model_hash(other)
+    assert model_hash(load_model("fast-x4")) == model_hash(other)
+    tweaked = load_model("fast-x4")
+    with torch.no_grad():
+        next(tweaked.module.parameters()).view(-1)[0] += 1e-3
+    assert model_hash(tweaked) != model_hash(other)

@@ -1,0 +1,140 @@
+"""The trainer on real crops: loss goes down, resume is exact, DDP agrees with one process, both phases run."""
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from conftest import DATA, ROOT, tiny_config
+from training.config import ConfigError, load_config
+from training.data import HRCrops, StepSampler
+from training.degrade import degrade
+from training.losses import VGGFeatureLoss, VGGWeightsMissing, _vgg_layer_index, content_loss
+from training.train import Trainer, learning_rate, main
+from training.weights import load_generator
+
+
+def test_crops_are_deterministic_and_augmented():
+    data = HRCrops([DATA / "train"], patch_size=48, seed=3)
+    assert torch.equal(data[7], HRCrops([DATA / "train"], patch_size=48, seed=3)[7])
+    assert not torch.equal(data[7], data[8])
+    assert data[7].shape == (3, 48, 48) and 0 <= data[7].min() and data[7].max() <= 1
+    batches = iter(StepSampler(4, start_step=2, rank=1, world_size=2))
+    assert next(batches) == [20, 21, 22, 23]
+
+
+def test_a_few_steps_on_real_crops_reduce_the_loss(tmp_path):
+    config = tiny_config(tmp_path, train={"steps": 40, "lr": 1e-3}, model={"architecture": '"fast"'})
+    trainer = Trainer(config)
+    fixed = torch.stack([trainer.dataset[10**9 + k] for k in range(8)])
+    lr = degrade(fixed, 4)
+
+    def loss() -> float:
+        with torch.no_grad():
+            return torch.nn.functional.l1_loss(trainer.generator.eval()(lr), fixed).item()
+
+    before = loss()
+    trainer.generator.train()
+    trainer.run()
+    assert loss() < 0.8 * before
+
+
+def test_resume_reproduces_the_uninterrupted_run(tmp_path):
+    straight = Trainer(tiny_config(tmp_path / "a"))
+    straight.run()
+    first = Trainer(tiny_config(tmp_path / "b", train={"steps": 2}))
+    first.run()
+    resumed = Trainer(tiny_config(tmp_path / "b"))
+    assert resumed.step == 2
+    resumed.run()
+    for (name, a), b in zip(straight.generator.state_dict().items(), resumed.generator.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert straight.opt_g.state_dict()["state"][0]["exp_avg"].equal(resumed.opt_g.state_dict()["state"][0]["exp_avg"])
+
+
+def test_srgan_phase_starts_from_phase_one_and_trains_both_networks(tmp_path):
+    phase1 = Trainer(tiny_config(tmp_path / "p1", train={"steps": 2})).run()
+    config = tiny_config(tmp_path / "p2", top={"phase": '"srgan"'},
+                         train={"steps": 3, "init": f'"{phase1}"', "lr_schedule": '"drop_half"'},
+                         adversarial={"d_warmup_steps": 1}, content={"loss": '"mse"'})
+    trainer = Trainer(config)
+    start, _ = load_generator(phase1)
+    assert all(torch.allclose(a, b, atol=1e-3) for a, b in
+               zip(start.state_dict().values(), trainer.generator.state_dict().values()))
+    d_before = [p.detach().clone() for p in trainer.discriminator.parameters()]
+    out = trainer.run()
+    assert not all(torch.equal(a, b) for a, b in zip(d_before, trainer.discriminator.parameters()))
+    model, card = load_generator(out)
+    assert card["training"]["phase"] == "srgan" and card["training"]["adversarial_weight"] == 1e-3
+
+
+def test_learning_rate_schedules():
+    assert learning_rate(1e-4, "drop_half", 499, 1000) == 1e-4
+    assert learning_rate(1e-4, "drop_half", 500, 1000) == pytest.approx(1e-5)
+    assert learning_rate(1e-4, "cosine", 1000, 1000) == pytest.approx(0, abs=1e-12)
+
+
+def test_vgg_layers_follow_the_paper_naming():
+    # torchvision's vgg19().features: relu2_2 is index 8, relu5_4 is index 35.
+    assert _vgg_layer_index(2, 2) == 8 and _vgg_layer_index(5, 4) == 35
+    with pytest.raises(ValueError, match="phi_2,3"):
+        _vgg_layer_index(2, 3)
+
+
+def test_vgg_loss_without_weights_names_the_options(monkeypatch, tmp_path):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    with pytest.raises(VGGWeightsMissing, match="content.vgg_weights=PATH.*content.loss='mse'"):
+        content_loss("vgg")
+    config = tiny_config(tmp_path, content={"loss": '"vgg"'})
+    assert main(["--set", f'out_dir="{tmp_path}"', "--set", f'data.train=["{DATA / "train"}"]',
+                 "--set", 'content.loss="vgg"']) == 2
+    assert config["content"]["loss"] == "vgg"
+
+
+def test_vgg_loss_from_an_explicit_weights_file(tmp_path):
+    from torchvision.models import vgg19
+
+    weights = tmp_path / "vgg19.pth"
+    torch.save(vgg19().state_dict(), weights)  # random weights: this checks the loading path and the layer cut
+    loss = VGGFeatureLoss(2, 2, weights_file=weights)
+    assert len(loss.features) == 9
+    a, b = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
+    assert loss(a, a).item() == 0 and loss(a, b).item() > 0
+
+
+def test_config_errors_are_clear(tmp_path):
+    with pytest.raises(ConfigError, match="unknown setting 'stpes'"):
+        load_config(None, ["train.stpes=3", "data.train=['x']"])
+    with pytest.raises(ConfigError, match="data.train is empty"):
+        load_config(None, [])
+    bad = tmp_path / "bad.toml"
+    bad.write_text("phase = [")
+    with pytest.raises(ConfigError, match="bad.toml: not valid TOML"):
+        load_config(bad)
+
+
+def test_ddp_with_two_cpu_processes_matches_one_process(tmp_path):
+    common = ["--set", f'data.train=["{DATA / "train"}"]', "--set", "data.patch_size=32", "--set", "data.workers=0",
+              "--set", "train.steps=1", "--set", "model.blocks=2", "--set", "model.width=16",
+              "--set", "model.batch_norm=false", "--set", "log.sample_every=0"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                          "--master_port", "29533", "-m", "training.train", *common,
+                          "--set", f'out_dir="{tmp_path / "ddp"}"', "--set", "train.batch_size=2"],
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert ddp.returncode == 0, ddp.stderr[-2000:]
+    single = subprocess.run([sys.executable, "-m", "training.train", *common,
+                             "--set", f'out_dir="{tmp_path / "one"}"', "--set", "train.batch_size=4"],
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert single.returncode == 0, single.stderr[-2000:]
+    a, card_a = load_generator(tmp_path / "ddp" / "srresnet-x4.safetensors")
+    b, _ = load_generator(tmp_path / "one" / "srresnet-x4.safetensors")
+    assert card_a["training"]["processes"] == 2 and card_a["training"]["batch_size"] == 4
+    start = Trainer(tiny_config(tmp_path / "init")).generator.state_dict()
+    moved = 0
+    for key, pa in a.state_dict().items():
+        pb = b.state_dict()[key]
+        assert torch.allclose(pa, pb, atol=2e-3), key  # fp16 weights on disk: equal to storage precision
+        moved += int(not torch.allclose(pa, start[key].float(), atol=1e-6))
+    assert moved > 0
