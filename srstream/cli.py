@@ -1,4 +1,4 @@
-"""`srstream`: upscale images (and, later, video) from the command line; `srstream models` lists the shipped ones."""
+"""`srstream`: upscale images, video files, image sequences and RTSP streams; `srstream models` lists the models."""
 from __future__ import annotations
 
 import argparse
@@ -29,13 +29,54 @@ def _jobs(src: Path, dst: Path) -> list[tuple[Path, Path]]:
     return [(src, dst)]
 
 
+def _upscaler(args: argparse.Namespace, batch: int) -> Upscaler:
+    upscaler = Upscaler(args.model, backend=args.backend, tile=args.tile, batch_size=batch)
+    if args.scale and args.scale != upscaler.scale:
+        raise EngineError(f"--scale {args.scale} does not match model {upscaler.spec.name} (x{upscaler.scale})")
+    return upscaler
+
+
+def cmd_video(args: argparse.Namespace) -> int:
+    from srstream.video import EncodeOptions, upscale_video
+
+    out = Path(args.output)
+    if out.exists() and not args.overwrite:
+        raise FileExistsError(f"{out}: already exists (use -y/--overwrite to replace it)")
+    upscaler = _upscaler(args, args.batch)
+    if not args.quiet:
+        print(f"srstream: {upscaler.spec.name} x{upscaler.scale} on {upscaler.backend_name}", file=sys.stderr)
+    options = EncodeOptions(codec=args.codec, crf=args.crf, preset=args.preset, pix_fmt=args.pix_fmt)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stats = upscale_video(args.input, out, upscaler, options, batch=args.batch, duration=args.duration,
+                          overwrite=args.overwrite, progress=not (args.quiet or args.json),
+                          retries=args.retries, timeout_s=args.timeout)
+    if args.json:
+        print(json.dumps(stats.to_dict(), indent=2))
+    elif not args.quiet:
+        extra = ""
+        if stats.streams_reencoded:
+            extra += f"; re-encoded {', '.join(stats.streams_reencoded)}"
+        if stats.streams_dropped:
+            extra += f"; dropped {', '.join(stats.streams_dropped)}"
+        print(f"wrote {out}: {stats.frames_out} frames {stats.size_out[0]}x{stats.size_out[1]} in "
+              f"{stats.seconds:.1f}s ({stats.fps:.2f} fps, {stats.backend}), {stats.reconnects} reconnects, "
+              f"{stats.dropped_frames} dropped; copied {', '.join(stats.streams_copied) or 'no other streams'}"
+              f"{extra}{' (interrupted)' if stats.interrupted else ''}", file=sys.stderr)
+    return 0
+
+
 def cmd_upscale(args: argparse.Namespace) -> int:
+    from srstream.video.source import is_video_input
+
+    if is_video_input(args.input):
+        return cmd_video(args)
     jobs = _jobs(Path(args.input), Path(args.output))
     existing = [d for _, d in jobs if d.exists()]
     if existing and not args.overwrite:
         raise ImageError(f"{existing[0]}: already exists (use -y/--overwrite to replace it)")
-    upscaler = Upscaler(args.model, backend=args.backend, tile=args.tile, batch_size=1)
-    print(f"srstream: {upscaler.spec.name} x{upscaler.scale} on {upscaler.backend_name}", file=sys.stderr)
+    upscaler = _upscaler(args, 1)
+    if not args.quiet:
+        print(f"srstream: {upscaler.spec.name} x{upscaler.scale} on {upscaler.backend_name}", file=sys.stderr)
     for src, dst in tqdm(jobs, desc="upscaling", unit="img", disable=len(jobs) == 1 or args.quiet):
         dst.parent.mkdir(parents=True, exist_ok=True)
         write_image(dst, upscaler.upscale(read_image(src)))
@@ -55,12 +96,23 @@ def cmd_models(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="srstream", description="SRGAN super-resolution for images and video")
     sub = parser.add_subparsers(dest="command", required=True)
-    up = sub.add_parser("upscale", help="upscale an image, or a directory of images into a directory of PNGs")
+    up = sub.add_parser("upscale", help="upscale a video file, image sequence (frame_%%04d.png), rtsp:// stream, "
+                                        "an image, or a directory of images into a directory of PNGs")
     up.add_argument("input", metavar="IN")
     up.add_argument("output", metavar="OUT")
     up.add_argument("-m", "--model", default="srresnet-x4", help="shipped name or weights path (default %(default)s)")
+    up.add_argument("--scale", type=int, help="check that the model upscales by this factor")
     up.add_argument("--backend", default="auto", choices=BACKENDS)
     up.add_argument("--tile", type=int, default=0, help="LR tile size in pixels (0 = automatic)")
+    up.add_argument("--batch", type=int, default=4, help="frames per engine call (video)")
+    up.add_argument("-c:v", "--codec", default="libx264", help="video encoder: libx264, libx265, h264_nvenc, ...")
+    up.add_argument("--crf", type=int, default=18, help="constant rate factor (default %(default)s)")
+    up.add_argument("--preset", default="medium", help="encoder preset (default %(default)s)")
+    up.add_argument("--pix-fmt", help="output pixel format (default: yuv420p, or 10-bit for 10-bit input)")
+    up.add_argument("-t", "--duration", type=float, help="stop after this many seconds of input")
+    up.add_argument("--retries", type=int, default=5, help="reconnect attempts for a dropped stream")
+    up.add_argument("--timeout", type=float, default=10.0, help="connect/read timeout in seconds for streams")
+    up.add_argument("--json", action="store_true", help="print the run's statistics as JSON (video)")
     up.add_argument("-y", "--overwrite", action="store_true", help="replace existing outputs")
     up.add_argument("-q", "--quiet", action="store_true")
     up.set_defaults(func=cmd_upscale)
@@ -74,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     try:
         return args.func(args)
-    except (ImageError, ModelLoadError, EngineError, json.JSONDecodeError) as exc:
+    except (ImageError, ModelLoadError, EngineError, FileExistsError, ValueError, OSError) as exc:
         print(f"srstream: error: {exc}", file=sys.stderr)
         return 1
 

@@ -94,8 +94,22 @@ class Upscaler:
             return self.upscale_tensor(x.expand(-1, 3, -1, -1)).mean(dim=1, keepdim=True)
         if c != want:
             raise EngineError(f"model {self.spec.name} takes {want}-channel frames, got {c} channels")
-        outs = [self._run(x[i:i + self.batch_size]) for i in range(0, x.shape[0], self.batch_size)]
-        return torch.cat(outs).clamp_(0, 1)
+        chunks = [x[i:i + self.batch_size] for i in range(0, x.shape[0], self.batch_size)]
+        if hasattr(self.backend, "upload") and self._tile_size(*x.shape[-2:]) == 0 and self.spec.multiple_of == 1:
+            try:
+                return torch.cat(list(self._pipelined(chunks))).clamp_(0, 1)
+            except torch.cuda.OutOfMemoryError:
+                torch.cuda.empty_cache()  # fall back to the tiling path, which shrinks tiles until it fits
+        return torch.cat([self._run(c) for c in chunks]).clamp_(0, 1)
+
+    def _pipelined(self, chunks: list[torch.Tensor]):
+        # Upload chunk i+1 on the copy stream while chunk i computes (no-op on CPU).
+        pending = self.backend.upload(chunks[0])
+        for i in range(len(chunks)):
+            current = pending
+            if i + 1 < len(chunks):
+                pending = self.backend.upload(chunks[i + 1])
+            yield self.backend.run(*current)
 
     def upscale(self, frames: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
         """Upscale frames and return the same kind: numpy (H, W[, C]) or (N, H, W, C), or torch (N, C, H, W);

@@ -25,18 +25,26 @@ class TorchBackend:
         self.name = "cuda" if self.device.type == "cuda" else "cpu"
         self.copy_stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
 
-    def upload(self, x: torch.Tensor) -> torch.Tensor:
-        """Start copying a host batch to the device; the result is safe to use on the current stream."""
+    def upload(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.cuda.Event | None]:
+        """Start copying a host batch to the device on the copy stream; returns it and the event marking the end
+        of the copy. Call this for batch i+1 before running batch i and the two overlap."""
         if self.copy_stream is None or x.device.type == "cuda":
-            return x.to(self.device)
-        pinned = x.pin_memory() if not x.is_pinned() else x
+            return x.to(self.device), None
+        pinned = x if x.is_pinned() else x.pin_memory()
         with torch.cuda.stream(self.copy_stream):
             y = pinned.to(self.device, non_blocking=True)
-        torch.cuda.current_stream(self.device).wait_stream(self.copy_stream)
+            done = torch.cuda.Event()
+            done.record(self.copy_stream)
         y.record_stream(torch.cuda.current_stream(self.device))
-        return y
+        return y, done
 
     @torch.inference_mode()
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.upload(x).to(self.dtype).contiguous(memory_format=torch.channels_last)
+    def run(self, x: torch.Tensor, uploaded: torch.cuda.Event | None = None) -> torch.Tensor:
+        """Run a batch already on the device, once its upload event (if any) has completed."""
+        if uploaded is not None:
+            torch.cuda.current_stream(self.device).wait_event(uploaded)
+        x = x.to(self.dtype).contiguous(memory_format=torch.channels_last)
         return self.module(x).float()
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self.run(*self.upload(x))

@@ -1,0 +1,163 @@
+"""The output container: the upscaled video stream encoded, other streams copied, written under a temporary name.
+
+Audio, subtitle and data packets are muxed untouched where the output container accepts their codec; audio it does
+not accept is re-encoded to AAC (and the summary says so); what cannot be carried is listed as dropped.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import av
+
+from srstream.video.colour import Colour
+
+TEN_BIT = {"libx264": "yuv420p10le", "libx265": "yuv420p10le", "libsvtav1": "yuv420p10le",
+           "libvpx-vp9": "yuv420p10le", "hevc_nvenc": "p010le"}
+
+
+@dataclass
+class EncodeOptions:
+    """ffmpeg-style encoder settings; `pix_fmt=None` keeps 10-bit when the input and codec allow it."""
+
+    codec: str = "libx264"
+    crf: int = 18
+    preset: str = "medium"
+    pix_fmt: str | None = None
+
+
+@dataclass
+class CarriedStreams:
+    copied: list[str] = field(default_factory=list)
+    reencoded: list[str] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)
+
+
+def choose_pix_fmt(options: EncodeOptions, colour: Colour) -> str:
+    """The output pixel format: the user's, else 10-bit for deep input where the codec has it, else yuv420p."""
+    if options.pix_fmt:
+        return options.pix_fmt
+    if colour.bits > 8 and options.codec in TEN_BIT:
+        return TEN_BIT[options.codec]
+    return "yuv420p"
+
+
+class Sink:
+    """Writes OUT by way of a hidden temporary file beside it; `close()` renames it, `abort()` removes it."""
+
+    def __init__(self, path: str | Path, input_container: av.container.InputContainer,
+                 in_stream: av.video.stream.VideoStream, size: tuple[int, int], colour: Colour,
+                 options: EncodeOptions, output_format: str | None = None) -> None:
+        self.path = Path(path)
+        self.tmp = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix}")
+        fmt = output_format or _format_for(self.path)
+        try:
+            self.container = av.open(str(self.tmp), mode="w", format=fmt)
+        except (av.error.FFmpegError, ValueError) as exc:
+            raise ValueError(f"{self.path}: cannot write this kind of file ({exc})") from None
+        self.container.metadata.update({k: v for k, v in input_container.metadata.items()
+                                        if k.lower() in ("creation_time", "title", "comment", "language",
+                                                         "location", "date")})
+        self.pix_fmt = choose_pix_fmt(options, colour)
+        rate = in_stream.average_rate or in_stream.guessed_rate or Fraction(25)
+        try:
+            self.video = self.container.add_stream(options.codec, rate=rate)
+        except (av.error.FFmpegError, ValueError) as exc:
+            self.abort()
+            raise ValueError(f"encoder {options.codec!r} is not available here ({exc})") from None
+        self.video.width, self.video.height = size
+        self.video.pix_fmt = self.pix_fmt
+        self.video.time_base = in_stream.time_base
+        self.video.codec_context.time_base = in_stream.time_base
+        self.video.codec_context.colorspace = colour.colorspace
+        self.video.codec_context.color_range = colour.color_range
+        opts = {}
+        if options.codec in ("libx264", "libx265"):
+            opts = {"crf": str(options.crf), "preset": options.preset}
+        elif options.codec.endswith("_nvenc"):
+            opts = {"cq": str(options.crf), "preset": "p5"}
+        self.video.options = opts
+        self.video.metadata.update({k: v for k, v in in_stream.metadata.items() if k in ("language", "rotate",
+                                                                                     "handler_name")})
+        self._side_rotation(in_stream)
+        self.carried = CarriedStreams()
+        self.map: dict[int, av.stream.Stream] = {}
+        self.transcoders: dict[int, tuple] = {}
+        for stream in input_container.streams:
+            if stream.index == in_stream.index or stream.type == "video":
+                continue
+            self._carry(stream)
+
+    def _side_rotation(self, in_stream) -> None:
+        # Rotation lives in the display matrix; PyAV exposes it as metadata "rotate" on some versions only.
+        rotate = in_stream.metadata.get("rotate")
+        if rotate:
+            self.video.metadata["rotate"] = rotate
+
+    def _carry(self, stream: av.stream.Stream) -> None:
+        label = f"#{stream.index} {stream.type} {stream.codec_context.name if stream.codec_context else '?'}"
+        try:
+            out = self.container.add_stream_from_template(stream)
+            out.metadata.update(stream.metadata)
+            self.map[stream.index] = out
+            self.carried.copied.append(label)
+            return
+        except (av.error.FFmpegError, ValueError, TypeError):
+            pass
+        if stream.type == "audio":
+            try:
+                out = self.container.add_stream("aac", rate=stream.codec_context.sample_rate)
+                decoder = av.CodecContext.create(stream.codec_context.name, "r")
+                decoder.extradata = stream.codec_context.extradata
+                self.transcoders[stream.index] = (decoder, out, av.AudioResampler(format="fltp",
+                                                                                  layout=stream.layout.name,
+                                                                                  rate=stream.rate))
+                self.carried.reencoded.append(f"{label} -> aac")
+                return
+            except (av.error.FFmpegError, ValueError):
+                pass
+        self.carried.dropped.append(label)
+
+    def mux_packet(self, packet: av.Packet) -> None:
+        """Copy (or re-encode) one packet of a non-video input stream."""
+        index = packet.stream.index
+        if index in self.map:
+            if packet.dts is None:
+                return
+            packet.stream = self.map[index]
+            self.container.mux(packet)
+        elif index in self.transcoders:
+            decoder, out, resampler = self.transcoders[index]
+            for frame in decoder.decode(packet):
+                for f in resampler.resample(frame):
+                    f.pts = None
+                    self.container.mux(out.encode(f))
+
+    def write(self, frame: av.VideoFrame) -> None:
+        """Encode one upscaled frame (its pts and time_base already set to the input's)."""
+        for packet in self.video.encode(frame):
+            self.container.mux(packet)
+
+    def close(self) -> None:
+        """Flush encoders, finish the file and move it to its real name."""
+        for packet in self.video.encode(None):
+            self.container.mux(packet)
+        for decoder, out, _ in self.transcoders.values():
+            for packet in out.encode(None):
+                self.container.mux(packet)
+        self.container.close()
+        os.replace(self.tmp, self.path)
+
+    def abort(self) -> None:
+        """Drop the partial output."""
+        try:
+            self.container.close()
+        except Exception:  # closing a broken muxer can fail too; the file goes either way
+            pass
+        self.tmp.unlink(missing_ok=True)
+
+
+def _format_for(path: Path) -> str | None:
+    return {".ts": "mpegts", ".mkv": "matroska", ".m4v": "mp4", ".mov": "mov"}.get(path.suffix.lower())
