@@ -29,6 +29,10 @@ log = logging.getLogger("srstream.video")
 _END = object()
 
 
+class _StreamEnded(Exception):
+    """A live stream stopped sending: treated like a dropped connection."""
+
+
 @dataclass
 class Stats:
     """What a run did; `--json` prints it."""
@@ -95,13 +99,18 @@ class _Decoder(threading.Thread):
         except av.error.InvalidDataError:
             log.warning("srstream: skipped an undecodable packet in %s", self.source)
 
+    def _frame_ticks(self) -> int:
+        """One frame period in the stream's time base (25 fps where the rate is unknown)."""
+        rate = self.stream.average_rate or self.stream.guessed_rate or Fraction(25)
+        return max(1, round(1 / (rate * self.stream.time_base)))
+
     def _emit(self, frame: av.VideoFrame) -> bool:
         if self.colour is None:
             self.colour = colour_of(frame)
         pts = frame.pts if frame.pts is not None else (self._last_pts or -1) + 1
         pts += self._offset
         if self._last_pts is not None and pts <= self._last_pts:
-            pts = self._last_pts + 1  # keep strictly monotonic (broken inputs, reconnects)
+            pts = self._last_pts + self._frame_ticks()  # keep strictly monotonic (broken inputs, reconnects)
         if self.duration is not None and self.frames > 0 and \
                 float((pts - (self.stream.start_time or 0)) * self.stream.time_base) >= self.duration:
             return False
@@ -129,9 +138,9 @@ class _Decoder(threading.Thread):
                 try:
                     finished = self._session()
                     if finished and self.live and not self.stop.is_set():
-                        raise av.error.EOFError(0, "stream ended")
+                        raise _StreamEnded("the stream ended")
                     break
-                except (av.error.FFmpegError, OSError) as exc:
+                except (av.error.FFmpegError, OSError, _StreamEnded) as exc:
                     if not self.live or self.stop.is_set():
                         raise VideoInputError(f"{self.source}: read failed ({exc})") from None
                     self._reconnect(exc)
@@ -161,7 +170,7 @@ class _Decoder(threading.Thread):
             self.stream.thread_type = "AUTO"
             self.reconnects += 1
             # A restarted camera starts its clock again: continue one frame after the last timestamp we wrote.
-            self._offset = (self._last_pts or 0) + 1 - (self.stream.start_time or 0)
+            self._offset = (self._last_pts or 0) + self._frame_ticks() - (self.stream.start_time or 0)
             return
         raise VideoInputError(f"{self.source}: gave up after {self.retries} reconnects ({exc})")
 

@@ -1,0 +1,162 @@
+"""The video front door on real footage (vtest.avi, shrunk) and clips made from it with ffmpeg: frame counts,
+timestamps, audio passthrough, colour, 10-bit, odd sizes, sequences and every kind of bad input."""
+import json
+import shutil
+import subprocess
+
+import av
+import numpy as np
+import pytest
+
+from conftest import DATA
+from srstream.cli import main
+from srstream.engine import Upscaler
+from srstream.video import EncodeOptions, iter_upscaled, upscale_video
+from srstream.video.colour import Colour, from_rgb, to_rgb
+from srstream.video.source import VideoInputError
+
+CLIP = DATA / "video" / "vtest_320x180_2s.mp4"
+FAST = EncodeOptions(preset="ultrafast", crf=23)
+needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg CLI makes the derived clips")
+
+
+def ffmpeg(*args: str) -> None:
+    subprocess.run(["ffmpeg", "-v", "error", "-y", *args], check=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def upscaler():
+    return Upscaler("fast-x4", backend="cpu", batch_size=4)
+
+
+@pytest.fixture(scope="module")
+def short_clip(tmp_path_factory):
+    """1 s (25 frames) of the real clip, 160x90, with its real audio copied."""
+    path = tmp_path_factory.mktemp("clips") / "short.mp4"
+    if shutil.which("ffmpeg"):
+        ffmpeg("-i", str(CLIP), "-t", "1", "-vf", "scale=160:90", "-c:v", "libx264", "-preset", "ultrafast",
+               "-c:a", "copy", str(path))
+    return path
+
+
+def video_info(path):
+    with av.open(str(path)) as c:
+        v = c.streams.video[0]
+        pts = [f.pts for f in c.decode(video=0)]
+        tb = v.time_base
+    with av.open(str(path)) as c:
+        audio = [bytes(p) for p in c.demux(audio=0) if p.size] if c.streams.audio else []
+        size = (c.streams.video[0].codec_context.width, c.streams.video[0].codec_context.height)
+        pix = c.streams.video[0].codec_context.pix_fmt
+    return {"pts": pts, "seconds": [float(p * tb) for p in pts], "audio": audio, "size": size, "pix_fmt": pix}
+
+
+@needs_ffmpeg
+def test_frames_timestamps_audio_and_size_survive(short_clip, upscaler, tmp_path):
+    out = tmp_path / "out.mp4"
+    stats = upscale_video(str(short_clip), out, upscaler, FAST, progress=False)
+    src, dst = video_info(short_clip), video_info(out)
+    assert stats.frames_in == stats.frames_out == len(src["pts"]) == 25
+    assert dst["size"] == (640, 360)
+    assert np.allclose(dst["seconds"], src["seconds"], atol=1e-3)
+    assert dst["audio"] == src["audio"] and len(src["audio"]) > 10  # copied bit for bit
+    assert stats.streams_copied == ["#1 audio aac"]
+    assert not list(tmp_path.glob(".*partial*"))
+
+
+@needs_ffmpeg
+def test_variable_frame_rate_survives(upscaler, tmp_path):
+    vfr = tmp_path / "vfr.mkv"
+    # Real frames with irregular gaps: timestamps 0, 0.04, 0.12, 0.16, 0.28, ... (mkv keeps them as given).
+    ffmpeg("-i", str(CLIP), "-t", "1", "-vf", "scale=96:54,select='not(eq(mod(n\\,3)\\,1))',setpts=N*0.04/TB+"
+           "floor(N/2)*0.04/TB", "-fps_mode", "vfr", "-an", "-c:v", "libx264", "-preset", "ultrafast", str(vfr))
+    out = tmp_path / "vfr_x4.mkv"
+    upscale_video(str(vfr), out, upscaler, FAST, progress=False)
+    src, dst = video_info(vfr), video_info(out)
+    gaps = np.diff(src["seconds"])
+    assert gaps.max() > gaps.min() * 1.5  # really variable
+    assert np.allclose(dst["seconds"], src["seconds"], atol=1e-3)
+
+
+@needs_ffmpeg
+def test_ten_bit_input_stays_ten_bit(upscaler, tmp_path):
+    deep = tmp_path / "deep.mkv"
+    ffmpeg("-i", str(CLIP), "-t", "0.4", "-vf", "scale=64:36", "-pix_fmt", "yuv420p10le", "-c:v", "libx264",
+           "-preset", "ultrafast", "-an", str(deep))
+    out = tmp_path / "deep_x4.mkv"
+    upscale_video(str(deep), out, upscaler, FAST, progress=False)
+    assert video_info(out)["pix_fmt"] == "yuv420p10le"
+    with av.open(str(out)) as c:
+        frame = next(c.decode(video=0)).to_ndarray(format="rgb48le")
+    assert frame.dtype == np.uint16 and frame.max() > 255
+
+
+@needs_ffmpeg
+def test_odd_sizes_and_image_sequences(upscaler, tmp_path):
+    odd = tmp_path / "odd.mkv"
+    ffmpeg("-i", str(CLIP), "-t", "0.2", "-vf", "scale=61:35", "-pix_fmt", "yuv444p", "-c:v", "libx264", "-preset",
+           "ultrafast", "-an", str(odd))
+    out = tmp_path / "odd_x4.mkv"
+    upscale_video(str(odd), out, upscaler, FAST, progress=False)
+    assert video_info(out)["size"] == (244, 140)
+    seq = tmp_path / "seq"
+    seq.mkdir()
+    ffmpeg("-i", str(CLIP), "-frames:v", "6", "-vf", "scale=64:36", str(seq / "frame_%03d.png"))
+    frames = list(iter_upscaled(str(seq / "frame_%03d.png"), upscaler, batch=4))
+    assert len(frames) == 6 and frames[0].rgb.shape == (144, 256, 3)
+    assert [f.pts for f in frames] == sorted(f.pts for f in frames)
+
+
+@pytest.mark.parametrize("colorspace,color_range", [(5, 1), (1, 1), (1, 2), (6, 2)])
+def test_colour_round_trip_on_a_real_frame(colorspace, color_range):
+    with av.open(str(CLIP)) as c:
+        rgb = next(c.decode(video=0)).to_ndarray(format="rgb24")
+    colour = Colour(colorspace, color_range, 8)
+    yuv = from_rgb(rgb, "yuv444p", colour)
+    assert int(yuv.colorspace) == colorspace and int(yuv.color_range) == color_range
+    back = to_rgb(yuv, colour)
+    assert np.abs(back.astype(int) - rgb.astype(int)).mean() < 1.0
+    wrong = to_rgb(yuv, Colour(1 if colorspace != 1 else 5, color_range, 8))
+    assert np.abs(wrong.astype(int) - rgb.astype(int)).mean() > np.abs(back.astype(int) - rgb.astype(int)).mean()
+
+
+def test_bad_inputs_fail_in_one_line_and_leave_nothing(tmp_path, capsys):
+    text = tmp_path / "notes.mp4"
+    text.write_text("this is not a video\n" * 10)
+    empty = tmp_path / "empty.mkv"
+    empty.write_bytes(b"")
+    truncated = tmp_path / "truncated.mp4"
+    truncated.write_bytes(CLIP.read_bytes()[:4000])
+    cases = [(tmp_path / "missing.mp4", "missing.mp4: no such file"), (text, "notes.mp4: cannot open"),
+             (empty, "empty.mkv: empty file (0 bytes)"), (truncated, "truncated.mp4"),
+             ("rtsp://127.0.0.1:9/none", "rtsp://127.0.0.1:9/none: cannot open")]
+    for source, message in cases:
+        out = tmp_path / "out.mp4"
+        assert main(["upscale", str(source), str(out), "-m", "fast-x4", "--backend", "cpu", "--timeout", "2",
+                     "--retries", "0", "-q"]) == 1
+        err = capsys.readouterr().err.strip()
+        assert message in err and err.count("\n") == 0, err
+        assert not out.exists() and not list(tmp_path.glob(".*partial*"))
+
+
+def test_existing_output_is_kept_and_input_untouched(tmp_path, capsys):
+    out = tmp_path / "out.mp4"
+    out.write_bytes(b"precious")
+    before = CLIP.read_bytes()
+    assert main(["upscale", str(CLIP), str(out), "-m", "fast-x4", "-q"]) == 1
+    assert "already exists (use -y/--overwrite" in capsys.readouterr().err
+    assert out.read_bytes() == b"precious" and CLIP.read_bytes() == before
+
+
+def test_cli_json_stats_and_duration(tmp_path, capsys):
+    out = tmp_path / "clip_x4.mkv"
+    assert main(["upscale", str(CLIP), str(out), "-m", "fast-x4", "--backend", "cpu", "-t", "0.4", "--preset",
+                 "ultrafast", "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["frames_out"] == 10 and stats["size_out"] == [1280, 720] and stats["backend"] == "cpu"
+    assert len(video_info(out)["pts"]) == 10
+
+
+def test_decoder_errors_name_the_input():
+    with pytest.raises(VideoInputError, match="no such file"):
+        list(iter_upscaled("/nonexistent/clip.mp4", Upscaler("fast-x4", backend="cpu")))
