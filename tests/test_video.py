@@ -8,9 +8,10 @@ import av
 import numpy as np
 import pytest
 
-from conftest import DATA
+from conftest import DATA, EXAMPLES
 from srstream.cli import main
 from srstream.engine import Upscaler
+from srstream.images import read_image
 from srstream.video import EncodeOptions, iter_upscaled, upscale_video
 from srstream.video.colour import Colour, from_rgb, to_rgb
 from srstream.video.source import VideoInputError
@@ -109,8 +110,7 @@ def test_odd_sizes_and_image_sequences(upscaler, tmp_path):
 
 @pytest.mark.parametrize("colorspace,color_range", [(5, 1), (1, 1), (1, 2), (6, 2)])
 def test_colour_round_trip_on_a_real_frame(colorspace, color_range):
-    with av.open(str(CLIP)) as c:
-        rgb = next(c.decode(video=0)).to_ndarray(format="rgb24")
+    rgb = read_image(EXAMPLES / "foreman.png")  # a colourful real frame (vtest.avi is grey, blind to the matrix)
     colour = Colour(colorspace, color_range, 8)
     yuv = from_rgb(rgb, "yuv444p", colour)
     assert int(yuv.colorspace) == colorspace and int(yuv.color_range) == color_range
