@@ -11,6 +11,7 @@ from tqdm import tqdm
 
 from srstream.engine import BACKENDS, EngineError, Upscaler
 from srstream.images import IMAGE_SUFFIXES, ImageError, read_image, write_image
+from srstream.models import load_model
 from training.weights import ModelLoadError, shipped_models
 
 
@@ -62,7 +63,7 @@ def cmd_video(args: argparse.Namespace) -> int:
               f"{stats.seconds:.1f}s ({stats.fps:.2f} fps, {stats.backend}), {stats.reconnects} reconnects, "
               f"{stats.dropped_frames} dropped; copied {', '.join(stats.streams_copied) or 'no other streams'}"
               f"{extra}{' (interrupted)' if stats.interrupted else ''}", file=sys.stderr)
-    return 0
+    return 130 if stats.interrupted else 0
 
 
 def cmd_upscale(args: argparse.Namespace) -> int:
@@ -83,6 +84,31 @@ def cmd_upscale(args: argparse.Namespace) -> int:
     if len(jobs) == 1 and not args.quiet:
         print(f"wrote {jobs[0][1]}", file=sys.stderr)
     return 0
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    from srstream.video import EncodeOptions
+    from srstream.video.batch import Job, collect_inputs, run_batch
+
+    inputs = collect_inputs(args.inputs)
+    if not inputs:
+        raise ValueError(f"{' '.join(args.inputs)}: no video files found")
+    out_dir = Path(args.output_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    options = EncodeOptions(codec=args.codec, crf=args.crf, preset=args.preset, pix_fmt=args.pix_fmt)
+    suffix = args.format if args.format.startswith(".") else f".{args.format}"
+    scale = load_model(args.model).scale
+    jobs = [Job(str(p), str(out_dir / f"{p.stem}_x{scale}{suffix}"), args.model, args.backend, args.batch,
+                options, args.overwrite) for p in inputs]
+    results = run_batch(jobs, workers=args.workers, ray_address=args.ray, progress=not args.quiet)
+    failed = [r for r in results if "error" in r]
+    for r in failed:
+        print(f"srstream: error: {r['error']}", file=sys.stderr)
+    if args.json:
+        print(json.dumps([{k: v for k, v in r.items() if k != "trace"} for r in results], indent=2))
+    elif not args.quiet:
+        print(f"{len(results) - len(failed)} of {len(results)} videos upscaled into {out_dir}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -116,6 +142,24 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("-y", "--overwrite", action="store_true", help="replace existing outputs")
     up.add_argument("-q", "--quiet", action="store_true")
     up.set_defaults(func=cmd_upscale)
+    batch = sub.add_parser("batch", help="upscale many videos (folders, list files, paths) into a directory")
+    batch.add_argument("inputs", nargs="+", metavar="IN", help="video files, folders of them, or .txt lists")
+    batch.add_argument("-o", "--output-dir", required=True, help="where the outputs go (NAME_x4.mp4)")
+    batch.add_argument("-m", "--model", default="srresnet-x4")
+    batch.add_argument("--backend", default="auto", choices=BACKENDS)
+    batch.add_argument("--batch", type=int, default=4, help="frames per engine call")
+    batch.add_argument("-c:v", "--codec", default="libx264")
+    batch.add_argument("--crf", type=int, default=18)
+    batch.add_argument("--preset", default="medium")
+    batch.add_argument("--pix-fmt")
+    batch.add_argument("--format", default="mp4", help="output container suffix (default %(default)s)")
+    batch.add_argument("-j", "--workers", type=int, default=1, help="local worker processes")
+    batch.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                       help="run as Ray tasks: no ADDRESS starts a local Ray, 'auto' joins a running cluster")
+    batch.add_argument("--json", action="store_true")
+    batch.add_argument("-y", "--overwrite", action="store_true")
+    batch.add_argument("-q", "--quiet", action="store_true")
+    batch.set_defaults(func=cmd_batch)
     models = sub.add_parser("models", help="list the shipped models and their measured PSNR")
     models.set_defaults(func=cmd_models)
     return parser

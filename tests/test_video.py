@@ -160,3 +160,57 @@ def test_cli_json_stats_and_duration(tmp_path, capsys):
 def test_decoder_errors_name_the_input():
     with pytest.raises(VideoInputError, match="no such file"):
         list(iter_upscaled("/nonexistent/clip.mp4", Upscaler("fast-x4", backend="cpu")))
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_interrupt_finalises_a_playable_file(tmp_path, sig):
+    import signal
+    import sys
+    import time
+
+    out = tmp_path / f"{sig}.mp4"
+    proc = subprocess.Popen([sys.executable, "-m", "srstream.cli", "upscale", str(CLIP), str(out), "-m",
+                             "srresnet-x4", "--backend", "cpu", "--batch", "1", "-q"],
+                            cwd=DATA.parent.parent, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    partial = tmp_path / f".{sig}.partial.mp4"
+    while not partial.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    time.sleep(3)
+    proc.send_signal(getattr(signal, sig))
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    info = video_info(out)
+    assert 1 <= len(info["pts"]) < 50 and info["size"] == (1280, 720)
+    assert not partial.exists()
+
+
+@needs_ffmpeg
+def test_batch_goes_on_past_a_bad_file_and_reports_it(short_clip, tmp_path, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "good.mp4").write_bytes(short_clip.read_bytes())
+    (folder / "broken.mp4").write_text("not a video")
+    code = main(["batch", str(folder), "-o", str(tmp_path / "out"), "-m", "fast-x4", "--backend", "cpu",
+                 "--preset", "ultrafast", "-q", "--json"])
+    assert code == 1
+    report = json.loads(capsys.readouterr().out)
+    by_name = {r["input"].split("/")[-1]: r for r in report}
+    assert "cannot open" in by_name["broken.mp4"]["error"]
+    assert by_name["good.mp4"]["frames_out"] == 25
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good_x4.mp4"]
+
+
+@needs_ffmpeg
+def test_batch_on_a_local_ray_instance(short_clip, tmp_path, capsys):
+    pytest.importorskip("ray")
+    clips = []
+    for name in ("a.mp4", "b.mp4"):
+        clips.append(tmp_path / name)
+        clips[-1].write_bytes(short_clip.read_bytes())
+    code = main(["batch", *map(str, clips), "-o", str(tmp_path / "out"), "-m", "fast-x4", "--backend", "cpu",
+                 "--preset", "ultrafast", "--ray", "-q", "--json"])
+    assert code == 0, capsys.readouterr().err
+    report = json.loads(capsys.readouterr().out)
+    assert [r["frames_out"] for r in report] == [25, 25]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a_x4.mp4", "b_x4.mp4"]
