@@ -40,17 +40,20 @@ def _upscaler(args: argparse.Namespace, batch: int) -> Upscaler:
 def cmd_video(args: argparse.Namespace) -> int:
     from srstream.video import EncodeOptions, upscale_video
 
-    out = Path(args.output)
-    if out.exists() and not args.overwrite:
+    from srstream.video.sink import is_url
+
+    out = args.output if is_url(args.output) else Path(args.output)
+    if isinstance(out, Path) and out.exists() and not args.overwrite:
         raise FileExistsError(f"{out}: already exists (use -y/--overwrite to replace it)")
     upscaler = _upscaler(args, args.batch)
     if not args.quiet:
         print(f"srstream: {upscaler.spec.name} x{upscaler.scale} on {upscaler.backend_name}", file=sys.stderr)
     options = EncodeOptions(codec=args.codec, crf=args.crf, preset=args.preset, pix_fmt=args.pix_fmt)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(out, Path):
+        out.parent.mkdir(parents=True, exist_ok=True)
     stats = upscale_video(args.input, out, upscaler, options, batch=args.batch, duration=args.duration,
                           overwrite=args.overwrite, progress=not (args.quiet or args.json),
-                          retries=args.retries, timeout_s=args.timeout)
+                          retries=args.retries, timeout_s=args.timeout, segment_time=args.segment_time)
     if args.json:
         print(json.dumps(stats.to_dict(), indent=2))
     elif not args.quiet:
@@ -125,7 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     up = sub.add_parser("upscale", help="upscale a video file, image sequence (frame_%%04d.png), rtsp:// stream, "
                                         "an image, or a directory of images into a directory of PNGs")
     up.add_argument("input", metavar="IN")
-    up.add_argument("output", metavar="OUT")
+    up.add_argument("output", metavar="OUT", help="file, directory (for an image directory), or a URL to push "
+                    "to (rtsp://, rtmp://, udp://, srt://)")
     up.add_argument("-m", "--model", default="srresnet-x4", help="shipped name or weights path (default %(default)s)")
     up.add_argument("--scale", type=int, help="check that the model upscales by this factor")
     up.add_argument("--backend", default="auto", choices=BACKENDS)
@@ -138,6 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("-t", "--duration", type=float, help="stop after this many seconds of input")
     up.add_argument("--retries", type=int, default=5, help="reconnect attempts for a dropped stream")
     up.add_argument("--timeout", type=float, default=10.0, help="connect/read timeout in seconds for streams")
+    up.add_argument("--segment-time", type=float, help="write OUT as NAME_000.EXT, NAME_001.EXT, ... of about "
+                    "this many seconds each (for long recordings and live streams)")
     up.add_argument("--json", action="store_true", help="print the run's statistics as JSON (video)")
     up.add_argument("-y", "--overwrite", action="store_true", help="replace existing outputs")
     up.add_argument("-q", "--quiet", action="store_true")

@@ -214,3 +214,43 @@ def test_batch_on_a_local_ray_instance(short_clip, tmp_path, capsys):
     report = json.loads(capsys.readouterr().out)
     assert [r["frames_out"] for r in report] == [25, 25]
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a_x4.mp4", "b_x4.mp4"]
+
+
+@needs_ffmpeg
+def test_rolling_segments_cover_every_frame(short_clip, tmp_path):
+    out = tmp_path / "rec.mp4"
+    assert main(["upscale", str(short_clip), str(out), "-m", "fast-x4", "--backend", "cpu", "--preset",
+                 "ultrafast", "--segment-time", "0.4", "-q"]) == 0
+    parts = sorted(tmp_path.glob("rec_*.mp4"))
+    assert len(parts) >= 2
+    counts = [len(video_info(p)["pts"]) for p in parts]
+    assert sum(counts) == 25 and all(video_info(p)["size"] == (640, 360) for p in parts)
+
+
+@needs_ffmpeg
+def test_push_to_a_udp_url_is_received_live(short_clip, tmp_path):
+    import socket
+    import threading
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    received = []
+
+    def listen() -> None:
+        with av.open(f"udp://127.0.0.1:{port}?timeout=15000000", options={"fifo_size": "1000000"},
+                     timeout=20) as c:
+            for frame in c.decode(video=0):
+                received.append((frame.width, frame.height))
+                if len(received) >= 20:
+                    break
+
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
+    import time
+    time.sleep(1.0)
+    stats = upscale_video(str(short_clip), f"udp://127.0.0.1:{port}?pkt_size=1316", Upscaler("fast-x4",
+                          backend="cpu"), FAST, progress=False)
+    listener.join(timeout=30)
+    assert stats.frames_out == 25
+    assert len(received) >= 10 and set(received) == {(640, 360)}

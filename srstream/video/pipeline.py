@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from srstream.engine import Upscaler
 from srstream.video.colour import Colour, colour_of, from_rgb, to_rgb
-from srstream.video.sink import EncodeOptions, Sink
+from srstream.video.sink import EncodeOptions, Sink, is_url, segment_pattern
 from srstream.video.source import VideoInputError, classify, open_input
 
 log = logging.getLogger("srstream.video")
@@ -240,13 +240,16 @@ class _Encoder(threading.Thread):
 
 def upscale_video(source: str, output: str | Path, upscaler: Upscaler, options: EncodeOptions | None = None,
                   batch: int = 4, duration: float | None = None, overwrite: bool = False, progress: bool = True,
-                  retries: int = 5, timeout_s: float = 10.0) -> Stats:
-    """Upscale every frame of `source` into `output`, keeping timing, colour and the other streams; one call."""
-    output = Path(output)
-    if output.exists() and not overwrite:
-        raise FileExistsError(f"{output}: already exists (use -y/--overwrite to replace it)")
-    if classify(source).kind == "file" and Path(source).resolve() == output.resolve():
-        raise ValueError(f"{output}: output would overwrite the input")
+                  retries: int = 5, timeout_s: float = 10.0, segment_time: float | None = None) -> Stats:
+    """Upscale every frame of `source` into `output` (a file, segments with `segment_time`, or a URL to push to),
+    keeping timing, colour and the other streams; one call."""
+    if not is_url(str(output)):
+        output = Path(output)
+        first = Path(str(segment_pattern(output)) % 0) if segment_time else output
+        if first.exists() and not overwrite:
+            raise FileExistsError(f"{first}: already exists (use -y/--overwrite to replace it)")
+        if classify(source).kind == "file" and Path(source).resolve() == output.resolve():
+            raise ValueError(f"{output}: output would overwrite the input")
     options = options or EncodeOptions()
     stats = Stats(input=source, output=str(output), backend=upscaler.backend_name, model=upscaler.spec.name)
     stop = threading.Event()
@@ -283,7 +286,7 @@ def upscale_video(source: str, output: str | Path, upscaler: Upscaler, options: 
                     colour = decoder.colour
                     h, w = group[0].rgb.shape[:2]
                     sink = Sink(output, decoder.container, in_stream, (w * upscaler.scale, h * upscaler.scale),
-                                colour, options)
+                                colour, options, segment_time=segment_time)
                     encoder = _Encoder(sink, encode_q, sink.pix_fmt, colour)
                     encoder.start()
                     for packet in early_packets:

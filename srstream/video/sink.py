@@ -44,19 +44,49 @@ def choose_pix_fmt(options: EncodeOptions, colour: Colour) -> str:
     return "yuv420p"
 
 
+PUSH_FORMATS = {"rtsp://": "rtsp", "rtmp://": "flv", "rtmps://": "flv", "udp://": "mpegts", "srt://": "mpegts",
+                "tcp://": "mpegts"}
+
+
+def is_url(target: str) -> bool:
+    """True for outputs pushed to a server rather than written to a file."""
+    return target.startswith(tuple(PUSH_FORMATS))
+
+
+def segment_pattern(path: Path) -> Path:
+    """OUT with a segment counter: NAME_%03d.EXT unless it already has a printf counter."""
+    return path if "%" in path.name else path.with_name(f"{path.stem}_%03d{path.suffix}")
+
+
 class Sink:
-    """Writes OUT by way of a hidden temporary file beside it; `close()` renames it, `abort()` removes it."""
+    """Writes OUT by way of a hidden temporary file beside it; `close()` renames it, `abort()` removes it.
+
+    A URL output (rtsp://, rtmp://, udp://, srt://) is pushed live instead, and with `segment_time` the output is
+    a series of files NAME_000.EXT, NAME_001.EXT, ... cut at key frames every `segment_time` seconds.
+    """
 
     def __init__(self, path: str | Path, input_container: av.container.InputContainer,
                  in_stream: av.video.stream.VideoStream, size: tuple[int, int], colour: Colour,
-                 options: EncodeOptions, output_format: str | None = None) -> None:
-        self.path = Path(path)
-        self.tmp = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix}")
-        fmt = output_format or _format_for(self.path)
+                 options: EncodeOptions, output_format: str | None = None, segment_time: float | None = None) -> None:
+        self.url = str(path) if is_url(str(path)) else None
+        self.path = Path(path) if self.url is None else None
+        self.tmp = None
+        open_opts: dict[str, str] = {}
+        if self.url:
+            target, fmt = self.url, output_format or next(f for p, f in PUSH_FORMATS.items() if self.url.startswith(p))
+            if fmt == "rtsp":
+                open_opts["rtsp_transport"] = "tcp"
+        elif segment_time:
+            target, fmt = str(segment_pattern(self.path)), "segment"
+            open_opts = {"segment_time": str(segment_time), "reset_timestamps": "1",
+                         "segment_format": _format_for(self.path) or self.path.suffix.lstrip(".") or "mp4"}
+        else:
+            self.tmp = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix}")
+            target, fmt = str(self.tmp), output_format or _format_for(self.path)
         try:
-            self.container = av.open(str(self.tmp), mode="w", format=fmt)
+            self.container = av.open(target, mode="w", format=fmt, options=open_opts)
         except (av.error.FFmpegError, ValueError) as exc:
-            raise ValueError(f"{self.path}: cannot write this kind of file ({exc})") from None
+            raise ValueError(f"{path}: cannot write there ({exc})") from None
         self.container.metadata.update({k: v for k, v in input_container.metadata.items()
                                         if k.lower() in ("creation_time", "title", "comment", "language",
                                                          "location", "date")})
@@ -76,6 +106,10 @@ class Sink:
         opts = {}
         if options.codec in ("libx264", "libx265"):
             opts = {"crf": str(options.crf), "preset": options.preset}
+            if segment_time or self.url:
+                # Segments can only start at key frames, and a live viewer needs them often.
+                opts["g"] = str(max(1, round(float(rate) * (segment_time or 1.0))))
+                opts["sc_threshold"] = "0"
         elif options.codec.endswith("_nvenc"):
             opts = {"cq": str(options.crf), "preset": "p5"}
         self.video.options = opts
@@ -148,7 +182,8 @@ class Sink:
             for packet in out.encode(None):
                 self.container.mux(packet)
         self.container.close()
-        os.replace(self.tmp, self.path)
+        if self.tmp is not None:
+            os.replace(self.tmp, self.path)
 
     def abort(self) -> None:
         """Drop the partial output."""
@@ -156,7 +191,8 @@ class Sink:
             self.container.close()
         except Exception:  # closing a broken muxer can fail too; the file goes either way
             pass
-        self.tmp.unlink(missing_ok=True)
+        if self.tmp is not None:
+            self.tmp.unlink(missing_ok=True)
 
 
 def _format_for(path: Path) -> str | None:
