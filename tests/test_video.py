@@ -254,3 +254,23 @@ def test_push_to_a_udp_url_is_received_live(short_clip, tmp_path):
     listener.join(timeout=30)
     assert stats.frames_out == 25
     assert len(received) >= 10 and set(received) == {(640, 360)}
+
+
+@needs_ffmpeg
+def test_subtitles_languages_and_creation_time_are_carried(short_clip, tmp_path):
+    subs = tmp_path / "subs.srt"
+    subs.write_text("1\n00:00:00,000 --> 00:00:00,800\nA pedestrian crosses.\n")
+    tagged = tmp_path / "tagged.mkv"
+    ffmpeg("-i", str(short_clip), "-i", str(subs), "-map", "0", "-map", "1", "-c", "copy", "-c:s", "srt",
+           "-metadata", "creation_time=2024-01-02T03:04:05.000000Z", "-metadata:s:a:0", "language=fra",
+           "-metadata:s:s:0", "language=eng", str(tagged))
+    out = tmp_path / "tagged_x4.mkv"
+    stats = upscale_video(str(tagged), out, Upscaler("fast-x4", backend="cpu"), FAST, progress=False)
+    assert len(stats.streams_copied) == 2 and not stats.streams_dropped
+    with av.open(str(out)) as c:
+        kinds = {s.type: s for s in c.streams}
+        assert kinds["subtitle"].metadata.get("language") == "eng"
+        assert kinds["audio"].metadata.get("language") == "fra"
+        assert c.metadata.get("creation_time", "").startswith("2024-01-02T03:04:05")
+        texts = [bytes(p) for p in c.demux(kinds["subtitle"]) if p.size]
+    assert any(b"pedestrian" in t for t in texts)
