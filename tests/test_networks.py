@@ -92,3 +92,12 @@ def test_macs_formula_matches_a_count_by_hooks():
             m.register_forward_hook(hook)
     g(torch.rand(1, 3, 8, 8))
     assert sum(total) == srresnet_macs(SRResNetConfig()) * 64
+
+
+def test_image_skip_starts_from_nearest_upsampling():
+    g = SRResNet(SRResNetConfig(blocks=2, batch_norm=False, image_skip=True)).eval()
+    torch.nn.init.zeros_(g.tail.weight)
+    torch.nn.init.zeros_(g.tail.bias)
+    x = torch.rand(1, 3, 10, 12)
+    with torch.no_grad():
+        assert torch.allclose(g(x), torch.nn.functional.interpolate(x, scale_factor=4, mode="nearest"))

@@ -274,3 +274,12 @@ def test_subtitles_languages_and_creation_time_are_carried(short_clip, tmp_path)
         assert c.metadata.get("creation_time", "").startswith("2024-01-02T03:04:05")
         texts = [bytes(p) for p in c.demux(kinds["subtitle"]) if p.size]
     assert any(b"pedestrian" in t for t in texts)
+
+
+@needs_ffmpeg
+def test_a_file_without_video_is_refused(tmp_path, capsys):
+    audio_only = tmp_path / "sound.mp4"
+    ffmpeg("-i", str(CLIP), "-vn", "-c:a", "copy", str(audio_only))
+    assert main(["upscale", str(audio_only), str(tmp_path / "x.mp4"), "-m", "fast-x4", "-q"]) == 1
+    assert capsys.readouterr().err.strip() == f"srstream: error: {audio_only}: has no video stream"
+    assert not (tmp_path / "x.mp4").exists()

@@ -12,7 +12,7 @@ DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "out_dir": "runs/srresnet-x4",
     "model": {"architecture": "srresnet", "scale": 4, "channels": 3, "width": 64, "blocks": 16,
-              "batch_norm": True, "layers": 4},
+              "batch_norm": True, "image_skip": False, "layers": 4},
     "data": {"train": [], "patch_size": 96, "degradation": "bicubic", "sigma": 0.0, "workers": 2},
     "train": {"steps": 100_000, "batch_size": 16, "lr": 1e-4, "beta1": 0.9, "beta2": 0.999,
               "lr_schedule": "constant", "init": "", "amp": True},
@@ -22,7 +22,7 @@ DEFAULTS: dict[str, Any] = {
 }
 PHASES = ("srresnet", "srgan")
 SCHEDULES = ("constant", "drop_half", "cosine")
-ARCH_KEYS = {"srresnet": ("scale", "channels", "width", "blocks", "batch_norm"),
+ARCH_KEYS = {"srresnet": ("scale", "channels", "width", "blocks", "batch_norm", "image_skip"),
              "fast": ("scale", "channels", "width", "layers")}
 
 

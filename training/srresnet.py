@@ -17,6 +17,7 @@ class SRResNetConfig:
     width: int = 64
     blocks: int = 16
     batch_norm: bool = True
+    image_skip: bool = False  # not in the paper: add the nearest-upsampled input, so the net learns a residual
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -81,7 +82,12 @@ class SRResNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         features = self.head(x)
         features = features + self.trunk(self.blocks(features))
-        return self.tail(self.upsample(features))
+        out = self.tail(self.upsample(features))
+        if self.config.image_skip:
+            # Nearest-neighbour upsampling written as repeat + PixelShuffle: exports as DepthToSpace, no Resize.
+            r = self.config.scale
+            out = out + nn.functional.pixel_shuffle(x.repeat_interleave(r * r, dim=1), r)
+        return out
 
 
 def macs_per_lr_pixel(config: SRResNetConfig) -> int:
