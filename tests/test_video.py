@@ -283,3 +283,22 @@ def test_a_file_without_video_is_refused(tmp_path, capsys):
     assert main(["upscale", str(audio_only), str(tmp_path / "x.mp4"), "-m", "fast-x4", "-q"]) == 1
     assert capsys.readouterr().err.strip() == f"srstream: error: {audio_only}: has no video stream"
     assert not (tmp_path / "x.mp4").exists()
+
+
+@needs_ffmpeg
+def test_rotation_kept_and_streams_the_container_refuses_are_converted_or_dropped(short_clip, tmp_path):
+    src = tmp_path / "pcm_srt.mkv"
+    subs = tmp_path / "s.srt"
+    subs.write_text("1\n00:00:00,000 --> 00:00:00,500\nhello\n")
+    ffmpeg("-i", str(short_clip), "-i", str(subs), "-map", "0", "-map", "1", "-c:v", "copy", "-c:a", "pcm_s16le",
+           "-c:s", "srt", "-metadata:s:v:0", "rotate=90", str(src))
+    out = tmp_path / "out.mp4"
+    stats = upscale_video(str(src), out, Upscaler("fast-x4", backend="cpu"), FAST, progress=False)
+    assert stats.streams_reencoded == ["#1 audio pcm_s16le -> aac"]
+    assert stats.streams_dropped == ["#2 subtitle srt"]
+    with av.open(str(out)) as c:
+        assert c.streams.audio[0].codec_context.name == "aac"
+        samples = sum(f.samples for f in c.decode(audio=0))
+        assert abs(samples / c.streams.audio[0].rate - 1.0) < 0.1
+    with av.open(str(out)) as c:
+        assert next(c.decode(video=0)).rotation == 90

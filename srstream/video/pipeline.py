@@ -78,6 +78,7 @@ class _Decoder(threading.Thread):
         self.stream = self.container.streams.video[0]
         self.stream.thread_type = "AUTO"
         self.colour: Colour | None = None
+        self.rotation = 0  # counter-clockwise degrees from the input's display matrix
         self.error: BaseException | None = None
         self.reconnects = 0
         self.frames = 0
@@ -107,6 +108,7 @@ class _Decoder(threading.Thread):
     def _emit(self, frame: av.VideoFrame) -> bool:
         if self.colour is None:
             self.colour = colour_of(frame)
+            self.rotation = int(frame.rotation or 0)
         pts = frame.pts if frame.pts is not None else (self._last_pts or -1) + 1
         pts += self._offset
         if self._last_pts is not None and pts <= self._last_pts:
@@ -286,7 +288,7 @@ def upscale_video(source: str, output: str | Path, upscaler: Upscaler, options: 
                     colour = decoder.colour
                     h, w = group[0].rgb.shape[:2]
                     sink = Sink(output, decoder.container, in_stream, (w * upscaler.scale, h * upscaler.scale),
-                                colour, options, segment_time=segment_time)
+                                colour, options, segment_time=segment_time, rotation=decoder.rotation)
                     encoder = _Encoder(sink, encode_q, sink.pix_fmt, colour)
                     encoder.start()
                     for packet in early_packets:

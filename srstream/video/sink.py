@@ -67,7 +67,8 @@ class Sink:
 
     def __init__(self, path: str | Path, input_container: av.container.InputContainer,
                  in_stream: av.video.stream.VideoStream, size: tuple[int, int], colour: Colour,
-                 options: EncodeOptions, output_format: str | None = None, segment_time: float | None = None) -> None:
+                 options: EncodeOptions, output_format: str | None = None, segment_time: float | None = None,
+                 rotation: int = 0) -> None:
         self.url = str(path) if is_url(str(path)) else None
         self.path = Path(path) if self.url is None else None
         self.tmp = None
@@ -115,7 +116,8 @@ class Sink:
         self.video.options = opts
         self.video.metadata.update({k: v for k, v in in_stream.metadata.items() if k in ("language", "rotate",
                                                                                      "handler_name")})
-        self._side_rotation(in_stream)
+        if rotation:
+            self.video.set_display_rotation(rotation)  # the display matrix, as the input had it
         self.carried = CarriedStreams()
         self.map: dict[int, av.stream.Stream] = {}
         self.transcoders: dict[int, tuple] = {}
@@ -124,31 +126,28 @@ class Sink:
                 continue
             self._carry(stream)
 
-    def _side_rotation(self, in_stream) -> None:
-        # Rotation lives in the display matrix; PyAV exposes it as metadata "rotate" on some versions only.
-        rotate = in_stream.metadata.get("rotate")
-        if rotate:
-            self.video.metadata["rotate"] = rotate
-
     def _carry(self, stream: av.stream.Stream) -> None:
-        label = f"#{stream.index} {stream.type} {stream.codec_context.name if stream.codec_context else '?'}"
-        try:
-            out = self.container.add_stream_from_template(stream)
-            out.metadata.update(stream.metadata)
-            self.map[stream.index] = out
-            self.carried.copied.append(label)
-            return
-        except (av.error.FFmpegError, ValueError, TypeError):
-            pass
+        codec = stream.codec_context.name if stream.codec_context else "?"
+        label = f"#{stream.index} {stream.type} {codec}"
+        if _muxer_accepts(self.container.format.name, stream.type, codec):
+            try:
+                out = self.container.add_stream_from_template(stream)
+                out.metadata.update(stream.metadata)
+                self.map[stream.index] = out
+                self.carried.copied.append(label)
+                return
+            except (av.error.FFmpegError, ValueError, TypeError):
+                pass
         if stream.type == "audio":
             try:
-                out = self.container.add_stream("aac", rate=stream.codec_context.sample_rate)
-                decoder = av.CodecContext.create(stream.codec_context.name, "r")
-                decoder.extradata = stream.codec_context.extradata
-                self.transcoders[stream.index] = (decoder, out, av.AudioResampler(format="fltp",
+                target = "libopus" if self.container.format.name == "webm" else "aac"
+                out = self.container.add_stream(target, rate=48000 if target == "libopus" else stream.rate)
+                out.metadata.update(stream.metadata)
+                fmt = "s16" if target == "libopus" else "fltp"
+                self.transcoders[stream.index] = (out, av.AudioResampler(format=fmt,
                                                                                   layout=stream.layout.name,
-                                                                                  rate=stream.rate))
-                self.carried.reencoded.append(f"{label} -> aac")
+                                                                                  rate=out.rate))
+                self.carried.reencoded.append(f"{label} -> {target}")
                 return
             except (av.error.FFmpegError, ValueError):
                 pass
@@ -163,8 +162,8 @@ class Sink:
             packet.stream = self.map[index]
             self.container.mux(packet)
         elif index in self.transcoders:
-            decoder, out, resampler = self.transcoders[index]
-            for frame in decoder.decode(packet):
+            out, resampler = self.transcoders[index]
+            for frame in packet.decode():  # the input stream's own decoder, set up from its parameters
                 for f in resampler.resample(frame):
                     f.pts = None
                     self.container.mux(out.encode(f))
@@ -178,7 +177,7 @@ class Sink:
         """Flush encoders, finish the file and move it to its real name."""
         for packet in self.video.encode(None):
             self.container.mux(packet)
-        for decoder, out, _ in self.transcoders.values():
+        for out, _ in self.transcoders.values():
             for packet in out.encode(None):
                 self.container.mux(packet)
         self.container.close()
@@ -193,6 +192,27 @@ class Sink:
             pass
         if self.tmp is not None:
             self.tmp.unlink(missing_ok=True)
+
+
+# What each muxer takes besides video, by stream type (None: anything FFmpeg can put there). Without this check a
+# stream the muxer refuses would only fail when the header is written, after all the work.
+_MUXER_CODECS: dict[str, dict[str, set[str] | None]] = {
+    "mp4": {"audio": {"aac", "mp3", "ac3", "eac3", "opus", "flac", "alac"}, "subtitle": {"mov_text"}, "data": set()},
+    "mov": {"audio": {"aac", "mp3", "ac3", "eac3", "alac", "pcm_s16le", "pcm_s24le"}, "subtitle": {"mov_text"},
+            "data": set()},
+    "webm": {"audio": {"opus", "vorbis"}, "subtitle": {"webvtt"}, "data": set()},
+    "mpegts": {"audio": {"aac", "mp3", "mp2", "ac3", "eac3", "opus"}, "subtitle": {"dvb_subtitle"}, "data": None},
+    "avi": {"audio": {"mp3", "ac3", "aac", "pcm_s16le", "mp2"}, "subtitle": set(), "data": set()},
+    "flv": {"audio": {"aac", "mp3"}, "subtitle": set(), "data": set()},
+}
+
+
+def _muxer_accepts(muxer: str, kind: str, codec: str) -> bool:
+    for name, table in _MUXER_CODECS.items():
+        if name in muxer.split(","):
+            allowed = table.get(kind, set())
+            return allowed is None or codec in allowed
+    return True  # matroska and the rest take what FFmpeg can write
 
 
 def _format_for(path: Path) -> str | None:
