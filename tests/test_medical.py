@@ -1,0 +1,108 @@
+"""medical/ on real NIfTI: geometry of the upscaled grid, slice-wise SR through the engine, intensities, refusals.
+(Readers and writers for DICOM, the grey models and the srmed CLI are still to come: see issue 5.)"""
+import nibabel as nib
+import numpy as np
+import pytest
+
+from conftest import DATA
+from medical.intensity import cast_like, robust_window
+from medical.nifti import VolumeError, read_nifti, write_nifti
+from medical.slicewise import cubic_upscale, upscale_in_plane, upscale_through_plane
+from medical.volume import Volume, upscaled_affine
+from srstream.engine import Upscaler
+
+SHEAR = DATA / "mri" / "shear.nii.gz"
+
+
+def voxel_centres_agree(old: np.ndarray, new: np.ndarray, factors) -> float:
+    """Max distance (mm) between each old voxel centre and the mean of the new voxel centres it was split into."""
+    worst = 0.0
+    for ijk in [(0, 0, 0), (3, 5, 7), (10, 2, 1)]:
+        old_xyz = old @ np.array([*ijk, 1.0])
+        subs = [np.arange(i * r, i * r + r) for i, r in zip(ijk, factors)]
+        grid = np.stack(np.meshgrid(*subs, indexing="ij"), -1).reshape(-1, 3)
+        new_xyz = (new @ np.c_[grid, np.ones(len(grid))].T).T.mean(axis=0)
+        worst = max(worst, float(np.abs(new_xyz - old_xyz).max()))
+    return worst
+
+
+@pytest.mark.parametrize("factors", [(2, 2, 1), (4, 4, 1), (1, 1, 4), (2, 1, 3)])
+def test_upscaled_affine_keeps_voxel_centres_on_an_oblique_volume(factors):
+    affine = nib.load(str(SHEAR)).affine
+    new = upscaled_affine(affine, factors)
+    assert voxel_centres_agree(affine, new, factors) < 1e-9
+    spacing_old = np.linalg.norm(affine[:3, :3], axis=0)
+    assert np.allclose(np.linalg.norm(new[:3, :3], axis=0), spacing_old / np.array(factors))
+
+
+def test_nifti_round_trip_keeps_geometry_codes_and_dtype(tmp_path):
+    vol = read_nifti(SHEAR)
+    assert vol.dtype == np.uint8 and vol.meta["sform_code"] == 2 and vol.shape == (306, 422, 54)
+    assert vol.data.min() == -1024  # uint8 stored with a slope and intercept: real values in HU
+    assert write_nifti(vol, tmp_path / "copy.nii.gz") == 0
+    img, src = nib.load(str(tmp_path / "copy.nii.gz")), nib.load(str(SHEAR))
+    assert np.allclose(img.affine, vol.affine, atol=1e-5) and img.get_data_dtype() == np.uint8
+    assert int(img.header["sform_code"]) == 2 and int(img.header["qform_code"]) == 2
+    assert (img.dataobj.slope, img.dataobj.inter) == (src.dataobj.slope, src.dataobj.inter) != (1.0, 0.0)
+    assert np.array_equal(np.asarray(img.dataobj.get_unscaled()), np.asarray(src.dataobj.get_unscaled()))
+
+
+def test_rgb_and_4d_niftis_are_refused_clearly(tmp_path):
+    with pytest.raises(VolumeError, match="ct_perfusion.nii.gz: .* not a scalar volume"):
+        read_nifti(DATA / "mri" / "ct_perfusion.nii.gz")
+    four = tmp_path / "four.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((4, 4, 3, 2), np.int16), np.eye(4)), str(four))
+    with pytest.raises(VolumeError, match="four.nii.gz: 4-D \\(2 volumes\\)"):
+        read_nifti(four)
+    assert read_nifti(four, volume_index=1).shape == (4, 4, 3)
+
+
+def _crop(vol: Volume, size=(40, 48, 6)) -> Volume:
+    i0, j0 = 130, 180
+    data = vol.data[i0:i0 + size[0], j0:j0 + size[1], 20:20 + size[2]]
+    affine = vol.affine.copy()
+    affine[:3, 3] = (vol.affine @ np.array([i0, j0, 20, 1.0]))[:3]  # the crop's first voxel, same orientation
+    return Volume(data, affine, vol.source, vol.dtype, vol.meta)
+
+
+def test_in_plane_sr_on_a_real_volume_has_the_right_grid_and_stays_faithful(tmp_path):
+    vol = _crop(read_nifti(SHEAR))
+    out = upscale_in_plane(vol, Upscaler("fast-x4", backend="cpu", batch_size=6), axis=2, progress=False)
+    assert out.shape == (160, 192, 6)
+    assert np.allclose(out.spacing, (vol.spacing[0] / 4, vol.spacing[1] / 4, vol.spacing[2]))
+    assert voxel_centres_agree(vol.affine, out.affine, (4, 4, 1)) < 1e-9
+    # Downsampling the SR volume by area must give back the input closely (it is an upscaling, not a new image).
+    back = out.data.reshape(40, 4, 48, 4, 6).mean(axis=(1, 3))
+    assert np.abs(back - vol.data).mean() < 0.1 * (vol.data.max() - vol.data.min())
+    assert write_nifti(out, tmp_path / "sr.nii.gz") == 0
+    img = nib.load(str(tmp_path / "sr.nii.gz"))
+    assert img.get_data_dtype() == np.uint8 and img.shape == (160, 192, 6)
+    assert np.abs(img.get_fdata() - out.data).max() <= abs(img.dataobj.slope) / 2 + 1e-6
+
+
+def test_through_plane_only_touches_the_slice_axis():
+    vol = _crop(read_nifti(SHEAR), (24, 28, 5))
+    out = upscale_through_plane(vol, Upscaler("fast-x4", backend="cpu", batch_size=8), axis=2, progress=False)
+    assert out.shape == (24, 28, 20)
+    assert np.allclose(out.spacing[:2], vol.spacing[:2]) and np.isclose(out.spacing[2], vol.spacing[2] / 4)
+    assert voxel_centres_agree(vol.affine, out.affine, (1, 1, 4)) < 1e-9
+
+
+def test_intensities_outside_the_window_are_kept_not_clipped():
+    rng = np.random.default_rng(0)
+    data = rng.normal(40, 10, (16, 16, 3))
+    data[3, 3, 1] = 3000.0  # a real bright outlier (HU of metal, say)
+    window = robust_window(data)
+    assert window.hi < 3000
+    assert np.allclose(window.inverse(window.forward(data)), data)
+    vol = Volume(data, np.eye(4), "synthetic-outlier", np.dtype(np.float32), {})
+    out = upscale_in_plane(vol, Upscaler("fast-x4", backend="cpu"), progress=False)
+    assert out.data.max() > 2000  # the outlier survives, through the cubic fallback
+    values, clipped = cast_like(np.array([-5.0, 100.4, 300.0]), np.dtype(np.uint8))
+    assert values.tolist() == [0, 100, 255] and clipped == 2
+
+
+def test_cubic_upscale_keeps_constants_and_shapes():
+    data = np.full((5, 6, 3), 7.0)
+    up = cubic_upscale(data, (2, 1, 3))
+    assert up.shape == (10, 6, 9) and np.allclose(up, 7.0)
