@@ -1,0 +1,180 @@
+"""DICOM series in: a folder searched recursively, split by SeriesInstanceUID, slices ordered by their position
+along the slice normal, rescale applied, time series split into volumes, enhanced multi-frame objects too.
+
+The voxel grid follows dcm2niix: i runs along a row (columns), j along a column flipped so that the stored image is
+bottom-up, k along the slice normal; the affine maps (i, j, k) to RAS+ mm. Inconsistent spacing or orientation is
+reported, never silently resampled.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from pydicom.errors import InvalidDicomError
+
+from medical.nifti import VolumeError
+from medical.volume import LPS_TO_RAS, Volume
+
+SPACING_TOLERANCE = 1e-3  # relative; more variation than this between slice gaps is an error
+ORIENTATION_TOLERANCE = 1e-4
+
+
+@dataclass
+class Series:
+    """The files of one series, with the header of the first, as found in a folder."""
+
+    uid: str
+    files: list[Path]
+    description: str
+    modality: str
+
+
+def find_series(folder: str | Path) -> list[Series]:
+    """Every DICOM image series under `folder` (recursive); files that are not DICOM are skipped."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise VolumeError(f"{folder}: no such directory")
+    groups: dict[str, list[Path]] = defaultdict(list)
+    headers: dict[str, pydicom.Dataset] = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        try:
+            ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+        except (InvalidDicomError, OSError, ValueError, TypeError, AttributeError):
+            continue
+        if "SeriesInstanceUID" not in ds or "Rows" not in ds:
+            continue  # not an image (a DICOMDIR, a report, a stray file)
+        groups[str(ds.SeriesInstanceUID)].append(path)
+        headers.setdefault(str(ds.SeriesInstanceUID), ds)
+    if not groups:
+        raise VolumeError(f"{folder}: no DICOM images found")
+    return [Series(uid, files, str(headers[uid].get("SeriesDescription", "")), str(headers[uid].get("Modality", "")))
+            for uid, files in groups.items()]
+
+
+def _float_list(ds: pydicom.Dataset, keyword: str, source: Path) -> np.ndarray:
+    if keyword not in ds:
+        raise VolumeError(f"{source}: missing {keyword}, cannot place the slice in space")
+    return np.array([float(v) for v in ds[keyword].value], dtype=np.float64)
+
+
+@dataclass
+class _Slice:
+    position: np.ndarray
+    orientation: np.ndarray
+    spacing: np.ndarray  # PixelSpacing: (row spacing, column spacing)
+    pixels: np.ndarray
+    order: tuple  # temporal order key
+    source: Path
+
+
+def _classic_slices(files: list[Path]) -> tuple[list[_Slice], pydicom.Dataset]:
+    slices = []
+    first = None
+    for path in files:
+        try:
+            ds = pydicom.dcmread(path, force=True)
+            pixels = ds.pixel_array
+        except Exception as exc:  # corrupt or truncated pixel data has many faces in pydicom
+            raise VolumeError(f"{path}: unreadable DICOM ({type(exc).__name__}: {exc})") from None
+        first = first or ds
+        slope = float(ds.get("RescaleSlope", 1) or 1)
+        inter = float(ds.get("RescaleIntercept", 0) or 0)
+        order = (int(ds.get("TemporalPositionIdentifier", 0) or 0), int(ds.get("AcquisitionNumber", 0) or 0),
+                 int(ds.get("InstanceNumber", 0) or 0))
+        slices.append(_Slice(_float_list(ds, "ImagePositionPatient", path),
+                             _float_list(ds, "ImageOrientationPatient", path),
+                             _float_list(ds, "PixelSpacing", path),
+                             pixels.astype(np.float64) * slope + inter, order, path))
+    return slices, first
+
+
+def _enhanced_slices(path: Path, ds: pydicom.Dataset) -> list[_Slice]:
+    pixels = ds.pixel_array
+    if pixels.ndim == 2:
+        pixels = pixels[None]
+    shared = ds.get("SharedFunctionalGroupsSequence", [None])[0]
+    slices = []
+    for index, frame in enumerate(ds.PerFrameFunctionalGroupsSequence):
+        def group(keyword):
+            for source in (frame, shared):
+                if source is not None and keyword in source:
+                    return source[keyword].value[0]
+            raise VolumeError(f"{path}: frame {index + 1} has no {keyword}")
+        position = np.array([float(v) for v in group("PlanePositionSequence").ImagePositionPatient])
+        orientation = np.array([float(v) for v in group("PlaneOrientationSequence").ImageOrientationPatient])
+        spacing = np.array([float(v) for v in group("PixelMeasuresSequence").PixelSpacing])
+        try:
+            transform = group("PixelValueTransformationSequence")
+            slope, inter = float(transform.RescaleSlope), float(transform.RescaleIntercept)
+        except VolumeError:
+            slope, inter = float(ds.get("RescaleSlope", 1) or 1), float(ds.get("RescaleIntercept", 0) or 0)
+        temporal = 0
+        try:
+            temporal = int(group("FrameContentSequence").get("TemporalPositionIndex", 0) or 0)
+        except VolumeError:
+            pass
+        slices.append(_Slice(position, orientation, spacing, pixels[index].astype(np.float64) * slope + inter,
+                             (temporal, 0, index), path))
+    return slices
+
+
+def read_series(series: Series, volume_index: int | None = None) -> Volume:
+    """One series as a Volume; a time series needs `volume_index` (else a clear error)."""
+    first_path = series.files[0]
+    head = pydicom.dcmread(first_path, stop_before_pixels=True, force=True)
+    if "PerFrameFunctionalGroupsSequence" in head:
+        if len(series.files) != 1:
+            raise VolumeError(f"{first_path.parent}: series {series.uid} mixes several enhanced objects")
+        ds = pydicom.dcmread(first_path, force=True)
+        slices, ref = _enhanced_slices(first_path, ds), ds
+    else:
+        slices, ref = _classic_slices(series.files)
+    where = first_path.parent
+    orientation = slices[0].orientation
+    if any(np.abs(s.orientation - orientation).max() > ORIENTATION_TOLERANCE for s in slices):
+        raise VolumeError(f"{where}: slices of series {series.uid} have different orientations")
+    if any(s.pixels.shape != slices[0].pixels.shape for s in slices):
+        raise VolumeError(f"{where}: slices of series {series.uid} have different sizes")
+    row_cos, col_cos = orientation[:3], orientation[3:]
+    normal = np.cross(row_cos, col_cos)
+    by_position: dict[float, list[_Slice]] = defaultdict(list)
+    for s in slices:
+        by_position[round(float(s.position @ normal), 3)].append(s)
+    positions = sorted(by_position)
+    counts = {len(v) for v in by_position.values()}
+    if len(counts) != 1:
+        raise VolumeError(f"{where}: series {series.uid} has a different number of images at different positions")
+    n_volumes = counts.pop()
+    if n_volumes > 1 and volume_index is None:
+        raise VolumeError(f"{where}: series {series.uid} holds {n_volumes} volumes (a time series); "
+                          "pick one with --volume N")
+    index = volume_index or 0
+    if not 0 <= index < n_volumes:
+        raise VolumeError(f"{where}: volume {index} does not exist (0..{n_volumes - 1})")
+    ordered = [sorted(by_position[p], key=lambda s: s.order)[index] for p in positions]
+    if len(ordered) > 2:
+        gaps = np.diff(positions)
+        if np.abs(gaps - gaps.mean()).max() > SPACING_TOLERANCE * max(abs(gaps.mean()), 1e-6):
+            raise VolumeError(f"{where}: uneven slice spacing in series {series.uid} "
+                              f"({gaps.min():.4f}..{gaps.max():.4f} mm); not resampling it silently")
+    # (row, column) pixels -> (i = column, j = row flipped), as dcm2niix stores them.
+    stack = np.stack([s.pixels for s in ordered], axis=-1)  # (rows, cols, k)
+    data = np.ascontiguousarray(stack.transpose(1, 0, 2)[:, ::-1, :])
+    rows = stack.shape[0]
+    row_spacing, col_spacing = ordered[0].spacing
+    step = (ordered[-1].position - ordered[0].position) / (len(ordered) - 1) if len(ordered) > 1 \
+        else normal * float(ref.get("SpacingBetweenSlices", ref.get("SliceThickness", 1.0)) or 1.0)
+    lps = np.eye(4)
+    lps[:3, 0] = row_cos * col_spacing
+    lps[:3, 1] = -col_cos * row_spacing
+    lps[:3, 2] = step
+    lps[:3, 3] = ordered[0].position + col_cos * row_spacing * (rows - 1)
+    meta = {"format": "dicom", "series_uid": series.uid, "files": [str(s.source) for s in ordered],
+            "volumes": n_volumes, "volume_index": index, "modality": series.modality,
+            "description": series.description, "reference": ref}
+    stored = np.dtype(np.int16) if np.all(data == np.round(data)) and data.min() >= -32768 and data.max() < 32768 \
+        else np.dtype(np.float32)
+    return Volume(data=data, affine=LPS_TO_RAS @ lps, source=str(where), dtype=stored, meta=meta)
