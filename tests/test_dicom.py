@@ -69,3 +69,30 @@ def test_bad_series_are_reported_clearly(tmp_path):
     victim.write_bytes(victim.read_bytes()[:-3000])
     with pytest.raises(VolumeError, match="unreadable DICOM"):
         read_series(find_series(truncated)[0])
+
+
+@needs_dcm2niix
+@pytest.mark.parametrize("mode", ["in_plane", "through_plane"])
+def test_written_series_reads_back_in_dcm2niix_with_the_expected_geometry(mode, tmp_path):
+    from medical.dicom_write import write_dicom_series
+    from medical.slicewise import upscale_in_plane, upscale_through_plane
+    from srstream.engine import Upscaler
+
+    source = read_series(find_series(GE)[0])
+    up = Upscaler("fast-x4", backend="cpu", batch_size=16)
+    out = (upscale_in_plane if mode == "in_plane" else upscale_through_plane)(source, up, progress=False)
+    before = {f.name: f.read_bytes() for f in GE.iterdir()}
+    assert write_dicom_series(out, source, tmp_path / "sr", "srstream fast-x4 x4") == 0
+    assert before == {f.name: f.read_bytes() for f in GE.iterdir()}
+    (ref,) = dcm2niix(tmp_path / "sr", tmp_path / "nii")
+    assert ref.shape[:3] == out.shape
+    assert np.abs(ref.affine - out.affine).max() < 1e-3
+    assert np.abs(np.asarray(ref.dataobj, dtype=np.float64) - np.rint(out.data)).max() <= 1
+    files = sorted((tmp_path / "sr").glob("*.dcm"))
+    first, src = pydicom.dcmread(files[0]), pydicom.dcmread(sorted(GE.glob("*.dcm"))[0], force=True)
+    assert first.SeriesInstanceUID != src.SeriesInstanceUID and first.StudyInstanceUID == src.StudyInstanceUID
+    assert first.PatientID == src.PatientID and list(first.ImageType[:2]) == ["DERIVED", "SECONDARY"]
+    assert "fast-x4" in first.DerivationDescription
+    assert first.ReferencedSeriesSequence[0].SeriesInstanceUID == src.SeriesInstanceUID
+    assert first.file_meta.TransferSyntaxUID == pydicom.uid.ExplicitVRLittleEndian
+    assert len({pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID for f in files}) == len(files)

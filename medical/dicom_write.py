@@ -1,0 +1,116 @@
+"""DICOM out: an upscaled volume as a new derived series beside its source (classic single-frame images).
+
+Every slice is a copy of a source slice's header (patient, study, equipment, acquisition kept) with what the
+upscaling changed rewritten: new Series/SOP Instance UIDs, Rows/Columns, PixelSpacing, SliceThickness,
+SpacingBetweenSlices, ImagePositionPatient, ImageType DERIVED\\SECONDARY, DerivationDescription, references to the
+source images and series, and uncompressed Explicit VR Little Endian pixel data stored like the source
+(RescaleSlope/Intercept kept).
+"""
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.sequence import Sequence
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+from medical.intensity import cast_like
+from medical.nifti import VolumeError
+from medical.volume import LPS_TO_RAS, Volume
+
+# Tags that describe the source pixels or their encoding and would be wrong on the new ones.
+# Time-series tags go too: the derived series is one volume (readers such as dcm2niix would split it by them).
+_STALE = ("PixelData", "FloatPixelData", "DoubleFloatPixelData", "LargestImagePixelValue",
+          "SmallestImagePixelValue", "PerFrameFunctionalGroupsSequence", "SharedFunctionalGroupsSequence",
+          "NumberOfFrames", "SliceLocation", "ImageComments", "IconImageSequence", "NumberOfTemporalPositions",
+          "TemporalPositionIdentifier", "TemporalResolution", "TriggerTime", "ImagesInAcquisition")
+
+
+def _source_slices(volume: Volume) -> list[Dataset]:
+    files = volume.meta.get("files")
+    if volume.meta.get("format") != "dicom" or not files:
+        raise VolumeError(f"{volume.source}: DICOM output needs a DICOM source series (use NIfTI output)")
+    if len(set(files)) == 1:
+        raise VolumeError(f"{volume.source}: DICOM output from an enhanced multi-frame source is not supported yet "
+                          "(use NIfTI output)")
+    return [pydicom.dcmread(f, stop_before_pixels=True, force=True) for f in files]
+
+
+def write_dicom_series(volume: Volume, source: Volume, out_dir: str | Path, description: str) -> int:
+    """Write `volume` (the upscaled `source`) as a new series of files IM0001.dcm... in `out_dir`, atomically
+    (a hidden folder renamed at the end). Returns the number of voxels clipped to fit the stored type."""
+    out_dir = Path(out_dir)
+    sources = _source_slices(source)
+    lps = np.linalg.inv(LPS_TO_RAS) @ volume.affine
+    col_step, row_step, slice_step = lps[:3, 0], -lps[:3, 1], lps[:3, 2]  # along a row, down a column, between
+    col_spacing, row_spacing = float(np.linalg.norm(col_step)), float(np.linalg.norm(row_step))
+    slice_gap = float(np.linalg.norm(slice_step))
+    row_cos, col_cos = col_step / col_spacing, row_step / row_spacing
+    n_i, n_j, n_k = volume.shape
+    factor_k = n_k / source.shape[2]
+    ref0 = sources[0]
+    slope = float(ref0.get("RescaleSlope", 1) or 1)
+    inter = float(ref0.get("RescaleIntercept", 0) or 0)
+    signed = int(ref0.get("PixelRepresentation", 1)) == 1
+    stored, clipped = cast_like((volume.data - inter) / slope, np.dtype(np.int16 if signed else np.uint16))
+    series_uid = generate_uid()
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
+    try:
+        for k in range(n_k):
+            src = sources[min(int(k / factor_k), len(sources) - 1)]  # the source slice this one lies in
+            ds = _derived(src, series_uid, description)
+            first_voxel = lps @ np.array([0, n_j - 1, k, 1.0])  # top-left pixel: i = 0, j flipped back
+            ds.ImagePositionPatient = [f"{v:.6f}" for v in first_voxel[:3]]
+            ds.ImageOrientationPatient = [f"{v:.8f}" for v in (*row_cos, *col_cos)]
+            ds.PixelSpacing = [f"{row_spacing:.6f}", f"{col_spacing:.6f}"]
+            ds.SliceThickness = f"{float(src.get('SliceThickness', slice_gap)) / factor_k:.6f}"
+            ds.SpacingBetweenSlices = f"{slice_gap:.6f}"
+            ds.SliceLocation = f"{float(first_voxel[:3] @ np.cross(row_cos, col_cos)):.6f}"
+            ds.InstanceNumber = k + 1
+            pixels = np.ascontiguousarray(stored[:, ::-1, k].T)  # (rows, cols) from (i, j flipped)
+            ds.set_pixel_data(pixels, "MONOCHROME2", 16, generate_instance_uid=False)
+            ds.save_as(tmp / f"IM{k + 1:04d}.dcm", enforce_file_format=True)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return clipped
+
+
+def _derived(src: Dataset, series_uid: str, description: str) -> Dataset:
+    ds = copy.deepcopy(src)
+    ds.remove_private_tags()  # vendor tags describe the source acquisition's slices, not these
+    for keyword in _STALE:
+        if keyword in ds:
+            delattr(ds, keyword)
+    sop_uid = generate_uid()
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = src.SOPClassUID
+    meta.MediaStorageSOPInstanceUID = sop_uid
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta = meta
+    ds.SOPInstanceUID = sop_uid
+    ds.SeriesInstanceUID = series_uid
+    ds.SeriesNumber = int(src.get("SeriesNumber", 0) or 0) + 1000
+    ds.SeriesDescription = f"{src.get('SeriesDescription', '')} {description}".strip()[:64]
+    image_type = list(src.get("ImageType", ["ORIGINAL", "PRIMARY"]))
+    ds.ImageType = ["DERIVED", "SECONDARY", *image_type[2:]]
+    ds.DerivationDescription = description[:1024]
+    ref = Dataset()
+    ref.ReferencedSOPClassUID = src.SOPClassUID
+    ref.ReferencedSOPInstanceUID = src.SOPInstanceUID
+    ds.SourceImageSequence = Sequence([ref])
+    series_ref = Dataset()
+    series_ref.SeriesInstanceUID = src.SeriesInstanceUID
+    series_ref.ReferencedInstanceSequence = Sequence([copy.deepcopy(ref)])
+    ds.ReferencedSeriesSequence = Sequence([series_ref])
+    return ds
