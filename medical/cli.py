@@ -1,0 +1,158 @@
+"""`srmed upscale IN... -o OUTDIR --scale 2 [--through-plane] [--format nifti|dicom|same]`: batch SR of volumes.
+
+IN is a NIfTI file or a folder of DICOM files (every series in it is a volume). Each volume gets OUTDIR/NAME.nii.gz
+or OUTDIR/NAME/ (a DICOM series) and OUTDIR/NAME.json (shapes, spacing, model, backend, time). A volume whose
+report already exists is skipped; a volume that fails is reported and the others go on; the exit status is 1 if
+any failed.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+from medical.nifti import VolumeError, is_nifti, read_nifti, write_nifti
+from medical.volume import Volume
+
+
+@dataclass(frozen=True)
+class Task:
+    """One volume to process: where it comes from and what to call its outputs."""
+
+    source: str
+    series_uid: str | None
+    name: str
+
+
+def discover(inputs: list[str]) -> list[Task]:
+    """NIfTI files as they are; folders expanded into their DICOM series."""
+    from medical.dicom_read import find_series
+
+    tasks = []
+    for item in inputs:
+        path = Path(item)
+        if is_nifti(path) or path.is_file():
+            stem = re.sub(r"\.nii(\.gz)?$", "", path.name)
+            tasks.append(Task(str(path), None, stem))
+        elif path.is_dir():
+            for n, series in enumerate(find_series(path)):
+                label = re.sub(r"[^A-Za-z0-9_-]+", "_", series.description).strip("_") or "series"
+                tasks.append(Task(str(path), series.uid, f"{path.name}_{n + 1:02d}_{label}"))
+        else:
+            raise VolumeError(f"{path}: no such file or directory")
+    return tasks
+
+
+def _read(task: Task, volume_index: int | None) -> Volume:
+    if task.series_uid is None:
+        return read_nifti(task.source, volume_index)
+    from medical.dicom_read import find_series, read_series
+
+    series = next(s for s in find_series(task.source) if s.uid == task.series_uid)
+    return read_series(series, volume_index)
+
+
+def process(task: Task, args: argparse.Namespace, upscaler) -> dict:
+    """Read, upscale, write and report one volume."""
+    from medical.slicewise import upscale_in_plane, upscale_through_plane
+
+    started = time.perf_counter()
+    volume = _read(task, args.volume)
+    fmt = args.format if args.format != "same" else ("nifti" if task.series_uid is None else "dicom")
+    out_dir = Path(args.output)
+    method = upscale_through_plane if args.through_plane else upscale_in_plane
+    result = method(volume, upscaler, axis=args.axis, progress=not args.quiet)
+    description = (f"srstream {upscaler.spec.name} x{upscaler.scale} "
+                   f"{'through-plane' if args.through_plane else 'in-plane'} axis {args.axis}")
+    if fmt == "nifti":
+        target = out_dir / f"{task.name}.nii.gz"
+        clipped = write_nifti(result, target, description)
+    else:
+        from medical.dicom_write import write_dicom_series
+
+        target = out_dir / task.name
+        clipped = write_dicom_series(result, volume, target, description)
+    report = {"input": task.source, "series_uid": task.series_uid, "output": str(target), "format": fmt,
+              "input_shape": list(volume.shape), "output_shape": list(result.shape),
+              "input_spacing_mm": [round(v, 6) for v in volume.spacing],
+              "output_spacing_mm": [round(v, 6) for v in result.spacing],
+              "mode": "through-plane" if args.through_plane else "in-plane", "axis": args.axis,
+              "model": upscaler.spec.name, "scale": upscaler.scale, "backend": upscaler.backend_name,
+              "intensity_window": list(result.meta["window"]), "clipped_voxels": clipped,
+              "seconds": round(time.perf_counter() - started, 2)}
+    if args.preview:
+        from medical.preview import write_preview
+
+        report["preview"] = str(write_preview(volume, result, out_dir / f"{task.name}_preview.png", args.axis))
+    return report
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="srmed", description="Super-resolution of MRI/CT volumes")
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("upscale", help="upscale NIfTI files and DICOM series into OUTDIR")
+    up.add_argument("inputs", nargs="+", metavar="IN", help=".nii/.nii.gz files or folders of DICOM files")
+    up.add_argument("-o", "--output", required=True, metavar="OUTDIR")
+    up.add_argument("--scale", type=int, default=2, help="2 or 4 (picks mri-xN unless --model is given)")
+    up.add_argument("-m", "--model", help="model name or path (default mri-x<scale>)")
+    up.add_argument("--backend", default="auto")
+    up.add_argument("--through-plane", action="store_true", help="upscale only the slice axis (thick slices)")
+    up.add_argument("--axis", type=int, default=2, choices=(0, 1, 2), help="slice axis (default 2)")
+    up.add_argument("--format", default="same", choices=("nifti", "dicom", "same"))
+    up.add_argument("--volume", type=int, help="which volume of a 4-D input / time series")
+    up.add_argument("--batch", type=int, default=8, help="slices per engine call")
+    up.add_argument("--preview", action="store_true", help="write a before/after PNG montage per volume")
+    up.add_argument("--overwrite", "-y", action="store_true", help="redo volumes whose report exists")
+    up.add_argument("-q", "--quiet", action="store_true")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from srstream.engine import EngineError, Upscaler
+    from training.weights import ModelLoadError
+
+    try:
+        tasks = discover(args.inputs)
+        upscaler = Upscaler(args.model or f"mri-x{args.scale}", backend=args.backend, batch_size=args.batch)
+        if upscaler.scale != args.scale:
+            raise VolumeError(f"model {upscaler.spec.name} is x{upscaler.scale}, asked for --scale {args.scale}")
+    except (VolumeError, ModelLoadError, EngineError) as exc:
+        print(f"srmed: error: {exc}", file=sys.stderr)
+        return 1
+    out_dir = Path(args.output)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    failed, done, skipped = [], [], []
+    for task in tqdm(tasks, desc="volumes", unit="vol", disable=args.quiet or len(tasks) == 1):
+        report_path = out_dir / f"{task.name}.json"
+        if report_path.exists() and not args.overwrite:
+            skipped.append(task.name)
+            continue
+        try:
+            report = process(task, args, upscaler)
+        except (VolumeError, ValueError, OSError, MemoryError) as exc:
+            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            print(f"srmed: error: {message}", file=sys.stderr)
+            failed.append({"input": task.source, "series_uid": task.series_uid, "error": message,
+                           "trace": traceback.format_exc(limit=2)})
+            continue
+        report_path.write_text(json.dumps(report, indent=2) + "\n")  # written last: marks the volume finished
+        done.append(report)
+    summary = {"done": len(done), "skipped": len(skipped), "failed": len(failed),
+               "failures": [{k: v for k, v in f.items() if k != "trace"} for f in failed]}
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    if not args.quiet:
+        print(f"srmed: {len(done)} upscaled, {len(skipped)} already done, {len(failed)} failed -> {out_dir}",
+              file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

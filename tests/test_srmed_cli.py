@@ -1,0 +1,53 @@
+"""`srmed upscale` end to end on real data: a DICOM series and a NIfTI volume, a bad input among them,
+JSON reports, skipping finished volumes, previews."""
+import json
+import shutil
+
+import nibabel as nib
+import numpy as np
+from PIL import Image
+
+from conftest import DATA
+from medical.cli import main
+from medical.dicom_read import find_series, read_series
+from medical.nifti import write_nifti
+
+GE = DATA / "dicom" / "ge_epi_vol1"
+
+
+def test_batch_of_volumes_with_a_bad_one(tmp_path, capsys):
+    nifti = tmp_path / "epi.nii.gz"
+    write_nifti(read_series(find_series(GE)[0]), nifti)
+    bad = tmp_path / "broken.nii.gz"
+    bad.write_bytes(b"\x1f\x8b not really gzip")
+    out = tmp_path / "out"
+    args = ["upscale", str(GE), str(nifti), str(bad), "-o", str(out), "--model", "fast-x4", "--scale", "4",
+            "--backend", "cpu", "--through-plane", "--preview", "-q"]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "broken.nii.gz: not a readable NIfTI file" in err
+    reports = sorted(out.glob("*.json"))
+    names = [p.name for p in reports]
+    assert "summary.json" in names and "epi.json" in names
+    epi = json.loads((out / "epi.json").read_text())
+    assert epi["input_shape"] == [64, 64, 15] and epi["output_shape"] == [64, 64, 60]
+    assert np.allclose(epi["output_spacing_mm"], [3.75, 3.75, 1.25])
+    assert epi["format"] == "nifti" and nib.load(epi["output"]).shape == (64, 64, 60)
+    dicom_report = json.loads(next(p for p in reports if p.name.startswith("ge_epi_vol1")).read_text())
+    assert dicom_report["format"] == "dicom" and len(list((out / dicom_report["output"].split("/")[-1]).glob("*.dcm"))) == 60
+    assert sorted(Image.open(epi["preview"]).size) == [64, 60 + 4 + 60]  # before | after, side by side
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["done"] == 2 and summary["failed"] == 1
+    # Run again: finished volumes are skipped, the broken one fails again, nothing is rewritten.
+    stamp = (out / "epi.json").stat().st_mtime_ns
+    assert main(args) == 1
+    assert (out / "epi.json").stat().st_mtime_ns == stamp
+    assert json.loads((out / "summary.json").read_text())["skipped"] == 2
+
+
+def test_missing_model_or_input_is_one_clear_line(tmp_path, capsys):
+    assert main(["upscale", str(tmp_path / "nothing.nii.gz"), "-o", str(tmp_path / "o"), "--model", "fast-x4",
+                 "--scale", "4"]) == 1
+    assert "nothing.nii.gz: no such file" in capsys.readouterr().err
+    assert main(["upscale", str(GE), "-o", str(tmp_path / "o"), "--scale", "2"]) == 1
+    assert "mri-x2: no such model" in capsys.readouterr().err
