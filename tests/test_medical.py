@@ -106,3 +106,16 @@ def test_cubic_upscale_keeps_constants_and_shapes():
     data = np.full((5, 6, 3), 7.0)
     up = cubic_upscale(data, (2, 1, 3))
     assert up.shape == (10, 6, 9) and np.allclose(up, 7.0)
+
+
+def test_training_slices_are_exported_windowed_and_skip_background(tmp_path):
+    from medical.slices import export_slices
+    from training.data import HRCrops
+
+    vol = _crop(read_nifti(SHEAR), (40, 48, 6))
+    path = tmp_path / "crop.nii.gz"
+    write_nifti(vol, path)
+    count = export_slices(path, tmp_path / "slices", min_size=6, min_foreground=0.0)
+    assert count == 40 + 48 + 6
+    crops = HRCrops([tmp_path / "slices"], patch_size=6, channels=1)
+    assert crops[0].shape == (1, 6, 6)
