@@ -68,6 +68,13 @@ def process(task: Task, args: argparse.Namespace, upscaler) -> dict:
     fmt = args.format if args.format != "same" else ("nifti" if task.series_uid is None else "dicom")
     out_dir = Path(args.output)
     method = upscale_through_plane if args.through_plane else upscale_in_plane
+    tuning = None
+    if args.self_supervised:
+        from medical.self_supervised import fine_tune
+        from srstream.engine import Upscaler
+
+        spec, tuning = fine_tune(upscaler.spec, volume, axis=args.axis, seconds=args.self_supervised)
+        upscaler = Upscaler(spec, backend=upscaler.backend_name, batch_size=upscaler.batch_size)
     result = method(volume, upscaler, axis=args.axis, progress=not args.quiet)
     description = (f"srstream {upscaler.spec.name} x{upscaler.scale} "
                    f"{'through-plane' if args.through_plane else 'in-plane'} axis {args.axis}")
@@ -86,6 +93,7 @@ def process(task: Task, args: argparse.Namespace, upscaler) -> dict:
               "mode": "through-plane" if args.through_plane else "in-plane", "axis": args.axis,
               "model": upscaler.spec.name, "scale": upscaler.scale, "backend": upscaler.backend_name,
               "intensity_window": list(result.meta["window"]), "clipped_voxels": clipped,
+              "self_supervised": tuning,
               "seconds": round(time.perf_counter() - started, 2)}
     if args.preview:
         from medical.preview import write_preview
@@ -107,6 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--axis", type=int, default=2, choices=(0, 1, 2), help="slice axis (default 2)")
     up.add_argument("--format", default="same", choices=("nifti", "dicom", "same"))
     up.add_argument("--volume", type=int, help="which volume of a 4-D input / time series")
+    up.add_argument("--self-supervised", type=float, metavar="SECONDS",
+                    help="first fine-tune the model on the volume's own sharp slices for this long (SMORE-style)")
     up.add_argument("--batch", type=int, default=8, help="slices per engine call")
     up.add_argument("--preview", action="store_true", help="write a before/after PNG montage per volume")
     up.add_argument("--overwrite", "-y", action="store_true", help="redo volumes whose report exists")

@@ -119,3 +119,20 @@ def test_training_slices_are_exported_windowed_and_skip_background(tmp_path):
     assert count == 40 + 48 + 6
     crops = HRCrops([tmp_path / "slices"], patch_size=6, channels=1)
     assert crops[0].shape == (1, 6, 6)
+
+
+def test_self_supervised_fine_tuning_trains_a_copy_on_the_volume_only():
+    import torch
+
+    from medical.self_supervised import fine_tune
+    from srstream.models import load_model
+
+    vol = _crop(read_nifti(SHEAR), (48, 48, 4))
+    spec = load_model("fast-x4")
+    before = [p.detach().clone() for p in spec.module.parameters()]
+    tuned, log = fine_tune(spec, vol, axis=2, seconds=2.0, patch=32, batch=4)
+    assert log["steps"] > 0 and tuned.name == "fast-x4+self"
+    assert all(torch.equal(a, b) for a, b in zip(before, spec.module.parameters()))  # the original is untouched
+    assert not all(torch.equal(a, b) for a, b in zip(before, tuned.module.parameters()))
+    out = upscale_through_plane(vol, Upscaler(tuned, backend="cpu"), axis=2, progress=False)
+    assert out.shape == (48, 48, 16)

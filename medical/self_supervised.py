@@ -1,0 +1,62 @@
+"""Self-supervised fine-tuning on the volume itself (the idea of SMORE, Zhao et al.): the in-plane slices are
+sharp, so degrade them to the through-plane resolution and teach the 2-D model to undo that, for a bounded time,
+before it is applied through-plane. No external data is used.
+"""
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import replace
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from medical.intensity import robust_window
+from medical.volume import Volume
+from srstream.models import ModelSpec
+from training.degrade import degrade
+
+
+def fine_tune(spec: ModelSpec, volume: Volume, axis: int = 2, seconds: float = 60.0, patch: int = 48,
+              batch: int = 8, lr: float = 5e-5, seed: int = 0) -> tuple[ModelSpec, dict]:
+    """A copy of `spec` fine-tuned on `volume`'s slices perpendicular to `axis` (the sharp ones), and a log.
+
+    Stops after `seconds` of training or when the volume's slices are too small for `patch` pixels.
+    """
+    r = spec.scale
+    window = robust_window(volume.data)
+    unit = np.clip(window.forward(volume.data), 0, 1)
+    slices = np.moveaxis(unit, axis, 0)
+    if min(slices.shape[1:]) < patch:
+        patch = (min(slices.shape[1:]) // r) * r
+    if patch < 4 * r:
+        raise ValueError(f"{volume.source}: slices of {slices.shape[1:]} are too small to fine-tune on")
+    informative = [i for i in range(len(slices)) if slices[i].mean() > 0.02] or list(range(len(slices)))
+    module = copy.deepcopy(spec.module).train()
+    optimiser = torch.optim.Adam(module.parameters(), lr=lr)
+    rng = np.random.default_rng(seed)
+    steps, losses, started = 0, [], time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        crops = []
+        for _ in range(batch):
+            s = slices[rng.choice(informative)]
+            top = rng.integers(s.shape[0] - patch + 1)
+            left = rng.integers(s.shape[1] - patch + 1)
+            crop = s[top:top + patch, left:left + patch]
+            crops.append(np.rot90(crop, k=int(rng.integers(4))).copy())
+        hr = torch.from_numpy(np.stack(crops)[:, None].astype(np.float32))
+        if spec.channels == 3:
+            hr = hr.expand(-1, 3, -1, -1).contiguous()
+        lr_img = degrade(hr, r)
+        loss = F.l1_loss(module(lr_img), hr)
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        losses.append(float(loss))
+        steps += 1
+    module.eval()
+    log = {"steps": steps, "seconds": round(time.perf_counter() - started, 1), "patch": patch,
+           "first_loss": losses[0] if losses else None, "last_loss": float(np.mean(losses[-5:])) if losses else None}
+    tuned = replace(spec, module=module, name=f"{spec.name}+self", card={**spec.card, "self_supervised": log})
+    return tuned, log
