@@ -23,6 +23,7 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from medical.intensity import cast_like
 from medical.nifti import VolumeError
 from medical.volume import LPS_TO_RAS, Volume
+from training.atomic import current_umask
 
 # Tags that describe the source pixels or their encoding and would be wrong on the new ones.
 # Time-series tags go too: the derived series is one volume (readers such as dcm2niix would split it by them).
@@ -77,6 +78,7 @@ def write_dicom_series(volume: Volume, source: Volume, out_dir: str | Path, desc
             pixels = np.ascontiguousarray(stored[:, ::-1, k].T)  # (rows, cols) from (i, j flipped)
             ds.set_pixel_data(pixels, "MONOCHROME2", 16, generate_instance_uid=False)
             ds.save_as(tmp / f"IM{k + 1:04d}.dcm", enforce_file_format=True)
+        os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes 0700; the series is for others to read too
         if out_dir.exists():
             shutil.rmtree(out_dir)
         os.replace(tmp, out_dir)

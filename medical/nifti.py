@@ -1,8 +1,6 @@
 """NIfTI in and out with nibabel: the stored dtype and scaling, and the sform/qform codes, carried through."""
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import nibabel as nib
@@ -10,6 +8,7 @@ import numpy as np
 
 from medical.intensity import cast_like
 from medical.volume import Volume
+from training.atomic import atomic_path
 
 
 class VolumeError(ValueError):
@@ -73,13 +72,6 @@ def write_nifti(volume: Volume, path: str | Path, description: str = "") -> int:
     img.set_qform(volume.affine, int(volume.meta.get("qform_code", 1) or 1))
     if description:
         header["descrip"] = description.encode()[:79]
-    suffix = ".nii.gz" if str(path).endswith(".gz") else ".nii"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=".nii.gz" if str(path).endswith(".gz") else ".nii") as tmp:
         nib.save(img, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return clipped

@@ -78,15 +78,23 @@ def cmd_upscale(args: argparse.Namespace) -> int:
     existing = [d for _, d in jobs if d.exists()]
     if existing and not args.overwrite:
         raise ImageError(f"{existing[0]}: already exists (use -y/--overwrite to replace it)")
+    first = read_image(jobs[0][0])  # a bad single input fails here, before any model is loaded
     upscaler = _upscaler(args, 1)
     if not args.quiet:
         print(f"srstream: {upscaler.spec.name} x{upscaler.scale} on {upscaler.backend_name}", file=sys.stderr)
-    for src, dst in tqdm(jobs, desc="upscaling", unit="img", disable=len(jobs) == 1 or args.quiet):
+    failed = 0
+    for n, (src, dst) in enumerate(tqdm(jobs, desc="upscaling", unit="img", disable=len(jobs) == 1 or args.quiet)):
+        try:
+            image = first if n == 0 else read_image(src)
+        except ImageError as exc:  # in a directory, one bad file is reported and the rest go on
+            print(f"srstream: error: {exc}", file=sys.stderr)
+            failed += 1
+            continue
         dst.parent.mkdir(parents=True, exist_ok=True)
-        write_image(dst, upscaler.upscale(read_image(src)))
+        write_image(dst, upscaler.upscale(image))
     if len(jobs) == 1 and not args.quiet:
         print(f"wrote {jobs[0][1]}", file=sys.stderr)
-    return 0
+    return 1 if failed else 0
 
 
 def cmd_batch(args: argparse.Namespace) -> int:

@@ -5,12 +5,12 @@ silently drop 16-bit colour to 8 bit.
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+
+from training.atomic import atomic_path
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}
 
@@ -94,11 +94,5 @@ def write_image(path: str | Path, image: np.ndarray) -> None:
     suffix = path.suffix.lower()
     if suffix not in IMAGE_SUFFIXES:
         raise ImageError(f"{path}: unknown image type (use one of {', '.join(sorted(IMAGE_SUFFIXES))})")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=suffix)
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=suffix) as tmp:
         _write(tmp, image, suffix)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

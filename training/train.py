@@ -12,7 +12,6 @@ import math
 import os
 import platform
 import sys
-import tempfile
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -25,6 +24,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from training.atomic import atomic_path
 from training.config import ConfigError, generator_config, load_config
 from training.data import HRCrops, StepSampler
 from training.degrade import degrade, imresize
@@ -152,10 +152,8 @@ class Trainer:
         if self.rank != 0:
             return
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.out_dir, suffix=".tmp")
-        os.close(fd)
-        torch.save(self._state(), tmp)
-        os.replace(tmp, self.checkpoint_path)
+        with atomic_path(self.checkpoint_path) as tmp:
+            torch.save(self._state(), tmp)
 
     # --- one step ----------------------------------------------------------------------------------------------
     def _autocast(self):

@@ -6,9 +6,7 @@ Nothing here unpickles code: safetensors holds only tensors, and trainer checkpo
 from __future__ import annotations
 
 import json
-import os
 import pickle
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +15,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from training.atomic import atomic_path
 from training.fast_generator import FastConfig, FastSR
 from training.srresnet import SRResNet, SRResNetConfig
 
@@ -47,18 +46,6 @@ def architecture_of(model: nn.Module) -> str:
     raise ValueError(f"{type(model).__name__} is not a registered generator")
 
 
-def _atomic_write(path: Path, write) -> None:
-    # Write beside the target and rename, so a crash never leaves a half-written file under the real name.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_weights(model: nn.Module, path: str | Path, card: dict[str, Any]) -> Path:
     """Write `path` (.safetensors, fp16) and its card `path.with_suffix('.json')`; returns the weights path."""
     path = Path(path).with_suffix(".safetensors")
@@ -68,9 +55,10 @@ def save_weights(model: nn.Module, path: str | Path, card: dict[str, Any]) -> Pa
     full_card = {"architecture": architecture_of(model), "config": model.config.to_dict(),
                  "scale": model.config.scale, "channels": model.config.channels,
                  "value_range": [0.0, 1.0], **card}
-    _atomic_write(path, lambda tmp: save_file(state, tmp, metadata={"format": "pt"}))
-    text = json.dumps(full_card, indent=2) + "\n"
-    _atomic_write(path.with_suffix(".json"), lambda tmp: Path(tmp).write_text(text))
+    with atomic_path(path) as tmp:
+        save_file(state, tmp, metadata={"format": "pt"})
+    with atomic_path(path.with_suffix(".json")) as tmp:
+        Path(tmp).write_text(json.dumps(full_card, indent=2) + "\n")
     return path
 
 

@@ -1,0 +1,239 @@
+"""The Gradio page: three tabs (image, video, volume) over the engine, `srstream.video` and `medical`.
+
+Every handler only moves data between the page and those APIs; errors become one readable message on the page.
+"""
+from __future__ import annotations
+
+import shutil
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+
+from srstream.engine import Upscaler
+from training.weights import shipped_models
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+@dataclass
+class Settings:
+    backend: str = "auto"
+    video_limit_s: float = 20.0
+    max_file_size: str = "200mb"
+    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="srstream-demo-")))
+
+
+class Engines:
+    """One Upscaler per model, made on first use and kept (loading is the slow part)."""
+
+    def __init__(self, backend: str) -> None:
+        self.backend, self.cache = backend, {}
+
+    def get(self, name: str) -> Upscaler:
+        if name not in self.cache:
+            self.cache[name] = Upscaler(name, backend=self.backend, batch_size=4)
+        return self.cache[name]
+
+
+def _rgb_models() -> list[str]:
+    return [name for name, card in shipped_models().items() if card["channels"] == 3]
+
+
+def _fail(message: str) -> None:
+    raise gr.Error(message, duration=None)
+
+
+# --- image -------------------------------------------------------------------------------------------------------
+def image_tab(engines: Engines, settings: Settings) -> None:
+    from srstream.images import ImageError, read_image, write_image
+    from training.evaluate import bicubic_upscale
+    from training.metrics import psnr_y, ssim_y
+
+    def run(path: str | None, model: str, reference: str | None):
+        if not path:
+            _fail("Upload an image first.")
+        try:
+            image = read_image(path)
+        except ImageError as exc:
+            _fail(f"Not an image we can read: {Path(str(exc).split(':')[0]).name}")
+        if image.dtype != np.uint8:
+            image = (image / 257).round().astype(np.uint8)
+        rgb = image[..., :3] if image.shape[-1] >= 3 else np.repeat(image, 3, axis=2)
+        up = engines.get(model)
+        sr = up.upscale(rgb)
+        bicubic = bicubic_upscale(rgb, up.scale)
+        out = settings.workdir / f"{Path(path).stem}_x{up.scale}.png"
+        write_image(out, sr)
+        metrics = ""
+        if reference:
+            try:
+                ref = read_image(reference)[..., :3]
+            except ImageError:
+                _fail("The reference is not an image we can read.")
+            h, w = min(ref.shape[0], sr.shape[0]), min(ref.shape[1], sr.shape[1])
+            ref, a, b = ref[:h, :w], sr[:h, :w], bicubic[:h, :w]
+            metrics = (f"| | PSNR (Y) | SSIM (Y) |\n|---|---|---|\n"
+                       f"| bicubic | {psnr_y(b, ref, up.scale):.2f} dB | {ssim_y(b, ref, up.scale):.4f} |\n"
+                       f"| {model} | {psnr_y(a, ref, up.scale):.2f} dB | {ssim_y(a, ref, up.scale):.4f} |")
+        return (bicubic, sr), str(out), f"{rgb.shape[1]}x{rgb.shape[0]} -> {sr.shape[1]}x{sr.shape[0]}", metrics
+
+    with gr.Tab("Image", id="image"):
+        with gr.Row():
+            with gr.Column():
+                source = gr.Image(type="filepath", label="Low-resolution image", elem_id="image-in")
+                model = gr.Dropdown(_rgb_models(), value="srresnet-x4", label="Model", elem_id="image-model")
+                reference = gr.Image(type="filepath", label="High-resolution reference (optional, for PSNR/SSIM)",
+                                     elem_id="image-ref")
+                button = gr.Button("Upscale", variant="primary", elem_id="image-run")
+            with gr.Column():
+                slider = gr.ImageSlider(label="Bicubic | model", elem_id="image-slider", type="numpy")
+                size = gr.Textbox(label="Size", elem_id="image-size")
+                download = gr.File(label="Download", elem_id="image-download")
+                metrics = gr.Markdown(elem_id="image-metrics")
+        gr.Examples([[str(EXAMPLES / "foreman.png")]], inputs=[source])
+        button.click(run, [source, model, reference], [slider, download, size, metrics], api_name="upscale_image")
+
+
+# --- video -------------------------------------------------------------------------------------------------------
+def video_tab(engines: Engines, settings: Settings) -> None:
+    import av
+
+    from srstream.video import upscale_video
+    from srstream.video.sink import EncodeOptions
+    from srstream.video.source import VideoInputError, open_input
+
+    def run(path: str | None, model: str, progress=gr.Progress(track_tqdm=True)):
+        if not path:
+            _fail("Upload a video first.")
+        try:
+            with open_input(path) as container:
+                duration = container.duration / av.time_base if container.duration else None
+        except VideoInputError:
+            _fail(f"Not a video we can read: {Path(path).name}")
+        if duration and duration > settings.video_limit_s:
+            _fail(f"The clip is {duration:.1f} s long; this demo takes up to {settings.video_limit_s:.0f} s.")
+        out = settings.workdir / f"{Path(path).stem}_x{engines.get(model).scale}.mp4"
+        try:
+            stats = upscale_video(path, out, engines.get(model), EncodeOptions(preset="veryfast"), overwrite=True,
+                                  duration=settings.video_limit_s, progress=True)
+        except (VideoInputError, ValueError) as exc:
+            _fail(f"Could not upscale the video: {str(exc).split(': ', 1)[-1]}")
+        summary = (f"{stats.frames_out} frames, {stats.size_in[0]}x{stats.size_in[1]} -> "
+                   f"{stats.size_out[0]}x{stats.size_out[1]}, {stats.fps:.2f} fps on {stats.backend}; "
+                   f"audio: {', '.join(stats.streams_copied + stats.streams_reencoded) or 'none'}")
+        return str(out), str(out), summary
+
+    with gr.Tab("Video", id="video"):
+        with gr.Row():
+            with gr.Column():
+                source = gr.Video(label=f"Short clip (up to {settings.video_limit_s:.0f} s)", elem_id="video-in")
+                model = gr.Dropdown(_rgb_models(), value="fast-x4", label="Model", elem_id="video-model")
+                button = gr.Button("Upscale", variant="primary", elem_id="video-run")
+            with gr.Column():
+                result = gr.Video(label="Upscaled", elem_id="video-out")
+                download = gr.File(label="Download", elem_id="video-download")
+                summary = gr.Textbox(label="Summary", elem_id="video-summary")
+        gr.Examples([[str(EXAMPLES / "vtest_320x180.mp4")]], inputs=[source])
+        button.click(run, [source, model], [result, download, summary], api_name="upscale_video")
+
+
+# --- volumes -----------------------------------------------------------------------------------------------------
+PLANES = {"axial": 2, "coronal": 1, "sagittal": 0}
+
+
+def _slice(volume_data: np.ndarray, plane: str, position: float, window: tuple[float, float]) -> np.ndarray:
+    axis = PLANES[plane]
+    index = int(round(position * (volume_data.shape[axis] - 1)))
+    image = np.take(volume_data, index, axis=axis)
+    lo, hi = window
+    return np.rot90((np.clip((image - lo) / max(hi - lo, 1e-9), 0, 1) * 255).astype(np.uint8))
+
+
+def medical_tab(engines: Engines, settings: Settings) -> None:
+    from medical.dicom_read import find_series, read_series
+    from medical.dicom_write import write_dicom_series
+    from medical.nifti import VolumeError, is_nifti, read_nifti, write_nifti
+    from medical.slicewise import upscale_in_plane, upscale_through_plane
+
+    def load(path: str):
+        if is_nifti(path):
+            return read_nifti(path)
+        if zipfile.is_zipfile(path):
+            folder = Path(tempfile.mkdtemp(dir=settings.workdir))
+            with zipfile.ZipFile(path) as archive:
+                archive.extractall(folder)
+            series = find_series(folder)
+            return read_series(series[0])
+        _fail(f"{Path(path).name}: upload a .nii/.nii.gz volume or a .zip of one DICOM series")
+
+    def run(path: str | None, model: str, mode: str, progress=gr.Progress(track_tqdm=True)):
+        if not path:
+            _fail("Upload a volume first.")
+        try:
+            volume = load(path)
+            method = upscale_through_plane if mode == "through-plane" else upscale_in_plane
+            result = method(volume, engines.get(model), axis=2, progress=True)
+        except VolumeError as exc:
+            _fail(str(exc).split("/")[-1])
+        stem = Path(path).name.split(".")[0]
+        if volume.meta.get("format") == "dicom":
+            folder = settings.workdir / f"{stem}_sr"
+            write_dicom_series(result, volume, folder, f"srstream {model} {mode}")
+            download = shutil.make_archive(str(folder), "zip", folder)
+        else:
+            download = str(settings.workdir / f"{stem}_sr.nii.gz")
+            write_nifti(result, download, f"srstream {model} {mode}")
+        window = result.meta["window"]
+        state = {"before": volume.data.astype(np.float32), "after": result.data.astype(np.float32),
+                 "window": window}
+        geometry = (f"shape {volume.shape} -> {result.shape}; voxel "
+                    f"{' x '.join(f'{v:.3f}' for v in volume.spacing)} mm -> "
+                    f"{' x '.join(f'{v:.3f}' for v in result.spacing)} mm")
+        return state, download, geometry, *view(state, "axial", 0.5)
+
+    def view(state, plane: str, position: float):
+        if not state:
+            return None, None
+        return (_slice(state["before"], plane, position, state["window"]),
+                _slice(state["after"], plane, position, state["window"]))
+
+    with gr.Tab("Volume", id="volume"):
+        state = gr.State()
+        with gr.Row():
+            with gr.Column():
+                source = gr.File(label="NIfTI (.nii, .nii.gz) or a .zip of a DICOM series", elem_id="med-in",
+                                 file_types=[".nii", ".gz", ".zip"])
+                model = gr.Dropdown(sorted(shipped_models()), value="fast-x4", label="Model", elem_id="med-model")
+                mode = gr.Radio(["in-plane", "through-plane"], value="in-plane", label="Mode", elem_id="med-mode")
+                button = gr.Button("Upscale", variant="primary", elem_id="med-run")
+                geometry = gr.Textbox(label="Geometry", elem_id="med-geometry")
+                download = gr.File(label="Download", elem_id="med-download")
+            with gr.Column():
+                plane = gr.Radio(list(PLANES), value="axial", label="Plane", elem_id="med-plane")
+                position = gr.Slider(0, 1, value=0.5, step=0.01, label="Slice", elem_id="med-slice")
+                with gr.Row():
+                    before = gr.Image(label="Before", elem_id="med-before", type="numpy")
+                    after = gr.Image(label="After", elem_id="med-after", type="numpy")
+        button.click(run, [source, model, mode], [state, download, geometry, before, after], api_name="upscale_volume")
+        plane.change(view, [state, plane, position], [before, after], api_name=False)
+        position.change(view, [state, plane, position], [before, after], api_name=False)
+
+
+def build(settings: Settings | None = None) -> gr.Blocks:
+    """The whole page."""
+    settings = settings or Settings()
+    engines = Engines(settings.backend)
+    with gr.Blocks(title="srstream") as app:
+        gr.Markdown("# srstream\nSRGAN super-resolution for images, video and MRI/CT volumes "
+                    f"(backend: {settings.backend}).")
+        with gr.Tabs():
+            image_tab(engines, settings)
+            video_tab(engines, settings)
+            medical_tab(engines, settings)
+    app.queue(default_concurrency_limit=1, max_size=16)
+    return app
+

@@ -1,0 +1,149 @@
+"""The Gradio demo in a real browser (Debian's Chromium driven by Playwright) and through gradio_client:
+a real image, a real clip and a real volume through the three tabs, and a bad upload that must not stop the app."""
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import DATA, EXAMPLES, ROOT
+
+CHROMIUM = "/usr/bin/chromium"
+pytest.importorskip("gradio")
+playwright = pytest.importorskip("playwright.sync_api")
+needs_chromium = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium")
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    port = _free_port()
+    log = tmp_path_factory.mktemp("demo") / "server.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "demo", "--port", str(port), "--backend", "cpu",
+                                 "--video-limit", "5"], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            break
+        except OSError:
+            if proc.poll() is not None:
+                pytest.fail(log.read_text())
+            time.sleep(1)
+    else:
+        proc.kill()
+        pytest.fail("demo did not start: " + log.read_text())
+    yield url
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def page(server, tmp_path_factory):
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        context = browser.new_context(accept_downloads=True)
+        page = context.new_page()
+        page.set_default_timeout(240_000)
+        page.goto(server)
+        yield page
+        browser.close()
+
+
+def _download(page, selector: str, target: Path) -> Path:
+    link = page.locator(f"{selector} a").first
+    link.wait_for()
+    with page.expect_download() as info:
+        link.click()
+    info.value.save_as(target)
+    return target
+
+
+@needs_chromium
+def test_image_tab_in_a_browser(page, tmp_path):
+    from training.evaluate import bicubic_upscale
+
+    page.get_by_role("tab", name="Image").click()
+    page.locator("#image-in input[type=file]").set_input_files(str(EXAMPLES / "foreman.png"))
+    page.locator("#image-model input").fill("fast-x4")
+    page.keyboard.press("Enter")
+    page.locator("#image-run").click()
+    page.wait_for_function("document.querySelector('#image-size textarea').value.includes('->')")
+    assert page.locator("#image-size textarea").input_value() == "352x288 -> 1408x1152"
+    out = np.asarray(Image.open(_download(page, "#image-download", tmp_path / "sr.png")).convert("RGB"))
+    assert out.shape == (1152, 1408, 3)
+    bicubic = bicubic_upscale(np.asarray(Image.open(EXAMPLES / "foreman.png").convert("RGB")), 4)
+    assert np.abs(out.astype(int) - bicubic.astype(int)).mean() > 1.0
+
+
+@needs_chromium
+def test_volume_tab_in_a_browser(page, tmp_path):
+    page.get_by_role("tab", name="Volume").click()
+    page.locator("#med-in input[type=file]").set_input_files(str(DATA / "mri" / "shear_small.nii.gz"))
+    page.locator("#med-run").click()
+    page.wait_for_function("document.querySelector('#med-geometry textarea').value.includes('->')")
+    text = page.locator("#med-geometry textarea").input_value()
+    assert "(40, 48, 6) -> (160, 192, 6)" in text
+    page.locator("#med-after img").wait_for()
+    import nibabel as nib
+    out = _download(page, "#med-download", tmp_path / "sr.nii.gz")
+    assert nib.load(str(out)).shape == (160, 192, 6)
+
+
+@needs_chromium
+def test_video_tab_in_a_browser(page, tmp_path):
+    import av
+
+    page.get_by_role("tab", name="Video").click()
+    page.locator("#video-in input[type=file]").set_input_files(str(DATA / "video" / "vtest_320x180_2s.mp4"))
+    page.locator("#video-run").click()
+    page.wait_for_function("document.querySelector('#video-summary textarea').value.includes('frames')")
+    assert "50 frames, 320x180 -> 1280x720" in page.locator("#video-summary textarea").input_value()
+    out = _download(page, "#video-download", tmp_path / "sr.mp4")
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].codec_context.width == 1280 and len(c.streams.audio) == 1
+
+
+@needs_chromium
+def test_a_bad_upload_shows_a_message_and_the_app_keeps_serving(page, tmp_path, server):
+    fake = tmp_path / "holiday.png"
+    fake.write_text("this is not an image")
+    page.get_by_role("tab", name="Volume").click()
+    bad_zip = tmp_path / "nothing.zip"
+    import zipfile
+    with zipfile.ZipFile(bad_zip, "w") as z:
+        z.writestr("readme.txt", "no dicom in here")
+    page.locator("#med-in input[type=file]").set_input_files(str(bad_zip))
+    page.locator("#med-run").click()
+    page.get_by_text("no DICOM images found").first.wait_for()
+    assert urllib.request.urlopen(server, timeout=10).status == 200
+
+
+def test_gradio_client_api(server):
+    from gradio_client import Client, handle_file
+
+    client = Client(server, verbose=False)
+    slider, download, size, metrics = client.predict(handle_file(str(DATA / "set5" / "bird.png")), "fast-x4",
+                                                     handle_file(str(DATA / "set5" / "bird.png")),
+                                                     api_name="/upscale_image")
+    assert size == "288x288 -> 1152x1152" and Image.open(download).size == (1152, 1152)
+    assert "PSNR" in metrics
+    with pytest.raises(Exception, match="Not an image"):
+        bad = Path(download).with_name("fake.png")
+        bad.write_text("not an image")
+        client.predict(handle_file(str(bad)), "fast-x4", None, api_name="/upscale_image")
