@@ -43,6 +43,10 @@ def _rgb_models() -> list[str]:
     return [name for name, card in shipped_models().items() if card["channels"] == 3]
 
 
+def _default(models: list[str], preferred: str) -> str | None:
+    return preferred if preferred in models else (models[0] if models else None)
+
+
 def _fail(message: str) -> None:
     raise gr.Error(message, duration=None)
 
@@ -84,10 +88,13 @@ def image_tab(engines: Engines, settings: Settings) -> None:
     with gr.Tab("Image", id="image"):
         with gr.Row():
             with gr.Column():
-                source = gr.Image(type="filepath", label="Low-resolution image", elem_id="image-in")
-                model = gr.Dropdown(_rgb_models(), value="srresnet-x4", label="Model", elem_id="image-model")
-                reference = gr.Image(type="filepath", label="High-resolution reference (optional, for PSNR/SSIM)",
-                                     elem_id="image-ref")
+                # A File, not an Image: Gradio's Image would fail on a bad upload before our clear message.
+                source = gr.File(label="Low-resolution image (PNG, JPEG, TIFF)", elem_id="image-in",
+                                 file_types=["image"])
+                model = gr.Dropdown(_rgb_models(), value=_default(_rgb_models(), "srresnet-x4"), label="Model",
+                                    elem_id="image-model")
+                reference = gr.File(label="High-resolution reference (optional, for PSNR/SSIM)", elem_id="image-ref",
+                                    file_types=["image"])
                 button = gr.Button("Upscale", variant="primary", elem_id="image-run")
             with gr.Column():
                 slider = gr.ImageSlider(label="Bicubic | model", elem_id="image-slider", type="numpy")
@@ -131,7 +138,8 @@ def video_tab(engines: Engines, settings: Settings) -> None:
         with gr.Row():
             with gr.Column():
                 source = gr.Video(label=f"Short clip (up to {settings.video_limit_s:.0f} s)", elem_id="video-in")
-                model = gr.Dropdown(_rgb_models(), value="fast-x4", label="Model", elem_id="video-model")
+                model = gr.Dropdown(_rgb_models(), value=_default(_rgb_models(), "fast-x4"), label="Model",
+                                    elem_id="video-model")
                 button = gr.Button("Upscale", variant="primary", elem_id="video-run")
             with gr.Column():
                 result = gr.Video(label="Upscaled", elem_id="video-out")
@@ -207,7 +215,8 @@ def medical_tab(engines: Engines, settings: Settings) -> None:
             with gr.Column():
                 source = gr.File(label="NIfTI (.nii, .nii.gz) or a .zip of a DICOM series", elem_id="med-in",
                                  file_types=[".nii", ".gz", ".zip"])
-                model = gr.Dropdown(sorted(shipped_models()), value="fast-x4", label="Model", elem_id="med-model")
+                models = sorted(shipped_models())
+                model = gr.Dropdown(models, value=_default(models, "mri-x2"), label="Model", elem_id="med-model")
                 mode = gr.Radio(["in-plane", "through-plane"], value="in-plane", label="Mode", elem_id="med-mode")
                 button = gr.Button("Upscale", variant="primary", elem_id="med-run")
                 geometry = gr.Textbox(label="Geometry", elem_id="med-geometry")

@@ -59,7 +59,7 @@ def page(server, tmp_path_factory):
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
         context = browser.new_context(accept_downloads=True)
         page = context.new_page()
-        page.set_default_timeout(240_000)
+        page.set_default_timeout(120_000)
         page.goto(server)
         yield page
         browser.close()
@@ -75,9 +75,10 @@ def _download(page, selector: str, target: Path) -> Path:
 
 
 @needs_chromium
-def test_image_tab_in_a_browser(page, tmp_path):
+def test_image_tab_in_a_browser(page, tmp_path, server):
     from training.evaluate import bicubic_upscale
 
+    page.goto(server)
     page.get_by_role("tab", name="Image").click()
     page.locator("#image-in input[type=file]").set_input_files(str(EXAMPLES / "foreman.png"))
     page.locator("#image-model input").fill("fast-x4")
@@ -92,7 +93,8 @@ def test_image_tab_in_a_browser(page, tmp_path):
 
 
 @needs_chromium
-def test_volume_tab_in_a_browser(page, tmp_path):
+def test_volume_tab_in_a_browser(page, tmp_path, server):
+    page.goto(server)
     page.get_by_role("tab", name="Volume").click()
     page.locator("#med-in input[type=file]").set_input_files(str(DATA / "mri" / "shear_small.nii.gz"))
     page.locator("#med-run").click()
@@ -106,9 +108,10 @@ def test_volume_tab_in_a_browser(page, tmp_path):
 
 
 @needs_chromium
-def test_video_tab_in_a_browser(page, tmp_path):
+def test_video_tab_in_a_browser(page, tmp_path, server):
     import av
 
+    page.goto(server)
     page.get_by_role("tab", name="Video").click()
     page.locator("#video-in input[type=file]").set_input_files(str(DATA / "video" / "vtest_320x180_2s.mp4"))
     page.locator("#video-run").click()
@@ -121,8 +124,13 @@ def test_video_tab_in_a_browser(page, tmp_path):
 
 @needs_chromium
 def test_a_bad_upload_shows_a_message_and_the_app_keeps_serving(page, tmp_path, server):
+    page.goto(server)  # a fresh page: the earlier tests left files in the upload boxes
     fake = tmp_path / "holiday.png"
     fake.write_text("this is not an image")
+    page.get_by_role("tab", name="Image").click()
+    page.locator("#image-in input[type=file]").set_input_files(str(fake))
+    page.locator("#image-run").click()
+    page.get_by_text("Not an image we can read: holiday.png").first.wait_for()
     page.get_by_role("tab", name="Volume").click()
     bad_zip = tmp_path / "nothing.zip"
     import zipfile
