@@ -170,7 +170,7 @@ def test_interrupt_finalises_a_playable_file(tmp_path, sig):
 
     out = tmp_path / f"{sig}.mp4"
     proc = subprocess.Popen([sys.executable, "-m", "srstream.cli", "upscale", str(CLIP), str(out), "-m",
-                             "srresnet-x4", "--backend", "cpu", "--batch", "1", "-q"],
+                             "fast-x4", "--backend", "cpu", "--batch", "1", "-q"],
                             cwd=DATA.parent.parent, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     partial = tmp_path / f".{sig}.partial.mp4"

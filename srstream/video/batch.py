@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
+import multiprocessing
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,7 +62,9 @@ def run_batch(jobs: list[Job], workers: int = 1, ray_address: str | None = None,
     if ray_address is not None:
         return _run_ray(jobs, ray_address, progress)
     results: list[dict] = []
-    with cf.ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
+    # spawn, not fork: a forked child of a process that has run torch/OpenMP threads can hang before it starts.
+    context = multiprocessing.get_context("spawn")
+    with cf.ProcessPoolExecutor(max_workers=max(1, workers), mp_context=context) as pool:
         futures = [pool.submit(run_job, job) for job in jobs]
         for future in tqdm(cf.as_completed(futures), total=len(futures), unit="video", disable=not progress):
             results.append(future.result())

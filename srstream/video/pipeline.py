@@ -313,6 +313,8 @@ def upscale_video(source: str, output: str | Path, upscaler: Upscaler, options: 
         encoder.join()
         if encoder.error:
             raise encoder.error
+        if encoder.written == 0:  # interrupted before the first frame: an empty file would not play
+            raise KeyboardInterrupt
         sink.close()
     except BaseException:
         stop.set()
