@@ -16,6 +16,12 @@ ROOT = Path(__file__).resolve().parent.parent
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
 
+# tab, upload box, sample, run button, the textbox that fills in when it is done, screenshot name
+STEPS = [("Image", "image-in", "examples/foreman.png", "image-run", "image-size", "image.png"),
+         ("Video", "video-in", "tests/data/video/vtest_320x180_2s.mp4", "video-run", "video-summary", "video.png"),
+         ("Volume", "med-in", "tests/data/mri/shear_small.nii.gz", "med-run", "med-geometry", "volume.png")]
+DONE_MARK = {"Image": "->", "Video": "frames", "Volume": "->"}
+
 
 def _port() -> int:
     with socket.socket() as s:
@@ -46,22 +52,13 @@ def main(argv: list[str] | None = None) -> int:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.set_default_timeout(600_000)
             page.goto(url)
-            page.locator("#image-in input[type=file]").set_input_files(str(ROOT / "examples" / "foreman.png"))
-            page.locator("#image-run").click()
-            page.wait_for_function("document.querySelector('#image-size textarea').value.includes('->')")
-            page.screenshot(path=str(args.out / "image.png"), full_page=True)
-            page.get_by_role("tab", name="Video").click()
-            page.locator("#video-in input[type=file]").set_input_files(
-                str(ROOT / "tests" / "data" / "video" / "vtest_320x180_2s.mp4"))
-            page.locator("#video-run").click()
-            page.wait_for_function("document.querySelector('#video-summary textarea').value.includes('frames')")
-            page.screenshot(path=str(args.out / "video.png"), full_page=True)
-            page.get_by_role("tab", name="Volume").click()
-            page.locator("#med-in input[type=file]").set_input_files(
-                str(ROOT / "tests" / "data" / "mri" / "shear_small.nii.gz"))
-            page.locator("#med-run").click()
-            page.wait_for_function("document.querySelector('#med-geometry textarea').value.includes('->')")
-            page.screenshot(path=str(args.out / "volume.png"), full_page=True)
+            for tab, field, sample, button, done, name in STEPS:
+                page.get_by_role("tab", name=tab).click()
+                page.locator(f"#{field} input[type=file]").set_input_files(str(ROOT / sample))
+                page.locator(f"#{button}").click()
+                page.wait_for_function(f"document.querySelector('#{done} textarea').value.includes('{DONE_MARK[tab]}')")
+                page.wait_for_load_state("networkidle")  # let the output images finish drawing
+                page.screenshot(path=str(args.out / name), full_page=True)
             browser.close()
     finally:
         server.terminate()

@@ -1,6 +1,5 @@
 """The Gradio demo in a real browser (Debian's Chromium driven by Playwright) and through gradio_client:
 a real image, a real clip and a real volume through the three tabs, and a bad upload that must not stop the app."""
-import shutil
 import socket
 import subprocess
 import sys
@@ -13,13 +12,12 @@ import pytest
 from PIL import Image
 
 from conftest import DATA, EXAMPLES, ROOT
+from demo.screenshots import FLAGS  # the Chromium flags this closed network needs, kept in one place
 
 CHROMIUM = "/usr/bin/chromium"
 pytest.importorskip("gradio")
 playwright = pytest.importorskip("playwright.sync_api")
 needs_chromium = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium")
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
 
 
 def _free_port() -> int:

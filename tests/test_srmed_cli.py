@@ -1,7 +1,6 @@
 """`srmed upscale` end to end on real data: a DICOM series and a NIfTI volume, a bad input among them,
 JSON reports, skipping finished volumes, previews."""
 import json
-import shutil
 
 import nibabel as nib
 import numpy as np

@@ -71,5 +71,4 @@ def open_input(source: str, timeout_s: float = 10.0, framerate: str = "25") -> a
 
 
 def _reason(exc: av.error.FFmpegError) -> str:
-    text = getattr(exc, "strerror", None) or str(exc)
-    return text.split(":")[-1].strip() if ":" in text and len(text) > 80 else text
+    return getattr(exc, "strerror", None) or str(exc)
