@@ -15,7 +15,7 @@ from PIL import Image
 from torch.utils.data import Dataset, Sampler
 from tqdm import tqdm
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
 
 def list_images(folders: list[str | Path]) -> list[Path]:
@@ -27,7 +27,7 @@ def list_images(folders: list[str | Path]) -> list[Path]:
             raise FileNotFoundError(f"{folder}: no such directory of training images")
         found = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
         if not found:
-            raise FileNotFoundError(f"{folder}: no PNG/JPEG images in it")
+            raise FileNotFoundError(f"{folder}: no PNG/JPEG/WebP images in it")
         files += found
     return files
 

@@ -77,12 +77,22 @@ def gaussian_downsample(hr: torch.Tensor, factor: int, sigma: float) -> torch.Te
     return hr[..., offset::factor, offset::factor]
 
 
+def box_downsample(hr: torch.Tensor, factor: int) -> torch.Tensor:
+    """The mean of each `factor` x `factor` block: what a detector `factor` times larger (a thick slice) records."""
+    return F.avg_pool2d(hr, factor)
+
+
+DEGRADATIONS = ("bicubic", "gaussian", "box")
+
+
 def degrade(hr: torch.Tensor, factor: int, kind: str = "bicubic", sigma: float = 0.0) -> torch.Tensor:
-    """LR from HR in [0, 1] by `kind` ('bicubic' or 'gaussian'); the result is clamped to [0, 1]."""
+    """LR from HR in [0, 1] by `kind` ('bicubic', 'gaussian' or 'box'); the result is clamped to [0, 1]."""
     if kind == "bicubic":
         lr = bicubic_downsample(hr, factor)
     elif kind == "gaussian":
         lr = gaussian_downsample(hr, factor, sigma)
+    elif kind == "box":
+        lr = box_downsample(hr, factor)
     else:
-        raise ValueError(f"unknown degradation {kind!r}: use 'bicubic' or 'gaussian'")
+        raise ValueError(f"unknown degradation {kind!r}: use one of {', '.join(DEGRADATIONS)}")
     return lr.clamp(0, 1)

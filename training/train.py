@@ -108,6 +108,8 @@ class Trainer:
         self.dataset = HRCrops(data["train"], data["patch_size"], config["model"]["channels"], config["seed"],
                                progress=self.rank == 0)
         self.amp = train["amp"] and self.device.type == "cuda"
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed patch size: the fastest conv algorithm is found once
 
     # --- checkpoints -------------------------------------------------------------------------------------------
     def _card(self) -> dict[str, Any]:
