@@ -1,7 +1,7 @@
 """Grey models on a real MRI volume against cubic interpolation: in-plane x2/x4 and through-plane x4, as JSON.
 
     python benchmarks/mri_eval.py ../shared/data/mri/eval/t1_head.nii.gz --in-plane mri-x2,mri-x4 \
-        --through-plane mri-x4 [--axis 2] [--out benchmarks/results/mri_t1_head.json]
+        --through-plane mri-thick-x4,mri-x4 [--axis 2] [--out benchmarks/results/mri_t1_head.json]
 
 Protocol. In-plane x r: every slice perpendicular to `--axis` is shrunk with the benchmark's MATLAB bicubic (as the
 grey models were trained), then brought back by `medical.slicewise.upscale_in_plane` and by cubic interpolation.
@@ -25,7 +25,8 @@ from torchmetrics.functional.image import structural_similarity_index_measure as
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from medical.nifti import read_nifti  # noqa: E402
-from medical.slicewise import cubic_upscale, upscale_in_plane, upscale_through_plane  # noqa: E402
+from medical.slicewise import (cubic_upscale, through_plane_factor, upscale_in_plane,  # noqa: E402
+                              upscale_through_plane)
 from medical.volume import Volume  # noqa: E402
 from srstream.engine import Upscaler  # noqa: E402
 from training.degrade import bicubic_downsample  # noqa: E402
@@ -79,7 +80,7 @@ def in_plane(volume: Volume, model: str, axis: int, backend: str) -> dict:
 def through_plane(volume: Volume, model: str, axis: int, backend: str) -> dict:
     """Average r neighbouring slices along `axis` into thick ones, then model vs cubic back along that axis."""
     upscaler = Upscaler(model, backend=backend, tile=None, batch_size=16)
-    r = upscaler.scale
+    r = through_plane_factor(upscaler)
     factors = tuple(r if a == axis else 1 for a in range(3))
     hr = crop(volume.data, factors)
     moved = np.moveaxis(hr, axis, -1)
@@ -103,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("volume", type=Path)
     parser.add_argument("--in-plane", default="mri-x2,mri-x4", help="comma list of models for in-plane")
-    parser.add_argument("--through-plane", default="mri-x4", help="comma list of models for through-plane")
+    parser.add_argument("--through-plane", default="mri-thick-x4", help="comma list of models for through-plane")
     parser.add_argument("--axis", type=int, default=2, help="slice axis (0, 1 or 2)")
     parser.add_argument("--backend", default="auto")
     parser.add_argument("--out", type=Path, help="also write the JSON here")

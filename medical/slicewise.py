@@ -63,14 +63,34 @@ def upscale_in_plane(volume: Volume, upscaler: Upscaler, axis: int = 2, progress
                   {**volume.meta, "window": (window.lo, window.hi), "factors": factors})
 
 
-def upscale_through_plane(volume: Volume, upscaler: Upscaler, axis: int = 2, progress: bool = True) -> Volume:
-    """Only `axis` upscaled x r: the 2-D model runs on the slices of the two planes that contain `axis`, each
-    result is averaged back to the original size along the other in-plane axis, and the two are fused."""
-    r = upscaler.scale
-    window = robust_window(volume.data)
-    unit = window.forward(volume.data)
+def slab_thickness(upscaler: Upscaler) -> int:
+    """The slice thickness a through-plane restoration model (scale 1, 'slab' degradation) undoes, else 0."""
+    training = upscaler.spec.card.get("training", {})
+    if upscaler.scale == 1 and training.get("degradation") == "slab":
+        return int(training["thickness"])
+    return 0
+
+
+def through_plane_factor(upscaler: Upscaler) -> int:
+    """How much `upscale_through_plane` refines the slice axis with this model."""
+    return slab_thickness(upscaler) or upscaler.scale
+
+
+def _through_plane_estimates(unit: np.ndarray, upscaler: Upscaler, axis: int, progress: bool) -> list[np.ndarray]:
+    """One estimate per plane orientation containing `axis`, each on the grid refined x r along `axis`."""
     others = [a for a in range(3) if a != axis]
+    thickness = slab_thickness(upscaler)
     estimates = []
+    if thickness:
+        # SMORE's framing: cubic onto the fine grid, then a model that undoes slab blur along the image's height.
+        cubic = cubic_upscale(unit, tuple(thickness if a == axis else 1 for a in range(3))).astype(np.float32)
+        for along in others:
+            keep = next(a for a in others if a != along)
+            planes = np.moveaxis(cubic, (along, axis, keep), (0, 1, 2))  # (N, fine axis, keep)
+            sr = _sr_slices(planes, upscaler, f"planes {along}", progress)
+            estimates.append(np.moveaxis(sr, (0, 1, 2), (along, axis, keep)))
+        return estimates
+    r = upscaler.scale
     for along in others:  # slices perpendicular to `along` contain `axis` and the remaining axis
         keep = next(a for a in others if a != along)
         planes = np.moveaxis(unit, (along, keep, axis), (0, 1, 2))  # (N, keep, axis)
@@ -78,7 +98,23 @@ def upscale_through_plane(volume: Volume, upscaler: Upscaler, axis: int = 2, pro
         n, hk, ha = sr.shape
         sr = sr.reshape(n, hk // r, r, ha).mean(axis=2)  # back to the original size along `keep`
         estimates.append(np.moveaxis(sr, (0, 1, 2), (along, keep, axis)))
-    fused = np.mean(estimates, axis=0)
+    return estimates
+
+
+def upscale_through_plane(volume: Volume, upscaler: Upscaler, axis: int = 2, progress: bool = True) -> Volume:
+    """Only `axis` refined x r, on the slices of the two planes that contain it, fused by averaging.
+
+    With a through-plane model (scale 1, trained on slab blur, e.g. `mri-thick-x4`) the axis is first interpolated
+    by cubic and the model restores it; with an ordinary x r model each plane is upscaled x r in both its axes and
+    averaged back to the original size along the axis that was not thick.
+    """
+    r = through_plane_factor(upscaler)
+    if r < 2:
+        raise ValueError(f"model {upscaler.spec.name} does not upscale: through-plane needs an x2/x4 model or a "
+                         "through-plane (slab) model")
+    window = robust_window(volume.data)
+    unit = window.forward(volume.data)
+    fused = np.mean(_through_plane_estimates(unit, upscaler, axis, progress), axis=0)
     factors = tuple(r if a == axis else 1 for a in range(3))
     data = _fuse_outside_window(window.inverse(fused), cubic_upscale(volume.data, factors), window,
                                 float(volume.data.min()), float(volume.data.max()))

@@ -13,9 +13,11 @@ DEFAULTS: dict[str, Any] = {
     "out_dir": "runs/srresnet-x4",
     "model": {"architecture": "srresnet", "scale": 4, "channels": 3, "width": 64, "blocks": 16,
               "batch_norm": True, "image_skip": False, "layers": 4},
-    "data": {"train": [], "patch_size": 96, "degradation": "bicubic", "sigma": 0.0, "workers": 2},
+    "data": {"train": [], "patch_size": 96, "degradation": "bicubic", "sigma": 0.0, "thickness": 0,
+             "workers": 2},
     "train": {"steps": 100_000, "batch_size": 16, "lr": 1e-4, "beta1": 0.9, "beta2": 0.999,
-              "lr_schedule": "constant", "init": "", "amp": True},
+              "lr_schedule": "constant", "init": "", "amp": True,
+              "minutes": 0.0},
     "content": {"loss": "mse", "vgg_layer": [5, 4], "vgg_weights": ""},
     "adversarial": {"weight": 1e-3, "d_warmup_steps": 0, "d_lr": 1e-4},
     "log": {"every": 20, "sample_every": 1000, "checkpoint_every": 500},
@@ -82,7 +84,18 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> di
         raise ConfigError("data.train is empty: give one or more folders of HR training images")
     if config["data"]["patch_size"] % config["model"]["scale"]:
         raise ConfigError("data.patch_size must be a multiple of model.scale")
+    data = config["data"]
+    if data["degradation"] == "slab":
+        if config["model"]["scale"] != 1 or data["thickness"] < 2 or data["patch_size"] % data["thickness"]:
+            raise ConfigError("the slab degradation needs model.scale = 1 and data.thickness >= 2 dividing "
+                              "data.patch_size")
     return config
+
+
+def degradation_factor(config: dict[str, Any]) -> int:
+    """How much the degradation shrinks (or, for 'slab', thickens): the model's scale, or the slab thickness."""
+    data = config["data"]
+    return data["thickness"] if data["degradation"] == "slab" else config["model"]["scale"]
 
 
 def generator_config(config: dict[str, Any]) -> tuple[str, dict[str, Any]]:

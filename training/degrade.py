@@ -82,17 +82,30 @@ def box_downsample(hr: torch.Tensor, factor: int) -> torch.Tensor:
     return F.avg_pool2d(hr, factor)
 
 
-DEGRADATIONS = ("bicubic", "gaussian", "box")
+def slab_degrade(hr: torch.Tensor, thickness: int) -> torch.Tensor:
+    """Thick slices along the height axis: each run of `thickness` rows averaged, then cubic interpolation back
+    onto the HR rows (as `medical.slicewise.cubic_upscale` does), so LR and HR have the same size."""
+    n, c, h, w = hr.shape
+    if h % thickness:
+        raise ValueError(f"patch height {h} is not a multiple of the slab thickness {thickness}")
+    thick = hr.reshape(n, c, h // thickness, thickness, w).mean(dim=3)
+    return F.interpolate(thick, size=(h, w), mode="bicubic", align_corners=False)
+
+
+DEGRADATIONS = ("bicubic", "gaussian", "box", "slab")
 
 
 def degrade(hr: torch.Tensor, factor: int, kind: str = "bicubic", sigma: float = 0.0) -> torch.Tensor:
-    """LR from HR in [0, 1] by `kind` ('bicubic', 'gaussian' or 'box'); the result is clamped to [0, 1]."""
+    """LR from HR in [0, 1] by `kind` (see DEGRADATIONS; for 'slab', `factor` is the slice thickness and the
+    result keeps the HR size); the result is clamped to [0, 1]."""
     if kind == "bicubic":
         lr = bicubic_downsample(hr, factor)
     elif kind == "gaussian":
         lr = gaussian_downsample(hr, factor, sigma)
     elif kind == "box":
         lr = box_downsample(hr, factor)
+    elif kind == "slab":
+        lr = slab_degrade(hr, factor)
     else:
         raise ValueError(f"unknown degradation {kind!r}: use one of {', '.join(DEGRADATIONS)}")
     return lr.clamp(0, 1)

@@ -63,8 +63,9 @@ class SRResNet(nn.Module):
     def __init__(self, config: SRResNetConfig = SRResNetConfig()) -> None:
         super().__init__()
         stages = math.log2(config.scale)
-        if config.scale < 2 or stages != int(stages):
-            raise ValueError(f"SRResNet scale must be a power of two >= 2, got {config.scale}")
+        # Scale 1 has no sub-pixel stage: a restoration net at the input's size (thick-slice deblurring).
+        if config.scale < 1 or stages != int(stages):
+            raise ValueError(f"SRResNet scale must be a power of two (1, 2, 4, ...), got {config.scale}")
         self.config = config
         w = config.width
         self.head = nn.Sequential(nn.Conv2d(config.channels, w, 9, padding=4), nn.PReLU(w))

@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from training.atomic import atomic_path
-from training.config import ConfigError, generator_config, load_config
+from training.config import ConfigError, degradation_factor, generator_config, load_config
 from training.data import HRCrops, StepSampler
 from training.degrade import degrade, imresize
 from training.discriminator import Discriminator
@@ -118,6 +118,7 @@ class Trainer:
             "phase": c["phase"], "steps": self.step, "batch_size": c["train"]["batch_size"] * self.world,
             "patch_size": c["data"]["patch_size"], "data": [str(Path(p)) for p in c["data"]["train"]],
             "degradation": c["data"]["degradation"], "sigma": c["data"]["sigma"],
+            "thickness": c["data"]["thickness"],
             "content_loss": c["content"]["loss"], "lr": c["train"]["lr"], "lr_schedule": c["train"]["lr_schedule"],
             "adversarial_weight": c["adversarial"]["weight"] if self.gan else 0.0,
             "init": c["train"]["init"], "seed": c["seed"], "hardware": _hardware(self.device),
@@ -164,11 +165,11 @@ class Trainer:
     def train_step(self, hr: torch.Tensor) -> dict[str, float]:
         """One optimisation step on an HR batch in [0, 1]; returns the losses."""
         c = self.config
-        scale = c["model"]["scale"]
-        lr_img = degrade(hr, scale, c["data"]["degradation"], c["data"]["sigma"])
+        lr_img = degrade(hr, degradation_factor(c), c["data"]["degradation"], c["data"]["sigma"])
         steps = c["train"]["steps"]
+        progress = self._progress_step()
         for group in self.opt_g.param_groups:
-            group["lr"] = learning_rate(c["train"]["lr"], c["train"]["lr_schedule"], self.step, steps)
+            group["lr"] = learning_rate(c["train"]["lr"], c["train"]["lr_schedule"], progress, steps)
         logs: dict[str, float] = {}
         with self._autocast():
             sr = self.g_train(lr_img)
@@ -180,7 +181,7 @@ class Trainer:
             self.opt_g.step()
             return {"content": loss.item()}
         for group in self.opt_d.param_groups:
-            group["lr"] = learning_rate(c["adversarial"]["d_lr"], c["train"]["lr_schedule"], self.step, steps)
+            group["lr"] = learning_rate(c["adversarial"]["d_lr"], c["train"]["lr_schedule"], progress, steps)
         with self._autocast():
             d_loss = discriminator_loss(self.d_train(hr).float(), self.d_train(sr.detach()).float())
         self.opt_d.zero_grad(set_to_none=True)
@@ -198,6 +199,17 @@ class Trainer:
             logs.update(content=content.item(), adv=adversarial.item())
         return logs
 
+    def _progress_step(self) -> int:
+        """The step the schedule is at: the real one, or further on if a `train.minutes` budget runs out first."""
+        minutes = self.config["train"]["minutes"]
+        if not minutes:
+            return self.step
+        return max(self.step, int(self.config["train"]["steps"] * self.seconds / (60 * minutes)))
+
+    def _out_of_time(self) -> bool:
+        minutes = self.config["train"]["minutes"]
+        return bool(minutes) and self.seconds >= 60 * minutes
+
     # --- the loop ----------------------------------------------------------------------------------------------
     def _loader(self) -> DataLoader:
         sampler = StepSampler(self.config["train"]["batch_size"], self.step, self.rank, self.world)
@@ -209,7 +221,8 @@ class Trainer:
     def _sample_grid(self, writer) -> None:
         hr = torch.stack([self.dataset[SAMPLE_BASE_INDEX + k] for k in range(4)]).to(self.device)
         scale = self.config["model"]["scale"]
-        lr_img = degrade(hr, scale, self.config["data"]["degradation"], self.config["data"]["sigma"])
+        lr_img = degrade(hr, degradation_factor(self.config), self.config["data"]["degradation"],
+                         self.config["data"]["sigma"])
         self.generator.eval()
         with torch.no_grad():
             sr = self.generator(lr_img).clamp(0, 1)
@@ -236,7 +249,7 @@ class Trainer:
         bar = tqdm(total=steps, initial=self.step, desc=c["name"], disable=self.rank != 0, dynamic_ncols=True)
         batches = iter(self._loader())
         try:
-            while self.step < steps:
+            while self.step < steps and not self._out_of_time():
                 started = time.perf_counter()
                 hr = next(batches).to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
                 losses = self.train_step(hr)
@@ -250,7 +263,7 @@ class Trainer:
                     writer.add_scalar("lr", self.opt_g.param_groups[0]["lr"], self.step)
                 if self.rank == 0 and log["sample_every"] and self.step % log["sample_every"] == 0:
                     self._sample_grid(writer)
-                if self.step % log["checkpoint_every"] == 0 or self.step == steps:
+                if self.step % log["checkpoint_every"] == 0 or self.step == steps or self._out_of_time():
                     self.save_checkpoint()
         finally:
             bar.close()
