@@ -85,7 +85,10 @@ def through_plane(volume: Volume, model: str, axis: int, backend: str) -> dict:
     hr = crop(volume.data, factors)
     moved = np.moveaxis(hr, axis, -1)
     thick = np.moveaxis(moved.reshape(*moved.shape[:-1], moved.shape[-1] // r, r).mean(axis=-1), -1, axis)
-    small = Volume(thick, volume.affine, volume.source, volume.dtype)
+    slab = volume.affine.copy()
+    slab[:3, axis] *= r
+    slab[:3, 3] += (r - 1) / 2 * volume.affine[:3, axis]  # a slab's centre is the mean of its slices' centres
+    small = Volume(thick, slab, volume.source, volume.dtype)
     started = time.perf_counter()
     sr = upscale_through_plane(small, upscaler, axis=axis, progress=False).data
     seconds = time.perf_counter() - started

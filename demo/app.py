@@ -185,7 +185,7 @@ def medical_tab(engines: Engines, settings: Settings) -> None:
             volume = load(path)
             method = upscale_through_plane if mode == "through-plane" else upscale_in_plane
             result = method(volume, engines.get(model), axis=2, progress=True)
-        except VolumeError as exc:
+        except ValueError as exc:  # VolumeError included
             _fail(str(exc).split("/")[-1])
         stem = Path(path).name.split(".")[0]
         if volume.meta.get("format") == "dicom":

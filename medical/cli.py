@@ -59,9 +59,18 @@ def _read(task: Task, volume_index: int | None) -> Volume:
     return read_series(series, volume_index)
 
 
+def default_model(scale: int, through_plane: bool) -> str:
+    """mri-thick-xN for through-plane where one is shipped (trained for slab blur), else mri-xN."""
+    from training.weights import shipped_models
+
+    if through_plane and f"mri-thick-x{scale}" in shipped_models():
+        return f"mri-thick-x{scale}"
+    return f"mri-x{scale}"
+
+
 def process(task: Task, args: argparse.Namespace, upscaler) -> dict:
     """Read, upscale, write and report one volume."""
-    from medical.slicewise import upscale_in_plane, upscale_through_plane
+    from medical.slicewise import through_plane_factor, upscale_in_plane, upscale_through_plane
 
     started = time.perf_counter()
     volume = _read(task, args.volume)
@@ -76,7 +85,8 @@ def process(task: Task, args: argparse.Namespace, upscaler) -> dict:
         spec, tuning = fine_tune(upscaler.spec, volume, axis=args.axis, seconds=args.self_supervised)
         upscaler = Upscaler(spec, backend=upscaler.backend_name, batch_size=upscaler.batch_size)
     result = method(volume, upscaler, axis=args.axis, progress=not args.quiet)
-    description = (f"srstream {upscaler.spec.name} x{upscaler.scale} "
+    factor = through_plane_factor(upscaler) if args.through_plane else upscaler.scale
+    description = (f"srstream {upscaler.spec.name} x{factor} "
                    f"{'through-plane' if args.through_plane else 'in-plane'} axis {args.axis}")
     if fmt == "nifti":
         target = out_dir / f"{task.name}.nii.gz"
@@ -91,7 +101,7 @@ def process(task: Task, args: argparse.Namespace, upscaler) -> dict:
               "input_spacing_mm": [round(v, 6) for v in volume.spacing],
               "output_spacing_mm": [round(v, 6) for v in result.spacing],
               "mode": "through-plane" if args.through_plane else "in-plane", "axis": args.axis,
-              "model": upscaler.spec.name, "scale": upscaler.scale, "backend": upscaler.backend_name,
+              "model": upscaler.spec.name, "scale": factor, "backend": upscaler.backend_name,
               "intensity_window": list(result.meta["window"]), "clipped_voxels": clipped,
               "self_supervised": tuning,
               "seconds": round(time.perf_counter() - started, 2)}
@@ -109,7 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("inputs", nargs="+", metavar="IN", help=".nii/.nii.gz files or folders of DICOM files")
     up.add_argument("-o", "--output", required=True, metavar="OUTDIR")
     up.add_argument("--scale", type=int, default=2, help="2 or 4 (picks mri-xN unless --model is given)")
-    up.add_argument("-m", "--model", help="model name or path (default mri-x<scale>)")
+    up.add_argument("-m", "--model", help="model name or path (default mri-x<scale>; "
+                    "mri-thick-x<scale> with --through-plane where shipped)")
     up.add_argument("--backend", default="auto")
     up.add_argument("--through-plane", action="store_true", help="upscale only the slice axis (thick slices)")
     up.add_argument("--axis", type=int, default=2, choices=(0, 1, 2), help="slice axis (default 2)")
@@ -126,14 +137,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from medical.slicewise import slab_thickness, through_plane_factor
     from srstream.engine import EngineError, Upscaler
     from training.weights import ModelLoadError
 
     try:
         tasks = discover(args.inputs)
-        upscaler = Upscaler(args.model or f"mri-x{args.scale}", backend=args.backend, batch_size=args.batch)
-        if upscaler.scale != args.scale:
-            raise VolumeError(f"model {upscaler.spec.name} is x{upscaler.scale}, asked for --scale {args.scale}")
+        upscaler = Upscaler(args.model or default_model(args.scale, args.through_plane), backend=args.backend,
+                            batch_size=args.batch)
+        factor = through_plane_factor(upscaler) if args.through_plane else upscaler.scale
+        if slab_thickness(upscaler.spec) and not args.through_plane:
+            raise VolumeError(f"model {upscaler.spec.name} restores thick slices: use it with --through-plane")
+        if factor != args.scale:
+            raise VolumeError(f"model {upscaler.spec.name} is x{factor}, asked for --scale {args.scale}")
     except (VolumeError, ModelLoadError, EngineError) as exc:
         print(f"srmed: error: {exc}", file=sys.stderr)
         return 1

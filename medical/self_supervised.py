@@ -24,7 +24,10 @@ def fine_tune(spec: ModelSpec, volume: Volume, axis: int = 2, seconds: float = 6
 
     Stops after `seconds` of training or when the volume's slices are too small for `patch` pixels.
     """
-    r = spec.scale
+    from medical.slicewise import slab_thickness
+
+    thickness = slab_thickness(spec)
+    r = thickness or spec.scale  # a through-plane model learns to undo slab blur; an x r model, bicubic x r
     window = robust_window(volume.data)
     unit = np.clip(window.forward(volume.data), 0, 1)
     slices = np.moveaxis(unit, axis, 0)
@@ -48,7 +51,7 @@ def fine_tune(spec: ModelSpec, volume: Volume, axis: int = 2, seconds: float = 6
         hr = torch.from_numpy(np.stack(crops)[:, None].astype(np.float32))
         if spec.channels == 3:
             hr = hr.expand(-1, 3, -1, -1).contiguous()
-        lr_img = degrade(hr, r)
+        lr_img = degrade(hr, r, "slab") if thickness else degrade(hr, r)
         loss = F.l1_loss(module(lr_img), hr)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()

@@ -14,6 +14,7 @@ from tqdm import tqdm
 from medical.intensity import Window, robust_window
 from medical.volume import Volume, upscaled_affine
 from srstream.engine import Upscaler
+from srstream.models import ModelSpec
 
 
 def _sr_slices(slices: np.ndarray, upscaler: Upscaler, desc: str, progress: bool) -> np.ndarray:
@@ -51,6 +52,8 @@ def _fuse_outside_window(sr: np.ndarray, cubic: np.ndarray, window: Window, lo: 
 
 def upscale_in_plane(volume: Volume, upscaler: Upscaler, axis: int = 2, progress: bool = True) -> Volume:
     """Every slice perpendicular to `axis` upscaled x r in both its axes."""
+    if slab_thickness(upscaler.spec):
+        raise ValueError(f"model {upscaler.spec.name} restores thick slices: use it through-plane")
     r = upscaler.scale
     window = robust_window(volume.data)
     unit = window.forward(volume.data)
@@ -63,23 +66,23 @@ def upscale_in_plane(volume: Volume, upscaler: Upscaler, axis: int = 2, progress
                   {**volume.meta, "window": (window.lo, window.hi), "factors": factors})
 
 
-def slab_thickness(upscaler: Upscaler) -> int:
+def slab_thickness(spec: ModelSpec) -> int:
     """The slice thickness a through-plane restoration model (scale 1, 'slab' degradation) undoes, else 0."""
-    training = upscaler.spec.card.get("training", {})
-    if upscaler.scale == 1 and training.get("degradation") == "slab":
+    training = spec.card.get("training", {})
+    if spec.scale == 1 and training.get("degradation") == "slab":
         return int(training["thickness"])
     return 0
 
 
 def through_plane_factor(upscaler: Upscaler) -> int:
     """How much `upscale_through_plane` refines the slice axis with this model."""
-    return slab_thickness(upscaler) or upscaler.scale
+    return slab_thickness(upscaler.spec) or upscaler.scale
 
 
 def _through_plane_estimates(unit: np.ndarray, upscaler: Upscaler, axis: int, progress: bool) -> list[np.ndarray]:
     """One estimate per plane orientation containing `axis`, each on the grid refined x r along `axis`."""
     others = [a for a in range(3) if a != axis]
-    thickness = slab_thickness(upscaler)
+    thickness = slab_thickness(upscaler.spec)
     estimates = []
     if thickness:
         # SMORE's framing: cubic onto the fine grid, then a model that undoes slab blur along the image's height.

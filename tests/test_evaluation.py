@@ -81,3 +81,17 @@ def test_evaluate_cli_errors_are_one_line(capsys, tmp_path):
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: no-such-model") and "\n" not in err
     assert ev.main(["--model", "no-such-model", "--data", str(tmp_path / "nothing")]) == 2
+
+
+def test_box_and_slab_degradations_average_what_a_thick_detector_sees():
+    hr = torch.rand(2, 1, 96, 64)
+    box = degrade(hr, 4, "box")
+    assert box.shape == (2, 1, 24, 16) and torch.allclose(box[0, 0, 0, 0], hr[0, 0, :4, :4].mean())
+    slab = degrade(hr, 4, "slab")
+    assert slab.shape == hr.shape  # same grid: cubic brings the thick rows back onto the fine one
+    thick = hr.reshape(2, 1, 24, 4, 64).mean(3)
+    assert torch.allclose(slab.reshape(2, 1, 24, 4, 64).mean(3), thick, atol=0.03)
+    assert slab.diff(dim=2).abs().mean() < 0.5 * hr.diff(dim=2).abs().mean()  # blurred along the height only
+    assert torch.allclose(slab.diff(dim=3).abs().mean(), thick.diff(dim=3).abs().mean(), rtol=0.05)
+    with pytest.raises(ValueError, match="multiple of the slab thickness 4"):
+        degrade(torch.rand(1, 1, 30, 30), 4, "slab")

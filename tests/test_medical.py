@@ -1,8 +1,9 @@
-"""medical/ on real NIfTI: geometry of the upscaled grid, slice-wise SR through the engine, intensities, refusals.
-(Readers and writers for DICOM, the grey models and the srmed CLI are still to come: see issue 5.)"""
+"""medical/ on real NIfTI: geometry of the upscaled grid, slice-wise SR through the engine, intensities, refusals,
+and the shipped grey models against cubic on a head they never saw."""
 import nibabel as nib
 import numpy as np
 import pytest
+import torch
 
 from conftest import DATA
 from medical.intensity import cast_like, robust_window
@@ -10,6 +11,7 @@ from medical.nifti import VolumeError, read_nifti, write_nifti
 from medical.slicewise import cubic_upscale, upscale_in_plane, upscale_through_plane
 from medical.volume import Volume, upscaled_affine
 from srstream.engine import Upscaler
+from training.degrade import bicubic_downsample
 
 SHEAR = DATA / "mri" / "shear.nii.gz"
 
@@ -136,3 +138,37 @@ def test_self_supervised_fine_tuning_trains_a_copy_on_the_volume_only():
     assert not all(torch.equal(a, b) for a, b in zip(before, tuned.module.parameters()))
     out = upscale_through_plane(vol, Upscaler(tuned, backend="cpu"), axis=2, progress=False)
     assert out.shape == (48, 48, 16)
+
+
+T1_CROP = DATA / "mri" / "t1_head_crop.nii.gz"  # a 64x64x32 crop of the evaluation volume: never trained on
+
+
+def _psnr(test: np.ndarray, ref: np.ndarray) -> float:
+    return float(10 * np.log10(ref.max() ** 2 / np.mean((test - ref) ** 2)))
+
+
+def test_mri_x2_beats_cubic_in_plane_on_an_unseen_head():
+    vol = read_nifti(T1_CROP)
+    slices = torch.from_numpy(np.moveaxis(vol.data, 2, 0).astype(np.float32))[:, None]
+    lr = np.moveaxis(bicubic_downsample(slices, 2)[:, 0].double().numpy(), 0, 2)
+    small = Volume(lr, vol.affine, vol.source, vol.dtype)
+    sr = upscale_in_plane(small, Upscaler("mri-x2", backend="cpu"), progress=False)
+    assert sr.shape == vol.shape
+    gain = _psnr(sr.data, vol.data) - _psnr(cubic_upscale(lr, (2, 2, 1)), vol.data)
+    assert gain > 1.0, gain  # measured +1.61 dB on this crop, +1.46 dB on the whole volume
+
+
+def test_mri_thick_x4_restores_thick_slices_better_than_cubic():
+    vol = read_nifti(T1_CROP)
+    thick = vol.data.reshape(64, 64, 8, 4).mean(axis=3)  # 4 neighbouring slices averaged: a 4 mm slab
+    slab = vol.affine.copy()
+    slab[:3, 2] *= 4
+    slab[:3, 3] += 1.5 * vol.affine[:3, 2]  # a slab's centre is the mean of its four slices' centres
+    small = Volume(thick, slab, vol.source, vol.dtype)
+    upscaler = Upscaler("mri-thick-x4", backend="cpu")
+    sr = upscale_through_plane(small, upscaler, axis=2, progress=False)
+    assert sr.shape == vol.shape and np.allclose(sr.affine, vol.affine, atol=1e-5)  # back on the original grid
+    gain = _psnr(sr.data, vol.data) - _psnr(cubic_upscale(thick, (1, 1, 4)), vol.data)
+    assert gain > 0.6, gain  # measured +1.10 dB on this crop, +0.92 dB on the whole volume
+    with pytest.raises(ValueError, match="restores thick slices: use it through-plane"):
+        upscale_in_plane(small, upscaler, progress=False)

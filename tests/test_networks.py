@@ -101,3 +101,10 @@ def test_image_skip_starts_from_nearest_upsampling():
     x = torch.rand(1, 3, 10, 12)
     with torch.no_grad():
         assert torch.allclose(g(x), torch.nn.functional.interpolate(x, scale_factor=4, mode="nearest"))
+
+
+def test_srresnet_scale_one_restores_at_the_input_size():
+    net = SRResNet(SRResNetConfig(scale=1, channels=1, blocks=2, batch_norm=False, image_skip=True))
+    assert len(net.upsample) == 0 and net(torch.rand(2, 1, 20, 36)).shape == (2, 1, 20, 36)
+    with pytest.raises(ValueError, match="power of two"):
+        SRResNet(SRResNetConfig(scale=3))

@@ -1,4 +1,5 @@
 """The trainer on real crops: loss goes down, resume is exact, DDP agrees with one process, both phases run."""
+import json
 import os
 import subprocess
 import sys
@@ -138,3 +139,15 @@ def test_ddp_with_two_cpu_processes_matches_one_process(tmp_path):
         assert torch.allclose(pa, pb, atol=2e-3), key  # fp16 weights on disk: equal to storage precision
         moved += int(not torch.allclose(pa, start[key].float(), atol=1e-6))
     assert moved > 0
+
+
+def test_slab_config_and_a_wall_clock_budget(tmp_path):
+    with pytest.raises(ConfigError, match="slab degradation needs model.scale = 1"):
+        load_config(None, ['data.train=["x"]', 'data.degradation="slab"', "data.thickness=4"])
+    config = tiny_config(tmp_path, model={"scale": 1, "channels": 1}, data={"degradation": '"slab"', "thickness": 4},
+                         train={"steps": 10_000, "minutes": 0.01})
+    trainer = Trainer(config)
+    path = trainer.run()
+    assert 0 < trainer.step < 10_000 and trainer.seconds >= 0.6  # stopped by the budget, not the step count
+    card = json.loads(path.with_suffix(".json").read_text())
+    assert card["training"]["degradation"] == "slab" and card["training"]["thickness"] == 4 and card["scale"] == 1

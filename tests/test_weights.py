@@ -69,6 +69,10 @@ def test_files_that_are_no_model_are_refused_clearly(tmp_path):
 def test_shipped_models_have_cards_with_figures():
     cards = shipped_models()
     assert {"srresnet-x4", "fast-x4", "srgan-x4"} <= set(cards)
+    assert {"mri-x2", "mri-x4", "mri-thick-x4"} <= set(cards)
     for name, card in cards.items():
         assert card["name"] == name and card["training"]["steps"] > 0
-        assert "Set5" in card["evaluation"] and "Set14" in card["evaluation"]
+        if card["channels"] == 3:
+            assert "Set5" in card["evaluation"] and "Set14" in card["evaluation"]
+        else:  # grey MRI models: measured on the evaluation head volume against cubic
+            assert card["evaluation"]["t1_head"]["gain_db"] > 0
