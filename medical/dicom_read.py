@@ -1,5 +1,6 @@
 """DICOM series in: a folder searched recursively, split by SeriesInstanceUID, slices ordered by their position
-along the slice normal, rescale applied, time series split into volumes, enhanced multi-frame objects too.
+along the slice normal, rescale applied, time series split into volumes, enhanced multi-frame objects and Siemens
+mosaics (one file per volume, its slices tiled; unpacked with nibabel's dicomwrappers) too.
 
 The voxel grid follows dcm2niix: i runs along a row (columns), j along a column flipped so that the stored image is
 bottom-up, k along the slice normal; the affine maps (i, j, k) to RAS+ mm. Inconsistent spacing or orientation is
@@ -7,6 +8,7 @@ reported, never silently resampled.
 """
 from __future__ import annotations
 
+import warnings
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,6 +93,32 @@ def _classic_slices(files: list[Path]) -> tuple[list[_Slice], pydicom.Dataset]:
     return slices, first
 
 
+def _mosaic_slices(files: list[Path]) -> list[_Slice]:
+    """Each Siemens mosaic file split into its slices, each with its own position (nibabel reads the CSA header)."""
+    with warnings.catch_warnings():  # nibabel calls its DICOM readers experimental; its mosaic path is well used
+        warnings.simplefilter("ignore", UserWarning)
+        from nibabel.nicom.dicomwrappers import WrapperError, wrapper_from_data
+
+    slices = []
+    for path in files:
+        try:
+            ds = pydicom.dcmread(path, force=True)
+            wrapper = wrapper_from_data(ds)
+            pixels = wrapper.get_data()  # (rows, cols, slices), rescale applied
+            affine = wrapper.affine  # (row, col, slice) -> LPS mm, first-voxel position corrected for the tiling
+        except (WrapperError, ValueError, AttributeError, KeyError) as exc:
+            raise VolumeError(f"{path}: unreadable Siemens mosaic ({type(exc).__name__}: {exc})") from None
+        if not getattr(wrapper, "is_mosaic", False):
+            raise VolumeError(f"{path}: marked MOSAIC but its CSA header gives no NumberOfImagesInMosaic")
+        order = (int(ds.get("AcquisitionNumber", 0) or 0), int(ds.get("InstanceNumber", 0) or 0), 0)
+        orientation = _float_list(ds, "ImageOrientationPatient", path)
+        spacing = _float_list(ds, "PixelSpacing", path)
+        for k in range(pixels.shape[2]):
+            position = (affine @ np.array([0.0, 0.0, k, 1.0]))[:3]
+            slices.append(_Slice(position, orientation, spacing, pixels[..., k].astype(np.float64), order, path))
+    return slices
+
+
 def _enhanced_slices(path: Path, ds: pydicom.Dataset) -> list[_Slice]:
     pixels = ds.pixel_array
     if pixels.ndim == 2:
@@ -130,6 +158,8 @@ def read_series(series: Series, volume_index: int | None = None) -> Volume:
             raise VolumeError(f"{first_path.parent}: series {series.uid} mixes several enhanced objects")
         ds = pydicom.dcmread(first_path, force=True)
         slices, ref = _enhanced_slices(first_path, ds), ds
+    elif "MOSAIC" in [str(v).upper() for v in head.get("ImageType", [])]:
+        slices, ref = _mosaic_slices(series.files), head
     else:
         slices, ref = _classic_slices(series.files)
     where = first_path.parent

@@ -1,4 +1,5 @@
-"""DICOM series in, checked against dcm2niix on real GE and enhanced multi-frame data, and bad inputs."""
+"""DICOM series in, checked against dcm2niix on real GE, Siemens mosaic and enhanced multi-frame data, and bad
+inputs."""
 import shutil
 import subprocess
 
@@ -13,6 +14,7 @@ from medical.nifti import VolumeError
 
 GE = DATA / "dicom" / "ge_epi_vol1"
 ENHANCED = DATA / "dicom" / "enhanced"
+MOSAIC = DATA / "dicom" / "si_epi_mosaic"  # Siemens EPI, 2 volumes of 5 slices, each volume one mosaic file
 needs_dcm2niix = pytest.mark.skipif(shutil.which("dcm2niix") is None, reason="needs Debian's dcm2niix")
 
 
@@ -96,3 +98,17 @@ def test_written_series_reads_back_in_dcm2niix_with_the_expected_geometry(mode, 
     assert first.ReferencedSeriesSequence[0].SeriesInstanceUID == src.SeriesInstanceUID
     assert first.file_meta.TransferSyntaxUID == pydicom.uid.ExplicitVRLittleEndian
     assert len({pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID for f in files}) == len(files)
+
+
+@needs_dcm2niix
+def test_siemens_mosaic_volumes_agree_with_dcm2niix(tmp_path):
+    (series,) = find_series(MOSAIC)
+    with pytest.raises(VolumeError, match="holds 2 volumes"):
+        read_series(series)
+    (ref,) = dcm2niix(MOSAIC, tmp_path / "ref")
+    assert ref.shape == (72, 72, 5, 2)
+    for index in range(2):
+        vol = read_series(series, index)
+        assert vol.shape == (72, 72, 5) and np.allclose(vol.spacing, (3, 3, 12))
+        assert np.abs(vol.affine - ref.affine).max() < 1e-3
+        assert np.array_equal(vol.data, np.asarray(ref.dataobj, dtype=np.float64)[..., index])
