@@ -18,6 +18,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from medical.memory import check_fits
 from medical.nifti import VolumeError, is_nifti, read_nifti, write_nifti
 from medical.volume import Volume
 
@@ -73,7 +74,21 @@ def process(task: Task, args: argparse.Namespace, upscaler) -> dict:
     from medical.slicewise import through_plane_factor, upscale_in_plane, upscale_through_plane
 
     started = time.perf_counter()
+    factor = through_plane_factor(upscaler) if args.through_plane else upscaler.scale
+    if args.through_plane:
+        factors = tuple(factor if a == args.axis else 1 for a in range(3))
+    else:
+        factors = tuple(1 if a == args.axis else factor for a in range(3))
+    if task.series_uid is None and is_nifti(task.source):  # the header alone says how big it is: fail before reading
+        import nibabel as nib
+        from nibabel.filebasedimages import ImageFileError
+
+        try:
+            check_fits(task.source, nib.load(task.source).shape, factors)
+        except (OSError, ImageFileError):
+            pass  # unreadable: the reader below says so in its own words
     volume = _read(task, args.volume)
+    check_fits(task.source, volume.shape, factors)
     fmt = args.format if args.format != "same" else ("nifti" if task.series_uid is None else "dicom")
     out_dir = Path(args.output)
     method = upscale_through_plane if args.through_plane else upscale_in_plane
@@ -85,7 +100,6 @@ def process(task: Task, args: argparse.Namespace, upscaler) -> dict:
         spec, tuning = fine_tune(upscaler.spec, volume, axis=args.axis, seconds=args.self_supervised)
         upscaler = Upscaler(spec, backend=upscaler.backend_name, batch_size=upscaler.batch_size)
     result = method(volume, upscaler, axis=args.axis, progress=not args.quiet)
-    factor = through_plane_factor(upscaler) if args.through_plane else upscaler.scale
     description = (f"srstream {upscaler.spec.name} x{factor} "
                    f"{'through-plane' if args.through_plane else 'in-plane'} axis {args.axis}")
     if fmt == "nifti":
@@ -131,8 +145,50 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--batch", type=int, default=8, help="slices per engine call")
     up.add_argument("--preview", action="store_true", help="write a before/after PNG montage per volume")
     up.add_argument("--overwrite", "-y", action="store_true", help="redo volumes whose report exists")
+    up.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                    help="run volumes as Ray tasks: on a local Ray (no ADDRESS) or the cluster at ADDRESS")
     up.add_argument("-q", "--quiet", action="store_true")
     return parser
+
+
+def run_volume(task: Task, args: argparse.Namespace, upscaler=None) -> tuple[dict | None, dict | None]:
+    """(report, None) for a volume done, (None, failure) for one that failed; builds the engine if not given."""
+    try:
+        if upscaler is None:  # a Ray worker: its own engine, on its own GPU if it was given one
+            from srstream.engine import Upscaler
+
+            upscaler = Upscaler(args.model, backend=args.backend, batch_size=args.batch)
+        return process(task, args, upscaler), None
+    except (VolumeError, ValueError, OSError, MemoryError) as exc:
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return None, {"input": task.source, "series_uid": task.series_uid, "error": message,
+                      "trace": traceback.format_exc(limit=2)}
+
+
+def _run_ray(tasks: list[Task], args: argparse.Namespace) -> list[tuple[dict | None, dict | None]]:
+    """Each volume as a Ray task (one CPU, or one GPU where the cluster has them); outcomes in input order."""
+    try:
+        import ray
+    except ImportError:
+        raise RuntimeError("--ray needs Ray: pip install 'srstream[ray]'") from None
+    started_here = not ray.is_initialized()
+    if started_here:
+        address = None if args.ray == "local" else args.ray
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    try:
+        gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
+        remote = ray.remote(num_gpus=gpus, num_cpus=1)(run_volume)
+        worker_args = argparse.Namespace(**{**vars(args), "quiet": True})
+        refs = [remote.remote(task, worker_args) for task in tasks]
+        pending = list(refs)
+        with tqdm(total=len(refs), desc="volumes (ray)", unit="vol", disable=args.quiet) as bar:
+            while pending:
+                finished, pending = ray.wait(pending, num_returns=1)
+                bar.update(len(finished))
+        return ray.get(refs)
+    finally:
+        if started_here:
+            ray.shutdown()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -143,8 +199,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         tasks = discover(args.inputs)
-        upscaler = Upscaler(args.model or default_model(args.scale, args.through_plane), backend=args.backend,
-                            batch_size=args.batch)
+        args.model = args.model or default_model(args.scale, args.through_plane)  # also what Ray workers load
+        upscaler = Upscaler(args.model, backend=args.backend, batch_size=args.batch)
         factor = through_plane_factor(upscaler) if args.through_plane else upscaler.scale
         if slab_thickness(upscaler.spec) and not args.through_plane:
             raise VolumeError(f"model {upscaler.spec.name} restores thick slices: use it with --through-plane")
@@ -156,20 +212,28 @@ def main(argv: list[str] | None = None) -> int:
     out_dir = Path(args.output)
     out_dir.mkdir(parents=True, exist_ok=True)
     failed, done, skipped = [], [], []
-    for task in tqdm(tasks, desc="volumes", unit="vol", disable=args.quiet or len(tasks) == 1):
-        report_path = out_dir / f"{task.name}.json"
-        if report_path.exists() and not args.overwrite:
+    todo = []
+    for task in tasks:
+        if (out_dir / f"{task.name}.json").exists() and not args.overwrite:
             skipped.append(task.name)
-            continue
+        else:
+            todo.append(task)
+    if args.ray is not None and todo:
         try:
-            report = process(task, args, upscaler)
-        except (VolumeError, ValueError, OSError, MemoryError) as exc:
-            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            print(f"srmed: error: {message}", file=sys.stderr)
-            failed.append({"input": task.source, "series_uid": task.series_uid, "error": message,
-                           "trace": traceback.format_exc(limit=2)})
+            outcomes = _run_ray(todo, args)
+        except RuntimeError as exc:
+            print(f"srmed: error: {exc}", file=sys.stderr)
+            return 1
+    else:
+        bar = tqdm(todo, desc="volumes", unit="vol", disable=args.quiet or len(todo) < 2)
+        outcomes = (run_volume(task, args, upscaler) for task in bar)
+    for task, (report, failure) in zip(todo, outcomes):
+        if failure is not None:
+            print(f"srmed: error: {failure['error']}", file=sys.stderr)
+            failed.append(failure)
             continue
-        report_path.write_text(json.dumps(report, indent=2) + "\n")  # written last: marks the volume finished
+        # Written last, by the driver: a report marks the volume finished, so a rerun skips it.
+        (out_dir / f"{task.name}.json").write_text(json.dumps(report, indent=2) + "\n")
         done.append(report)
     summary = {"done": len(done), "skipped": len(skipped), "failed": len(failed),
                "failures": [{k: v for k, v in f.items() if k != "trace"} for f in failed]}

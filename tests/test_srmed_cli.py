@@ -1,9 +1,10 @@
 """`srmed upscale` end to end on real data: a DICOM series and a NIfTI volume, a bad input among them,
-JSON reports, skipping finished volumes, previews."""
+JSON reports, skipping finished volumes, previews, the thick-slice model, Ray."""
 import json
 
 import nibabel as nib
 import numpy as np
+import pytest
 from PIL import Image
 
 from conftest import DATA
@@ -65,3 +66,37 @@ def test_through_plane_picks_the_thick_slice_model(tmp_path, capsys):
     assert main(["upscale", str(small), "-o", str(tmp_path / "o2"), "--scale", "4", "--model", "mri-thick-x4",
                  "--backend", "cpu", "-q"]) == 1
     assert "restores thick slices: use it with --through-plane" in capsys.readouterr().err
+
+
+def test_two_volumes_as_ray_tasks(tmp_path, capsys):
+    pytest.importorskip("ray")
+    src = nib.load(DATA / "mri" / "t1_head_crop.nii.gz")
+    data = np.asarray(src.dataobj)
+    inputs = []
+    for n, part in enumerate((data[:32, :32, :6], data[32:, 32:, 10:14])):
+        path = tmp_path / f"head{n}.nii.gz"
+        nib.save(nib.Nifti1Image(part, src.affine), path)
+        inputs.append(str(path))
+    out = tmp_path / "out"
+    assert main(["upscale", *inputs, "-o", str(out), "--scale", "2", "--backend", "cpu", "--ray", "-q"]) == 0
+    for n, depth in enumerate((6, 4)):
+        report = json.loads((out / f"head{n}.json").read_text())
+        assert report["model"] == "mri-x2" and report["output_shape"] == [64, 64, depth]
+        assert nib.load(report["output"]).shape == (64, 64, depth)
+    assert json.loads((out / "summary.json").read_text())["done"] == 2
+
+
+def test_a_volume_too_big_for_memory_fails_before_any_work(tmp_path, capsys):
+    header = nib.Nifti1Header()
+    header.set_data_shape((4096, 4096, 2048))  # 32 Gi voxels in, 128 Gi out at x2 in-plane
+    header.set_data_dtype(np.uint8)
+    huge = tmp_path / "huge.nii"
+    huge.write_bytes(header.binaryblock + b"\0" * 4)  # the header only: the data are never reached
+    small = tmp_path / "small.nii.gz"
+    nib.save(nib.Nifti1Image(np.asarray(nib.load(DATA / "mri" / "t1_head_crop.nii.gz").dataobj)[:16, :16, :2],
+                             np.eye(4)), small)
+    out = tmp_path / "out"
+    assert main(["upscale", str(huge), str(small), "-o", str(out), "--scale", "2", "--backend", "cpu", "-q"]) == 1
+    err = capsys.readouterr().err
+    assert "huge.nii: upscaling 4096x4096x2048 by 2x2x1 needs about" in err and "GiB is available" in err
+    assert sorted(p.name for p in out.iterdir()) == ["small.json", "small.nii.gz", "summary.json"]
