@@ -37,10 +37,12 @@ def _source_slices(volume: Volume) -> list[Dataset]:
     files = volume.meta.get("files")
     if volume.meta.get("format") != "dicom" or not files:
         raise VolumeError(f"{volume.source}: DICOM output needs a DICOM source series (use NIfTI output)")
-    if len(set(files)) == 1:
-        raise VolumeError(f"{volume.source}: DICOM output from an enhanced multi-frame source is not supported yet "
-                          "(use NIfTI output)")
-    return [pydicom.dcmread(f, stop_before_pixels=True, force=True) for f in files]
+    headers = [pydicom.dcmread(f, stop_before_pixels=True, force=True) for f in files]
+    if "PerFrameFunctionalGroupsSequence" in headers[0]:
+        # Its per-frame functional groups do not map onto classic MR/CT images without inventing Type 1 values.
+        raise VolumeError(f"{volume.source}: DICOM output from an enhanced multi-frame source is not supported "
+                          "(use --format nifti)")
+    return headers  # a Siemens mosaic lists its one file once per slice: each slice copies that classic header
 
 
 def write_dicom_series(volume: Volume, source: Volume, out_dir: str | Path, description: str) -> int:
@@ -105,7 +107,7 @@ def _derived(src: Dataset, series_uid: str, description: str) -> Dataset:
     ds.SeriesNumber = int(src.get("SeriesNumber", 0) or 0) + 1000
     ds.SeriesDescription = f"{src.get('SeriesDescription', '')} {description}".strip()[:64]
     image_type = list(src.get("ImageType", ["ORIGINAL", "PRIMARY"]))
-    ds.ImageType = ["DERIVED", "SECONDARY", *image_type[2:]]
+    ds.ImageType = ["DERIVED", "SECONDARY", *(v for v in image_type[2:] if str(v).upper() != "MOSAIC")]
     ds.DerivationDescription = description[:1024]
     ref = Dataset()
     ref.ReferencedSOPClassUID = src.SOPClassUID

@@ -74,30 +74,40 @@ def test_bad_series_are_reported_clearly(tmp_path):
 
 
 @needs_dcm2niix
-@pytest.mark.parametrize("mode", ["in_plane", "through_plane"])
-def test_written_series_reads_back_in_dcm2niix_with_the_expected_geometry(mode, tmp_path):
+@pytest.mark.parametrize("mode,folder", [("in_plane", GE), ("through_plane", GE), ("through_plane", MOSAIC)])
+def test_written_series_reads_back_in_dcm2niix_with_the_expected_geometry(mode, folder, tmp_path):
     from medical.dicom_write import write_dicom_series
     from medical.slicewise import upscale_in_plane, upscale_through_plane
     from srstream.engine import Upscaler
 
-    source = read_series(find_series(GE)[0])
+    source = read_series(find_series(folder)[0], 0)
     up = Upscaler("fast-x4", backend="cpu", batch_size=16)
     out = (upscale_in_plane if mode == "in_plane" else upscale_through_plane)(source, up, progress=False)
-    before = {f.name: f.read_bytes() for f in GE.iterdir()}
+    before = {f.name: f.read_bytes() for f in folder.iterdir()}
     assert write_dicom_series(out, source, tmp_path / "sr", "srstream fast-x4 x4") == 0
-    assert before == {f.name: f.read_bytes() for f in GE.iterdir()}
+    assert before == {f.name: f.read_bytes() for f in folder.iterdir()}
     (ref,) = dcm2niix(tmp_path / "sr", tmp_path / "nii")
     assert ref.shape[:3] == out.shape
     assert np.abs(ref.affine - out.affine).max() < 1e-3
     assert np.abs(np.asarray(ref.dataobj, dtype=np.float64) - np.rint(out.data)).max() <= 1
     files = sorted((tmp_path / "sr").glob("*.dcm"))
-    first, src = pydicom.dcmread(files[0]), pydicom.dcmread(sorted(GE.glob("*.dcm"))[0], force=True)
+    first, src = pydicom.dcmread(files[0]), pydicom.dcmread(sorted(folder.glob("*.dcm"))[0], force=True)
     assert first.SeriesInstanceUID != src.SeriesInstanceUID and first.StudyInstanceUID == src.StudyInstanceUID
     assert first.PatientID == src.PatientID and list(first.ImageType[:2]) == ["DERIVED", "SECONDARY"]
     assert "fast-x4" in first.DerivationDescription
     assert first.ReferencedSeriesSequence[0].SeriesInstanceUID == src.SeriesInstanceUID
     assert first.file_meta.TransferSyntaxUID == pydicom.uid.ExplicitVRLittleEndian
     assert len({pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID for f in files}) == len(files)
+    assert "MOSAIC" not in first.ImageType  # one slice per file now, whatever the source tiled
+
+
+def test_enhanced_source_refuses_dicom_output_clearly(tmp_path):
+    from medical.dicom_write import write_dicom_series
+
+    source = read_series(find_series(ENHANCED)[0])
+    with pytest.raises(VolumeError, match="enhanced multi-frame source is not supported \\(use --format nifti\\)"):
+        write_dicom_series(source, source, tmp_path / "sr", "x")
+    assert not any(tmp_path.iterdir())
 
 
 @needs_dcm2niix
