@@ -26,26 +26,29 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def _start_demo(log: Path, *extra: str):
+    """`python -m demo` on a free local port; (url, process) once it answers."""
     port = _free_port()
-    log = tmp_path_factory.mktemp("demo") / "server.log"
     with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "demo", "--port", str(port), "--backend", "cpu",
-                                 "--video-limit", "5"], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen([sys.executable, "-m", "demo", "--port", str(port), "--backend", "cpu", *extra],
+                                cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 180
     while time.time() < deadline:
         try:
             urllib.request.urlopen(url, timeout=2)
-            break
+            return url, proc
         except OSError:
             if proc.poll() is not None:
                 pytest.fail(log.read_text())
             time.sleep(1)
-    else:
-        proc.kill()
-        pytest.fail("demo did not start: " + log.read_text())
+    proc.kill()
+    pytest.fail("demo did not start: " + log.read_text())
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    url, proc = _start_demo(tmp_path_factory.mktemp("demo") / "server.log", "--video-limit", "5")
     yield url
     proc.terminate()
     proc.wait(timeout=30)
@@ -153,3 +156,20 @@ def test_gradio_client_api(server):
         bad = Path(download).with_name("fake.png")
         bad.write_text("not an image")
         client.predict(handle_file(str(bad)), "fast-x4", None, api_name="/upscale_image")
+
+
+def test_uploads_over_the_size_limit_are_refused(tmp_path):
+    from gradio_client import Client, handle_file
+
+    url, proc = _start_demo(tmp_path / "server.log", "--max-file-size", "100kb")
+    try:
+        client = Client(url, verbose=False)
+        with pytest.raises(Exception, match="(?i)maximum|too large|413"):  # bird.png is 118 KiB
+            client.predict(handle_file(str(DATA / "set5" / "bird.png")), "fast-x4", None, api_name="/upscale_image")
+        small = tmp_path / "small.png"
+        Image.open(DATA / "set5" / "bird.png").crop((0, 0, 64, 64)).save(small)
+        result = client.predict(handle_file(str(small)), "fast-x4", None, api_name="/upscale_image")
+        assert result[2] == "64x64 -> 256x256"  # the app still serves files under the limit
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
