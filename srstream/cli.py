@@ -125,7 +125,9 @@ def cmd_batch(args: argparse.Namespace) -> int:
 def cmd_models(args: argparse.Namespace) -> int:
     for name, card in shipped_models().items():
         evals = card.get("evaluation", {})
-        figures = ", ".join(f"{k} {v['psnr_y']:.2f} dB" for k, v in evals.items())
+        figures = ", ".join(f"{k} {v['psnr_y']:.2f} dB" if "psnr_y" in v  # a benchmark set, Y-PSNR
+                            else f"{v['task']} {v['gain_db']:+.2f} dB vs cubic"  # a volume (grey MRI models)
+                            for k, v in evals.items())
         print(f"{name:<16} {card['architecture']:<10} x{card['scale']}  {card['channels']}ch  {figures}")
     return 0
 
