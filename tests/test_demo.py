@@ -101,11 +101,11 @@ def test_volume_tab_in_a_browser(page, tmp_path, server):
     page.locator("#med-run").click()
     page.wait_for_function("document.querySelector('#med-geometry textarea').value.includes('->')")
     text = page.locator("#med-geometry textarea").input_value()
-    assert "(40, 48, 6) -> (160, 192, 6)" in text
+    assert "(40, 48, 6) -> (80, 96, 6)" in text  # the default model: mri-x2, in-plane
     page.locator("#med-after img").wait_for()
     import nibabel as nib
     out = _download(page, "#med-download", tmp_path / "sr.nii.gz")
-    assert nib.load(str(out)).shape == (160, 192, 6)
+    assert nib.load(str(out)).shape == (80, 96, 6)
 
 
 @needs_chromium

