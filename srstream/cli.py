@@ -128,7 +128,10 @@ def cmd_models(args: argparse.Namespace) -> int:
         figures = ", ".join(f"{k} {v['psnr_y']:.2f} dB" if "psnr_y" in v  # a benchmark set, Y-PSNR
                             else f"{v['task']} {v['gain_db']:+.2f} dB vs cubic"  # a volume (grey MRI models)
                             for k, v in evals.items())
-        print(f"{name:<16} {card['architecture']:<10} x{card['scale']}  {card['channels']}ch  {figures}")
+        training = card.get("training", {})
+        # A slab model keeps the image size; it refines thick slices by its thickness (used through-plane).
+        scale = f"x{training['thickness']}t" if training.get("degradation") == "slab" else f"x{card['scale']}"
+        print(f"{name:<16} {card['architecture']:<10} {scale:<4} {card['channels']}ch  {figures}")
     return 0
 
 
