@@ -70,6 +70,9 @@ class Trainer:
     def __init__(self, config: dict[str, Any]) -> None:
         self.config = config
         self.rank, self.world, self.device = _setup_distributed()
+        if config["train"]["minutes"] and self.world > 1:
+            raise ConfigError("train.minutes is for one process: under torchrun the ranks would stop at different "
+                              "steps; set train.steps instead")
         self.out_dir = Path(config["out_dir"])
         self.checkpoint_path = self.out_dir / "checkpoint.pt"
         torch.manual_seed(config["seed"])
