@@ -12,6 +12,7 @@ from pathlib import Path
 
 import gradio as gr
 import numpy as np
+from PIL import Image
 
 from srstream.engine import Upscaler
 from training.weights import shipped_models
@@ -161,6 +162,15 @@ def _slice(volume_data: np.ndarray, plane: str, position: float, window: tuple[f
     return np.rot90((np.clip((image - lo) / max(hi - lo, 1e-9), 0, 1) * 255).astype(np.uint8))
 
 
+def _same_size(before: np.ndarray, after: np.ndarray, long_side: int = 384) -> tuple[np.ndarray, np.ndarray]:
+    """Both slices on one display grid (nearest neighbour, so nothing is smoothed for show): the input's voxels
+    appear at their true size beside the output's, and a small slice is not a thumbnail."""
+    factor = max(1, long_side // max(after.shape))
+    size = (after.shape[1] * factor, after.shape[0] * factor)
+    return (np.asarray(Image.fromarray(before).resize(size, Image.NEAREST)),
+            np.asarray(Image.fromarray(after).resize(size, Image.NEAREST)))
+
+
 def medical_tab(engines: Engines, settings: Settings) -> None:
     from medical.dicom_read import find_series, read_series
     from medical.dicom_write import write_dicom_series
@@ -206,8 +216,8 @@ def medical_tab(engines: Engines, settings: Settings) -> None:
     def view(state, plane: str, position: float):
         if not state:
             return None, None
-        return (_slice(state["before"], plane, position, state["window"]),
-                _slice(state["after"], plane, position, state["window"]))
+        return _same_size(_slice(state["before"], plane, position, state["window"]),
+                          _slice(state["after"], plane, position, state["window"]))
 
     with gr.Tab("Volume", id="volume"):
         state = gr.State()

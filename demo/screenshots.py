@@ -57,7 +57,9 @@ def main(argv: list[str] | None = None) -> int:
                 page.locator(f"#{field} input[type=file]").set_input_files(str(ROOT / sample))
                 page.locator(f"#{button}").click()
                 page.wait_for_function(f"document.querySelector('#{done} textarea').value.includes('{DONE_MARK[tab]}')")
-                page.wait_for_load_state("networkidle")  # let the output images finish drawing
+                # Let the output images finish drawing ("networkidle" never comes: Gradio keeps a stream open).
+                page.wait_for_function("Array.from(document.images).every(i => i.complete)")
+                page.wait_for_timeout(1500)
                 page.screenshot(path=str(args.out / name), full_page=True)
             browser.close()
     finally:
