@@ -56,6 +56,18 @@ def scores(name: str, test: np.ndarray, ref: np.ndarray, peak: float, axis: int)
     return {f"{name}_psnr": round(psnr(test, ref, peak), 3), f"{name}_ssim": round(mean_ssim(test, ref, peak, axis), 4)}
 
 
+def compare(task: str, upscaler: Upscaler, small: np.ndarray, sr: np.ndarray, hr: np.ndarray,
+            factors: tuple[int, int, int], seconds: float, ssim_axis: int) -> dict:
+    """One result row: the model's output and cubic interpolation of `small`, both against `hr`."""
+    out = {"task": task, "model": upscaler.spec.name, "backend": upscaler.backend_name,
+           "input_shape": list(small.shape), "hr_shape": list(hr.shape), "seconds": round(seconds, 2)}
+    peak = float(hr.max())
+    out.update(scores("model", sr, hr, peak, ssim_axis))
+    out.update(scores("cubic", cubic_upscale(small, factors), hr, peak, ssim_axis))
+    out["gain_db"] = round(out["model_psnr"] - out["cubic_psnr"], 3)
+    return out
+
+
 def in_plane(volume: Volume, model: str, axis: int, backend: str) -> dict:
     """Shrink each slice x r (MATLAB bicubic), then model vs cubic back to the original."""
     upscaler = Upscaler(model, backend=backend, tile=None, batch_size=16)
@@ -67,14 +79,7 @@ def in_plane(volume: Volume, model: str, axis: int, backend: str) -> dict:
     small = Volume(lr, volume.affine, volume.source, volume.dtype)
     started = time.perf_counter()
     sr = upscale_in_plane(small, upscaler, axis=axis, progress=False).data
-    seconds = time.perf_counter() - started
-    peak = float(hr.max())
-    out = {"task": f"in-plane x{r}", "model": upscaler.spec.name, "backend": upscaler.backend_name,
-           "lr_shape": list(lr.shape), "hr_shape": list(hr.shape), "seconds": round(seconds, 2)}
-    out.update(scores("model", sr, hr, peak, axis))
-    out.update(scores("cubic", cubic_upscale(lr, factors), hr, peak, axis))
-    out["gain_db"] = round(out["model_psnr"] - out["cubic_psnr"], 3)
-    return out
+    return compare(f"in-plane x{r}", upscaler, lr, sr, hr, factors, time.perf_counter() - started, axis)
 
 
 def through_plane(volume: Volume, model: str, axis: int, backend: str) -> dict:
@@ -91,16 +96,9 @@ def through_plane(volume: Volume, model: str, axis: int, backend: str) -> dict:
     small = Volume(thick, slab, volume.source, volume.dtype)
     started = time.perf_counter()
     sr = upscale_through_plane(small, upscaler, axis=axis, progress=False).data
-    seconds = time.perf_counter() - started
-    peak = float(hr.max())
     # SSIM over the planes that contain the upscaled axis, where the thick slices show.
     ssim_axis = next(a for a in range(3) if a != axis)
-    out = {"task": f"through-plane x{r}", "model": upscaler.spec.name, "backend": upscaler.backend_name,
-           "thick_shape": list(thick.shape), "hr_shape": list(hr.shape), "seconds": round(seconds, 2)}
-    out.update(scores("model", sr, hr, peak, ssim_axis))
-    out.update(scores("cubic", cubic_upscale(thick, factors), hr, peak, ssim_axis))
-    out["gain_db"] = round(out["model_psnr"] - out["cubic_psnr"], 3)
-    return out
+    return compare(f"through-plane x{r}", upscaler, thick, sr, hr, factors, time.perf_counter() - started, ssim_axis)
 
 
 def main(argv: list[str] | None = None) -> int:
