@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from medical.nifti import read_nifti  # noqa: E402
 from medical.slicewise import (cubic_upscale, through_plane_factor, upscale_in_plane,  # noqa: E402
                               upscale_through_plane)
-from medical.volume import Volume  # noqa: E402
+from medical.volume import Volume, slab_affine  # noqa: E402
 from srstream.engine import Upscaler  # noqa: E402
 from training.degrade import bicubic_downsample  # noqa: E402
 
@@ -90,10 +90,7 @@ def through_plane(volume: Volume, model: str, axis: int, backend: str) -> dict:
     hr = crop(volume.data, factors)
     moved = np.moveaxis(hr, axis, -1)
     thick = np.moveaxis(moved.reshape(*moved.shape[:-1], moved.shape[-1] // r, r).mean(axis=-1), -1, axis)
-    slab = volume.affine.copy()
-    slab[:3, axis] *= r
-    slab[:3, 3] += (r - 1) / 2 * volume.affine[:3, axis]  # a slab's centre is the mean of its slices' centres
-    small = Volume(thick, slab, volume.source, volume.dtype)
+    small = Volume(thick, slab_affine(volume.affine, axis, r), volume.source, volume.dtype)
     started = time.perf_counter()
     sr = upscale_through_plane(small, upscaler, axis=axis, progress=False).data
     # SSIM over the planes that contain the upscaled axis, where the thick slices show.

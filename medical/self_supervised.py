@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from medical.intensity import robust_window
+from medical.slicewise import slab_thickness
 from medical.volume import Volume
 from srstream.models import ModelSpec
 from training.degrade import degrade
@@ -24,8 +25,6 @@ def fine_tune(spec: ModelSpec, volume: Volume, axis: int = 2, seconds: float = 6
 
     Stops after `seconds` of training or when the volume's slices are too small for `patch` pixels.
     """
-    from medical.slicewise import slab_thickness
-
     thickness = slab_thickness(spec)
     r = thickness or spec.scale  # a through-plane model learns to undo slab blur; an x r model, bicubic x r
     window = robust_window(volume.data)

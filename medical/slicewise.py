@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from medical.intensity import Window, robust_window
 from medical.volume import Volume, upscaled_affine
 from srstream.engine import Upscaler
 from srstream.models import ModelSpec
+from training.degrade import cubic_stretch
+from training.weights import slab_thickness as card_slab_thickness
 
 
 def _sr_slices(slices: np.ndarray, upscaler: Upscaler, desc: str, progress: bool) -> np.ndarray:
@@ -30,16 +31,10 @@ def _sr_slices(slices: np.ndarray, upscaler: Upscaler, desc: str, progress: bool
 
 def cubic_upscale(data: np.ndarray, factors: tuple[int, int, int]) -> np.ndarray:
     """Cubic interpolation onto the upscaled grid (voxel centres aligned, as `upscaled_affine` assumes)."""
-    x = torch.from_numpy(np.ascontiguousarray(data, dtype=np.float32))
-    out = x
+    out = torch.from_numpy(np.ascontiguousarray(data, dtype=np.float32))
     for axis, r in enumerate(factors):
-        if r == 1:
-            continue
-        moved = out.movedim(axis, -1)
-        shape = moved.shape
-        flat = moved.reshape(-1, 1, 1, shape[-1])
-        up = F.interpolate(flat, size=(1, shape[-1] * r), mode="bicubic", align_corners=False)
-        out = up.reshape(*shape[:-1], shape[-1] * r).movedim(-1, axis)
+        if r > 1:
+            out = cubic_stretch(out.movedim(axis, -1), r).movedim(-1, axis)
     return out.double().numpy()
 
 
@@ -68,10 +63,7 @@ def upscale_in_plane(volume: Volume, upscaler: Upscaler, axis: int = 2, progress
 
 def slab_thickness(spec: ModelSpec) -> int:
     """The slice thickness a through-plane restoration model (scale 1, 'slab' degradation) undoes, else 0."""
-    training = spec.card.get("training", {})
-    if spec.scale == 1 and training.get("degradation") == "slab":
-        return int(training["thickness"])
-    return 0
+    return card_slab_thickness({**spec.card, "scale": spec.scale})
 
 
 def through_plane_factor(upscaler: Upscaler) -> int:

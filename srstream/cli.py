@@ -12,7 +12,7 @@ from tqdm import tqdm
 from srstream.engine import BACKENDS, EngineError, Upscaler
 from srstream.images import IMAGE_SUFFIXES, ImageError, read_image, write_image
 from srstream.models import load_model
-from training.weights import ModelLoadError, shipped_models
+from training.weights import ModelLoadError, shipped_models, slab_thickness
 
 
 def _jobs(src: Path, dst: Path) -> list[tuple[Path, Path]]:
@@ -128,9 +128,9 @@ def cmd_models(args: argparse.Namespace) -> int:
         figures = ", ".join(f"{k} {v['psnr_y']:.2f} dB" if "psnr_y" in v  # a benchmark set, Y-PSNR
                             else f"{v['task']} {v['gain_db']:+.2f} dB vs cubic"  # a volume (grey MRI models)
                             for k, v in evals.items())
-        training = card.get("training", {})
         # A slab model keeps the image size; it refines thick slices by its thickness (used through-plane).
-        scale = f"x{training['thickness']}t" if training.get("degradation") == "slab" else f"x{card['scale']}"
+        thickness = slab_thickness(card)
+        scale = f"x{thickness}t" if thickness else f"x{card['scale']}"
         print(f"{name:<16} {card['architecture']:<10} {scale:<4} {card['channels']}ch  {figures}")
     return 0
 

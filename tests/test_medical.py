@@ -9,7 +9,7 @@ from conftest import DATA
 from medical.intensity import cast_like, robust_window
 from medical.nifti import VolumeError, read_nifti, write_nifti
 from medical.slicewise import cubic_upscale, upscale_in_plane, upscale_through_plane
-from medical.volume import Volume, upscaled_affine
+from medical.volume import Volume, slab_affine, upscaled_affine
 from srstream.engine import Upscaler
 from training.degrade import bicubic_downsample
 
@@ -161,10 +161,7 @@ def test_mri_x2_beats_cubic_in_plane_on_an_unseen_head():
 def test_mri_thick_x4_restores_thick_slices_better_than_cubic():
     vol = read_nifti(T1_CROP)
     thick = vol.data.reshape(64, 64, 8, 4).mean(axis=3)  # 4 neighbouring slices averaged: a 4 mm slab
-    slab = vol.affine.copy()
-    slab[:3, 2] *= 4
-    slab[:3, 3] += 1.5 * vol.affine[:3, 2]  # a slab's centre is the mean of its four slices' centres
-    small = Volume(thick, slab, vol.source, vol.dtype)
+    small = Volume(thick, slab_affine(vol.affine, 2, 4), vol.source, vol.dtype)
     upscaler = Upscaler("mri-thick-x4", backend="cpu")
     sr = upscale_through_plane(small, upscaler, axis=2, progress=False)
     assert sr.shape == vol.shape and np.allclose(sr.affine, vol.affine, atol=1e-5)  # back on the original grid
@@ -184,3 +181,14 @@ def test_self_supervised_fine_tuning_of_the_thick_slice_model_learns_slab_blur()
     assert log["steps"] > 0 and log["patch"] % 4 == 0
     out = upscale_through_plane(thick, Upscaler(tuned, backend="cpu"), axis=2, progress=False)
     assert out.shape == (64, 64, 32)
+
+
+def test_slab_training_degradation_is_what_through_plane_inference_starts_from():
+    from training.degrade import degrade
+
+    vol = read_nifti(T1_CROP)
+    plane = vol.data[:, 20, :].astype(np.float32) / 255  # (i, k): k is the slice axis
+    thick = plane.reshape(64, 8, 4).mean(axis=2)
+    inference = cubic_upscale(thick[..., None], (1, 4, 1))[..., 0]  # what upscale_through_plane feeds the model
+    training = degrade(torch.from_numpy(plane.T.copy())[None, None], 4, "slab")[0, 0].numpy().T  # height = k
+    assert np.abs(inference.clip(0, 1) - training).max() < 1e-5

@@ -82,14 +82,22 @@ def box_downsample(hr: torch.Tensor, factor: int) -> torch.Tensor:
     return F.avg_pool2d(hr, factor)
 
 
+def cubic_stretch(x: torch.Tensor, factor: int) -> torch.Tensor:
+    """Cubic interpolation of the last axis onto a grid `factor` times finer, sample centres aligned."""
+    shape = x.shape
+    up = F.interpolate(x.reshape(-1, 1, 1, shape[-1]), size=(1, shape[-1] * factor), mode="bicubic",
+                       align_corners=False)
+    return up.reshape(*shape[:-1], shape[-1] * factor)
+
+
 def slab_degrade(hr: torch.Tensor, thickness: int) -> torch.Tensor:
-    """Thick slices along the height axis: each run of `thickness` rows averaged, then cubic interpolation back
-    onto the HR rows (as `medical.slicewise.cubic_upscale` does), so LR and HR have the same size."""
+    """Thick slices along the height axis: each run of `thickness` rows averaged, then `cubic_stretch` back onto
+    the HR rows (what through-plane inference starts from), so LR and HR have the same size."""
     n, c, h, w = hr.shape
     if h % thickness:
         raise ValueError(f"patch height {h} is not a multiple of the slab thickness {thickness}")
     thick = hr.reshape(n, c, h // thickness, thickness, w).mean(dim=3)
-    return F.interpolate(thick, size=(h, w), mode="bicubic", align_corners=False)
+    return cubic_stretch(thick.transpose(2, 3), thickness).transpose(2, 3)
 
 
 DEGRADATIONS = ("bicubic", "gaussian", "box", "slab")

@@ -68,6 +68,14 @@ def shipped_models() -> dict[str, dict[str, Any]]:
             if p.with_suffix(".safetensors").is_file()}
 
 
+def slab_thickness(card: dict[str, Any]) -> int:
+    """The slice thickness a through-plane restoration model (scale 1, trained on 'slab' blur) undoes, else 0."""
+    training = card.get("training", {})
+    if card.get("scale") == 1 and training.get("degradation") == "slab":
+        return int(training["thickness"])
+    return 0
+
+
 def resolve_model_path(name_or_path: str | Path) -> Path:
     """A shipped model's name, or a path, to an existing file path."""
     path = Path(name_or_path)
