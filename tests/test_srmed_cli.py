@@ -1,6 +1,8 @@
 """`srmed upscale` end to end on real data: a DICOM series and a NIfTI volume, a bad input among them,
-JSON reports, skipping finished volumes, previews, the thick-slice model, Ray."""
+JSON reports, skipping finished volumes, previews, the thick-slice model, Ray, pydicom's and nibabel's own test
+files."""
 import json
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -100,3 +102,37 @@ def test_a_volume_too_big_for_memory_fails_before_any_work(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "huge.nii: upscaling 4096x4096x2048 by 2x2x1 needs about" in err and "GiB is available" in err
     assert sorted(p.name for p in out.iterdir()) == ["small.json", "small.nii.gz", "summary.json"]
+
+
+def test_library_test_files_ct_hounsfield_float64_and_4d(tmp_path, capsys):
+    """pydicom's and nibabel's own bundled test files, and a float64 diffusion volume, through srmed."""
+    import shutil
+
+    import pydicom
+    from nibabel.testing import data_path
+    from pydicom.data import get_testdata_file
+
+    ct_dir = tmp_path / "ct"
+    ct_dir.mkdir()
+    shutil.copy(get_testdata_file("CT_small.dcm"), ct_dir / "ct.dcm")  # one CT slice, stored with intercept -1024
+    before = (ct_dir / "ct.dcm").read_bytes()
+    src = read_series(find_series(ct_dir)[0])
+    floatvol = DATA / "mri" / "dwi_b0_float64_crop.nii.gz"
+    four_d = Path(data_path) / "example4d.nii.gz"  # (128, 96, 24, 2)
+    out = tmp_path / "out"
+    args = ["upscale", str(ct_dir), str(floatvol), str(four_d), "-o", str(out), "--scale", "2", "--backend", "cpu",
+            "-q"]
+    assert main(args) == 1  # the 4-D file needs --volume
+    assert "example4d" in capsys.readouterr().err
+    ct_report = json.loads(next(out.glob("ct_*.json")).read_text())
+    ct = read_series(find_series(out / Path(ct_report["output"]).name)[0])
+    assert ct.shape == (256, 256, 1)
+    assert src.data.min() <= ct.data.min() and ct.data.max() <= src.data.max()  # HU neither clipped nor invented
+    assert abs(ct.data.mean() - src.data.mean()) < 5  # HU kept on average
+    assert pydicom.dcmread(next((out / Path(ct_report["output"]).name).glob("*.dcm"))).RescaleIntercept == -1024
+    assert (ct_dir / "ct.dcm").read_bytes() == before
+    img = nib.load(out / "dwi_b0_float64_crop.nii.gz")
+    assert img.get_data_dtype() == np.float64 and img.shape == (64, 64, 6)
+    assert main(["upscale", str(four_d), "-o", str(tmp_path / "o4"), "--scale", "2", "--volume", "1",
+                 "--backend", "cpu", "-q"]) == 0
+    assert nib.load(tmp_path / "o4" / "example4d.nii.gz").shape == (256, 192, 24)
