@@ -173,3 +173,12 @@ def test_uploads_over_the_size_limit_are_refused(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_two_users_at_once_are_queued_not_crashed(server):
+    from gradio_client import Client, handle_file
+
+    image = handle_file(str(DATA / "set5" / "head.png"))
+    jobs = [Client(server, verbose=False).submit(image, "fast-x4", None, api_name="/upscale_image") for _ in range(2)]
+    sizes = [job.result(timeout=300)[2] for job in jobs]
+    assert sizes == ["280x280 -> 1120x1120"] * 2
