@@ -151,3 +151,34 @@ def test_slab_config_and_a_wall_clock_budget(tmp_path):
     assert 0 < trainer.step < 10_000 and trainer.seconds >= 0.6  # stopped by the budget, not the step count
     card = json.loads(path.with_suffix(".json").read_text())
     assert card["training"]["degradation"] == "slab" and card["training"]["thickness"] == 4 and card["scale"] == 1
+
+
+def test_ema_weights_are_shipped_and_resume_exactly(tmp_path):
+    decay = 0.9
+    trainer = Trainer(tiny_config(tmp_path / "a", train={"steps": 1, "ema": decay}))
+    trainer.run()
+    after_one = {k: v.clone() for k, v in trainer.generator.state_dict().items()}
+    assert all(torch.equal(a, b) for a, b in zip(after_one.values(), trainer.ema.module.state_dict().values()))
+    trainer.config["train"]["steps"] = 2
+    out = trainer.run()
+    # The second update is decay * previous average + (1 - decay) * new weights.
+    for key, new in trainer.generator.state_dict().items():
+        expected = decay * after_one[key] + (1 - decay) * new
+        assert torch.allclose(trainer.ema.module.state_dict()[key], expected, atol=1e-6), key
+    assert not torch.equal(trainer.ema.module.state_dict()["head.0.weight"], trainer.generator.state_dict()["head.0.weight"])
+    shipped, card = load_generator(out)
+    from_checkpoint, _ = load_generator(tmp_path / "a" / "run" / "checkpoint.pt")
+    for (key, a), b, c in zip(shipped.state_dict().items(), from_checkpoint.state_dict().values(),
+                              trainer.ema.module.state_dict().values()):
+        assert torch.allclose(a, c, atol=1e-3) and torch.equal(b, c), key  # safetensors are fp16
+    assert card["training"]["ema"] == decay
+
+    straight = Trainer(tiny_config(tmp_path / "b", train={"steps": 4, "ema": decay}))
+    straight.run()
+    Trainer(tiny_config(tmp_path / "c", train={"steps": 2, "ema": decay})).run()
+    resumed = Trainer(tiny_config(tmp_path / "c", train={"steps": 4, "ema": decay}))
+    resumed.run()
+    for (key, a), b in zip(straight.ema.module.state_dict().items(), resumed.ema.module.state_dict().values()):
+        assert torch.equal(a, b), key
+    with pytest.raises(ConfigError, match="train.ema"):
+        tiny_config(tmp_path, train={"ema": 1.5})

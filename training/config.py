@@ -17,7 +17,7 @@ DEFAULTS: dict[str, Any] = {
              "workers": 2},
     "train": {"steps": 100_000, "batch_size": 16, "lr": 1e-4, "beta1": 0.9, "beta2": 0.999,
               "lr_schedule": "constant", "init": "", "amp": True,
-              "minutes": 0.0},
+              "minutes": 0.0, "ema": 0.0},
     "content": {"loss": "mse", "vgg_layer": [5, 4], "vgg_weights": ""},
     "adversarial": {"weight": 1e-3, "d_warmup_steps": 0, "d_lr": 1e-4},
     "log": {"every": 20, "sample_every": 1000, "checkpoint_every": 500},
@@ -84,6 +84,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> di
         raise ConfigError("data.train is empty: give one or more folders of HR training images")
     if config["data"]["patch_size"] % config["model"]["scale"]:
         raise ConfigError("data.patch_size must be a multiple of model.scale")
+    if not 0 <= config["train"]["ema"] < 1:
+        raise ConfigError("train.ema is the moving average's decay: 0 (off) or a value below 1, e.g. 0.999")
     data = config["data"]
     if data["degradation"] == "slab":
         if config["model"]["scale"] != 1 or data["thickness"] < 2 or data["patch_size"] % data["thickness"]:

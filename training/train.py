@@ -21,6 +21,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
@@ -85,6 +86,12 @@ class Trainer:
             self.generator.load_state_dict(source.state_dict())
         self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=train["lr"],
                                       betas=(train["beta1"], train["beta2"]))
+        # An exponential moving average of the generator's weights (train.ema = its decay, 0 = off) is what the
+        # run ships: it averages out the last steps' noise, as Real-ESRGAN and most SR trainers do.
+        self.ema: AveragedModel | None = None
+        if train["ema"]:
+            self.ema = AveragedModel(self.generator, multi_avg_fn=get_ema_multi_avg_fn(train["ema"]),
+                                     use_buffers=True)
         self.gan = config["phase"] == "srgan"
         self.discriminator: nn.Module | None = None
         self.opt_d = None
@@ -123,7 +130,7 @@ class Trainer:
             "degradation": c["data"]["degradation"], "sigma": c["data"]["sigma"],
             "thickness": c["data"]["thickness"],
             "content_loss": c["content"]["loss"], "lr": c["train"]["lr"], "lr_schedule": c["train"]["lr_schedule"],
-            "adversarial_weight": c["adversarial"]["weight"] if self.gan else 0.0,
+            "adversarial_weight": c["adversarial"]["weight"] if self.gan else 0.0, "ema": c["train"]["ema"],
             "init": c["train"]["init"], "seed": c["seed"], "hardware": _hardware(self.device),
             "processes": self.world, "seconds": round(self.seconds, 1)}}
 
@@ -137,6 +144,9 @@ class Trainer:
         if self.discriminator is not None:
             state["discriminator"] = self.discriminator.state_dict()
             state["opt_d"] = self.opt_d.state_dict()
+        if self.ema is not None:
+            state["generator_ema"] = self.ema.module.state_dict()
+            state["ema_updates"] = int(self.ema.n_averaged)
         return state
 
     def _arch(self) -> str:
@@ -148,6 +158,11 @@ class Trainer:
         if self.discriminator is not None:
             self.discriminator.load_state_dict(state["discriminator"])
             self.opt_d.load_state_dict(state["opt_d"])
+        if self.ema is not None and "generator_ema" in state:
+            self.ema.module.load_state_dict(state["generator_ema"])
+            self.ema.n_averaged.fill_(state["ema_updates"])
+        elif self.ema is not None:
+            self.ema.module.load_state_dict(state["generator"])
         torch.set_rng_state(state["rng_cpu"])
         if "rng_cuda" in state and torch.cuda.is_available():
             torch.cuda.set_rng_state(state["rng_cuda"], self.device)
@@ -182,6 +197,7 @@ class Trainer:
             self.opt_g.zero_grad(set_to_none=True)
             loss.backward()
             self.opt_g.step()
+            self._update_ema()
             return {"content": loss.item()}
         for group in self.opt_d.param_groups:
             group["lr"] = learning_rate(c["adversarial"]["d_lr"], c["train"]["lr_schedule"], progress, steps)
@@ -199,8 +215,17 @@ class Trainer:
             self.opt_g.zero_grad(set_to_none=True)
             g_loss.backward()
             self.opt_g.step()
+            self._update_ema()
             logs.update(content=content.item(), adv=adversarial.item())
         return logs
+
+    def _update_ema(self) -> None:
+        if self.ema is not None:
+            self.ema.update_parameters(self.generator)
+
+    def shipped_generator(self) -> nn.Module:
+        """The weights a run ships: the moving average when `train.ema` is on, else the generator itself."""
+        return self.ema.module if self.ema is not None else self.generator
 
     def _progress_step(self) -> int:
         """The step the schedule is at: the real one, or further on if a `train.minutes` budget runs out first."""
@@ -226,10 +251,11 @@ class Trainer:
         scale = self.config["model"]["scale"]
         lr_img = degrade(hr, degradation_factor(self.config), self.config["data"]["degradation"],
                          self.config["data"]["sigma"])
-        self.generator.eval()
+        shipped = self.shipped_generator()
+        shipped.eval()
         with torch.no_grad():
-            sr = self.generator(lr_img).clamp(0, 1)
-        self.generator.train()
+            sr = shipped(lr_img).clamp(0, 1)
+        shipped.train()
         bicubic = imresize(lr_img, scale, antialias=False).clamp(0, 1)
         rows = torch.cat([bicubic, sr, hr], dim=3)  # bicubic | SR | HR side by side
         grid = torch.cat(list(rows), dim=1)
@@ -275,7 +301,7 @@ class Trainer:
         if self.rank != 0:
             return None
         card = self._card()
-        return save_weights(self.generator, self.out_dir / f"{c['name']}.safetensors", card)
+        return save_weights(self.shipped_generator(), self.out_dir / f"{c['name']}.safetensors", card)
 
 
 def main(argv: list[str] | None = None) -> int:

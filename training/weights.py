@@ -127,4 +127,6 @@ def load_generator(name_or_path: str | Path) -> tuple[nn.Module, dict[str, Any]]
     checkpoint = load_checkpoint(path)
     if not isinstance(checkpoint, dict) or "generator" not in checkpoint or "card" not in checkpoint:
         raise ModelLoadError(f"{path}: not a model of ours (no generator weights with a model card)")
-    return _generator_from_state(checkpoint["generator"], checkpoint["card"], path), checkpoint["card"]
+    # A run with train.ema ships the moving average, so its checkpoint loads as that too.
+    state = checkpoint.get("generator_ema", checkpoint["generator"])
+    return _generator_from_state(state, checkpoint["card"], path), checkpoint["card"]
