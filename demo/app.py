@@ -174,7 +174,7 @@ def _same_size(before: np.ndarray, after: np.ndarray, long_side: int = 384) -> t
 def medical_tab(engines: Engines, settings: Settings) -> None:
     from medical.dicom_read import find_series, read_series
     from medical.dicom_write import write_dicom_series
-    from medical.nifti import VolumeError, is_nifti, read_nifti, write_nifti
+    from medical.nifti import is_nifti, read_nifti, write_nifti
     from medical.slicewise import upscale_in_plane, upscale_through_plane
 
     def load(path: str):

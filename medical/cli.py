@@ -21,6 +21,7 @@ from tqdm import tqdm
 from medical.memory import check_fits
 from medical.nifti import VolumeError, is_nifti, read_nifti, write_nifti
 from medical.volume import Volume
+from srstream.ray_tasks import RayUnavailable, run_as_ray_tasks
 
 
 @dataclass(frozen=True)
@@ -165,32 +166,6 @@ def run_volume(task: Task, args: argparse.Namespace, upscaler=None) -> tuple[dic
                       "trace": traceback.format_exc(limit=2)}
 
 
-def _run_ray(tasks: list[Task], args: argparse.Namespace) -> list[tuple[dict | None, dict | None]]:
-    """Each volume as a Ray task (one CPU, or one GPU where the cluster has them); outcomes in input order."""
-    try:
-        import ray
-    except ImportError:
-        raise RuntimeError("--ray needs Ray: pip install 'srstream[ray]'") from None
-    started_here = not ray.is_initialized()
-    if started_here:
-        address = None if args.ray == "local" else args.ray
-        ray.init(address=address, include_dashboard=False, log_to_driver=False)
-    try:
-        gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
-        remote = ray.remote(num_gpus=gpus, num_cpus=1)(run_volume)
-        worker_args = argparse.Namespace(**{**vars(args), "quiet": True})
-        refs = [remote.remote(task, worker_args) for task in tasks]
-        pending = list(refs)
-        with tqdm(total=len(refs), desc="volumes (ray)", unit="vol", disable=args.quiet) as bar:
-            while pending:
-                finished, pending = ray.wait(pending, num_returns=1)
-                bar.update(len(finished))
-        return ray.get(refs)
-    finally:
-        if started_here:
-            ray.shutdown()
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from medical.slicewise import slab_thickness, through_plane_factor
@@ -220,8 +195,11 @@ def main(argv: list[str] | None = None) -> int:
             todo.append(task)
     if args.ray is not None and todo:
         try:
-            outcomes = _run_ray(todo, args)
-        except RuntimeError as exc:
+            # Workers load the model themselves; they show no bars of their own.
+            worker_args = argparse.Namespace(**{**vars(args), "quiet": True})
+            outcomes = run_as_ray_tasks(run_volume, todo, args.ray, unit="volume", progress=not args.quiet,
+                                        extra=(worker_args,))
+        except RayUnavailable as exc:
             print(f"srmed: error: {exc}", file=sys.stderr)
             return 1
     else:

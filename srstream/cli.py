@@ -12,6 +12,7 @@ from tqdm import tqdm
 from srstream.engine import BACKENDS, EngineError, Upscaler
 from srstream.images import IMAGE_SUFFIXES, ImageError, read_image, write_image
 from srstream.models import load_model
+from srstream.ray_tasks import RayUnavailable
 from training.weights import ModelLoadError, shipped_models, slab_thickness
 
 
@@ -189,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     try:
         return args.func(args)
-    except (ImageError, ModelLoadError, EngineError, FileExistsError, ValueError, OSError) as exc:
+    except (ImageError, ModelLoadError, EngineError, FileExistsError, ValueError, OSError, RayUnavailable) as exc:
         print(f"srstream: error: {exc}", file=sys.stderr)
         return 1
 

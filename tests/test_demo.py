@@ -1,6 +1,5 @@
 """The Gradio demo in a real browser (Debian's Chromium driven by Playwright) and through gradio_client:
 a real image, a real clip and a real volume through the three tabs, and a bad upload that must not stop the app."""
-import socket
 import subprocess
 import sys
 import time
@@ -11,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import DATA, EXAMPLES, ROOT
+from conftest import DATA, EXAMPLES, ROOT, free_port
 from demo.screenshots import FLAGS  # the Chromium flags this closed network needs, kept in one place
 
 CHROMIUM = "/usr/bin/chromium"
@@ -20,15 +19,9 @@ playwright = pytest.importorskip("playwright.sync_api")
 needs_chromium = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _start_demo(log: Path, *extra: str):
     """`python -m demo` on a free local port; (url, process) once it answers."""
-    port = _free_port()
+    port = free_port()
     with open(log, "w") as out:
         proc = subprocess.Popen([sys.executable, "-m", "demo", "--port", str(port), "--backend", "cpu", *extra],
                                 cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)

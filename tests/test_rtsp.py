@@ -1,7 +1,6 @@
 """Live RTSP against a real GStreamer RTSP server on 127.0.0.1: read, server killed mid-stream, restarted,
 the upscaler reconnects, timestamps stay monotonic, and the output file plays to the end."""
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -11,7 +10,7 @@ import av
 import numpy as np
 import pytest
 
-from conftest import DATA, ROOT
+from conftest import DATA, ROOT, free_port
 from srstream.engine import Upscaler
 from srstream.video import EncodeOptions, upscale_video
 
@@ -27,12 +26,6 @@ def _gst_rtsp_available() -> bool:
 
 pytestmark = pytest.mark.skipif(not _gst_rtsp_available(),
                                 reason="needs Debian's python3-gi, gir1.2-gst-rtsp-server-1.0 and ffmpeg")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Server:
@@ -56,7 +49,7 @@ def camera(tmp_path):
     subprocess.run(["ffmpeg", "-v", "error", "-y", "-stream_loop", "4", "-i", str(DATA / "video" /
                     "vtest_320x180_2s.mp4"), "-t", "10", "-vf", "scale=160:90", "-c:v", "libx264", "-preset",
                     "ultrafast", "-g", "10", "-an", str(clip)], check=True, timeout=120)
-    server = Server(clip, _free_port())
+    server = Server(clip, free_port())
     server.start()
     yield server
     server.kill()

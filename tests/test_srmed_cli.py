@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import DATA
+from conftest import DATA, free_port
 from medical.cli import main
 from medical.dicom_read import find_series, read_series
 from medical.nifti import write_nifti
@@ -86,6 +86,17 @@ def test_two_volumes_as_ray_tasks(tmp_path, capsys):
         assert report["model"] == "mri-x2" and report["output_shape"] == [64, 64, depth]
         assert nib.load(report["output"]).shape == (64, 64, depth)
     assert json.loads((out / "summary.json").read_text())["done"] == 2
+
+
+def test_a_ray_address_where_no_cluster_answers_is_one_line(tmp_path, capsys):
+    pytest.importorskip("ray")
+    port = free_port()  # nothing listens there
+    out = tmp_path / "out"
+    code = main(["upscale", str(DATA / "mri" / "t1_head_crop.nii.gz"), "-o", str(out), "--scale", "2",
+                 "--backend", "cpu", "--ray", f"127.0.0.1:{port}", "-q"])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and err.startswith(f"srmed: error: --ray 127.0.0.1:{port}: no Ray cluster answers there")
+    assert len(err.splitlines()) == 1 and list(out.iterdir()) == []
 
 
 def test_a_volume_too_big_for_memory_fails_before_any_work(tmp_path, capsys):

@@ -8,7 +8,7 @@ import av
 import numpy as np
 import pytest
 
-from conftest import DATA, EXAMPLES
+from conftest import DATA, EXAMPLES, free_port
 from srstream.cli import main
 from srstream.engine import Upscaler
 from srstream.images import read_image
@@ -214,6 +214,16 @@ def test_batch_on_a_local_ray_instance(short_clip, tmp_path, capsys):
     report = json.loads(capsys.readouterr().out)
     assert [r["frames_out"] for r in report] == [25, 25]
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a_x4.mp4", "b_x4.mp4"]
+
+
+def test_batch_with_a_ray_address_where_no_cluster_answers(short_clip, tmp_path, capsys):
+    pytest.importorskip("ray")
+    port = free_port()
+    code = main(["batch", str(short_clip), "-o", str(tmp_path / "out"), "-m", "fast-x4", "--ray", f"127.0.0.1:{port}"])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and err == (f"srstream: error: --ray 127.0.0.1:{port}: no Ray cluster answers there "
+                                 "(Connection refused)")
+    assert list((tmp_path / "out").iterdir()) == []
 
 
 @needs_ffmpeg

@@ -10,6 +10,7 @@ from typing import Iterable
 
 from tqdm import tqdm
 
+from srstream.ray_tasks import run_as_ray_tasks
 from srstream.video.sink import EncodeOptions
 from srstream.video.source import VIDEO_SUFFIXES
 
@@ -60,7 +61,7 @@ def run_batch(jobs: list[Job], workers: int = 1, ray_address: str | None = None,
     """Run `jobs` in a local pool of `workers` processes, or as Ray tasks when `ray_address` is given
     ('auto' joins a running cluster, 'local' starts one here)."""
     if ray_address is not None:
-        return _run_ray(jobs, ray_address, progress)
+        return run_as_ray_tasks(run_job, jobs, ray_address, unit="video", progress=progress)
     results: list[dict] = []
     # spawn, not fork: a forked child of a process that has run torch/OpenMP threads can hang before it starts.
     context = multiprocessing.get_context("spawn")
@@ -70,29 +71,3 @@ def run_batch(jobs: list[Job], workers: int = 1, ray_address: str | None = None,
             results.append(future.result())
     order = {job.source: i for i, job in enumerate(jobs)}
     return sorted(results, key=lambda r: order.get(r["input"], 0))
-
-
-def _run_ray(jobs: list[Job], address: str, progress: bool) -> list[dict]:
-    try:
-        import ray
-    except ImportError:
-        raise RuntimeError("--ray needs Ray: pip install 'srstream[ray]'") from None
-    started_here = not ray.is_initialized()
-    if started_here:
-        ray.init(address=None if address == "local" else address, include_dashboard=False, log_to_driver=False)
-    try:
-        gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
-        remote = ray.remote(num_gpus=gpus, num_cpus=1)(run_job)
-        refs = [remote.remote(job) for job in jobs]
-        results = []
-        bar = tqdm(total=len(refs), unit="video", disable=not progress)
-        pending = list(refs)
-        while pending:
-            done, pending = ray.wait(pending, num_returns=1)
-            bar.update(len(done))
-        bar.close()
-        results = ray.get(refs)
-    finally:
-        if started_here:
-            ray.shutdown()
-    return results

@@ -1,0 +1,56 @@
+"""Run one function over many items as Ray tasks (`--ray [ADDRESS]` of `srstream batch` and `srmed upscale`)."""
+from __future__ import annotations
+
+import socket
+from typing import Any, Callable, Sequence
+
+from tqdm import tqdm
+
+
+class RayUnavailable(RuntimeError):
+    """Ray is not installed, or no cluster answers at the address given; the message is one line."""
+
+
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    # ray.init retries an unreachable address for minutes before it gives up; a plain TCP connect says it at once.
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise RayUnavailable(f"--ray {address}: expected HOST:PORT of a Ray head node, 'auto' or nothing")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise RayUnavailable(f"--ray {address}: no Ray cluster answers there ({exc.strerror or exc})") from None
+
+
+def run_as_ray_tasks(fn: Callable[..., Any], items: Sequence[Any], address: str, unit: str = "task",
+                     progress: bool = True, extra: tuple = ()) -> list[Any]:
+    """`fn(item, *extra)` for every item as Ray tasks (one CPU, or one GPU where the cluster has them), in order.
+
+    `address` is 'local' (start Ray here), 'auto' (join the running cluster) or HOST:PORT of a head node.
+    """
+    try:
+        import ray
+    except ImportError:
+        raise RayUnavailable("--ray needs Ray: pip install 'srstream[ray]'") from None
+    started_here = not ray.is_initialized()
+    if started_here:
+        if address not in ("local", "auto"):
+            _check_reachable(address)
+        try:
+            ray.init(address=None if address == "local" else address, include_dashboard=False,
+                     log_to_driver=False)
+        except ConnectionError as exc:
+            raise RayUnavailable(f"--ray {address}: {str(exc).splitlines()[0]}") from None
+    try:
+        gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
+        remote = ray.remote(num_gpus=gpus, num_cpus=1)(fn)
+        refs = [remote.remote(item, *extra) for item in items]
+        pending = list(refs)
+        with tqdm(total=len(refs), desc=f"{unit}s (ray)", unit=unit, disable=not progress) as bar:
+            while pending:
+                finished, pending = ray.wait(pending, num_returns=1)
+                bar.update(len(finished))
+        return ray.get(refs)
+    finally:
+        if started_here:
+            ray.shutdown()
