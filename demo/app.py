@@ -188,13 +188,13 @@ def medical_tab(engines: Engines, settings: Settings) -> None:
             return read_series(series[0])
         _fail(f"{Path(path).name}: upload a .nii/.nii.gz volume or a .zip of one DICOM series")
 
-    def run(path: str | None, model: str, mode: str, progress=gr.Progress(track_tqdm=True)):
+    def run(path: str | None, model: str, mode: str, axis: int = 2, progress=gr.Progress(track_tqdm=True)):
         if not path:
             _fail("Upload a volume first.")
         try:
             volume = load(path)
             method = upscale_through_plane if mode == "through-plane" else upscale_in_plane
-            result = method(volume, engines.get(model), axis=2, progress=True)
+            result = method(volume, engines.get(model), axis=int(axis), progress=True)
         except ValueError as exc:  # VolumeError included
             _fail(str(exc).split("/")[-1])
         stem = Path(path).name.split(".")[0]
@@ -228,6 +228,8 @@ def medical_tab(engines: Engines, settings: Settings) -> None:
                 models = sorted(shipped_models())
                 model = gr.Dropdown(models, value=_default(models, "mri-x2"), label="Model", elem_id="med-model")
                 mode = gr.Radio(["in-plane", "through-plane"], value="in-plane", label="Mode", elem_id="med-mode")
+                axis = gr.Radio([0, 1, 2], value=2, label="Slice axis (voxel axis, as srmed --axis)",
+                                elem_id="med-axis")
                 button = gr.Button("Upscale", variant="primary", elem_id="med-run")
                 geometry = gr.Textbox(label="Geometry", elem_id="med-geometry")
                 download = gr.File(label="Download", elem_id="med-download")
@@ -237,7 +239,7 @@ def medical_tab(engines: Engines, settings: Settings) -> None:
                 with gr.Row():
                     before = gr.Image(label="Before", elem_id="med-before", type="numpy")
                     after = gr.Image(label="After", elem_id="med-after", type="numpy")
-        button.click(run, [source, model, mode], [state, download, geometry, before, after], api_name="upscale_volume")
+        button.click(run, [source, model, mode, axis], [state, download, geometry, before, after], api_name="upscale_volume")
         plane.change(view, [state, plane, position], [before, after], api_name=False)
         position.change(view, [state, plane, position], [before, after], api_name=False)
 

@@ -151,6 +151,20 @@ def test_gradio_client_api(server):
         client.predict(handle_file(str(bad)), "fast-x4", None, api_name="/upscale_image")
 
 
+def test_volume_through_the_api_on_another_slice_axis(server):
+    import nibabel as nib
+    from gradio_client import Client, handle_file
+
+    client = Client(server, verbose=False)
+    volume = DATA / "mri" / "shear_small.nii.gz"  # 40 x 48 x 6 voxels
+    download, geometry, _, _ = client.predict(handle_file(str(volume)), "mri-x2", "in-plane", 0,
+                                              api_name="/upscale_volume")
+    assert "(40, 48, 6) -> (40, 96, 12)" in geometry  # slices across axis 0: axes 1 and 2 doubled
+    out = nib.load(download)
+    assert out.shape == (40, 96, 12)
+    assert np.allclose(out.header.get_zooms(), np.array(nib.load(volume).header.get_zooms()) / [1, 2, 2], atol=1e-4)
+
+
 def test_uploads_over_the_size_limit_are_refused(tmp_path):
     from gradio_client import Client, handle_file
 
