@@ -1,14 +1,17 @@
 """Grey models on a real MRI volume against cubic interpolation: in-plane x2/x4 and through-plane x4, as JSON.
 
     python benchmarks/mri_eval.py ../shared/data/mri/eval/t1_head.nii.gz --in-plane mri-x2,mri-x4 \
-        --through-plane mri-thick-x4,mri-x4 [--axis 2] [--out benchmarks/results/mri_t1_head.json]
+        --through-plane mri-thick-x4,mri-x4 [--axis 2] [--self-supervised SECONDS] \
+        [--out benchmarks/results/mri_t1_head.json]
 
 Protocol. In-plane x r: every slice perpendicular to `--axis` is shrunk with the benchmark's MATLAB bicubic (as the
 grey models were trained), then brought back by `medical.slicewise.upscale_in_plane` and by cubic interpolation.
 Through-plane x4: thick slices are simulated by averaging 4 neighbouring slices along `--axis`, then that axis is
-brought back by `medical.slicewise.upscale_through_plane` and by cubic interpolation. Each is compared with the
-original volume: PSNR over all voxels with the original's maximum as peak, and SSIM (torchmetrics, Gaussian 11x11)
-averaged over the slices perpendicular to `--axis`. The volume is cropped so each upscaled axis divides by r.
+brought back by `medical.slicewise.upscale_through_plane` and by cubic interpolation. With `--self-supervised
+SECONDS`, each through-plane model is also fine-tuned for that long on the thick volume's own sharp in-plane slices
+(`medical.self_supervised`, as `srmed --self-supervised`; the original volume is never seen) and measured again.
+Each is compared with the original volume: PSNR over all voxels with the original's maximum as peak, and SSIM
+(torchmetrics, Gaussian 11x11) averaged over the slices perpendicular to `--axis`. The volume is cropped so each upscaled axis divides by r.
 """
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ from torchmetrics.functional.image import structural_similarity_index_measure as
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from medical.nifti import read_nifti  # noqa: E402
+from medical.self_supervised import fine_tune  # noqa: E402
 from medical.slicewise import (cubic_upscale, through_plane_factor, upscale_in_plane,  # noqa: E402
                               upscale_through_plane)
 from medical.volume import Volume, slab_affine  # noqa: E402
@@ -82,7 +86,7 @@ def in_plane(volume: Volume, model: str, axis: int, backend: str) -> dict:
     return compare(f"in-plane x{r}", upscaler, lr, sr, hr, factors, time.perf_counter() - started, axis)
 
 
-def through_plane(volume: Volume, model: str, axis: int, backend: str) -> dict:
+def through_plane(volume: Volume, model: str, axis: int, backend: str, self_supervised: float = 0.0) -> dict:
     """Average r neighbouring slices along `axis` into thick ones, then model vs cubic back along that axis."""
     upscaler = Upscaler(model, backend=backend, tile=None, batch_size=16)
     r = through_plane_factor(upscaler)
@@ -92,10 +96,17 @@ def through_plane(volume: Volume, model: str, axis: int, backend: str) -> dict:
     thick = np.moveaxis(moved.reshape(*moved.shape[:-1], moved.shape[-1] // r, r).mean(axis=-1), -1, axis)
     small = Volume(thick, slab_affine(volume.affine, axis, r), volume.source, volume.dtype)
     started = time.perf_counter()
+    tuning = None
+    if self_supervised:
+        spec, tuning = fine_tune(upscaler.spec, small, axis=axis, seconds=self_supervised)
+        upscaler = Upscaler(spec, backend=backend, tile=None, batch_size=16)
     sr = upscale_through_plane(small, upscaler, axis=axis, progress=False).data
     # SSIM over the planes that contain the upscaled axis, where the thick slices show.
     ssim_axis = next(a for a in range(3) if a != axis)
-    return compare(f"through-plane x{r}", upscaler, thick, sr, hr, factors, time.perf_counter() - started, ssim_axis)
+    row = compare(f"through-plane x{r}", upscaler, thick, sr, hr, factors, time.perf_counter() - started, ssim_axis)
+    if tuning is not None:
+        row["self_supervised"] = tuning
+    return row
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -105,11 +116,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--through-plane", default="mri-thick-x4", help="comma list of models for through-plane")
     parser.add_argument("--axis", type=int, default=2, help="slice axis (0, 1 or 2)")
     parser.add_argument("--backend", default="auto")
+    parser.add_argument("--self-supervised", type=float, default=0.0, metavar="SECONDS",
+                        help="also measure each through-plane model fine-tuned this long on the thick volume itself")
     parser.add_argument("--out", type=Path, help="also write the JSON here")
     args = parser.parse_args(argv)
     volume = read_nifti(args.volume)
     results = [in_plane(volume, m, args.axis, args.backend) for m in args.in_plane.split(",") if m]
-    results += [through_plane(volume, m, args.axis, args.backend) for m in args.through_plane.split(",") if m]
+    for model in filter(None, args.through_plane.split(",")):
+        results.append(through_plane(volume, model, args.axis, args.backend))
+        if args.self_supervised:
+            results.append(through_plane(volume, model, args.axis, args.backend, args.self_supervised))
     report = {"volume": args.volume.name, "shape": list(volume.shape), "spacing_mm": volume.spacing,
               "axis": args.axis, "results": results}
     text = json.dumps(report, indent=2)

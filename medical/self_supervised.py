@@ -55,7 +55,7 @@ def fine_tune(spec: ModelSpec, volume: Volume, axis: int = 2, seconds: float = 6
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
         steps += 1
     module.eval()
     log = {"steps": steps, "seconds": round(time.perf_counter() - started, 1), "patch": patch,
