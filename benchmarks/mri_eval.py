@@ -11,7 +11,8 @@ brought back by `medical.slicewise.upscale_through_plane` and by cubic interpola
 SECONDS`, each through-plane model is also fine-tuned for that long on the thick volume's own sharp in-plane slices
 (`medical.self_supervised`, as `srmed --self-supervised`; the original volume is never seen) and measured again.
 Each is compared with the original volume: PSNR over all voxels with the original's maximum as peak, and SSIM
-(torchmetrics, Gaussian 11x11) averaged over the slices perpendicular to `--axis`. The volume is cropped so each upscaled axis divides by r.
+(torchmetrics, Gaussian 11x11) averaged over the slices perpendicular to `--axis`. The volume is cropped so each
+upscaled axis divides by r.
 """
 from __future__ import annotations
 

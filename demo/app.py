@@ -239,7 +239,8 @@ def medical_tab(engines: Engines, settings: Settings) -> None:
                 with gr.Row():
                     before = gr.Image(label="Before", elem_id="med-before", type="numpy")
                     after = gr.Image(label="After", elem_id="med-after", type="numpy")
-        button.click(run, [source, model, mode, axis], [state, download, geometry, before, after], api_name="upscale_volume")
+        button.click(run, [source, model, mode, axis], [state, download, geometry, before, after],
+                     api_name="upscale_volume")
         plane.change(view, [state, plane, position], [before, after], api_name=False)
         position.change(view, [state, plane, position], [before, after], api_name=False)
 

@@ -165,7 +165,8 @@ def test_ema_weights_are_shipped_and_resume_exactly(tmp_path):
     for key, new in trainer.generator.state_dict().items():
         expected = decay * after_one[key] + (1 - decay) * new
         assert torch.allclose(trainer.ema.module.state_dict()[key], expected, atol=1e-6), key
-    assert not torch.equal(trainer.ema.module.state_dict()["head.0.weight"], trainer.generator.state_dict()["head.0.weight"])
+    ema_head = trainer.ema.module.state_dict()["head.0.weight"]
+    assert not torch.equal(ema_head, trainer.generator.state_dict()["head.0.weight"])
     shipped, card = load_generator(out)
     from_checkpoint, _ = load_generator(tmp_path / "a" / "run" / "checkpoint.pt")
     for (key, a), b, c in zip(shipped.state_dict().items(), from_checkpoint.state_dict().values(),
