@@ -158,11 +158,9 @@ class Trainer:
         if self.discriminator is not None:
             self.discriminator.load_state_dict(state["discriminator"])
             self.opt_d.load_state_dict(state["opt_d"])
-        if self.ema is not None and "generator_ema" in state:
-            self.ema.module.load_state_dict(state["generator_ema"])
-            self.ema.n_averaged.fill_(state["ema_updates"])
-        elif self.ema is not None:
-            self.ema.module.load_state_dict(state["generator"])
+        if self.ema is not None:  # a checkpoint from a run without train.ema starts the average afresh
+            self.ema.module.load_state_dict(state.get("generator_ema", state["generator"]))
+            self.ema.n_averaged.fill_(state.get("ema_updates", 0))
         torch.set_rng_state(state["rng_cpu"])
         if "rng_cuda" in state and torch.cuda.is_available():
             torch.cuda.set_rng_state(state["rng_cuda"], self.device)
