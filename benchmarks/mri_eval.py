@@ -1,7 +1,7 @@
 """Grey models on a real MRI volume against cubic interpolation: in-plane x2/x4 and through-plane x4, as JSON.
 
     python benchmarks/mri_eval.py ../shared/data/mri/eval/t1_head.nii.gz --in-plane mri-x2,mri-x4 \
-        --through-plane mri-thick-x4,mri-x4 [--axis 2] [--self-supervised SECONDS] \
+        --through-plane mri-thick-x4,mri-x4 [--axis 2] [--self-supervised SECONDS] [--tta] \
         [--out benchmarks/results/mri_t1_head.json]
 
 Protocol. In-plane x r: every slice perpendicular to `--axis` is shrunk with the benchmark's MATLAB bicubic (as the
@@ -10,6 +10,7 @@ Through-plane x4: thick slices are simulated by averaging 4 neighbouring slices 
 brought back by `medical.slicewise.upscale_through_plane` and by cubic interpolation. With `--self-supervised
 SECONDS`, each through-plane model is also fine-tuned for that long on the thick volume's own sharp in-plane slices
 (`medical.self_supervised`, as `srmed --self-supervised`; the original volume is never seen) and measured again.
+With `--tta` every model also runs as the engine's self-ensemble (`srmed --tta`) and is measured again.
 Each is compared with the original volume: PSNR over all voxels with the original's maximum as peak, and SSIM
 (torchmetrics, Gaussian 11x11) averaged over the slices perpendicular to `--axis`. The volume is cropped so each
 upscaled axis divides by r.
@@ -64,7 +65,7 @@ def scores(name: str, test: np.ndarray, ref: np.ndarray, peak: float, axis: int)
 def compare(task: str, upscaler: Upscaler, small: np.ndarray, sr: np.ndarray, hr: np.ndarray,
             factors: tuple[int, int, int], seconds: float, ssim_axis: int) -> dict:
     """One result row: the model's output and cubic interpolation of `small`, both against `hr`."""
-    out = {"task": task, "model": upscaler.spec.name, "backend": upscaler.backend_name,
+    out = {"task": task, "model": upscaler.spec.name, "backend": upscaler.backend_name, "tta": upscaler.tta,
            "input_shape": list(small.shape), "hr_shape": list(hr.shape), "seconds": round(seconds, 2)}
     peak = float(hr.max())
     out.update(scores("model", sr, hr, peak, ssim_axis))
@@ -73,9 +74,9 @@ def compare(task: str, upscaler: Upscaler, small: np.ndarray, sr: np.ndarray, hr
     return out
 
 
-def in_plane(volume: Volume, model: str, axis: int, backend: str) -> dict:
+def in_plane(volume: Volume, model: str, axis: int, backend: str, tta: bool = False) -> dict:
     """Shrink each slice x r (MATLAB bicubic), then model vs cubic back to the original."""
-    upscaler = Upscaler(model, backend=backend, tile=None, batch_size=16)
+    upscaler = Upscaler(model, backend=backend, tile=None, batch_size=16, tta=tta)
     r = upscaler.scale
     factors = tuple(1 if a == axis else r for a in range(3))
     hr = crop(volume.data, factors)
@@ -87,9 +88,10 @@ def in_plane(volume: Volume, model: str, axis: int, backend: str) -> dict:
     return compare(f"in-plane x{r}", upscaler, lr, sr, hr, factors, time.perf_counter() - started, axis)
 
 
-def through_plane(volume: Volume, model: str, axis: int, backend: str, self_supervised: float = 0.0) -> dict:
+def through_plane(volume: Volume, model: str, axis: int, backend: str, self_supervised: float = 0.0,
+                  tta: bool = False) -> dict:
     """Average r neighbouring slices along `axis` into thick ones, then model vs cubic back along that axis."""
-    upscaler = Upscaler(model, backend=backend, tile=None, batch_size=16)
+    upscaler = Upscaler(model, backend=backend, tile=None, batch_size=16, tta=tta)
     r = through_plane_factor(upscaler)
     factors = tuple(r if a == axis else 1 for a in range(3))
     hr = crop(volume.data, factors)
@@ -100,7 +102,7 @@ def through_plane(volume: Volume, model: str, axis: int, backend: str, self_supe
     tuning = None
     if self_supervised:
         spec, tuning = fine_tune(upscaler.spec, small, axis=axis, seconds=self_supervised)
-        upscaler = Upscaler(spec, backend=backend, tile=None, batch_size=16)
+        upscaler = Upscaler(spec, backend=backend, tile=None, batch_size=16, tta=tta)
     sr = upscale_through_plane(small, upscaler, axis=axis, progress=False).data
     # SSIM over the planes that contain the upscaled axis, where the thick slices show.
     ssim_axis = next(a for a in range(3) if a != axis)
@@ -119,14 +121,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", default="auto")
     parser.add_argument("--self-supervised", type=float, default=0.0, metavar="SECONDS",
                         help="also measure each through-plane model fine-tuned this long on the thick volume itself")
+    parser.add_argument("--tta", action="store_true", help="also measure each model as a self-ensemble")
+    parser.add_argument("--plain", action=argparse.BooleanOptionalAction, default=True,
+                        help="measure each model without the self-ensemble too (--no-plain: only with --tta)")
     parser.add_argument("--out", type=Path, help="also write the JSON here")
     args = parser.parse_args(argv)
     volume = read_nifti(args.volume)
-    results = [in_plane(volume, m, args.axis, args.backend) for m in args.in_plane.split(",") if m]
+    modes = [False] * args.plain + [True] * args.tta
+    results = [in_plane(volume, m, args.axis, args.backend, tta) for m in args.in_plane.split(",") if m
+               for tta in modes]
     for model in filter(None, args.through_plane.split(",")):
-        results.append(through_plane(volume, model, args.axis, args.backend))
-        if args.self_supervised:
-            results.append(through_plane(volume, model, args.axis, args.backend, args.self_supervised))
+        for tta in modes:
+            results.append(through_plane(volume, model, args.axis, args.backend, tta=tta))
+            if args.self_supervised:
+                results.append(through_plane(volume, model, args.axis, args.backend, args.self_supervised, tta))
     report = {"volume": args.volume.name, "shape": list(volume.shape), "spacing_mm": volume.spacing,
               "axis": args.axis, "results": results}
     text = json.dumps(report, indent=2)

@@ -99,7 +99,8 @@ def process(task: Task, args: argparse.Namespace, upscaler) -> dict:
         from srstream.engine import Upscaler
 
         spec, tuning = fine_tune(upscaler.spec, volume, axis=args.axis, seconds=args.self_supervised)
-        upscaler = Upscaler(spec, backend=upscaler.backend_name, batch_size=upscaler.batch_size)
+        upscaler = Upscaler(spec, backend=upscaler.backend_name, batch_size=upscaler.batch_size,
+                            tta=upscaler.tta)
     result = method(volume, upscaler, axis=args.axis, progress=not args.quiet)
     description = (f"srstream {upscaler.spec.name} x{factor} "
                    f"{'through-plane' if args.through_plane else 'in-plane'} axis {args.axis}")
@@ -116,7 +117,7 @@ def process(task: Task, args: argparse.Namespace, upscaler) -> dict:
               "input_spacing_mm": [round(v, 6) for v in volume.spacing],
               "output_spacing_mm": [round(v, 6) for v in result.spacing],
               "mode": "through-plane" if args.through_plane else "in-plane", "axis": args.axis,
-              "model": upscaler.spec.name, "scale": factor, "backend": upscaler.backend_name,
+              "model": upscaler.spec.name, "scale": factor, "backend": upscaler.backend_name, "tta": upscaler.tta,
               "intensity_window": list(result.meta["window"]), "clipped_voxels": clipped,
               "self_supervised": tuning,
               "seconds": round(time.perf_counter() - started, 2)}
@@ -144,6 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--self-supervised", type=float, metavar="SECONDS",
                     help="first fine-tune the model on the volume's own sharp slices for this long (SMORE-style)")
     up.add_argument("--batch", type=int, default=8, help="slices per engine call")
+    up.add_argument("--tta", action="store_true", help="self-ensemble: average the model over flips and transposes "
+                    "of each slice (8x the time, 4x through-plane; a little more fidelity)")
     up.add_argument("--preview", action="store_true", help="write a before/after PNG montage per volume")
     up.add_argument("--overwrite", "-y", action="store_true", help="redo volumes whose report exists")
     up.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
@@ -158,7 +161,7 @@ def run_volume(task: Task, args: argparse.Namespace, upscaler=None) -> tuple[dic
         if upscaler is None:  # a Ray worker: its own engine, on its own GPU if it was given one
             from srstream.engine import Upscaler
 
-            upscaler = Upscaler(args.model, backend=args.backend, batch_size=args.batch)
+            upscaler = Upscaler(args.model, backend=args.backend, batch_size=args.batch, tta=args.tta)
         return process(task, args, upscaler), None
     except (VolumeError, ValueError, OSError, MemoryError) as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -175,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         tasks = discover(args.inputs)
         args.model = args.model or default_model(args.scale, args.through_plane)  # also what Ray workers load
-        upscaler = Upscaler(args.model, backend=args.backend, batch_size=args.batch)
+        upscaler = Upscaler(args.model, backend=args.backend, batch_size=args.batch, tta=args.tta)
         factor = through_plane_factor(upscaler) if args.through_plane else upscaler.scale
         if slab_thickness(upscaler.spec) and not args.through_plane:
             raise VolumeError(f"model {upscaler.spec.name} restores thick slices: use it with --through-plane")

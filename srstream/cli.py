@@ -32,7 +32,7 @@ def _jobs(src: Path, dst: Path) -> list[tuple[Path, Path]]:
 
 
 def _upscaler(args: argparse.Namespace, batch: int) -> Upscaler:
-    upscaler = Upscaler(args.model, backend=args.backend, tile=args.tile, batch_size=batch)
+    upscaler = Upscaler(args.model, backend=args.backend, tile=args.tile, batch_size=batch, tta=args.tta)
     if args.scale and args.scale != upscaler.scale:
         raise EngineError(f"--scale {args.scale} does not match model {upscaler.spec.name} (x{upscaler.scale})")
     return upscaler
@@ -111,7 +111,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     suffix = args.format if args.format.startswith(".") else f".{args.format}"
     scale = load_model(args.model).scale
     jobs = [Job(str(p), str(out_dir / f"{p.stem}_x{scale}{suffix}"), args.model, args.backend, args.batch,
-                options, args.overwrite) for p in inputs]
+                options, args.overwrite, args.tta) for p in inputs]
     results = run_batch(jobs, workers=args.workers, ray_address=args.ray, progress=not args.quiet)
     failed = [r for r in results if "error" in r]
     for r in failed:
@@ -149,6 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--backend", default="auto", choices=BACKENDS)
     up.add_argument("--tile", type=int, default=0, help="LR tile size in pixels (0 = automatic)")
     up.add_argument("--batch", type=int, default=4, help="frames per engine call (video)")
+    up.add_argument("--tta", action="store_true", help="self-ensemble: average the model over the 8 flips and "
+                    "transposes of each frame (8x the time, a little more fidelity)")
     up.add_argument("-c:v", "--codec", default="libx264", help="video encoder: libx264, libx265, h264_nvenc, ...")
     up.add_argument("--crf", type=int, default=18, help="constant rate factor (default %(default)s)")
     up.add_argument("--preset", default="medium", help="encoder preset (default %(default)s)")
@@ -168,6 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("-m", "--model", default="srresnet-x4")
     batch.add_argument("--backend", default="auto", choices=BACKENDS)
     batch.add_argument("--batch", type=int, default=4, help="frames per engine call")
+    batch.add_argument("--tta", action="store_true", help="self-ensemble: average the model over the 8 flips and "
+                    "transposes of each frame (8x the time, a little more fidelity)")
     batch.add_argument("-c:v", "--codec", default="libx264")
     batch.add_argument("--crf", type=int, default=18)
     batch.add_argument("--preset", default="medium")

@@ -14,6 +14,7 @@ from srstream import backends
 from srstream.backends import Backend, BackendUnavailable
 from srstream.models import ModelSpec, load_model
 from srstream.tiling import run_tiled
+from training.weights import slab_thickness
 
 log = logging.getLogger("srstream")
 BACKENDS = backends.NAMES
@@ -29,11 +30,12 @@ class Upscaler:
     """Upscale batches of frames with one model on one backend.
 
     `model` is a shipped name, a weights path or a ModelSpec; `tile` is the LR tile size in pixels (0 = automatic,
-    None = never tile); `batch_size` frames go through the network at once.
+    None = never tile); `batch_size` frames go through the network at once; `tta` averages the outputs over the
+    flips and transposes of the input (self-ensemble: 8 passes, 4 for a through-plane model, for a little fidelity).
     """
 
     def __init__(self, model: str | Path | ModelSpec = "srresnet-x4", backend: str = "auto",
-                 tile: int | None = 0, batch_size: int = 4, **backend_options) -> None:
+                 tile: int | None = 0, batch_size: int = 4, tta: bool = False, **backend_options) -> None:
         self.spec = model if isinstance(model, ModelSpec) else load_model(model)
         try:
             self.backend_name = backends.resolve(backend)
@@ -42,6 +44,7 @@ class Upscaler:
         self.backend: Backend = backends.create(self.backend_name, self.spec, **backend_options)
         self.tile = tile
         self.batch_size = max(1, batch_size)
+        self.tta = tta
         log.info("srstream: model %s (x%d) on backend %s", self.spec.name, self.spec.scale, self.backend_name)
 
     @property
@@ -94,6 +97,17 @@ class Upscaler:
             return self.upscale_tensor(x.expand(-1, 3, -1, -1)).mean(dim=1, keepdim=True)
         if c != want:
             raise EngineError(f"model {self.spec.name} takes {want}-channel frames, got {c} channels")
+        if not self.tta:
+            return self._upscale_once(x)
+        views = tta_views(transpose=not slab_thickness({**self.spec.card, "scale": self.spec.scale}))
+        total = None
+        for flips, transposed in views:
+            y = self._upscale_once(_view(x, flips, transposed))
+            y = torch.flip(y.transpose(-1, -2) if transposed else y, flips) if (flips or transposed) else y
+            total = y if total is None else total.add_(y)
+        return total.div_(len(views)).clamp_(0, 1)
+
+    def _upscale_once(self, x: torch.Tensor) -> torch.Tensor:
         chunks = [x[i:i + self.batch_size] for i in range(0, x.shape[0], self.batch_size)]
         if hasattr(self.backend, "upload") and self._tile_size(*x.shape[-2:]) == 0 and self.spec.multiple_of == 1:
             try:
@@ -134,6 +148,18 @@ class Upscaler:
         if array.ndim == 2:
             out = out[..., 0]
         return out[0] if single else out
+
+
+def tta_views(transpose: bool = True) -> list[tuple[tuple[int, ...], bool]]:
+    """The self-ensemble's views as (flipped dims, transposed): the 8 symmetries of the square, or only the 4 flips
+    for a model whose degradation has a direction (a through-plane model's slab blur runs along the height)."""
+    flips = [(), (-1,), (-2,), (-2, -1)]
+    return [(f, t) for t in ((False, True) if transpose else (False,)) for f in flips]
+
+
+def _view(x: torch.Tensor, flips: tuple[int, ...], transposed: bool) -> torch.Tensor:
+    y = torch.flip(x, flips) if flips else x
+    return y.transpose(-1, -2).contiguous() if transposed else y
 
 
 def _to_float(x: torch.Tensor) -> torch.Tensor:

@@ -75,3 +75,12 @@ def test_console_script_lists_models():
     result = subprocess.run([sys.executable, "-m", "srstream.cli", "models"], capture_output=True, text=True,
                             cwd=ROOT, timeout=120)
     assert result.returncode == 0 and "srresnet-x4" in result.stdout and "Set5" in result.stdout
+
+
+def test_tta_flag_reaches_the_engine(tmp_path):
+    hr, lr = ev.benchmark_lr(np.asarray(Image.open(DATA / "set5" / "bird.png").convert("RGB")), 4)
+    write_image(tmp_path / "lr.png", lr)
+    assert main(["upscale", str(tmp_path / "lr.png"), str(tmp_path / "plain.png"), "-m", "fast-x4", "-q"]) == 0
+    assert main(["upscale", str(tmp_path / "lr.png"), str(tmp_path / "tta.png"), "-m", "fast-x4", "--tta", "-q"]) == 0
+    plain, tta = read_image(tmp_path / "plain.png"), read_image(tmp_path / "tta.png")
+    assert tta.shape == plain.shape and psnr_y(tta, hr, 4) > psnr_y(plain, hr, 4)

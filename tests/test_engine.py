@@ -133,3 +133,50 @@ def test_model_hash_changes_with_the_model(bn_spec):
     with torch.no_grad():
         next(tweaked.module.parameters()).view(-1)[0] += 1e-3
     assert model_hash(tweaked) != model_hash(other)
+
+
+class _Bicubic(torch.nn.Module):
+    """Upsampling that commutes with every flip and transpose, so a self-ensemble must leave it unchanged."""
+
+    def forward(self, x):
+        return torch.nn.functional.interpolate(x, scale_factor=2, mode="bicubic", align_corners=False)
+
+
+class _VerticalBlur(torch.nn.Module):
+    """Blur along the height only: commutes with flips, not with transposes (like a slab model's direction)."""
+
+    def forward(self, x):
+        k = torch.tensor([0.25, 0.5, 0.25]).view(1, 1, 3, 1).expand(x.shape[1], 1, 3, 1)
+        return torch.nn.functional.conv2d(torch.nn.functional.pad(x, (0, 0, 1, 1), mode="replicate"), k,
+                                          groups=x.shape[1])
+
+
+def test_self_ensemble_maps_every_view_back():
+    # Not square, so a view left transposed could not even be added up; values must match to float precision.
+    x = real_frame(64)[..., :52]
+    spec = ModelSpec(_Bicubic(), 2, 3, "bicubic", 4)
+    plain = Upscaler(spec, backend="cpu", tile=None).upscale_tensor(x)
+    ensemble = Upscaler(spec, backend="cpu", tile=None, tta=True).upscale_tensor(x)
+    assert ensemble.shape == plain.shape == (1, 3, 128, 104)
+    assert (ensemble - plain).abs().max() < 1e-5
+
+
+def test_a_through_plane_model_is_never_transposed():
+    x = real_frame(48)[:, :1]
+    slab = {"scale": 1, "training": {"degradation": "slab", "thickness": 4}}
+    plain = Upscaler(ModelSpec(_VerticalBlur(), 1, 1, "blur", 1, slab), backend="cpu").upscale_tensor(x)
+    flips = Upscaler(ModelSpec(_VerticalBlur(), 1, 1, "blur", 1, slab), backend="cpu", tta=True).upscale_tensor(x)
+    assert (flips - plain).abs().max() < 1e-5  # only flips were used: they commute with a vertical blur
+    all_views = Upscaler(ModelSpec(_VerticalBlur(), 1, 1, "blur", 1, {"scale": 1}), backend="cpu", tta=True)
+    assert (all_views.upscale_tensor(x) - plain).abs().max() > 1e-3  # an ordinary model gets the transposes too
+
+
+def test_self_ensemble_is_closer_to_the_original_on_real_photos():
+    from training.evaluate import benchmark_lr
+    from training.metrics import psnr_y
+
+    for name in ("bird.png", "head.png"):
+        hr, lr = benchmark_lr(read_image(DATA / "set5" / name), 4)
+        plain = Upscaler("fast-x4", backend="cpu").upscale(lr)
+        ensemble = Upscaler("fast-x4", backend="cpu", tta=True).upscale(lr)
+        assert psnr_y(ensemble, hr, 4) > psnr_y(plain, hr, 4) + 0.02

@@ -55,15 +55,16 @@ def test_missing_model_or_input_is_one_clear_line(tmp_path, capsys):
     assert "mri-x8: no such model" in capsys.readouterr().err
 
 
-def test_through_plane_picks_the_thick_slice_model(tmp_path, capsys):
+def test_through_plane_picks_the_thick_slice_model_and_takes_tta(tmp_path, capsys):
     src = nib.load(DATA / "mri" / "t1_head_crop.nii.gz")
     small = tmp_path / "head.nii.gz"
     nib.save(nib.Nifti1Image(np.asarray(src.dataobj)[16:48, 16:48, :8], src.affine), small)
     out = tmp_path / "out"
     assert main(["upscale", str(small), "-o", str(out), "--scale", "4", "--through-plane", "--backend", "cpu",
-                 "-q"]) == 0
+                 "--tta", "-q"]) == 0
     report = json.loads((out / "head.json").read_text())
     assert report["model"] == "mri-thick-x4" and report["scale"] == 4 and report["output_shape"] == [32, 32, 32]
+    assert report["tta"] is True
     assert nib.load(report["output"]).header.get_zooms() == (1.0, 1.0, 0.25)
     assert main(["upscale", str(small), "-o", str(tmp_path / "o2"), "--scale", "4", "--model", "mri-thick-x4",
                  "--backend", "cpu", "-q"]) == 1

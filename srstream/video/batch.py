@@ -24,6 +24,7 @@ class Job:
     batch: int
     options: EncodeOptions
     overwrite: bool
+    tta: bool = False
 
 
 def collect_inputs(items: Iterable[str]) -> list[Path]:
@@ -46,7 +47,7 @@ def run_job(job: Job) -> dict:
     from srstream.video.pipeline import upscale_video
 
     try:
-        upscaler = Upscaler(job.model, backend=job.backend, batch_size=job.batch)
+        upscaler = Upscaler(job.model, backend=job.backend, batch_size=job.batch, tta=job.tta)
         stats = upscale_video(job.source, job.output, upscaler, job.options, batch=job.batch,
                               overwrite=job.overwrite, progress=False)
         return stats.to_dict()
