@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -135,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
             results.append(through_plane(volume, model, args.axis, args.backend, tta=tta))
             if args.self_supervised:
                 results.append(through_plane(volume, model, args.axis, args.backend, args.self_supervised, tta))
-    report = {"volume": args.volume.name, "shape": list(volume.shape), "spacing_mm": volume.spacing,
+    report = {"command": shlex.join(["python", "benchmarks/mri_eval.py", *(sys.argv[1:] if argv is None else argv)]),
+              "volume": args.volume.name, "shape": list(volume.shape), "spacing_mm": volume.spacing,
               "axis": args.axis, "results": results}
     text = json.dumps(report, indent=2)
     print(text)
