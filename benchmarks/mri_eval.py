@@ -127,8 +127,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="measure each model without the self-ensemble too (--no-plain: only with --tta)")
     parser.add_argument("--out", type=Path, help="also write the JSON here")
     args = parser.parse_args(argv)
-    volume = read_nifti(args.volume)
     modes = [False] * args.plain + [True] * args.tta
+    if not modes:
+        parser.error("--no-plain leaves nothing to measure without --tta")
+    volume = read_nifti(args.volume)
     results = [in_plane(volume, m, args.axis, args.backend, tta) for m in args.in_plane.split(",") if m
                for tta in modes]
     for model in filter(None, args.through_plane.split(",")):
