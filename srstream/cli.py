@@ -136,6 +136,10 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+TTA_HELP = ("self-ensemble: average the model over the 8 flips and transposes of each frame (8x the time, a little "
+            "more fidelity)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="srstream", description="SRGAN super-resolution for images and video")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -149,8 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--backend", default="auto", choices=BACKENDS)
     up.add_argument("--tile", type=int, default=0, help="LR tile size in pixels (0 = automatic)")
     up.add_argument("--batch", type=int, default=4, help="frames per engine call (video)")
-    up.add_argument("--tta", action="store_true", help="self-ensemble: average the model over the 8 flips and "
-                    "transposes of each frame (8x the time, a little more fidelity)")
+    up.add_argument("--tta", action="store_true", help=TTA_HELP)
     up.add_argument("-c:v", "--codec", default="libx264", help="video encoder: libx264, libx265, h264_nvenc, ...")
     up.add_argument("--crf", type=int, default=18, help="constant rate factor (default %(default)s)")
     up.add_argument("--preset", default="medium", help="encoder preset (default %(default)s)")
@@ -170,8 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("-m", "--model", default="srresnet-x4")
     batch.add_argument("--backend", default="auto", choices=BACKENDS)
     batch.add_argument("--batch", type=int, default=4, help="frames per engine call")
-    batch.add_argument("--tta", action="store_true", help="self-ensemble: average the model over the 8 flips and "
-                    "transposes of each frame (8x the time, a little more fidelity)")
+    batch.add_argument("--tta", action="store_true", help=TTA_HELP)
     batch.add_argument("-c:v", "--codec", default="libx264")
     batch.add_argument("--crf", type=int, default=18)
     batch.add_argument("--preset", default="medium")
