@@ -102,8 +102,7 @@ class Upscaler:
         views = tta_views(transpose=not slab_thickness({**self.spec.card, "scale": self.spec.scale}))
         total = None
         for flips, transposed in views:
-            y = self._upscale_once(_view(x, flips, transposed))
-            y = torch.flip(y.transpose(-1, -2) if transposed else y, flips) if (flips or transposed) else y
+            y = _unview(self._upscale_once(_view(x, flips, transposed)), flips, transposed)
             total = y if total is None else total.add_(y)
         return total.div_(len(views)).clamp_(0, 1)
 
@@ -160,6 +159,12 @@ def tta_views(transpose: bool = True) -> list[tuple[tuple[int, ...], bool]]:
 def _view(x: torch.Tensor, flips: tuple[int, ...], transposed: bool) -> torch.Tensor:
     y = torch.flip(x, flips) if flips else x
     return y.transpose(-1, -2).contiguous() if transposed else y
+
+
+def _unview(y: torch.Tensor, flips: tuple[int, ...], transposed: bool) -> torch.Tensor:
+    # The inverse of `_view`: undo the transpose first, then the flips.
+    y = y.transpose(-1, -2) if transposed else y
+    return torch.flip(y, flips) if flips else y
 
 
 def _to_float(x: torch.Tensor) -> torch.Tensor:
