@@ -21,6 +21,7 @@ from tqdm import tqdm
 from medical.memory import check_fits
 from medical.nifti import VolumeError, is_nifti, read_nifti, write_nifti
 from medical.volume import Volume
+from srstream.backends.precision import PRECISIONS
 from srstream.ray_tasks import RayUnavailable, run_as_ray_tasks
 
 
@@ -100,7 +101,7 @@ def process(task: Task, args: argparse.Namespace, upscaler) -> dict:
 
         spec, tuning = fine_tune(upscaler.spec, volume, axis=args.axis, seconds=args.self_supervised)
         upscaler = Upscaler(spec, backend=upscaler.backend_name, batch_size=upscaler.batch_size,
-                            tta=upscaler.tta)
+                            tta=upscaler.tta, precision=upscaler.precision)
     result = method(volume, upscaler, axis=args.axis, progress=not args.quiet)
     description = (f"srstream {upscaler.spec.name} x{factor} "
                    f"{'through-plane' if args.through_plane else 'in-plane'} axis {args.axis}")
@@ -117,7 +118,8 @@ def process(task: Task, args: argparse.Namespace, upscaler) -> dict:
               "input_spacing_mm": [round(v, 6) for v in volume.spacing],
               "output_spacing_mm": [round(v, 6) for v in result.spacing],
               "mode": "through-plane" if args.through_plane else "in-plane", "axis": args.axis,
-              "model": upscaler.spec.name, "scale": factor, "backend": upscaler.backend_name, "tta": upscaler.tta,
+              "model": upscaler.spec.name, "scale": factor, "backend": upscaler.backend_name,
+              "precision": upscaler.precision, "tta": upscaler.tta,
               "intensity_window": list(result.meta["window"]), "clipped_voxels": clipped,
               "self_supervised": tuning,
               "seconds": round(time.perf_counter() - started, 2)}
@@ -129,7 +131,10 @@ def process(task: Task, args: argparse.Namespace, upscaler) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from srstream import __version__
+
     parser = argparse.ArgumentParser(prog="srmed", description="Super-resolution of MRI/CT volumes")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("upscale", help="upscale NIfTI files and DICOM series into OUTDIR")
     up.add_argument("inputs", nargs="+", metavar="IN", help=".nii/.nii.gz files or folders of DICOM files")
@@ -138,6 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("-m", "--model", help="model name or path (default mri-x<scale>; "
                     "mri-thick-x<scale> with --through-plane where shipped)")
     up.add_argument("--backend", default="auto")
+    up.add_argument("--precision", default="auto", choices=PRECISIONS,
+                    help="number format: auto (default) is fp16 on CUDA, bf16 on CPUs with native bf16, else fp32")
     up.add_argument("--through-plane", action="store_true", help="upscale only the slice axis (thick slices)")
     up.add_argument("--axis", type=int, default=2, choices=(0, 1, 2), help="slice axis (default 2)")
     up.add_argument("--format", default="same", choices=("nifti", "dicom", "same"))
@@ -161,7 +168,8 @@ def run_volume(task: Task, args: argparse.Namespace, upscaler=None) -> tuple[dic
         if upscaler is None:  # a Ray worker: its own engine, on its own GPU if it was given one
             from srstream.engine import Upscaler
 
-            upscaler = Upscaler(args.model, backend=args.backend, batch_size=args.batch, tta=args.tta)
+            upscaler = Upscaler(args.model, backend=args.backend, batch_size=args.batch, tta=args.tta,
+                                precision=args.precision)
         return process(task, args, upscaler), None
     except (VolumeError, ValueError, OSError, MemoryError) as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -178,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         tasks = discover(args.inputs)
         args.model = args.model or default_model(args.scale, args.through_plane)  # also what Ray workers load
-        upscaler = Upscaler(args.model, backend=args.backend, batch_size=args.batch, tta=args.tta)
+        upscaler = Upscaler(args.model, backend=args.backend, batch_size=args.batch, tta=args.tta,
+                                precision=args.precision)
         factor = through_plane_factor(upscaler) if args.through_plane else upscaler.scale
         if slab_thickness(upscaler.spec) and not args.through_plane:
             raise VolumeError(f"model {upscaler.spec.name} restores thick slices: use it with --through-plane")

@@ -9,9 +9,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from srstream import __version__
+from srstream.backends.precision import PRECISIONS
 from srstream.engine import BACKENDS, EngineError, Upscaler
 from srstream.images import IMAGE_SUFFIXES, ImageError, read_image, write_image
 from srstream.models import load_model
+from srstream.output_size import OutputSizeError, from_options
 from srstream.ray_tasks import RayUnavailable
 from training.weights import ModelLoadError, shipped_models, slab_thickness
 
@@ -32,7 +35,8 @@ def _jobs(src: Path, dst: Path) -> list[tuple[Path, Path]]:
 
 
 def _upscaler(args: argparse.Namespace, batch: int) -> Upscaler:
-    upscaler = Upscaler(args.model, backend=args.backend, tile=args.tile, batch_size=batch, tta=args.tta)
+    upscaler = Upscaler(args.model, backend=args.backend, tile=args.tile, batch_size=batch, tta=args.tta,
+                        precision=args.precision)
     if args.scale and args.scale != upscaler.scale:
         raise EngineError(f"--scale {args.scale} does not match model {upscaler.spec.name} (x{upscaler.scale})")
     return upscaler
@@ -46,15 +50,17 @@ def cmd_video(args: argparse.Namespace) -> int:
     out = args.output if is_url(args.output) else Path(args.output)
     if isinstance(out, Path) and out.exists() and not args.overwrite:
         raise FileExistsError(f"{out}: already exists (use -y/--overwrite to replace it)")
+    size = from_options(args.outscale, args.size)
     upscaler = _upscaler(args, args.batch)
     if not args.quiet:
-        print(f"srstream: {upscaler.spec.name} x{upscaler.scale} on {upscaler.backend_name}", file=sys.stderr)
+        print(f"srstream: {upscaler.spec.name} x{upscaler.scale} on {upscaler.label}", file=sys.stderr)
     options = EncodeOptions(codec=args.codec, crf=args.crf, preset=args.preset, pix_fmt=args.pix_fmt)
     if isinstance(out, Path):
         out.parent.mkdir(parents=True, exist_ok=True)
     stats = upscale_video(args.input, out, upscaler, options, batch=args.batch, duration=args.duration,
                           overwrite=args.overwrite, progress=not (args.quiet or args.json),
-                          retries=args.retries, timeout_s=args.timeout, segment_time=args.segment_time)
+                          retries=args.retries, timeout_s=args.timeout, segment_time=args.segment_time,
+                          output_size=size)
     if args.json:
         print(json.dumps(stats.to_dict(), indent=2))
     elif not args.quiet:
@@ -64,7 +70,7 @@ def cmd_video(args: argparse.Namespace) -> int:
         if stats.streams_dropped:
             extra += f"; dropped {', '.join(stats.streams_dropped)}"
         print(f"wrote {out}: {stats.frames_out} frames {stats.size_out[0]}x{stats.size_out[1]} in "
-              f"{stats.seconds:.1f}s ({stats.fps:.2f} fps, {stats.backend}), {stats.reconnects} reconnects, "
+              f"{stats.seconds:.1f}s ({stats.fps:.2f} fps, {stats.backend} {stats.precision}), {stats.reconnects} reconnects, "
               f"{stats.dropped_frames} dropped; copied {', '.join(stats.streams_copied) or 'no other streams'}"
               f"{extra}{' (interrupted)' if stats.interrupted else ''}", file=sys.stderr)
     return 130 if stats.interrupted else 0
@@ -75,6 +81,7 @@ def cmd_upscale(args: argparse.Namespace) -> int:
 
     if is_video_input(args.input):
         return cmd_video(args)
+    size = from_options(args.outscale, args.size)
     jobs = _jobs(Path(args.input), Path(args.output))
     existing = [d for _, d in jobs if d.exists()]
     if existing and not args.overwrite:
@@ -82,7 +89,7 @@ def cmd_upscale(args: argparse.Namespace) -> int:
     first = read_image(jobs[0][0])  # a bad single input fails here, before any model is loaded
     upscaler = _upscaler(args, 1)
     if not args.quiet:
-        print(f"srstream: {upscaler.spec.name} x{upscaler.scale} on {upscaler.backend_name}", file=sys.stderr)
+        print(f"srstream: {upscaler.spec.name} x{upscaler.scale} on {upscaler.label}", file=sys.stderr)
     failed = 0
     for n, (src, dst) in enumerate(tqdm(jobs, desc="upscaling", unit="img", disable=len(jobs) == 1 or args.quiet)):
         try:
@@ -92,7 +99,7 @@ def cmd_upscale(args: argparse.Namespace) -> int:
             failed += 1
             continue
         dst.parent.mkdir(parents=True, exist_ok=True)
-        write_image(dst, upscaler.upscale(image))
+        write_image(dst, upscaler.upscale(image, size.resolve(image.shape[1], image.shape[0], upscaler.scale)))
     if len(jobs) == 1 and not args.quiet:
         print(f"wrote {jobs[0][1]}", file=sys.stderr)
     return 1 if failed else 0
@@ -102,6 +109,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     from srstream.video import EncodeOptions
     from srstream.video.batch import Job, collect_inputs, run_batch
 
+    size = from_options(args.outscale, args.size)
     inputs = collect_inputs(args.inputs)
     if not inputs:
         raise ValueError(f"{' '.join(args.inputs)}: no video files found")
@@ -109,9 +117,10 @@ def cmd_batch(args: argparse.Namespace) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     options = EncodeOptions(codec=args.codec, crf=args.crf, preset=args.preset, pix_fmt=args.pix_fmt)
     suffix = args.format if args.format.startswith(".") else f".{args.format}"
-    scale = load_model(args.model).scale
-    jobs = [Job(str(p), str(out_dir / f"{p.stem}_x{scale}{suffix}"), args.model, args.backend, args.batch,
-                options, args.overwrite, args.tta) for p in inputs]
+    tag = f"x{size.outscale:g}" if size.outscale else f"{size.width}x{size.height}" if size.width \
+        else f"x{load_model(args.model).scale}"
+    jobs = [Job(str(p), str(out_dir / f"{p.stem}_{tag}{suffix}"), args.model, args.backend, args.batch,
+                options, args.overwrite, args.tta, args.precision, size) for p in inputs]
     results = run_batch(jobs, workers=args.workers, ray_address=args.ray, progress=not args.quiet)
     failed = [r for r in results if "error" in r]
     for r in failed:
@@ -136,12 +145,38 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+PRECISION_HELP = ("number format: auto (default) is fp16 on CUDA, bf16 on CPUs with native bf16 (AVX512-BF16, AMX), "
+                  "else fp32")
+OUTSCALE_HELP = "final scale factor, any model (x3 from an x4 model, say): the output is resampled (Lanczos)"
+SIZE_HELP = "exact output size WxH; -1 on one side keeps the aspect ratio (1920x-1), as ffmpeg's scale filter"
+
+
+def add_engine_options(parser: argparse.ArgumentParser) -> None:
+    """--precision, --outscale and --size, the same for upscale and batch (sizes are checked by `from_options`,
+    so a bad one is a one-line error)."""
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS, help=PRECISION_HELP)
+    parser.add_argument("--outscale", metavar="F", help=OUTSCALE_HELP)
+    parser.add_argument("-s", "--size", metavar="WxH", help=SIZE_HELP)
+
+
+def _dash_values(argv: list[str]) -> list[str]:
+    # argparse takes "--size -1x720" for two options; ffmpeg users write the -1 first, so bind it to --size.
+    out: list[str] = []
+    for arg in argv:
+        if out and out[-1] in ("-s", "--size") and arg.startswith("-"):
+            out[-1] = f"{out[-1]}={arg}" if out[-1] == "--size" else f"-s{arg}"
+        else:
+            out.append(arg)
+    return out
+
+
 TTA_HELP = ("self-ensemble: average the model over the 8 flips and transposes of each frame (8x the time, a little "
             "more fidelity)")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="srstream", description="SRGAN super-resolution for images and video")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("upscale", help="upscale a video file, image sequence (frame_%%04d.png), rtsp:// stream, "
                                         "an image, or a directory of images into a directory of PNGs")
@@ -154,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--tile", type=int, default=0, help="LR tile size in pixels (0 = automatic)")
     up.add_argument("--batch", type=int, default=4, help="frames per engine call (video)")
     up.add_argument("--tta", action="store_true", help=TTA_HELP)
+    add_engine_options(up)
     up.add_argument("-c:v", "--codec", default="libx264", help="video encoder: libx264, libx265, h264_nvenc, ...")
     up.add_argument("--crf", type=int, default=18, help="constant rate factor (default %(default)s)")
     up.add_argument("--preset", default="medium", help="encoder preset (default %(default)s)")
@@ -174,6 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--backend", default="auto", choices=BACKENDS)
     batch.add_argument("--batch", type=int, default=4, help="frames per engine call")
     batch.add_argument("--tta", action="store_true", help=TTA_HELP)
+    add_engine_options(batch)
     batch.add_argument("-c:v", "--codec", default="libx264")
     batch.add_argument("--crf", type=int, default=18)
     batch.add_argument("--preset", default="medium")
@@ -192,11 +229,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(_dash_values(sys.argv[1:] if argv is None else list(argv)))
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     try:
         return args.func(args)
-    except (ImageError, ModelLoadError, EngineError, FileExistsError, ValueError, OSError, RayUnavailable) as exc:
+    except (ImageError, ModelLoadError, EngineError, FileExistsError, ValueError, OSError, RayUnavailable,
+            OutputSizeError) as exc:
         print(f"srstream: error: {exc}", file=sys.stderr)
         return 1
 

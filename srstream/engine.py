@@ -12,14 +12,17 @@ import torch
 
 from srstream import backends
 from srstream.backends import Backend, BackendUnavailable
+from srstream.backends.precision import PrecisionError
 from srstream.models import ModelSpec, load_model
+from srstream.resample import resize
 from srstream.tiling import run_tiled
 from training.weights import slab_thickness
 
 log = logging.getLogger("srstream")
 BACKENDS = backends.NAMES
-CPU_TILE = 256  # LR pixels: keeps CPU memory modest on big frames at no cost in speed
 MIN_TILE = 32
+MEMORY_SHARE = 0.5  # of the free device memory (or available RAM) that one engine call may fill with activations
+ACTIVATION_SLACK = 3  # live tensors at the widest layer: its input, its output and a temporary
 
 
 class EngineError(RuntimeError):
@@ -29,40 +32,70 @@ class EngineError(RuntimeError):
 class Upscaler:
     """Upscale batches of frames with one model on one backend.
 
-    `model` is a shipped name, a weights path or a ModelSpec; `tile` is the LR tile size in pixels (0 = automatic,
-    None = never tile); `batch_size` frames go through the network at once; `tta` averages the outputs over the
-    flips and transposes of the input (self-ensemble: 8 passes, 4 for a through-plane model, for a little fidelity).
+    `model` is a shipped name, a weights path or a ModelSpec; `precision` is auto, fp32, bf16 or fp16 (auto: fp16
+    on CUDA, bf16 on CPUs that have it natively, else fp32); `tile` is the LR tile size in pixels (0 = only when a
+    frame's activations would not fit `memory_budget` bytes, by default half the free memory; None = never tile);
+    `batch_size` frames go through the network at once; `tta` averages the outputs over the flips and transposes of
+    the input (self-ensemble: 8 passes, 4 for a through-plane model, for a little fidelity).
     """
 
     def __init__(self, model: str | Path | ModelSpec = "srresnet-x4", backend: str = "auto",
-                 tile: int | None = 0, batch_size: int = 4, tta: bool = False, **backend_options) -> None:
+                 tile: int | None = 0, batch_size: int = 4, tta: bool = False, precision: str = "auto",
+                 memory_budget: int | None = None, **backend_options) -> None:
         self.spec = model if isinstance(model, ModelSpec) else load_model(model)
         try:
             self.backend_name = backends.resolve(backend)
-        except BackendUnavailable as exc:
+            self.backend: Backend = backends.create(self.backend_name, self.spec, precision=precision,
+                                                    **backend_options)
+        except (BackendUnavailable, PrecisionError) as exc:
             raise EngineError(str(exc)) from None
-        self.backend: Backend = backends.create(self.backend_name, self.spec, **backend_options)
         self.tile = tile
         self.batch_size = max(1, batch_size)
         self.tta = tta
-        log.info("srstream: model %s (x%d) on backend %s", self.spec.name, self.spec.scale, self.backend_name)
+        self.memory_budget = memory_budget
+        log.info("srstream: model %s (x%d) on %s", self.spec.name, self.spec.scale, self.label)
+
+    @property
+    def precision(self) -> str:
+        """What the backend computes in: fp32, bf16 or fp16."""
+        return self.backend.precision
+
+    @property
+    def label(self) -> str:
+        """Backend and precision as logs and reports show them, e.g. 'cpu bf16'."""
+        return f"{self.backend_name} {self.precision}"
 
     @property
     def scale(self) -> int:
         return self.spec.scale
 
-    def _tile_size(self, h: int, w: int) -> int:
+    def activation_bytes(self) -> int:
+        """Bytes of activations per input pixel of one frame at the network's widest point: its width (64 where the
+        card does not say) at the output's resolution, in the backend's number format, a few tensors alive."""
+        width = int(self.spec.card.get("config", {}).get("width", 64))
+        itemsize = torch.empty(0, dtype=getattr(self.backend, "dtype", torch.float32)).element_size()
+        return width * self.scale ** 2 * itemsize * ACTIVATION_SLACK
+
+    def _budget(self) -> int:
+        if self.memory_budget is not None:
+            return self.memory_budget
+        if self.backend.device.type == "cuda":
+            free, _ = torch.cuda.mem_get_info(self.backend.device)
+        else:
+            free = available_memory()
+        return int(free * MEMORY_SHARE)
+
+    def _tile_size(self, h: int, w: int, n: int = 1) -> int:
+        """0 when n frames of h x w fit the memory budget whole, else the side of the square LR tiles that do."""
         if self.tile is None:
             return 0
         if self.tile > 0:
             return self.tile
-        if self.backend.device.type == "cuda":
-            free, _ = torch.cuda.mem_get_info(self.backend.device)
-            # fp16 activations: about 64 channels x 2 bytes x scale^2 per input pixel at the widest layer, x3 slack.
-            per_pixel = 64 * 2 * self.scale**2 * 3 * self.batch_size
-            side = int((free * 0.5 / per_pixel) ** 0.5)
-            return 0 if side >= max(h, w) else max(MIN_TILE, side)
-        return 0 if max(h, w) <= CPU_TILE else CPU_TILE
+        per_pixel = self.activation_bytes() * n
+        budget = self._budget()
+        if h * w * per_pixel <= budget:
+            return 0
+        return max(MIN_TILE, int((budget / per_pixel) ** 0.5))
 
     def _net(self, x: torch.Tensor) -> torch.Tensor:
         # Some third-party networks need sides that are multiples of m: reflect-pad, run, crop.
@@ -75,7 +108,7 @@ class Upscaler:
         return y[..., : h * self.scale, : w * self.scale] if (ph or pw) else y
 
     def _run(self, x: torch.Tensor) -> torch.Tensor:
-        tile = self._tile_size(*x.shape[-2:])
+        tile = self._tile_size(*x.shape[-2:], x.shape[0])
         while True:
             try:
                 return run_tiled(x, self._net, self.scale, tile, self.spec.receptive_radius)
@@ -88,32 +121,38 @@ class Upscaler:
                 tile = side // 2
                 log.warning("srstream: out of GPU memory, retrying with %dpx tiles", tile)
 
-    def upscale_tensor(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, C, H, W) float in [0, 1] -> (N, C, rH, rW) float32 in [0, 1] on the backend's device."""
+    def upscale_tensor(self, x: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
+        """(N, C, H, W) float in [0, 1] -> (N, C, rH, rW) float32 in [0, 1] on the backend's device; with `size`
+        (width, height), the model's output is resampled to it there (Lanczos, antialiased)."""
         if x.ndim != 4:
             raise EngineError(f"expected (N, C, H, W) frames, got shape {tuple(x.shape)}")
         c, want = x.shape[1], self.spec.channels
         if c == 1 and want == 3:  # grey through an RGB model: run it as RGB, return luma
-            return self.upscale_tensor(x.expand(-1, 3, -1, -1)).mean(dim=1, keepdim=True)
+            return self.upscale_tensor(x.expand(-1, 3, -1, -1), size).mean(dim=1, keepdim=True)
         if c != want:
             raise EngineError(f"model {self.spec.name} takes {want}-channel frames, got {c} channels")
         if not self.tta:
-            return self._upscale_once(x)
-        views = tta_views(transpose=not slab_thickness({**self.spec.card, "scale": self.spec.scale}))
-        total = None
-        for flips, transposed in views:
-            y = _unview(self._upscale_once(_view(x, flips, transposed)), flips, transposed)
-            total = y if total is None else total.add_(y)
-        return total.div_(len(views)).clamp_(0, 1)
+            y = self._upscale_once(x)
+        else:
+            views = tta_views(transpose=not slab_thickness({**self.spec.card, "scale": self.spec.scale}))
+            y = None
+            for flips, transposed in views:
+                out = _unview(self._upscale_once(_view(x, flips, transposed)), flips, transposed)
+                y = out if y is None else y.add_(out)
+            y = y.div_(len(views))
+        if size is not None and tuple(size) != (y.shape[-1], y.shape[-2]):
+            y = resize(y, size)
+        return y.clamp_(0, 1)
 
     def _upscale_once(self, x: torch.Tensor) -> torch.Tensor:
         chunks = [x[i:i + self.batch_size] for i in range(0, x.shape[0], self.batch_size)]
-        if hasattr(self.backend, "upload") and self._tile_size(*x.shape[-2:]) == 0 and self.spec.multiple_of == 1:
+        untiled = self._tile_size(*x.shape[-2:], min(x.shape[0], self.batch_size)) == 0
+        if hasattr(self.backend, "upload") and untiled and self.spec.multiple_of == 1:
             try:
-                return torch.cat(list(self._pipelined(chunks))).clamp_(0, 1)
+                return torch.cat(list(self._pipelined(chunks)))
             except torch.cuda.OutOfMemoryError:
                 torch.cuda.empty_cache()  # fall back to the tiling path, which shrinks tiles until it fits
-        return torch.cat([self._run(c) for c in chunks]).clamp_(0, 1)
+        return torch.cat([self._run(c) for c in chunks])
 
     def _pipelined(self, chunks: list[torch.Tensor]):
         # Upload chunk i+1 on the copy stream while chunk i computes (no-op on CPU).
@@ -124,11 +163,12 @@ class Upscaler:
                 pending = self.backend.upload(chunks[i + 1])
             yield self.backend.run(*current)
 
-    def upscale(self, frames: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+    def upscale(self, frames: np.ndarray | torch.Tensor, size: tuple[int, int] | None = None
+                ) -> np.ndarray | torch.Tensor:
         """Upscale frames and return the same kind: numpy (H, W[, C]) or (N, H, W, C), or torch (N, C, H, W);
-        uint8, uint16 or float in [0, 1]."""
+        uint8, uint16 or float in [0, 1]. `size` (width, height) resamples the output to that size."""
         if isinstance(frames, torch.Tensor):
-            return _from_float(self.upscale_tensor(_to_float(frames)), frames.dtype).to(frames.device)
+            return _from_float(self.upscale_tensor(_to_float(frames), size), frames.dtype).to(frames.device)
         array = np.asarray(frames)
         if array.ndim not in (2, 3, 4) or (array.ndim > 2 and array.shape[-1] not in (1, 3, 4)):
             raise EngineError(f"expected an image (H, W[, C]) or frames (N, H, W, C), got shape {array.shape}")
@@ -137,16 +177,33 @@ class Upscaler:
         alpha = None
         if batch.shape[-1] == 4:  # alpha is upscaled by bicubic, not by the model
             batch, alpha = batch[..., :3], batch[..., 3:]
-        x = _to_float(torch.from_numpy(np.ascontiguousarray(batch)).permute(0, 3, 1, 2))
-        y = self.upscale_tensor(x)
+        y = self.upscale_tensor(_to_float(_tensor(batch).permute(0, 3, 1, 2)), size)
         if alpha is not None:
-            a = _to_float(torch.from_numpy(np.ascontiguousarray(alpha)).permute(0, 3, 1, 2))
-            a = torch.nn.functional.interpolate(a, scale_factor=self.scale, mode="bicubic").clamp(0, 1)
+            a = _to_float(_tensor(alpha).permute(0, 3, 1, 2))
+            a = torch.nn.functional.interpolate(a, size=y.shape[-2:], mode="bicubic", antialias=True).clamp(0, 1)
             y = torch.cat([y, a.to(y.device)], dim=1)
         out = _from_float(y, torch.from_numpy(np.empty(0, batch.dtype)).dtype).permute(0, 2, 3, 1).cpu().numpy()
         if array.ndim == 2:
             out = out[..., 0]
         return out[0] if single else out
+
+
+def available_memory() -> int:
+    """Bytes of RAM the kernel says can be used without swapping (MemAvailable); 4 GiB where it cannot say."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 4 << 30
+
+
+def _tensor(array: np.ndarray) -> torch.Tensor:
+    # torch cannot honour a read-only array (an image decoder's buffer, say): copy it rather than share it.
+    array = np.ascontiguousarray(array)
+    return torch.from_numpy(array if array.flags.writeable else array.copy())
 
 
 def tta_views(transpose: bool = True) -> list[tuple[tuple[int, ...], bool]]:

@@ -1,7 +1,6 @@
-"""Inference graphs: BatchNorm folded into the convolutions, and ONNX export with dynamic batch, height and width."""
+"""ONNX export of the inference graph (see `inference_graph`) with dynamic batch, height and width."""
 from __future__ import annotations
 
-import copy
 import hashlib
 import os
 import tempfile
@@ -10,27 +9,12 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from srstream.inference_graph import inference_graph
 from srstream.models import ModelSpec
 
 OPSET = 17
 INPUT, OUTPUT = "lr", "sr"
-
-
-def fold_batchnorm(module: nn.Module) -> nn.Module:
-    """A copy of `module` (eval mode) with every Conv2d directly followed by BatchNorm2d in a Sequential fused."""
-    module = copy.deepcopy(module).eval()
-    for parent in module.modules():
-        if not isinstance(parent, nn.Sequential):
-            continue
-        names = list(parent._modules)
-        for a, b in zip(names, names[1:]):
-            conv, bn = parent._modules[a], parent._modules[b]
-            if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
-                parent._modules[a] = fuse_conv_bn_eval(conv, bn)
-                parent._modules[b] = nn.Identity()
-    return module
 
 
 class _HalfGraph(nn.Module):
@@ -54,10 +38,10 @@ def model_hash(spec: ModelSpec) -> str:
 
 
 def export_onnx(spec: ModelSpec, path: str | Path, half: bool = False) -> Path:
-    """Write an ONNX graph of the model (BN folded; fp16 inside with fp32 I/O when `half`) with dynamic N, H, W."""
+    """Write the ONNX graph of the model's inference graph (fp16 inside, fp32 I/O when `half`), dynamic N, H, W."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    net = fold_batchnorm(spec.module).float()
+    net = inference_graph(spec.module).float()
     graph = _HalfGraph(net) if half else net
     example = torch.rand(1, spec.channels, 32, 32)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".onnx")

@@ -6,7 +6,8 @@ import torch
 from conftest import DATA, EXAMPLES
 from srstream import backends
 from srstream.engine import EngineError, Upscaler
-from srstream.export import export_onnx, fold_batchnorm, model_hash
+from srstream.export import export_onnx, model_hash
+from srstream.inference_graph import fold_batchnorm
 from srstream.images import read_image
 from srstream.models import ModelSpec, load_model, receptive_radius
 from srstream.tiling import run_tiled
@@ -155,8 +156,8 @@ def test_self_ensemble_maps_every_view_back():
     # Not square, so a view left transposed could not even be added up; values must match to float precision.
     x = real_frame(64)[..., :52]
     spec = ModelSpec(_Bicubic(), 2, 3, "bicubic", 4)
-    plain = Upscaler(spec, backend="cpu", tile=None).upscale_tensor(x)
-    ensemble = Upscaler(spec, backend="cpu", tile=None, tta=True).upscale_tensor(x)
+    plain = Upscaler(spec, backend="cpu", tile=None, precision="fp32").upscale_tensor(x)
+    ensemble = Upscaler(spec, backend="cpu", tile=None, tta=True, precision="fp32").upscale_tensor(x)
     assert ensemble.shape == plain.shape == (1, 3, 128, 104)
     assert (ensemble - plain).abs().max() < 1e-5
 
@@ -164,10 +165,11 @@ def test_self_ensemble_maps_every_view_back():
 def test_a_through_plane_model_is_never_transposed():
     x = real_frame(48)[:, :1]
     slab = {"scale": 1, "training": {"degradation": "slab", "thickness": 4}}
-    plain = Upscaler(ModelSpec(_VerticalBlur(), 1, 1, "blur", 1, slab), backend="cpu").upscale_tensor(x)
-    flips = Upscaler(ModelSpec(_VerticalBlur(), 1, 1, "blur", 1, slab), backend="cpu", tta=True).upscale_tensor(x)
+    fp32 = dict(backend="cpu", precision="fp32")
+    plain = Upscaler(ModelSpec(_VerticalBlur(), 1, 1, "blur", 1, slab), **fp32).upscale_tensor(x)
+    flips = Upscaler(ModelSpec(_VerticalBlur(), 1, 1, "blur", 1, slab), tta=True, **fp32).upscale_tensor(x)
     assert (flips - plain).abs().max() < 1e-5  # only flips were used: they commute with a vertical blur
-    all_views = Upscaler(ModelSpec(_VerticalBlur(), 1, 1, "blur", 1, {"scale": 1}), backend="cpu", tta=True)
+    all_views = Upscaler(ModelSpec(_VerticalBlur(), 1, 1, "blur", 1, {"scale": 1}), tta=True, **fp32)
     assert (all_views.upscale_tensor(x) - plain).abs().max() > 1e-3  # an ordinary model gets the transposes too
 
 

@@ -171,8 +171,9 @@ def test_interrupt_finalises_a_playable_file(tmp_path, sig):
     out = tmp_path / f"{sig}.mp4"
     # A shell without job control starts background jobs with SIGINT ignored, and Python keeps an inherited
     # SIG_IGN (as nohup means it to), so the child gets the default action back, as a terminal's Ctrl-C would find.
+    # srresnet-x4 in fp32 (about 1 s a frame here) so that the signal surely lands mid-clip, on any machine.
     proc = subprocess.Popen([sys.executable, "-m", "srstream.cli", "upscale", str(CLIP), str(out), "-m",
-                             "fast-x4", "--backend", "cpu", "--batch", "1", "-q"],
+                             "srresnet-x4", "--backend", "cpu", "--precision", "fp32", "--batch", "1", "-q"],
                             cwd=DATA.parent.parent, stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120

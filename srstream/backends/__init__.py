@@ -9,6 +9,7 @@ from typing import Protocol
 
 import torch
 
+from srstream.backends.precision import PrecisionError
 from srstream.models import ModelSpec
 
 NAMES = ("auto", "tensorrt", "cuda", "cpu", "onnxruntime")
@@ -17,6 +18,7 @@ NAMES = ("auto", "tensorrt", "cuda", "cpu", "onnxruntime")
 class Backend(Protocol):
     name: str
     device: torch.device
+    precision: str  # fp32, bf16 or fp16: what it computes in
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor: ...
 
@@ -46,8 +48,12 @@ def resolve(name: str) -> str:
     return name
 
 
-def create(name: str, spec: ModelSpec, **options) -> Backend:
-    """Build the backend `name` (already resolved) for `spec`."""
+def create(name: str, spec: ModelSpec, precision: str = "auto", **options) -> Backend:
+    """Build the backend `name` (already resolved) for `spec`, computing in `precision` (see `precision.py`)."""
+    if name in ("tensorrt", "onnxruntime"):
+        fixed = "fp16" if name == "tensorrt" else "fp32"
+        if precision not in ("auto", fixed):
+            raise PrecisionError(f"backend {name!r} runs {fixed} only, not {precision}")
     if name == "tensorrt":
         from srstream.backends.tensorrt_backend import TensorRTBackend
         return TensorRTBackend(spec, **options)
@@ -55,4 +61,4 @@ def create(name: str, spec: ModelSpec, **options) -> Backend:
         from srstream.backends.onnxruntime_backend import OnnxRuntimeBackend
         return OnnxRuntimeBackend(spec, **options)
     from srstream.backends.torch_eager import TorchBackend
-    return TorchBackend(spec, "cuda" if name == "cuda" else "cpu", **options)
+    return TorchBackend(spec, "cuda" if name == "cuda" else "cpu", precision=precision, **options)

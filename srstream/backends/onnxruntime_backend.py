@@ -30,6 +30,7 @@ class OnnxRuntimeBackend:
         self.session = ort.InferenceSession(str(self.onnx_path), options, providers=providers)
         self.device = torch.device("cpu")
         self.name = "onnxruntime"
+        self.precision = "fp32"
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         array = np.ascontiguousarray(x.detach().cpu().float().numpy())

@@ -103,6 +103,7 @@ class TensorRTBackend:
         self.context = self.engine.create_execution_context()
         self.scale = spec.scale
         self.name = "tensorrt"
+        self.precision = "fp16"
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         x = x.to(self.device, torch.float32).contiguous()

@@ -1,24 +1,25 @@
-"""PyTorch backends: fp32 on CPU; fp16, channels_last, optional torch.compile and overlapped uploads on CUDA."""
+"""PyTorch backends: bf16 or fp32 on the CPU, fp16 on CUDA, all channels_last; optional torch.compile and
+overlapped uploads on CUDA."""
 from __future__ import annotations
 
 import torch
 
-from srstream.export import fold_batchnorm
+from srstream.backends.precision import DTYPES, resolve_precision
+from srstream.inference_graph import inference_graph
 from srstream.models import ModelSpec
 
 
 class TorchBackend:
-    """Runs the model with torch. On CUDA, weights are fp16 (`half=False` keeps fp32) and host-to-device copies go
-    through pinned memory on a separate stream, so the next batch uploads while the current one computes."""
+    """Runs the model's inference graph with torch in `precision` ('auto': fp16 on CUDA, bf16 on a CPU that has it
+    natively, else fp32). On CUDA, host-to-device copies go through pinned memory on a separate stream, so the next
+    batch uploads while the current one computes."""
 
-    def __init__(self, spec: ModelSpec, device: str | torch.device = "cpu", half: bool | None = None,
+    def __init__(self, spec: ModelSpec, device: str | torch.device = "cpu", precision: str = "auto",
                  compile: bool = False) -> None:
         self.device = torch.device(device)
-        self.half = (self.device.type == "cuda") if half is None else half
-        if self.half and self.device.type != "cuda":
-            raise ValueError("fp16 inference needs a CUDA device; the CPU backend runs fp32")
-        self.dtype = torch.float16 if self.half else torch.float32
-        module = fold_batchnorm(spec.module)
+        self.precision = resolve_precision(precision, self.device)
+        self.dtype = DTYPES[self.precision]
+        module = inference_graph(spec.module)
         self.module = module.to(self.device, self.dtype, memory_format=torch.channels_last)
         if compile:
             self.module = torch.compile(self.module, dynamic=True)

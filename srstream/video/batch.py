@@ -10,6 +10,7 @@ from typing import Iterable
 
 from tqdm import tqdm
 
+from srstream.output_size import OutputSize
 from srstream.ray_tasks import run_as_ray_tasks
 from srstream.video.sink import EncodeOptions
 from srstream.video.source import VIDEO_SUFFIXES
@@ -25,6 +26,8 @@ class Job:
     options: EncodeOptions
     overwrite: bool
     tta: bool = False
+    precision: str = "auto"
+    output_size: OutputSize | None = None
 
 
 def collect_inputs(items: Iterable[str]) -> list[Path]:
@@ -47,9 +50,10 @@ def run_job(job: Job) -> dict:
     from srstream.video.pipeline import upscale_video
 
     try:
-        upscaler = Upscaler(job.model, backend=job.backend, batch_size=job.batch, tta=job.tta)
+        upscaler = Upscaler(job.model, backend=job.backend, batch_size=job.batch, tta=job.tta,
+                            precision=job.precision)
         stats = upscale_video(job.source, job.output, upscaler, job.options, batch=job.batch,
-                              overwrite=job.overwrite, progress=False)
+                              overwrite=job.overwrite, progress=False, output_size=job.output_size)
         return stats.to_dict()
     except Exception as exc:  # reported per file; the other files still run
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

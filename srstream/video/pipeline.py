@@ -21,8 +21,9 @@ import numpy as np
 from tqdm import tqdm
 
 from srstream.engine import Upscaler
+from srstream.output_size import OutputSize, even
 from srstream.video.colour import Colour, colour_of, from_rgb, to_rgb
-from srstream.video.sink import EncodeOptions, Sink, is_url, segment_pattern
+from srstream.video.sink import EncodeOptions, Sink, choose_pix_fmt, is_url, segment_pattern, subsampled_axes
 from srstream.video.source import VideoInputError, classify, open_input
 
 log = logging.getLogger("srstream.video")
@@ -44,6 +45,7 @@ class Stats:
     seconds: float = 0.0
     fps: float = 0.0
     backend: str = ""
+    precision: str = ""
     model: str = ""
     size_in: tuple[int, int] = (0, 0)
     size_out: tuple[int, int] = (0, 0)
@@ -198,15 +200,19 @@ def _batches(frames: queue.Queue, batch: int, passthrough) -> Iterator[list[Deco
 
 
 def iter_upscaled(source: str, upscaler: Upscaler, batch: int = 4, duration: float | None = None,
-                  retries: int = 5, timeout_s: float = 10.0) -> Iterator[Decoded]:
-    """Upscaled frames of `source` as `Decoded` (RGB array, pts, time base), in order; other streams ignored."""
+                  retries: int = 5, timeout_s: float = 10.0, output_size: OutputSize | None = None
+                  ) -> Iterator[Decoded]:
+    """Upscaled frames of `source` as `Decoded` (RGB array, pts, time base), in order; other streams ignored.
+    `output_size` resamples them to the size asked for."""
     stop = threading.Event()
     frames: queue.Queue = queue.Queue(maxsize=batch * 3)
     decoder = _Decoder(source, frames, duration, retries, timeout_s, stop)
     decoder.start()
     try:
         for group in _batches(frames, batch, lambda packet: None):
-            out = upscaler.upscale(np.stack([d.rgb for d in group]))
+            h, w = group[0].rgb.shape[:2]
+            size = (output_size or OutputSize()).resolve(w, h, upscaler.scale)
+            out = upscaler.upscale(np.stack([d.rgb for d in group]), size)
             for d, rgb in zip(group, out):
                 yield Decoded(rgb, d.pts, d.time_base)
         if decoder.error:
@@ -242,9 +248,11 @@ class _Encoder(threading.Thread):
 
 def upscale_video(source: str, output: str | Path, upscaler: Upscaler, options: EncodeOptions | None = None,
                   batch: int = 4, duration: float | None = None, overwrite: bool = False, progress: bool = True,
-                  retries: int = 5, timeout_s: float = 10.0, segment_time: float | None = None) -> Stats:
+                  retries: int = 5, timeout_s: float = 10.0, segment_time: float | None = None,
+                  output_size: OutputSize | None = None) -> Stats:
     """Upscale every frame of `source` into `output` (a file, segments with `segment_time`, or a URL to push to),
-    keeping timing, colour and the other streams; one call."""
+    keeping timing, colour and the other streams; one call. `output_size` (a factor or WxH) resamples the model's
+    output; sizes a subsampled pixel format cannot hold are rounded to even, with a log line."""
     if not is_url(str(output)):
         output = Path(output)
         first = Path(str(segment_pattern(output)) % 0) if segment_time else output
@@ -253,7 +261,8 @@ def upscale_video(source: str, output: str | Path, upscaler: Upscaler, options: 
         if classify(source).kind == "file" and Path(source).resolve() == output.resolve():
             raise ValueError(f"{output}: output would overwrite the input")
     options = options or EncodeOptions()
-    stats = Stats(input=source, output=str(output), backend=upscaler.backend_name, model=upscaler.spec.name)
+    stats = Stats(input=source, output=str(output), backend=upscaler.backend_name, precision=upscaler.precision,
+                  model=upscaler.spec.name)
     stop = threading.Event()
     frames: queue.Queue = queue.Queue(maxsize=batch * 3)
     decoder = _Decoder(source, frames, duration, retries, timeout_s, stop)
@@ -287,14 +296,17 @@ def upscale_video(source: str, output: str | Path, upscaler: Upscaler, options: 
                 if sink is None:
                     colour = decoder.colour
                     h, w = group[0].rgb.shape[:2]
-                    sink = Sink(output, decoder.container, in_stream, (w * upscaler.scale, h * upscaler.scale),
+                    size = _output_size(output_size or OutputSize(), w, h, upscaler.scale,
+                                        choose_pix_fmt(options, colour))
+                    stats.size_out = size
+                    sink = Sink(output, decoder.container, in_stream, size,
                                 colour, options, segment_time=segment_time, rotation=decoder.rotation)
                     encoder = _Encoder(sink, encode_q, sink.pix_fmt, colour)
                     encoder.start()
                     for packet in early_packets:
                         encode_q.put(packet)
                     early_packets.clear()
-                out = upscaler.upscale(np.stack([d.rgb for d in group]))
+                out = upscaler.upscale(np.stack([d.rgb for d in group]), stats.size_out)
                 for d, rgb in zip(group, out):
                     encode_q.put(Decoded(rgb, d.pts, d.time_base))
                 stats.frames_in += len(group)
@@ -343,6 +355,16 @@ def upscale_video(source: str, output: str | Path, upscaler: Upscaler, options: 
     stats.streams_reencoded = sink.carried.reencoded
     stats.streams_dropped = sink.carried.dropped
     return stats
+
+
+def _output_size(asked: OutputSize, width: int, height: int, scale: int, pix_fmt: str) -> tuple[int, int]:
+    """The frame size to encode: what was asked, rounded to even on the axes `pix_fmt` subsamples."""
+    size = asked.resolve(width, height, scale)
+    even_w, even_h = subsampled_axes(pix_fmt)
+    rounded = (even(size)[0] if even_w else size[0], even(size)[1] if even_h else size[1])
+    if rounded != size:
+        log.warning("srstream: output size %dx%d rounded to %dx%d (%s needs even sides)", *size, *rounded, pix_fmt)
+    return rounded
 
 
 def _raise_interrupt(signum, frame) -> None:

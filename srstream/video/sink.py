@@ -44,6 +44,13 @@ def choose_pix_fmt(options: EncodeOptions, colour: Colour) -> str:
     return "yuv420p"
 
 
+def subsampled_axes(pix_fmt: str) -> tuple[bool, bool]:
+    """(width, height): whether `pix_fmt` stores chroma at half resolution along that axis (then the side must be
+    even), as 4:2:0 (both) and 4:2:2 (width) do."""
+    probe = av.VideoFormat(pix_fmt, 3, 3)
+    return (any(c.width != 3 for c in probe.components), any(c.height != 3 for c in probe.components))
+
+
 PUSH_FORMATS = {"rtsp://": "rtsp", "rtmp://": "flv", "rtmps://": "flv", "udp://": "mpegts", "srt://": "mpegts",
                 "tcp://": "mpegts"}
 

@@ -1,0 +1,34 @@
+"""Which number format a backend computes in: fp16 on CUDA, bf16 on CPUs that do it natively, fp32 elsewhere."""
+from __future__ import annotations
+
+import torch
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class PrecisionError(ValueError):
+    """A precision this backend or machine cannot run."""
+
+
+def cpu_has_native_bf16() -> bool:
+    """True where the CPU multiplies bf16 in hardware (AVX512-BF16 or AMX-BF16), as torch detects it; without
+    them oneDNN emulates bf16 and it is slower than fp32."""
+    try:
+        caps = torch.cpu.get_capabilities()
+    except (AttributeError, RuntimeError):  # torch without the query: assume not
+        return False
+    return bool(caps.get("avx512_bf16") or caps.get("amx_bf16"))
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """'auto' -> fp16 on CUDA, bf16 on a CPU with native bf16, else fp32; explicit choices are checked."""
+    if precision not in PRECISIONS:
+        raise PrecisionError(f"unknown precision {precision!r}: use one of {', '.join(PRECISIONS)}")
+    if precision == "auto":
+        if device.type == "cuda":
+            return "fp16"
+        return "bf16" if cpu_has_native_bf16() else "fp32"
+    if precision == "fp16" and device.type != "cuda":
+        raise PrecisionError("precision fp16 needs a CUDA GPU; on the CPU use bf16 or fp32")
+    return precision
