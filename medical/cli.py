@@ -19,8 +19,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from medical.memory import check_fits
-from medical.nifti import VolumeError, is_nifti, read_nifti, write_nifti
-from medical.volume import Volume
+from medical.volume import Volume, VolumeError
 from srstream.backends.precision import PRECISIONS
 from srstream.ray_tasks import RayUnavailable, run_as_ray_tasks
 
@@ -37,6 +36,7 @@ class Task:
 def discover(inputs: list[str]) -> list[Task]:
     """NIfTI files as they are; folders expanded into their DICOM series."""
     from medical.dicom_read import find_series
+    from medical.nifti import is_nifti
 
     tasks = []
     for item in inputs:
@@ -54,6 +54,8 @@ def discover(inputs: list[str]) -> list[Task]:
 
 
 def _read(task: Task, volume_index: int | None) -> Volume:
+    from medical.nifti import read_nifti
+
     if task.series_uid is None:
         return read_nifti(task.source, volume_index)
     from medical.dicom_read import find_series, read_series
@@ -73,6 +75,7 @@ def default_model(scale: int, through_plane: bool) -> str:
 
 def process(task: Task, args: argparse.Namespace, upscaler) -> dict:
     """Read, upscale, write and report one volume."""
+    from medical.nifti import is_nifti, write_nifti
     from medical.slicewise import through_plane_factor, upscale_in_plane, upscale_through_plane
 
     started = time.perf_counter()
@@ -179,6 +182,12 @@ def run_volume(task: Task, args: argparse.Namespace, upscaler=None) -> tuple[dic
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    try:
+        import nibabel  # noqa: F401
+        import pydicom  # noqa: F401
+    except ModuleNotFoundError as exc:
+        print(f"srmed: error: {exc.name} is missing: pip install 'srstream[medical]'", file=sys.stderr)
+        return 1
     from medical.slicewise import slab_thickness, through_plane_factor
     from srstream.engine import EngineError, Upscaler
     from training.weights import ModelLoadError

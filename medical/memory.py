@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from medical.nifti import VolumeError
+from medical.volume import VolumeError
 
 # Working arrays per output voxel while a volume is upscaled: the float64 result, its cubic twin for the fallback,
 # the network's float32 output, the fused float64 and the cast output (through-plane keeps two float32 estimates).

@@ -7,12 +7,10 @@ import nibabel as nib
 import numpy as np
 
 from medical.intensity import cast_like
-from medical.volume import Volume
+from medical.volume import Volume, VolumeError
 from training.atomic import atomic_path
 
-
-class VolumeError(ValueError):
-    """A volume cannot be read, processed or written; the message names the file."""
+__all__ = ["VolumeError", "is_nifti", "read_nifti", "write_nifti"]
 
 
 def is_nifti(path: str | Path) -> bool:

@@ -15,6 +15,10 @@ import numpy as np
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
 
+class VolumeError(ValueError):
+    """A volume cannot be read, processed or written; the message names the file."""
+
+
 @dataclass
 class Volume:
     """Voxels (i, j, k), a 4x4 voxel-to-RAS+ affine in mm, the stored dtype, and what the source said about itself."""

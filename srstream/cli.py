@@ -99,9 +99,10 @@ def cmd_upscale(args: argparse.Namespace) -> int:
             failed += 1
             continue
         dst.parent.mkdir(parents=True, exist_ok=True)
-        write_image(dst, upscaler.upscale(image, size.resolve(image.shape[1], image.shape[0], upscaler.scale)))
-    if len(jobs) == 1 and not args.quiet:
-        print(f"wrote {jobs[0][1]}", file=sys.stderr)
+        out = upscaler.upscale(image, size.resolve(image.shape[1], image.shape[0], upscaler.scale))
+        write_image(dst, out)
+    if len(jobs) == 1 and not args.quiet and not failed:
+        print(f"wrote {jobs[0][1]} ({out.shape[1]}x{out.shape[0]})", file=sys.stderr)
     return 1 if failed else 0
 
 

@@ -64,7 +64,7 @@ def read_image(path: str | Path) -> np.ndarray:
     array = array[..., None] if array.ndim == 2 else array
     if array.ndim != 3 or array.shape[-1] not in (1, 3, 4):
         raise ImageError(f"{path}: unsupported image layout {array.shape}")
-    return np.ascontiguousarray(array)
+    return np.require(array, requirements=["C_CONTIGUOUS", "WRITEABLE"])  # the decoders' buffers are read-only
 
 
 def _write(path: str, image: np.ndarray, suffix: str) -> None:

@@ -8,6 +8,7 @@ from PIL import Image
 
 from conftest import DATA, EXAMPLES, ROOT
 from srstream.cli import main
+from srstream.engine import Upscaler
 from srstream.images import read_image, write_image
 from training import evaluate as ev
 from training.metrics import psnr_y
@@ -84,3 +85,21 @@ def test_tta_flag_reaches_the_engine(tmp_path):
     assert main(["upscale", str(tmp_path / "lr.png"), str(tmp_path / "tta.png"), "-m", "fast-x4", "--tta", "-q"]) == 0
     plain, tta = read_image(tmp_path / "plain.png"), read_image(tmp_path / "tta.png")
     assert tta.shape == plain.shape and psnr_y(tta, hr, 4) > psnr_y(plain, hr, 4)
+
+
+def test_a_normal_run_is_quiet_and_both_clis_say_their_version(tmp_path):
+    from srstream import __version__
+
+    # A fresh interpreter, as a user runs it: torch's warnings are printed once per process, so pytest's own
+    # process (which may have seen them already) could not tell.
+    run = subprocess.run([sys.executable, "-m", "srstream.cli", "upscale", str(EXAMPLES / "foreman.png"),
+                          str(tmp_path / "out.png"), "-m", "fast-x4"], capture_output=True, text=True, cwd=ROOT,
+                         timeout=300)
+    assert run.returncode == 0
+    assert run.stderr.splitlines() == [f"srstream: fast-x4 x4 on cpu {Upscaler('fast-x4', backend='cpu').precision}",
+                                       f"wrote {tmp_path / 'out.png'} (1408x1152)"]
+    for cli in ("srstream.cli", "medical.cli"):
+        version = subprocess.run([sys.executable, "-m", cli, "--version"], capture_output=True, text=True, cwd=ROOT,
+                                 timeout=120)
+        assert version.returncode == 0 and version.stdout.split() == [cli.split(".")[0].replace("medical", "srmed"),
+                                                                      __version__]
