@@ -66,7 +66,8 @@ def scores(name: str, test: np.ndarray, ref: np.ndarray, peak: float, axis: int)
 def compare(task: str, upscaler: Upscaler, small: np.ndarray, sr: np.ndarray, hr: np.ndarray,
             factors: tuple[int, int, int], seconds: float, ssim_axis: int) -> dict:
     """One result row: the model's output and cubic interpolation of `small`, both against `hr`."""
-    out = {"task": task, "model": upscaler.spec.name, "backend": upscaler.backend_name, "tta": upscaler.tta,
+    out = {"task": task, "model": upscaler.spec.name, "backend": upscaler.backend_name,
+           "precision": upscaler.precision, "tta": upscaler.tta,
            "input_shape": list(small.shape), "hr_shape": list(hr.shape), "seconds": round(seconds, 2)}
     peak = float(hr.max())
     out.update(scores("model", sr, hr, peak, ssim_axis))
@@ -75,9 +76,9 @@ def compare(task: str, upscaler: Upscaler, small: np.ndarray, sr: np.ndarray, hr
     return out
 
 
-def in_plane(volume: Volume, model: str, axis: int, backend: str, tta: bool = False) -> dict:
+def in_plane(volume: Volume, model: str, axis: int, backend: str, tta: bool = False, precision: str = "auto") -> dict:
     """Shrink each slice x r (MATLAB bicubic), then model vs cubic back to the original."""
-    upscaler = Upscaler(model, backend=backend, tile=None, batch_size=16, tta=tta)
+    upscaler = Upscaler(model, backend=backend, tile=None, batch_size=16, tta=tta, precision=precision)
     r = upscaler.scale
     factors = tuple(1 if a == axis else r for a in range(3))
     hr = crop(volume.data, factors)
@@ -90,9 +91,9 @@ def in_plane(volume: Volume, model: str, axis: int, backend: str, tta: bool = Fa
 
 
 def through_plane(volume: Volume, model: str, axis: int, backend: str, self_supervised: float = 0.0,
-                  tta: bool = False) -> dict:
+                  tta: bool = False, precision: str = "auto") -> dict:
     """Average r neighbouring slices along `axis` into thick ones, then model vs cubic back along that axis."""
-    upscaler = Upscaler(model, backend=backend, tile=None, batch_size=16, tta=tta)
+    upscaler = Upscaler(model, backend=backend, tile=None, batch_size=16, tta=tta, precision=precision)
     r = through_plane_factor(upscaler)
     factors = tuple(r if a == axis else 1 for a in range(3))
     hr = crop(volume.data, factors)
@@ -103,7 +104,7 @@ def through_plane(volume: Volume, model: str, axis: int, backend: str, self_supe
     tuning = None
     if self_supervised:
         spec, tuning = fine_tune(upscaler.spec, small, axis=axis, seconds=self_supervised)
-        upscaler = Upscaler(spec, backend=backend, tile=None, batch_size=16, tta=tta)
+        upscaler = Upscaler(spec, backend=backend, tile=None, batch_size=16, tta=tta, precision=precision)
     sr = upscale_through_plane(small, upscaler, axis=axis, progress=False).data
     # SSIM over the planes that contain the upscaled axis, where the thick slices show.
     ssim_axis = next(a for a in range(3) if a != axis)
@@ -120,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--through-plane", default="mri-thick-x4", help="comma list of models for through-plane")
     parser.add_argument("--axis", type=int, default=2, help="slice axis (0, 1 or 2)")
     parser.add_argument("--backend", default="auto")
+    parser.add_argument("--precision", default="auto", help="comma list: each model is measured in each")
     parser.add_argument("--self-supervised", type=float, default=0.0, metavar="SECONDS",
                         help="also measure each through-plane model fine-tuned this long on the thick volume itself")
     parser.add_argument("--tta", action="store_true", help="also measure each model as a self-ensemble")
@@ -131,13 +133,16 @@ def main(argv: list[str] | None = None) -> int:
     if not modes:
         parser.error("--no-plain leaves nothing to measure without --tta")
     volume = read_nifti(args.volume)
-    results = [in_plane(volume, m, args.axis, args.backend, tta) for m in args.in_plane.split(",") if m
-               for tta in modes]
+    precisions = args.precision.split(",")
+    results = [in_plane(volume, m, args.axis, args.backend, tta, p) for m in args.in_plane.split(",") if m
+               for tta in modes for p in precisions]
     for model in filter(None, args.through_plane.split(",")):
         for tta in modes:
-            results.append(through_plane(volume, model, args.axis, args.backend, tta=tta))
-            if args.self_supervised:
-                results.append(through_plane(volume, model, args.axis, args.backend, args.self_supervised, tta))
+            for p in precisions:
+                results.append(through_plane(volume, model, args.axis, args.backend, tta=tta, precision=p))
+                if args.self_supervised:
+                    results.append(through_plane(volume, model, args.axis, args.backend, args.self_supervised,
+                                                 tta, p))
     report = {"command": shlex.join(["python", "benchmarks/mri_eval.py", *(sys.argv[1:] if argv is None else argv)]),
               "volume": args.volume.name, "shape": list(volume.shape), "spacing_mm": volume.spacing,
               "axis": args.axis, "results": results}

@@ -5,17 +5,20 @@ import argparse
 import json
 import logging
 import sys
+import tempfile
 from pathlib import Path
 
 from tqdm import tqdm
 
 from srstream import __version__
 from srstream.backends.precision import PRECISIONS
+from srstream.backends.tensorrt_build import TensorRTError
 from srstream.engine import BACKENDS, EngineError, Upscaler
 from srstream.images import IMAGE_SUFFIXES, ImageError, read_image, write_image
 from srstream.models import load_model
 from srstream.output_size import OutputSizeError, from_options
 from srstream.ray_tasks import RayUnavailable
+from training.atomic import atomic_path
 from training.weights import ModelLoadError, shipped_models, slab_thickness
 
 
@@ -133,6 +136,50 @@ def cmd_batch(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """ONNX for other runtimes (vs-mlrt, chaiNNer, onnxruntime, trtexec), or a TensorRT engine built ahead of time."""
+    from srstream.backends.tensorrt_build import Profile, build_engine, find_runtime, rtx_target
+    from srstream.export import export_onnx
+
+    args.precision = args.precision or ("fp16" if args.format == "tensorrt" else "fp32")
+    source = Path(args.model)
+    from_onnx = source.suffix.lower() == ".onnx"
+    if from_onnx and args.format == "onnx":
+        raise ValueError(f"{source}: already ONNX; --format tensorrt builds an engine from it")
+    if args.format == "tensorrt" and args.precision != "fp16":
+        raise ValueError("--format tensorrt builds fp16 engines (strongly typed from the fp16 graph): "
+                         "use --precision fp16")
+    if from_onnx and not source.is_file():
+        raise ValueError(f"{source}: no such file")
+    spec = None if from_onnx else load_model(args.model)
+    name = source.stem if from_onnx else spec.name
+    out = Path(args.output) if args.output else Path(f"{name}-{args.precision}.onnx" if args.format == "onnx"
+                                                      else f"{name}.engine")
+    if out.exists() and not args.overwrite:
+        raise FileExistsError(f"{out}: already exists (use -y/--overwrite to replace it)")
+    if args.format == "onnx":
+        export_onnx(spec, out, half=args.precision == "fp16")
+        if not args.quiet:
+            print(f"wrote {out}: {name} x{spec.scale}, {args.precision} inside, fp32 input 'lr' and output 'sr', "
+                  "dynamic batch, height and width (NCHW, RGB in [0, 1])", file=sys.stderr)
+        return 0
+    runtime = find_runtime(args.runtime)
+    channels = 3 if from_onnx else spec.channels
+    profile = Profile.parse(channels, args.batch, args.height, args.width)
+    targets = tuple(t for t in (args.target or "").split(",") if t) or None
+    with tempfile.TemporaryDirectory(prefix="srstream-export-") as tmp:
+        onnx_path = source if from_onnx else export_onnx(spec, Path(tmp) / f"{name}-fp16.onnx", half=True)
+        data = build_engine(onnx_path, profile, runtime, targets)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out, suffix=".engine") as tmp_out:
+        Path(tmp_out).write_bytes(data)
+    if not args.quiet:
+        built_for = rtx_target(targets).removeprefix("sm:") if runtime.is_rtx else "this GPU"
+        print(f"wrote {out}: {runtime.name} {runtime.version} engine of {name}, profile {profile.shapes()}, "
+              f"for compute capability {built_for} ({len(data) / 1e6:.1f} MB)", file=sys.stderr)
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     for name, card in shipped_models().items():
         evals = card.get("evaluation", {})
@@ -224,6 +271,23 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("-y", "--overwrite", action="store_true")
     batch.add_argument("-q", "--quiet", action="store_true")
     batch.set_defaults(func=cmd_batch)
+    export = sub.add_parser("export", help="write the model as ONNX, or as a TensorRT engine built ahead of time")
+    export.add_argument("-m", "--model", default="srresnet-x4",
+                        help="shipped name or weights path; an .onnx file for --format tensorrt")
+    export.add_argument("-f", "--format", choices=("onnx", "tensorrt"), default="onnx")
+    export.add_argument("-o", "--output", metavar="FILE", help="default NAME-PRECISION.onnx or NAME.engine")
+    export.add_argument("--precision", choices=("fp32", "fp16"), default=None,
+                        help="inside the graph (I/O stays fp32); default fp32 for onnx, fp16 for tensorrt")
+    export.add_argument("--batch", default="1,4,8", help="engine profile: MIN,OPT,MAX batch (default %(default)s)")
+    export.add_argument("--height", default="16,270,1088", help="engine profile: LR height (default %(default)s)")
+    export.add_argument("--width", default="16,480,1920", help="engine profile: LR width (default %(default)s)")
+    export.add_argument("--target", help="TensorRT-RTX: compute capabilities to build for, e.g. 8.6,8.9 "
+                        "(default 8.0,8.6,8.9,12.0; 7.5 for Turing)")
+    export.add_argument("--runtime", choices=("tensorrt", "tensorrt-rtx"),
+                        help="default: full TensorRT where it imports, else TensorRT-RTX")
+    export.add_argument("-y", "--overwrite", action="store_true")
+    export.add_argument("-q", "--quiet", action="store_true")
+    export.set_defaults(func=cmd_export)
     models = sub.add_parser("models", help="list the shipped models and their measured PSNR")
     models.set_defaults(func=cmd_models)
     return parser
@@ -235,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (ImageError, ModelLoadError, EngineError, FileExistsError, ValueError, OSError, RayUnavailable,
-            OutputSizeError) as exc:
+            OutputSizeError, TensorRTError) as exc:
         print(f"srstream: error: {exc}", file=sys.stderr)
         return 1
 

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -12,6 +10,7 @@ from torch import nn
 
 from srstream.inference_graph import inference_graph
 from srstream.models import ModelSpec
+from training.atomic import atomic_path
 
 OPSET = 17
 INPUT, OUTPUT = "lr", "sr"
@@ -44,17 +43,10 @@ def export_onnx(spec: ModelSpec, path: str | Path, half: bool = False) -> Path:
     net = inference_graph(spec.module).float()
     graph = _HalfGraph(net) if half else net
     example = torch.rand(1, spec.channels, 32, 32)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".onnx")
-    os.close(fd)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the legacy exporter warns that it is legacy; it is the one with dynamic_axes
-            torch.onnx.export(graph, (example,), tmp, dynamo=False, opset_version=OPSET,
-                              input_names=[INPUT], output_names=[OUTPUT], do_constant_folding=True,
-                              dynamic_axes={INPUT: {0: "batch", 2: "height", 3: "width"},
-                                            OUTPUT: {0: "batch", 2: "out_height", 3: "out_width"}})
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path, suffix=".onnx") as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the legacy exporter warns that it is legacy; it is the one with dynamic_axes
+        torch.onnx.export(graph, (example,), tmp, dynamo=False, opset_version=OPSET,
+                          input_names=[INPUT], output_names=[OUTPUT], do_constant_folding=True,
+                          dynamic_axes={INPUT: {0: "batch", 2: "height", 3: "width"},
+                                        OUTPUT: {0: "batch", 2: "out_height", 3: "out_width"}})
     return path

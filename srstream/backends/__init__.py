@@ -28,8 +28,19 @@ class BackendUnavailable(RuntimeError):
 
 
 def tensorrt_available() -> bool:
-    """TensorRT's Python package imports and a CUDA GPU is visible."""
-    return torch.cuda.is_available() and importlib.util.find_spec("tensorrt") is not None
+    """A CUDA GPU is visible and TensorRT (full, or TensorRT-RTX for a GPU it supports) is installed."""
+    if not torch.cuda.is_available():
+        return False
+    if importlib.util.find_spec("tensorrt") is not None:
+        return True
+    if importlib.util.find_spec("tensorrt_rtx") is None:
+        return False
+    major, minor = torch.cuda.get_device_capability()
+    return f"{major}.{minor}" in RTX_GPUS
+
+
+# Compute capabilities TensorRT-RTX compiles for (its support matrix: Turing, Ampere, Ada, Blackwell); not Hopper.
+RTX_GPUS = ("7.5", "8.0", "8.6", "8.9", "12.0", "12.1")
 
 
 def resolve(name: str) -> str:
@@ -41,8 +52,9 @@ def resolve(name: str) -> str:
     if name == "cuda" and not torch.cuda.is_available():
         raise BackendUnavailable("backend 'cuda': torch sees no CUDA GPU here (use --backend cpu)")
     if name == "tensorrt" and not tensorrt_available():
-        raise BackendUnavailable("backend 'tensorrt': needs the tensorrt package and a CUDA GPU "
-                                 "(pip install 'srstream[tensorrt]'), or use --backend cuda/cpu")
+        raise BackendUnavailable("backend 'tensorrt': needs a CUDA GPU and TensorRT (pip install "
+                                 "'srstream[tensorrt]' gives TensorRT-RTX, for RTX-class GPUs), or use --backend "
+                                 "cuda/cpu")
     if name == "onnxruntime" and importlib.util.find_spec("onnxruntime") is None:
         raise BackendUnavailable("backend 'onnxruntime': pip install 'srstream[onnx]'")
     return name
