@@ -52,15 +52,32 @@ def _fail(message: str) -> None:
     raise gr.Error(message, duration=None)
 
 
+SIZE_HINT = "empty: the model's scale; a factor (3, 2.5) as --outscale; WxH (1920x-1) as --size"
+
+
+def _output_size(text: str | None):
+    """The page's output-size box, read as the CLI reads --outscale or --size."""
+    from srstream.output_size import OutputSizeError, from_options
+
+    text = (text or "").strip()
+    try:
+        if not text:
+            return from_options(None, None)
+        return from_options(None, text) if any(c in text for c in "x:X") else from_options(text, None)
+    except OutputSizeError as exc:
+        _fail(str(exc).replace("--outscale ", "Output size ").replace("--size ", "Output size "))
+
+
 # --- image -------------------------------------------------------------------------------------------------------
 def image_tab(engines: Engines, settings: Settings) -> None:
     from srstream.images import ImageError, read_image, write_image
     from training.evaluate import bicubic_upscale
     from training.metrics import psnr_y, ssim_y
 
-    def run(path: str | None, model: str, reference: str | None):
+    def run(path: str | None, model: str, reference: str | None, size_text: str | None = None):
         if not path:
             _fail("Upload an image first.")
+        asked = _output_size(size_text)
         try:
             image = read_image(path)
         except ImageError as exc:
@@ -69,9 +86,12 @@ def image_tab(engines: Engines, settings: Settings) -> None:
             image = (image / 257).round().astype(np.uint8)
         rgb = image[..., :3] if image.shape[-1] >= 3 else np.repeat(image, 3, axis=2)
         up = engines.get(model)
-        sr = up.upscale(rgb)
+        size = asked.resolve(rgb.shape[1], rgb.shape[0], up.scale)
+        sr = up.upscale(rgb, size)
         bicubic = bicubic_upscale(rgb, up.scale)
-        out = settings.workdir / f"{Path(path).stem}_x{up.scale}.png"
+        if bicubic.shape[:2] != sr.shape[:2]:
+            bicubic = np.asarray(Image.fromarray(rgb).resize(size, Image.BICUBIC))
+        out = settings.workdir / f"{Path(path).stem}_{size[0]}x{size[1]}.png"
         write_image(out, sr)
         metrics = ""
         if reference:
@@ -84,7 +104,8 @@ def image_tab(engines: Engines, settings: Settings) -> None:
             metrics = (f"| | PSNR (Y) | SSIM (Y) |\n|---|---|---|\n"
                        f"| bicubic | {psnr_y(b, ref, up.scale):.2f} dB | {ssim_y(b, ref, up.scale):.4f} |\n"
                        f"| {model} | {psnr_y(a, ref, up.scale):.2f} dB | {ssim_y(a, ref, up.scale):.4f} |")
-        return (bicubic, sr), str(out), f"{rgb.shape[1]}x{rgb.shape[0]} -> {sr.shape[1]}x{sr.shape[0]}", metrics
+        summary = f"{rgb.shape[1]}x{rgb.shape[0]} -> {sr.shape[1]}x{sr.shape[0]} ({model} on {up.label})"
+        return (bicubic, sr), str(out), summary, metrics
 
     with gr.Tab("Image", id="image"):
         with gr.Row():
@@ -96,6 +117,7 @@ def image_tab(engines: Engines, settings: Settings) -> None:
                                     elem_id="image-model")
                 reference = gr.File(label="High-resolution reference (optional, for PSNR/SSIM)", elem_id="image-ref",
                                     file_types=["image"])
+                size_box = gr.Textbox(label="Output size", placeholder=SIZE_HINT, elem_id="image-size-in")
                 button = gr.Button("Upscale", variant="primary", elem_id="image-run")
             with gr.Column():
                 slider = gr.ImageSlider(label="Bicubic | model", elem_id="image-slider", type="numpy")
@@ -103,7 +125,8 @@ def image_tab(engines: Engines, settings: Settings) -> None:
                 download = gr.File(label="Download", elem_id="image-download")
                 metrics = gr.Markdown(elem_id="image-metrics")
         gr.Examples([[str(EXAMPLES / "foreman.png")]], inputs=[source])
-        button.click(run, [source, model, reference], [slider, download, size, metrics], api_name="upscale_image")
+        button.click(run, [source, model, reference, size_box], [slider, download, size, metrics],
+                     api_name="upscale_image")
 
 
 # --- video -------------------------------------------------------------------------------------------------------
@@ -114,9 +137,10 @@ def video_tab(engines: Engines, settings: Settings) -> None:
     from srstream.video.sink import EncodeOptions
     from srstream.video.source import VideoInputError, open_input
 
-    def run(path: str | None, model: str, progress=gr.Progress(track_tqdm=True)):
+    def run(path: str | None, model: str, size_text: str | None = None, progress=gr.Progress(track_tqdm=True)):
         if not path:
             _fail("Upload a video first.")
+        asked = _output_size(size_text)
         try:
             with open_input(path) as container:
                 duration = container.duration / av.time_base if container.duration else None
@@ -124,14 +148,14 @@ def video_tab(engines: Engines, settings: Settings) -> None:
             _fail(f"Not a video we can read: {Path(path).name}")
         if duration and duration > settings.video_limit_s:
             _fail(f"The clip is {duration:.1f} s long; this demo takes up to {settings.video_limit_s:.0f} s.")
-        out = settings.workdir / f"{Path(path).stem}_x{engines.get(model).scale}.mp4"
+        out = settings.workdir / f"{Path(path).stem}_{model}.mp4"
         try:
             stats = upscale_video(path, out, engines.get(model), EncodeOptions(preset="veryfast"), overwrite=True,
-                                  duration=settings.video_limit_s, progress=True)
+                                  duration=settings.video_limit_s, progress=True, output_size=asked)
         except (VideoInputError, ValueError) as exc:
             _fail(f"Could not upscale the video: {str(exc).split(': ', 1)[-1]}")
         summary = (f"{stats.frames_out} frames, {stats.size_in[0]}x{stats.size_in[1]} -> "
-                   f"{stats.size_out[0]}x{stats.size_out[1]}, {stats.fps:.2f} fps on {stats.backend}; "
+                   f"{stats.size_out[0]}x{stats.size_out[1]}, {stats.fps:.2f} fps on {stats.backend} {stats.precision}; "
                    f"audio: {', '.join(stats.streams_copied + stats.streams_reencoded) or 'none'}")
         return str(out), str(out), summary
 
@@ -141,13 +165,14 @@ def video_tab(engines: Engines, settings: Settings) -> None:
                 source = gr.Video(label=f"Short clip (up to {settings.video_limit_s:.0f} s)", elem_id="video-in")
                 model = gr.Dropdown(_rgb_models(), value=_default(_rgb_models(), "fast-x4"), label="Model",
                                     elem_id="video-model")
+                size_box = gr.Textbox(label="Output size", placeholder=SIZE_HINT, elem_id="video-size-in")
                 button = gr.Button("Upscale", variant="primary", elem_id="video-run")
             with gr.Column():
                 result = gr.Video(label="Upscaled", elem_id="video-out")
                 download = gr.File(label="Download", elem_id="video-download")
                 summary = gr.Textbox(label="Summary", elem_id="video-summary")
         gr.Examples([[str(EXAMPLES / "vtest_320x180.mp4")]], inputs=[source])
-        button.click(run, [source, model], [result, download, summary], api_name="upscale_video")
+        button.click(run, [source, model, size_box], [result, download, summary], api_name="upscale_video")
 
 
 # --- volumes -----------------------------------------------------------------------------------------------------
@@ -210,7 +235,7 @@ def medical_tab(engines: Engines, settings: Settings) -> None:
                  "window": window}
         geometry = (f"shape {volume.shape} -> {result.shape}; voxel "
                     f"{' x '.join(f'{v:.3f}' for v in volume.spacing)} mm -> "
-                    f"{' x '.join(f'{v:.3f}' for v in result.spacing)} mm")
+                    f"{' x '.join(f'{v:.3f}' for v in result.spacing)} mm; {model} on {engines.get(model).label}")
         return state, download, geometry, *view(state, "axial", 0.5)
 
     def view(state, plane: str, position: float):

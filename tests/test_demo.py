@@ -12,6 +12,7 @@ from PIL import Image
 
 from conftest import DATA, EXAMPLES, ROOT, free_port
 from demo.screenshots import FLAGS  # the Chromium flags this closed network needs, kept in one place
+from srstream.engine import Upscaler
 
 CHROMIUM = "/usr/bin/chromium"
 pytest.importorskip("gradio")
@@ -79,7 +80,8 @@ def test_image_tab_in_a_browser(page, tmp_path, server):
     page.keyboard.press("Enter")
     page.locator("#image-run").click()
     page.wait_for_function("document.querySelector('#image-size textarea').value.includes('->')")
-    assert page.locator("#image-size textarea").input_value() == "352x288 -> 1408x1152"
+    assert page.locator("#image-size textarea").input_value() == (
+        f"352x288 -> 1408x1152 (fast-x4 on {Upscaler('fast-x4', backend='cpu').label})")
     out = np.asarray(Image.open(_download(page, "#image-download", tmp_path / "sr.png")).convert("RGB"))
     assert out.shape == (1152, 1408, 3)
     bicubic = bicubic_upscale(np.asarray(Image.open(EXAMPLES / "foreman.png").convert("RGB")), 4)
@@ -143,12 +145,20 @@ def test_gradio_client_api(server):
     slider, download, size, metrics = client.predict(handle_file(str(DATA / "set5" / "bird.png")), "fast-x4",
                                                      handle_file(str(DATA / "set5" / "bird.png")),
                                                      api_name="/upscale_image")
-    assert size == "288x288 -> 1152x1152" and Image.open(download).size == (1152, 1152)
+    assert size.startswith("288x288 -> 1152x1152 (fast-x4 on cpu ") and Image.open(download).size == (1152, 1152)
     assert "PSNR" in metrics
     with pytest.raises(Exception, match="Not an image"):
         bad = Path(download).with_name("fake.png")
         bad.write_text("not an image")
         client.predict(handle_file(str(bad)), "fast-x4", None, api_name="/upscale_image")
+    # The output size box, read as --outscale (a number) or --size (WxH).
+    bird = handle_file(str(DATA / "set5" / "bird.png"))
+    _, download, size, _ = client.predict(bird, "fast-x4", None, "3", api_name="/upscale_image")
+    assert size.startswith("288x288 -> 864x864") and Image.open(download).size == (864, 864)
+    _, download, _, _ = client.predict(bird, "fast-x4", None, "500x-1", api_name="/upscale_image")
+    assert Image.open(download).size == (500, 500)
+    with pytest.raises(Exception, match="Output size 'abc'"):
+        client.predict(bird, "fast-x4", None, "abc", api_name="/upscale_image")
 
 
 def test_volume_through_the_api_on_another_slice_axis(server):
@@ -176,7 +186,7 @@ def test_uploads_over_the_size_limit_are_refused(tmp_path):
         small = tmp_path / "small.png"
         Image.open(DATA / "set5" / "bird.png").crop((0, 0, 64, 64)).save(small)
         result = client.predict(handle_file(str(small)), "fast-x4", None, api_name="/upscale_image")
-        assert result[2] == "64x64 -> 256x256"  # the app still serves files under the limit
+        assert result[2].startswith("64x64 -> 256x256 (")  # the app still serves files under the limit
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -188,4 +198,4 @@ def test_two_users_at_once_are_queued_not_crashed(server):
     image = handle_file(str(DATA / "set5" / "head.png"))
     jobs = [Client(server, verbose=False).submit(image, "fast-x4", None, api_name="/upscale_image") for _ in range(2)]
     sizes = [job.result(timeout=300)[2] for job in jobs]
-    assert sizes == ["280x280 -> 1120x1120"] * 2
+    assert [s.split(" (")[0] for s in sizes] == ["280x280 -> 1120x1120"] * 2

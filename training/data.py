@@ -37,7 +37,7 @@ def load_image(path: str | Path, channels: int = 3) -> np.ndarray:
     try:
         with Image.open(path) as im:
             im = im.convert("RGB" if channels == 3 else "L")
-            array = np.asarray(im, dtype=np.uint8)
+            array = np.array(im, dtype=np.uint8)  # a copy: writable, unlike the decoder's buffer
     except (OSError, ValueError) as exc:
         raise ValueError(f"{path}: not a readable image ({exc})") from None
     return array if channels == 3 else array[..., None]
