@@ -61,6 +61,27 @@ class Upscaler:
         return self.backend.precision
 
     @property
+    def device(self) -> torch.device:
+        """Where the backend computes and its outputs are."""
+        return self.backend.device
+
+    def to_device(self, x: torch.Tensor) -> torch.Tensor:
+        """A host tensor on the engine's device: pinned and asynchronous on CUDA (ordered on the current stream)."""
+        if x.device == self.device:
+            return x
+        if self.device.type == "cuda":
+            return x.pin_memory().to(self.device, non_blocking=True)
+        return x.to(self.device)
+
+    def prepare(self, height: int, width: int, batch: int | None = None) -> None:
+        """Get ready for batches of `batch` frames of height x width (capture their CUDA graph now), so that the
+        first frames of a video do not wait; nothing to do on other backends."""
+        n = batch or self.batch_size
+        if hasattr(self.backend, "prepare") and self._tile_size(height, width, n) == 0 and not self.tta and \
+                self.spec.multiple_of == 1:
+            self.backend.prepare((n, self.spec.channels, height, width))
+
+    @property
     def label(self) -> str:
         """Backend and precision as logs and reports show them, e.g. 'cpu bf16'."""
         return f"{self.backend_name} {self.precision}"
@@ -177,9 +198,10 @@ class Upscaler:
         alpha = None
         if batch.shape[-1] == 4:  # alpha is upscaled by bicubic, not by the model
             batch, alpha = batch[..., :3], batch[..., 3:]
-        y = self.upscale_tensor(_to_float(_tensor(batch).permute(0, 3, 1, 2)), size)
+        # Integers cross to the device as they are (1 byte a sample for 8-bit) and become floats there.
+        y = self.upscale_tensor(_to_float(self.to_device(_tensor(batch)).permute(0, 3, 1, 2)), size)
         if alpha is not None:
-            a = _to_float(_tensor(alpha).permute(0, 3, 1, 2))
+            a = _to_float(self.to_device(_tensor(alpha)).permute(0, 3, 1, 2))
             a = torch.nn.functional.interpolate(a, size=y.shape[-2:], mode="bicubic", antialias=True).clamp(0, 1)
             y = torch.cat([y, a.to(y.device)], dim=1)
         out = _from_float(y, torch.from_numpy(np.empty(0, batch.dtype)).dtype).permute(0, 2, 3, 1).cpu().numpy()

@@ -91,7 +91,7 @@ def test_a_video_frame_is_not_tiled_and_a_frame_over_the_budget_is_tiled_exactly
     assert 0 < tile < 180
     calls = []
     run = small.backend.run
-    small.backend.run = lambda x, *a: calls.append(tuple(x.shape)) or run(x, *a)
+    small.backend.run = lambda x, *a, **kw: calls.append(tuple(x.shape)) or run(x, *a, **kw)
     tiled = small.upscale_tensor(frames)
     assert calls and all(max(s[-2:]) <= tile + 2 * small.spec.receptive_radius for s in calls)
     assert tiled.shape == whole.shape and (tiled - whole).abs().max() < 1e-5

@@ -1,11 +1,15 @@
-"""The output container: the upscaled video stream encoded, other streams copied, written under a temporary name.
+"""The output container: the upscaled video stream encoded, other streams copied, written under a temporary name;
+and the encode thread that feeds it.
 
 Audio, subtitle and data packets are muxed untouched where the output container accepts their codec; audio it does
 not accept is re-encoded to AAC (and the summary says so); what cannot be carried is listed as dropped.
 """
 from __future__ import annotations
 
+import logging
 import os
+import queue
+import threading
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -13,6 +17,11 @@ from pathlib import Path
 import av
 
 from srstream.video.colour import Colour
+from srstream.video.frames import FrameMaker, Upscaled
+
+log = logging.getLogger("srstream.video")
+# Where NVENC is asked for but the GPU has none (H100/H200 have none; neither has a machine without an NVIDIA GPU).
+NVENC_FALLBACK = {"h264_nvenc": "libx264", "hevc_nvenc": "libx265", "av1_nvenc": "libsvtav1"}
 
 TEN_BIT = {"libx264": "yuv420p10le", "libx265": "yuv420p10le", "libsvtav1": "yuv420p10le",
            "libvpx-vp9": "yuv420p10le", "hevc_nvenc": "p010le"}
@@ -98,31 +107,23 @@ class Sink:
         self.container.metadata.update({k: v for k, v in input_container.metadata.items()
                                         if k.lower() in ("creation_time", "title", "comment", "language",
                                                          "location", "date")})
-        self.pix_fmt = choose_pix_fmt(options, colour)
         rate = in_stream.average_rate or in_stream.guessed_rate or Fraction(25)
+        fallback = NVENC_FALLBACK.get(options.codec)
+        if fallback and not _encoder_opens(options.codec, size, choose_pix_fmt(options, colour)):
+            log.warning("srstream: %s cannot open here (no NVENC: H100/H200 and machines without an NVIDIA GPU "
+                        "have none); encoding with %s", options.codec, fallback)
+            options = EncodeOptions(fallback, options.crf, options.preset if not options.preset.startswith("p")
+                                    else "medium", options.pix_fmt)
+        self.codec = options.codec
         try:
-            self.video = self.container.add_stream(options.codec, rate=rate)
+            self.video = self._add_video(options, colour, size, rate, in_stream.time_base, segment_time)
         except (av.error.FFmpegError, ValueError) as exc:
             self.abort()
             raise ValueError(f"encoder {options.codec!r} is not available here ({exc})") from None
-        self.video.width, self.video.height = size
-        self.video.pix_fmt = self.pix_fmt
-        self.video.time_base = in_stream.time_base
-        self.video.codec_context.time_base = in_stream.time_base
-        self.video.codec_context.colorspace = colour.colorspace
-        self.video.codec_context.color_range = colour.color_range
-        opts = {}
-        if options.codec in ("libx264", "libx265"):
-            opts = {"crf": str(options.crf), "preset": options.preset}
-            if segment_time or self.url:
-                # Segments can only start at key frames, and a live viewer needs them often.
-                opts["g"] = str(max(1, round(float(rate) * (segment_time or 1.0))))
-                opts["sc_threshold"] = "0"
-        elif options.codec.endswith("_nvenc"):
-            opts = {"cq": str(options.crf), "preset": "p5"}
-        self.video.options = opts
+        self.pix_fmt = self.video.pix_fmt
         self.video.metadata.update({k: v for k, v in in_stream.metadata.items() if k in ("language", "rotate",
                                                                                      "handler_name")})
+        self.maker = FrameMaker(self.pix_fmt, colour, size)
         if rotation:
             self.video.set_display_rotation(rotation)  # the display matrix, as the input had it
         self.carried = CarriedStreams()
@@ -132,6 +133,27 @@ class Sink:
             if stream.index == in_stream.index or stream.type == "video":
                 continue
             self._carry(stream)
+
+    def _add_video(self, options: EncodeOptions, colour: Colour, size: tuple[int, int], rate: Fraction,
+                   time_base: Fraction, segment_time: float | None) -> av.video.stream.VideoStream:
+        video = self.container.add_stream(options.codec, rate=rate)
+        video.width, video.height = size
+        video.pix_fmt = choose_pix_fmt(options, colour)
+        video.time_base = time_base
+        video.codec_context.time_base = time_base
+        video.codec_context.colorspace = colour.colorspace
+        video.codec_context.color_range = colour.color_range
+        opts = {}
+        if options.codec in ("libx264", "libx265"):
+            opts = {"crf": str(options.crf), "preset": options.preset}
+            if segment_time or self.url:
+                # Segments can only start at key frames, and a live viewer needs them often.
+                opts["g"] = str(max(1, round(float(rate) * (segment_time or 1.0))))
+                opts["sc_threshold"] = "0"
+        elif options.codec.endswith("_nvenc"):
+            opts = {"cq": str(options.crf), "preset": options.preset if options.preset.startswith("p") else "p5"}
+        video.options = opts
+        return video
 
     def _carry(self, stream: av.stream.Stream) -> None:
         codec = stream.codec_context.name if stream.codec_context else "?"
@@ -180,6 +202,12 @@ class Sink:
         for packet in self.video.encode(frame):
             self.container.mux(packet)
 
+    def write_upscaled(self, item: Upscaled) -> None:
+        """Make the VideoFrame of an engine output (converting it here if it came as floats) and encode it."""
+        frame = self.maker.frame(item.pixels)
+        frame.pts, frame.time_base = item.pts, item.time_base
+        self.write(frame)
+
     def close(self) -> None:
         """Flush encoders, finish the file and move it to its real name."""
         for packet in self.video.encode(None):
@@ -214,6 +242,19 @@ _MUXER_CODECS: dict[str, dict[str, set[str] | None]] = {
 }
 
 
+def _encoder_opens(codec: str, size: tuple[int, int], pix_fmt: str) -> bool:
+    """Whether `codec` opens here: NVENC encoders are in PyAV's wheels, the hardware may not be."""
+    try:
+        context = av.CodecContext.create(codec, "w")
+        context.width, context.height = size
+        context.pix_fmt = pix_fmt
+        context.time_base = Fraction(1, 25)
+        context.open()
+        return True  # closed when collected
+    except (av.error.FFmpegError, OSError, ValueError):
+        return False
+
+
 def _muxer_accepts(muxer: str, kind: str, codec: str) -> bool:
     for name, table in _MUXER_CODECS.items():
         if name in muxer.split(","):
@@ -224,3 +265,29 @@ def _muxer_accepts(muxer: str, kind: str, codec: str) -> bool:
 
 def _format_for(path: Path) -> str | None:
     return {".ts": "mpegts", ".mkv": "matroska", ".m4v": "mp4", ".mov": "mov"}.get(path.suffix.lower())
+
+
+END = object()  # the last item of an encoder's queue
+
+
+class Encoder(threading.Thread):
+    """Encodes `Upscaled` frames and muxes passthrough packets from a queue into a Sink, until END."""
+
+    def __init__(self, sink: Sink, items: queue.Queue) -> None:
+        super().__init__(daemon=True, name="srstream-encode")
+        self.sink, self.items = sink, items
+        self.error: BaseException | None = None
+        self.written = 0
+
+    def run(self) -> None:
+        try:
+            while (item := self.items.get()) is not END:
+                if isinstance(item, Upscaled):
+                    self.sink.write_upscaled(item)
+                    self.written += 1
+                else:
+                    self.sink.mux_packet(item)
+        except BaseException as exc:
+            self.error = exc
+            while self.items.get() is not END:  # keep draining so the producer never blocks
+                pass

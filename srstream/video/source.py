@@ -1,11 +1,24 @@
-"""Video inputs: files, image-sequence patterns and RTSP URLs, opened with PyAV with clear one-line errors."""
+"""Video inputs: files, image-sequence patterns and RTSP URLs, opened with PyAV with clear one-line errors, and the
+decode thread that reads one of them into a queue of frames (reconnecting live streams)."""
 from __future__ import annotations
 
+import logging
+import queue
 import re
+import threading
+import time
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
+from typing import Iterator
 
 import av
+
+from srstream.video.colour import Colour, colour_of
+from srstream.video.frames import decode
+
+log = logging.getLogger("srstream.video")
+END = object()  # the last item a decoder puts in its queue
 
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".avi", ".ts", ".m2ts", ".webm", ".m4v", ".mts", ".flv"}
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "srt://", "udp://", "http://", "https://")
@@ -72,3 +85,129 @@ def open_input(source: str, timeout_s: float = 10.0, framerate: str = "25") -> a
 
 def _reason(exc: av.error.FFmpegError) -> str:
     return getattr(exc, "strerror", None) or str(exc)
+
+
+class _StreamEnded(Exception):
+    """A live stream stopped sending: treated like a dropped connection."""
+
+
+class Decoder(threading.Thread):
+    """Demuxes one input into a queue of `Decoded` frames and passthrough packets (in demux order), then END;
+    reconnects live streams. `duration` counts from the first frame decoded."""
+
+    def __init__(self, source: str, out: queue.Queue, duration: float | None, retries: int, timeout_s: float,
+                 stop: threading.Event) -> None:
+        super().__init__(daemon=True, name="srstream-decode")
+        self.source, self.out, self.duration, self.retries = source, out, duration, retries
+        self.timeout_s, self.stop = timeout_s, stop
+        self.live = classify(source).kind == "stream"
+        self.container = open_input(source, timeout_s)
+        self.stream = self.container.streams.video[0]
+        self.stream.thread_type = "AUTO"
+        self.colour: Colour | None = None
+        self.rotation = 0  # counter-clockwise degrees from the input's display matrix
+        self.error: BaseException | None = None
+        self.reconnects = 0
+        self.frames = 0
+        self._offset = 0  # added to pts after a reconnect, so timestamps keep rising
+        self._last_pts: int | None = None
+        self._first_pts: int | None = None
+
+    def _put(self, item) -> bool:
+        while not self.stop.is_set():
+            try:
+                self.out.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _frames(self, packet: av.Packet) -> Iterator[av.VideoFrame]:
+        try:
+            yield from packet.decode()
+        except av.error.InvalidDataError:
+            log.warning("srstream: skipped an undecodable packet in %s", self.source)
+
+    def _frame_ticks(self) -> int:
+        """One frame period in the stream's time base (25 fps where the rate is unknown)."""
+        rate = self.stream.average_rate or self.stream.guessed_rate or Fraction(25)
+        return max(1, round(1 / (rate * self.stream.time_base)))
+
+    def _emit(self, frame: av.VideoFrame) -> bool:
+        if self.colour is None:
+            self.colour = colour_of(frame)
+            self.rotation = int(frame.rotation or 0)
+        pts = frame.pts if frame.pts is not None else (self._last_pts or -1) + 1
+        pts += self._offset
+        if self._last_pts is not None and pts <= self._last_pts:
+            pts = self._last_pts + self._frame_ticks()  # keep strictly monotonic (broken inputs, reconnects)
+        if self._first_pts is None:
+            self._first_pts = pts
+        if self.duration is not None and float((pts - self._first_pts) * self.stream.time_base) >= self.duration:
+            return False
+        self._last_pts = pts
+        self.frames += 1
+        return self._put(decode(frame, self.colour, pts, self.stream.time_base, time.monotonic()))
+
+    def _session(self) -> bool:
+        """Demux until the end or the stop flag; False when the duration limit ended it."""
+        for packet in self.container.demux():
+            if self.stop.is_set():
+                return False
+            if packet.stream.index == self.stream.index:
+                for frame in self._frames(packet):
+                    if not self._emit(frame):
+                        return False
+            elif packet.dts is not None and not self.live:
+                if not self._put(packet):
+                    return False
+        return True
+
+    def run(self) -> None:
+        try:
+            while True:
+                try:
+                    finished = self._session()
+                    if finished and self.live and not self.stop.is_set():
+                        raise _StreamEnded("the stream ended")
+                    break
+                except (av.error.FFmpegError, OSError, _StreamEnded) as exc:
+                    if not self.live or self.stop.is_set():
+                        raise VideoInputError(f"{self.source}: read failed ({exc})") from None
+                    self._reconnect(exc)
+        except BaseException as exc:  # handed to the engine's thread, which raises it
+            self.error = exc
+        finally:
+            self._put(END)
+
+    def _reconnect(self, exc: BaseException) -> None:
+        delay = 0.5
+        for attempt in range(1, self.retries + 1):
+            if self.stop.is_set():
+                return
+            log.warning("srstream: %s dropped (%s); reconnect %d/%d in %.1fs", self.source, exc, attempt,
+                        self.retries, delay)
+            time.sleep(delay)
+            try:
+                self.container.close()
+            except Exception:  # the old connection is dead anyway
+                pass
+            try:
+                self.container = open_input(self.source, self.timeout_s)
+            except VideoInputError:
+                delay = min(delay * 2, 8.0)
+                continue
+            self.stream = self.container.streams.video[0]
+            self.stream.thread_type = "AUTO"
+            self.reconnects += 1
+            # A restarted camera starts its clock again: continue one frame after the last timestamp we wrote.
+            self._offset = (self._last_pts or 0) + self._frame_ticks() - (self.stream.start_time or 0)
+            return
+        raise VideoInputError(f"{self.source}: gave up after {self.retries} reconnects ({exc})")
+
+    def close(self) -> None:
+        """Close the input (after the thread has ended)."""
+        try:
+            self.container.close()
+        except Exception:  # already closed by a failed reconnect
+            pass
