@@ -126,7 +126,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     jobs = [Job(str(p), str(out_dir / f"{p.stem}_{tag}{suffix}"), args.model, args.backend, args.batch,
                 options, args.overwrite, args.tta, args.precision, size) for p in inputs]
     results = run_batch(jobs, workers=args.workers, ray_address=args.ray, progress=not args.quiet)
-    failed = [r for r in results if "error" in r]
+    failed = [r for r in results if r.get("error")]
     for r in failed:
         print(f"srstream: error: {r['error']}", file=sys.stderr)
     if args.json:

@@ -29,7 +29,8 @@ class Decoded:
     planes: tuple[np.ndarray, ...] | None = None
     layout: Layout | None = None
     rgb: np.ndarray | None = None
-    received: float = field(default=0.0, compare=False)  # time.monotonic() when decoded (for latency)
+    received: float = field(default=0.0, compare=False)  # time.monotonic() when decoded
+    captured: float = field(default=0.0, compare=False)  # estimated time.monotonic() of capture (live latency)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -51,15 +52,17 @@ class Upscaled:
     pixels: tuple[np.ndarray, ...] | torch.Tensor | np.ndarray
     pts: int
     time_base: Fraction
-    received: float = 0.0
+    captured: float = 0.0
 
 
-def decode(frame: av.VideoFrame, colour: Colour, pts: int, time_base: Fraction, received: float) -> Decoded:
+def decode(frame: av.VideoFrame, colour: Colour, pts: int, time_base: Fraction, received: float,
+           captured: float) -> Decoded:
     """A `Decoded` of a PyAV frame: planes where we convert the format ourselves, else swscale's RGB."""
     layout = layout_of(frame.format.name, frame.width, frame.height)
     if layout is not None:
-        return Decoded(pts, time_base, planes=read_planes(frame, layout), layout=layout, received=received)
-    return Decoded(pts, time_base, rgb=to_rgb(frame, colour), received=received)
+        return Decoded(pts, time_base, planes=read_planes(frame, layout), layout=layout, received=received,
+                       captured=captured)
+    return Decoded(pts, time_base, rgb=to_rgb(frame, colour), received=received, captured=captured)
 
 
 def to_device_rgb(group: list[Decoded], upscaler: Upscaler, colour: Colour) -> torch.Tensor:

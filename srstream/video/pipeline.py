@@ -1,80 +1,129 @@
-"""decode -> batch -> engine -> encode -> mux, as threads joined by bounded queues (memory stays flat).
+"""The video front door's API: one input (`upscale_video`), several at once through one engine (`upscale_many`),
+or upscaled frames as an iterator (`iter_upscaled`).
 
-The decode thread (`source.Decoder`) demuxes every stream: video frames are queued as their YUV planes (or RGB
-where swscale must convert), other packets as they are, in demux order. The calling thread batches frames, moves
-them to the engine's device, converts them to RGB there, upscales and hands the result to the encode thread
-(`sink.Encoder`), which makes encoder-ready frames and muxes the other packets untouched. Every output frame keeps
-its input frame's pts and time base.
+Each input runs decode -> (scheduler: batch, engine) -> encode -> mux as threads joined by bounded buffers, so memory
+stays flat whatever the length. The decode thread (`source.Decoder`) queues video frames as YUV planes (or RGB
+where swscale must convert) and other packets as they are, in demux order; the scheduler (`scheduler.Scheduler`)
+moves frames to the engine's device, converts them there, upscales them in batches across inputs and hands each
+output to its input's encode thread (`sink.Encoder`), which makes encoder-ready frames and muxes the other packets
+untouched. Every output frame keeps its input frame's pts and time base.
 """
 from __future__ import annotations
 
 import logging
-import queue
+import re
 import signal
 import threading
-import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterator
-
-import av
-from tqdm import tqdm
+from urllib.parse import urlsplit
 
 from srstream.engine import Upscaler
-from srstream.output_size import OutputSize, even
-from srstream.video.frames import Decoded, Upscaled, to_device_rgb, to_rgb_array
-from srstream.video.sink import END as ENCODER_END
-from srstream.video.sink import EncodeOptions, Encoder, Sink, choose_pix_fmt, is_url, segment_pattern, subsampled_axes
+from srstream.output_size import OutputSize
+from srstream.video.buffer import FrameBuffer
+from srstream.video.frames import Decoded, to_device_rgb, to_rgb_array
+from srstream.video.scheduler import Scheduler, Settings, Stream
+from srstream.video.sink import EncodeOptions, is_url, segment_pattern
 from srstream.video.source import END, Decoder, VideoInputError, classify
+from srstream.video.stats import Stats
+from srstream.video.status import StatusLines
 
 log = logging.getLogger("srstream.video")
 
-
-@dataclass
-class Stats:
-    """What a run did; `--json` prints it."""
-
-    input: str
-    output: str | None
-    frames_in: int = 0
-    frames_out: int = 0
-    seconds: float = 0.0
-    fps: float = 0.0
-    backend: str = ""
-    precision: str = ""
-    model: str = ""
-    size_in: tuple[int, int] = (0, 0)
-    size_out: tuple[int, int] = (0, 0)
-    reconnects: int = 0
-    dropped_frames: int = 0
-    streams_copied: list[str] = field(default_factory=list)
-    streams_reencoded: list[str] = field(default_factory=list)
-    streams_dropped: list[str] = field(default_factory=list)
-    interrupted: bool = False
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+__all__ = ["Settings", "Stats", "iter_upscaled", "output_name", "upscale_many", "upscale_video"]
 
 
-def _batches(frames: queue.Queue, batch: int, passthrough) -> Iterator[list[Decoded]]:
-    """Groups of up to `batch` frames of one kind (format and size), in order; packets go to `passthrough`."""
-    pending: list[Decoded] = []
-    while True:
-        item = frames.get()
-        if item is END:
-            break
-        if isinstance(item, Decoded):
-            if pending and item.kind != pending[0].kind:
-                yield pending
-                pending = []
-            pending.append(item)
-            if len(pending) == batch:
-                yield pending
-                pending = []
-        else:
-            passthrough(item)
-    if pending:
-        yield pending
+def output_name(source: str, suffix: str = ".mp4") -> str:
+    """The output file name for an input in a directory: the stem for files, cam_HOST_PORT_PATH for URLs."""
+    if classify(source).kind == "stream":
+        parts = urlsplit(source)
+        host = parts.hostname or "host"
+        port = str(parts.port or {"rtsp": 554, "rtsps": 322, "rtmp": 1935, "http": 80, "https": 443}.get(
+            parts.scheme, 0))
+        path = re.sub(r"[^A-Za-z0-9.-]+", "_", parts.path).strip("_") or "stream"
+        return f"cam_{host}_{port}_{path}{suffix}"
+    stem = Path(source).stem
+    return f"{re.sub(r'%0?[0-9]*d', 'N', stem)}{suffix}"
+
+
+def _check_output(source: str, output: str | Path, overwrite: bool, segment_time: float | None) -> None:
+    if is_url(str(output)):
+        return
+    output = Path(output)
+    first = Path(str(segment_pattern(output)) % 0) if segment_time else output
+    if first.exists() and not overwrite:
+        raise FileExistsError(f"{first}: already exists (use -y/--overwrite to replace it)")
+    if classify(source).kind == "file" and Path(source).resolve() == output.resolve():
+        raise ValueError(f"{output}: output would overwrite the input")
+
+
+def upscale_many(jobs: list[tuple[str, str | Path]], upscaler: Upscaler, settings: Settings,
+                 progress: bool = True, overwrite: bool = False) -> list[Stats]:
+    """Upscale every (input, output) pair at once through `upscaler`, batching across inputs; one failing input
+    is reported in its Stats (`error`) and the others go on. Ctrl-C or SIGTERM finishes every output with the
+    frames so far (their Stats say `interrupted`)."""
+    for source, output in jobs:
+        _check_output(source, output, overwrite, settings.segment_time)
+    for _, output in jobs:
+        if not is_url(str(output)):
+            Path(output).parent.mkdir(parents=True, exist_ok=True)
+    wakeup = threading.Condition()
+    streams = [Stream(source, output, upscaler, settings, wakeup) for source, output in jobs]
+    status = StatusLines(streams, progress)
+    scheduler = Scheduler(streams, upscaler, settings, wakeup, on_batch=status.update)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGTERM) if main_thread else None
+    if previous is not None:
+        signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        scheduler.run()
+    except KeyboardInterrupt:
+        pass  # every stream is finished and marked interrupted
+    finally:
+        status.close()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    return [s.stats for s in streams]
+
+
+def upscale_video(source: str, output: str | Path, upscaler: Upscaler, options: EncodeOptions | None = None,
+                  batch: int = 4, duration: float | None = None, overwrite: bool = False, progress: bool = True,
+                  retries: int = 5, timeout_s: float = 10.0, segment_time: float | None = None,
+                  output_size: OutputSize | None = None, live: bool | None = None,
+                  max_latency: float = 2.0) -> Stats:
+    """Upscale every frame of `source` into `output` (a file, segments with `segment_time`, or a URL to push to),
+    keeping timing, colour and the other streams. `output_size` (a factor or WxH) resamples the model's output;
+    sizes a subsampled pixel format cannot hold are rounded to even, with a log line. `live` (default: for network
+    streams) drops frames to keep latency within `max_latency` seconds. Raises on a failed input or output."""
+    _check_output(source, output, overwrite, segment_time)
+    settings = Settings(options or EncodeOptions(), batch, duration, retries, timeout_s, segment_time, output_size,
+                        live, max_latency)
+    wakeup = threading.Condition()
+    stream = Stream(source, output, upscaler, settings, wakeup)
+    if stream.exception is not None:
+        raise stream.exception
+    if not is_url(str(output)):
+        Path(output).parent.mkdir(parents=True, exist_ok=True)
+    status = StatusLines([stream], progress)
+    scheduler = Scheduler([stream], upscaler, settings, wakeup, on_batch=status.update)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGTERM) if main_thread else None
+    if previous is not None:
+        signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        scheduler.run()
+    except KeyboardInterrupt:
+        if stream.stats.frames_out == 0:  # interrupted before the first frame: an empty file would not play
+            raise
+    finally:
+        status.close()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    if stream.exception is not None:
+        raise stream.exception
+    if stream.stats.error is not None:
+        raise VideoInputError(stream.stats.error)
+    return stream.stats
 
 
 def iter_upscaled(source: str, upscaler: Upscaler, batch: int = 4, duration: float | None = None,
@@ -83,143 +132,46 @@ def iter_upscaled(source: str, upscaler: Upscaler, batch: int = 4, duration: flo
     """Upscaled frames of `source` as `Decoded` (`.rgb` uint8, or uint16 for deep input; pts, time base), in
     order; other streams ignored. `output_size` resamples them to the size asked for."""
     stop = threading.Event()
-    frames: queue.Queue = queue.Queue(maxsize=batch * 3)
-    decoder = Decoder(source, frames, duration, retries, timeout_s, stop)
+    wakeup = threading.Condition()
+    frames = FrameBuffer(batch * 3, live=False, wakeup=wakeup)
+    decoder = Decoder(source, frames, duration, retries, timeout_s, stop, live=False)
     decoder.start()
+
+    def upscaled(group: list[Decoded]) -> Iterator[Decoded]:
+        w, h = group[0].size
+        size = (output_size or OutputSize()).resolve(w, h, upscaler.scale)
+        y = upscaler.upscale_tensor(to_device_rgb(group, upscaler, decoder.colour), size)
+        for d, rgb in zip(group, to_rgb_array(y, deep=decoder.colour.bits > 8)):
+            yield Decoded(d.pts, d.time_base, rgb=rgb, received=d.received, captured=d.captured)
+
     try:
         codec = decoder.stream.codec_context
         upscaler.prepare(codec.height, codec.width, min(batch, upscaler.batch_size))
-        for group in _batches(frames, batch, lambda packet: None):
-            w, h = group[0].size
-            size = (output_size or OutputSize()).resolve(w, h, upscaler.scale)
-            y = upscaler.upscale_tensor(to_device_rgb(group, upscaler, decoder.colour), size)
-            for d, rgb in zip(group, to_rgb_array(y, deep=decoder.colour.bits > 8)):
-                yield Decoded(d.pts, d.time_base, rgb=rgb, received=d.received)
+        pending: list[Decoded] = []
+        while True:
+            with wakeup:
+                while frames.head() is None:
+                    wakeup.wait(0.1)
+            item = frames.pop()
+            if item is END:
+                break
+            if not isinstance(item, Decoded):
+                continue  # other streams' packets
+            if pending and item.kind != pending[0].kind:
+                yield from upscaled(pending)
+                pending = []
+            pending.append(item)
+            if len(pending) == batch:
+                yield from upscaled(pending)
+                pending = []
+        if pending:
+            yield from upscaled(pending)
         if decoder.error:
             raise decoder.error
     finally:
         stop.set()
         decoder.join(timeout=5)
         decoder.close()
-
-
-def upscale_video(source: str, output: str | Path, upscaler: Upscaler, options: EncodeOptions | None = None,
-                  batch: int = 4, duration: float | None = None, overwrite: bool = False, progress: bool = True,
-                  retries: int = 5, timeout_s: float = 10.0, segment_time: float | None = None,
-                  output_size: OutputSize | None = None) -> Stats:
-    """Upscale every frame of `source` into `output` (a file, segments with `segment_time`, or a URL to push to),
-    keeping timing, colour and the other streams; one call. `output_size` (a factor or WxH) resamples the model's
-    output; sizes a subsampled pixel format cannot hold are rounded to even, with a log line."""
-    if not is_url(str(output)):
-        output = Path(output)
-        first = Path(str(segment_pattern(output)) % 0) if segment_time else output
-        if first.exists() and not overwrite:
-            raise FileExistsError(f"{first}: already exists (use -y/--overwrite to replace it)")
-        if classify(source).kind == "file" and Path(source).resolve() == output.resolve():
-            raise ValueError(f"{output}: output would overwrite the input")
-    options = options or EncodeOptions()
-    stats = Stats(input=source, output=str(output), backend=upscaler.backend_name, precision=upscaler.precision,
-                  model=upscaler.spec.name)
-    stop = threading.Event()
-    frames: queue.Queue = queue.Queue(maxsize=batch * 3)
-    decoder = Decoder(source, frames, duration, retries, timeout_s, stop)
-    in_stream = decoder.stream
-    stats.size_in = (in_stream.codec_context.width, in_stream.codec_context.height)
-    stats.size_out = (stats.size_in[0] * upscaler.scale, stats.size_in[1] * upscaler.scale)
-    total = in_stream.frames or None
-    if duration is not None and total:
-        rate = in_stream.average_rate or 25
-        total = min(total, int(round(duration * rate)))
-    sink: Sink | None = None
-    encoder: Encoder | None = None
-    encode_q: queue.Queue = queue.Queue(maxsize=batch * 3)
-    early_packets: list[av.Packet] = []
-    previous = signal.getsignal(signal.SIGTERM) if threading.current_thread() is threading.main_thread() else None
-    if previous is not None:
-        signal.signal(signal.SIGTERM, _raise_interrupt)
-    bar = tqdm(total=total, unit="frame", desc="upscaling", disable=not progress, dynamic_ncols=True)
-    started = time.perf_counter()
-    decoder.start()
-    upscaler.prepare(stats.size_in[1], stats.size_in[0], min(batch, upscaler.batch_size))  # while decoding starts
-
-    def passthrough(packet) -> None:
-        if encoder is None:
-            early_packets.append(packet)  # before the first frame fixes the colour we cannot open the sink
-        else:
-            encode_q.put(packet)
-
-    try:
-        try:
-            for group in _batches(frames, batch, passthrough):
-                if sink is None:
-                    colour = decoder.colour
-                    w, h = group[0].size
-                    size = _output_size(output_size or OutputSize(), w, h, upscaler.scale,
-                                        choose_pix_fmt(options, colour))
-                    stats.size_out = size
-                    sink = Sink(output, decoder.container, in_stream, size,
-                                colour, options, segment_time=segment_time, rotation=decoder.rotation)
-                    encoder = Encoder(sink, encode_q)
-                    encoder.start()
-                    for packet in early_packets:
-                        encode_q.put(packet)
-                    early_packets.clear()
-                y = upscaler.upscale_tensor(to_device_rgb(group, upscaler, decoder.colour), stats.size_out)
-                for d, pixels in zip(group, sink.maker.from_engine(y)):
-                    encode_q.put(Upscaled(pixels, d.pts, d.time_base, d.received))
-                stats.frames_in += len(group)
-                bar.update(len(group))
-                if encoder.error:
-                    raise encoder.error
-        except KeyboardInterrupt:
-            stats.interrupted = True
-            stop.set()
-            log.warning("srstream: interrupted; finishing %s with the frames so far", output)
-        if decoder.error and not stats.interrupted:
-            raise decoder.error
-        if sink is None:
-            raise VideoInputError(f"{source}: no video frames could be decoded")
-        encode_q.put(ENCODER_END)
-        encoder.join()
-        if encoder.error:
-            raise encoder.error
-        if encoder.written == 0:  # interrupted before the first frame: an empty file would not play
-            raise KeyboardInterrupt
-        sink.close()
-    except BaseException:
-        stop.set()
-        if encoder is not None and encoder.is_alive():
-            encode_q.put(ENCODER_END)
-            encoder.join(timeout=10)
-        if sink is not None:
-            sink.abort()
-        raise
-    finally:
-        stop.set()
-        bar.close()
-        decoder.join(timeout=5)
-        decoder.close()
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-    stats.frames_out = encoder.written
-    stats.seconds = round(time.perf_counter() - started, 3)
-    stats.fps = round(stats.frames_out / stats.seconds, 2) if stats.seconds else 0.0
-    stats.reconnects = decoder.reconnects
-    stats.dropped_frames = stats.frames_in - stats.frames_out
-    stats.streams_copied = sink.carried.copied
-    stats.streams_reencoded = sink.carried.reencoded
-    stats.streams_dropped = sink.carried.dropped
-    return stats
-
-
-def _output_size(asked: OutputSize, width: int, height: int, scale: int, pix_fmt: str) -> tuple[int, int]:
-    """The frame size to encode: what was asked, rounded to even on the axes `pix_fmt` subsamples."""
-    size = asked.resolve(width, height, scale)
-    even_w, even_h = subsampled_axes(pix_fmt)
-    rounded = (even(size)[0] if even_w else size[0], even(size)[1] if even_h else size[1])
-    if rounded != size:
-        log.warning("srstream: output size %dx%d rounded to %dx%d (%s needs even sides)", *size, *rounded, pix_fmt)
-    return rounded
 
 
 def _raise_interrupt(signum, frame) -> None:

@@ -6,10 +6,12 @@ not accept is re-encoded to AAC (and the summary says so); what cannot be carrie
 """
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import queue
 import threading
+import time
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -271,13 +273,15 @@ END = object()  # the last item of an encoder's queue
 
 
 class Encoder(threading.Thread):
-    """Encodes `Upscaled` frames and muxes passthrough packets from a queue into a Sink, until END."""
+    """Encodes `Upscaled` frames and muxes passthrough packets from a queue into a Sink, until END; records each
+    frame's latency from capture to written in `latencies` when given one."""
 
-    def __init__(self, sink: Sink, items: queue.Queue) -> None:
+    def __init__(self, sink: Sink, items: queue.Queue, latencies: collections.deque | None = None) -> None:
         super().__init__(daemon=True, name="srstream-encode")
-        self.sink, self.items = sink, items
+        self.sink, self.items, self.latencies = sink, items, latencies
         self.error: BaseException | None = None
         self.written = 0
+        self.last_latency: float | None = None
 
     def run(self) -> None:
         try:
@@ -285,6 +289,9 @@ class Encoder(threading.Thread):
                 if isinstance(item, Upscaled):
                     self.sink.write_upscaled(item)
                     self.written += 1
+                    if self.latencies is not None:
+                        self.last_latency = time.monotonic() - item.captured
+                        self.latencies.append(self.last_latency)
                 else:
                     self.sink.mux_packet(item)
         except BaseException as exc:

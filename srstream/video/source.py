@@ -3,7 +3,6 @@ decode thread that reads one of them into a queue of frames (reconnecting live s
 from __future__ import annotations
 
 import logging
-import queue
 import re
 import threading
 import time
@@ -14,6 +13,7 @@ from typing import Iterator
 
 import av
 
+from srstream.video.buffer import CaptureClock, FrameBuffer
 from srstream.video.colour import Colour, colour_of
 from srstream.video.frames import decode
 
@@ -91,16 +91,25 @@ class _StreamEnded(Exception):
     """A live stream stopped sending: treated like a dropped connection."""
 
 
-class Decoder(threading.Thread):
-    """Demuxes one input into a queue of `Decoded` frames and passthrough packets (in demux order), then END;
-    reconnects live streams. `duration` counts from the first frame decoded."""
+def is_live(source: str) -> bool:
+    """Whether an input is live by default: network streams (rtsp, udp, srt, rtmp, http live), not files."""
+    return classify(source).kind == "stream"
 
-    def __init__(self, source: str, out: queue.Queue, duration: float | None, retries: int, timeout_s: float,
-                 stop: threading.Event) -> None:
+
+class Decoder(threading.Thread):
+    """Demuxes one input into a FrameBuffer of `Decoded` frames and passthrough packets (in demux order), then END;
+    reconnects network streams. `duration` counts from the first frame decoded. A file read `live` is paced at its
+    own frame rate, as a camera would send it (ffmpeg's -re)."""
+
+    def __init__(self, source: str, out: FrameBuffer, duration: float | None, retries: int, timeout_s: float,
+                 stop: threading.Event, live: bool | None = None) -> None:
         super().__init__(daemon=True, name="srstream-decode")
         self.source, self.out, self.duration, self.retries = source, out, duration, retries
         self.timeout_s, self.stop = timeout_s, stop
-        self.live = classify(source).kind == "stream"
+        self.network = classify(source).kind == "stream"
+        self.live = self.network if live is None else live
+        self.clock = CaptureClock()
+        self._paced_from: float | None = None
         self.container = open_input(source, timeout_s)
         self.stream = self.container.streams.video[0]
         self.stream.thread_type = "AUTO"
@@ -114,13 +123,7 @@ class Decoder(threading.Thread):
         self._first_pts: int | None = None
 
     def _put(self, item) -> bool:
-        while not self.stop.is_set():
-            try:
-                self.out.put(item, timeout=0.2)
-                return True
-            except queue.Full:
-                continue
-        return False
+        return self.out.put(item, self.stop)
 
     def _frames(self, packet: av.Packet) -> Iterator[av.VideoFrame]:
         try:
@@ -147,7 +150,15 @@ class Decoder(threading.Thread):
             return False
         self._last_pts = pts
         self.frames += 1
-        return self._put(decode(frame, self.colour, pts, self.stream.time_base, time.monotonic()))
+        seconds = float((pts - self._first_pts) * self.stream.time_base)
+        if self.live and not self.network:  # a file standing in for a camera: send at its own pace
+            self._paced_from = self._paced_from or time.monotonic()
+            wait = self._paced_from + seconds - time.monotonic()
+            if wait > 0 and self.stop.wait(wait):
+                return False
+        received = time.monotonic()
+        captured = self.clock.capture(seconds, received) if self.live else received
+        return self._put(decode(frame, self.colour, pts, self.stream.time_base, received, captured))
 
     def _session(self) -> bool:
         """Demux until the end or the stop flag; False when the duration limit ended it."""
@@ -158,7 +169,7 @@ class Decoder(threading.Thread):
                 for frame in self._frames(packet):
                     if not self._emit(frame):
                         return False
-            elif packet.dts is not None and not self.live:
+            elif packet.dts is not None and not self.network:
                 if not self._put(packet):
                     return False
         return True
@@ -168,11 +179,11 @@ class Decoder(threading.Thread):
             while True:
                 try:
                     finished = self._session()
-                    if finished and self.live and not self.stop.is_set():
+                    if finished and self.network and not self.stop.is_set():
                         raise _StreamEnded("the stream ended")
                     break
                 except (av.error.FFmpegError, OSError, _StreamEnded) as exc:
-                    if not self.live or self.stop.is_set():
+                    if not self.network or self.stop.is_set():
                         raise VideoInputError(f"{self.source}: read failed ({exc})") from None
                     self._reconnect(exc)
         except BaseException as exc:  # handed to the engine's thread, which raises it
@@ -202,6 +213,7 @@ class Decoder(threading.Thread):
             self.reconnects += 1
             # A restarted camera starts its clock again: continue one frame after the last timestamp we wrote.
             self._offset = (self._last_pts or 0) + self._frame_ticks() - (self.stream.start_time or 0)
+            self.clock.reset()
             return
         raise VideoInputError(f"{self.source}: gave up after {self.retries} reconnects ({exc})")
 

@@ -1,0 +1,100 @@
+"""The buffer between one decoder and the scheduler, and the live policy that keeps a camera live.
+
+A file is read as fast as the engine takes it: the buffer is a bounded queue and a full one makes the decoder wait.
+A live stream is never made to wait (the socket is read at the camera's pace, with no backpressure into TCP): a full
+buffer drops its oldest frame, and the scheduler drops frames that could no longer be written within
+`max_latency` of their capture. Every drop is counted.
+"""
+from __future__ import annotations
+
+import collections
+import threading
+import time
+
+from srstream.video.frames import Decoded
+
+
+class FrameBuffer:
+    """A FIFO of decoded frames, passthrough packets and the decoder's end marker."""
+
+    def __init__(self, capacity: int, live: bool, wakeup: threading.Condition | None = None) -> None:
+        self.capacity = max(1, capacity)
+        self.live = live
+        self.dropped = 0
+        self._items: collections.deque = collections.deque()
+        self._lock = threading.Condition()
+        self._wakeup = wakeup  # the scheduler's: told whenever something arrives
+
+    def put(self, item, stop: threading.Event) -> bool:
+        """Append `item`; a file's decoder waits for room (False if stopped meanwhile), a live one never waits."""
+        with self._lock:
+            frames = sum(isinstance(i, Decoded) for i in self._items) if self.live else len(self._items)
+            while not self.live and frames >= self.capacity:
+                if stop.is_set():
+                    return False
+                self._lock.wait(0.2)
+                frames = len(self._items)
+            if self.live and isinstance(item, Decoded) and frames >= self.capacity:
+                self._drop_oldest_frame()
+            self._items.append(item)
+        self._notify()
+        return True
+
+    def _drop_oldest_frame(self) -> None:
+        for i, old in enumerate(self._items):
+            if isinstance(old, Decoded):
+                del self._items[i]
+                self.dropped += 1
+                return
+
+    def _notify(self) -> None:
+        if self._wakeup is not None:
+            with self._wakeup:
+                self._wakeup.notify_all()
+
+    def head(self):
+        """The first item, or None when empty."""
+        with self._lock:
+            return self._items[0] if self._items else None
+
+    def pop(self):
+        """Remove and return the first item (there must be one)."""
+        with self._lock:
+            item = self._items.popleft()
+            self._lock.notify_all()
+            return item
+
+    def drop_stale(self, oldest_capture: float) -> int:
+        """Drop leading frames captured before `oldest_capture` (time.monotonic() seconds); returns how many."""
+        count = 0
+        with self._lock:
+            while self._items and isinstance(self._items[0], Decoded) and self._items[0].captured < oldest_capture:
+                self._items.popleft()
+                count += 1
+            self.dropped += count
+            if count:
+                self._lock.notify_all()
+        return count
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._items)
+
+
+class CaptureClock:
+    """Estimates when each frame was captured, on this machine's monotonic clock, from its timestamp: the earliest
+    arrival relative to the stream clock sets the offset (the transport delay is taken as its minimum)."""
+
+    def __init__(self) -> None:
+        self.offset: float | None = None
+
+    def capture(self, pts_seconds: float, received: float | None = None) -> float:
+        received = time.monotonic() if received is None else received
+        gap = received - pts_seconds
+        if self.offset is None or gap < self.offset:
+            self.offset = gap
+        return pts_seconds + self.offset
+
+    def reset(self) -> None:
+        """After a reconnect the camera's clock and ours meet again."""
+        self.offset = None

@@ -1,0 +1,50 @@
+"""The status shown while a run goes on: one progress line per input, with fps in and out, dropped frames,
+latency and reconnects (live inputs), refreshed about once a second."""
+from __future__ import annotations
+
+import time
+
+from tqdm import tqdm
+
+
+class StatusLines:
+    """tqdm lines, one per stream (`streams` need .source, .decoder, .encoder, .buffer, .live, .total)."""
+
+    def __init__(self, streams: list, enabled: bool) -> None:
+        self.streams = streams
+        self.enabled = enabled
+        self.bars = {}
+        self.started = time.monotonic()
+        self._last = 0.0
+        for i, stream in enumerate(streams):
+            label = stream.source if len(stream.source) <= 40 else "..." + stream.source[-37:]
+            self.bars[id(stream)] = tqdm(total=getattr(stream, "total", None), unit="frame",
+                                         desc="upscaling" if len(streams) == 1 else label, position=i,
+                                         disable=not enabled, dynamic_ncols=True, leave=True)
+
+    def update(self, stream, frames: int) -> None:
+        """`frames` more of `stream` went through the engine."""
+        bar = self.bars.get(id(stream))
+        if bar is None:
+            return
+        bar.update(frames)
+        now = time.monotonic()
+        if now - self._last >= 1.0:
+            self._last = now
+            for s in self.streams:
+                self.bars[id(s)].set_postfix_str(self.line(s), refresh=True)
+
+    def line(self, stream) -> str:
+        """'in 25.0 fps, out 8.1 fps, dropped 120, latency 1.7 s, reconnects 0' (live) or '' (files)."""
+        if stream.decoder is None or not getattr(stream, "live", False):
+            return ""
+        elapsed = max(1e-6, time.monotonic() - stream.started_monotonic)
+        written = stream.encoder.written if stream.encoder else 0
+        latency = stream.encoder.last_latency if stream.encoder else None
+        return (f"in {stream.decoder.frames / elapsed:.1f} fps, out {written / elapsed:.1f} fps, "
+                f"dropped {stream.buffer.dropped}, latency {'-' if latency is None else f'{latency:.1f} s'}, "
+                f"reconnects {stream.decoder.reconnects}")
+
+    def close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()
