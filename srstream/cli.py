@@ -2,10 +2,8 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
-import tempfile
 from pathlib import Path
 
 from tqdm import tqdm
@@ -15,10 +13,8 @@ from srstream.backends.precision import PRECISIONS
 from srstream.backends.tensorrt_build import TensorRTError
 from srstream.engine import BACKENDS, EngineError, Upscaler
 from srstream.images import IMAGE_SUFFIXES, ImageError, read_image, write_image
-from srstream.models import load_model
 from srstream.output_size import OutputSizeError, from_options
 from srstream.ray_tasks import RayUnavailable
-from training.atomic import atomic_path
 from training.weights import ModelLoadError, shipped_models, slab_thickness
 
 
@@ -45,45 +41,23 @@ def _upscaler(args: argparse.Namespace, batch: int) -> Upscaler:
     return upscaler
 
 
-def cmd_video(args: argparse.Namespace) -> int:
-    from srstream.video import EncodeOptions, upscale_video
-
-    from srstream.video.sink import is_url
-
-    out = args.output if is_url(args.output) else Path(args.output)
-    if isinstance(out, Path) and out.exists() and not args.overwrite:
-        raise FileExistsError(f"{out}: already exists (use -y/--overwrite to replace it)")
-    size = from_options(args.outscale, args.size)
-    upscaler = _upscaler(args, args.batch)
-    if not args.quiet:
-        print(f"srstream: {upscaler.spec.name} x{upscaler.scale} on {upscaler.label}", file=sys.stderr)
-    options = EncodeOptions(codec=args.codec, crf=args.crf, preset=args.preset, pix_fmt=args.pix_fmt)
-    if isinstance(out, Path):
-        out.parent.mkdir(parents=True, exist_ok=True)
-    stats = upscale_video(args.input, out, upscaler, options, batch=args.batch, duration=args.duration,
-                          overwrite=args.overwrite, progress=not (args.quiet or args.json),
-                          retries=args.retries, timeout_s=args.timeout, segment_time=args.segment_time,
-                          output_size=size)
-    if args.json:
-        print(json.dumps(stats.to_dict(), indent=2))
-    elif not args.quiet:
-        extra = ""
-        if stats.streams_reencoded:
-            extra += f"; re-encoded {', '.join(stats.streams_reencoded)}"
-        if stats.streams_dropped:
-            extra += f"; dropped {', '.join(stats.streams_dropped)}"
-        print(f"wrote {out}: {stats.frames_out} frames {stats.size_out[0]}x{stats.size_out[1]} in "
-              f"{stats.seconds:.1f}s ({stats.fps:.2f} fps, {stats.backend} {stats.precision}), {stats.reconnects} reconnects, "
-              f"{stats.dropped_frames} dropped; copied {', '.join(stats.streams_copied) or 'no other streams'}"
-              f"{extra}{' (interrupted)' if stats.interrupted else ''}", file=sys.stderr)
-    return 130 if stats.interrupted else 0
-
-
 def cmd_upscale(args: argparse.Namespace) -> int:
     from srstream.video.source import is_video_input
 
-    if is_video_input(args.input):
-        return cmd_video(args)
+    if len(args.paths) < 2:
+        raise ValueError("upscale needs IN and OUT (or several IN and an OUTDIR)")
+    inputs, target = args.paths[:-1], args.paths[-1]
+    videos = [is_video_input(i) for i in inputs]
+    if any(videos):
+        if not all(videos):
+            bad = next(i for i, v in zip(inputs, videos) if not v)
+            raise ValueError(f"{bad}: not a video input; several inputs must all be videos or streams")
+        from srstream.video.commands import cmd_video
+
+        return cmd_video(args, inputs, target, lambda batch: _upscaler(args, batch))
+    if len(inputs) > 1:
+        raise ValueError(f"{inputs[1]}: one image or image directory at a time")
+    args.input, args.output = inputs[0], target
     size = from_options(args.outscale, args.size)
     jobs = _jobs(Path(args.input), Path(args.output))
     existing = [d for _, d in jobs if d.exists()]
@@ -110,74 +84,15 @@ def cmd_upscale(args: argparse.Namespace) -> int:
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
-    from srstream.video import EncodeOptions
-    from srstream.video.batch import Job, collect_inputs, run_batch
+    from srstream.video.commands import cmd_batch as run
 
-    size = from_options(args.outscale, args.size)
-    inputs = collect_inputs(args.inputs)
-    if not inputs:
-        raise ValueError(f"{' '.join(args.inputs)}: no video files found")
-    out_dir = Path(args.output_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    options = EncodeOptions(codec=args.codec, crf=args.crf, preset=args.preset, pix_fmt=args.pix_fmt)
-    suffix = args.format if args.format.startswith(".") else f".{args.format}"
-    tag = f"x{size.outscale:g}" if size.outscale else f"{size.width}x{size.height}" if size.width \
-        else f"x{load_model(args.model).scale}"
-    jobs = [Job(str(p), str(out_dir / f"{p.stem}_{tag}{suffix}"), args.model, args.backend, args.batch,
-                options, args.overwrite, args.tta, args.precision, size) for p in inputs]
-    results = run_batch(jobs, workers=args.workers, ray_address=args.ray, progress=not args.quiet)
-    failed = [r for r in results if r.get("error")]
-    for r in failed:
-        print(f"srstream: error: {r['error']}", file=sys.stderr)
-    if args.json:
-        print(json.dumps([{k: v for k, v in r.items() if k != "trace"} for r in results], indent=2))
-    elif not args.quiet:
-        print(f"{len(results) - len(failed)} of {len(results)} videos upscaled into {out_dir}", file=sys.stderr)
-    return 1 if failed else 0
+    return run(args)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    """ONNX for other runtimes (vs-mlrt, chaiNNer, onnxruntime, trtexec), or a TensorRT engine built ahead of time."""
-    from srstream.backends.tensorrt_build import Profile, build_engine, find_runtime, rtx_target
-    from srstream.export import export_onnx
+    from srstream.export_command import cmd_export as run
 
-    args.precision = args.precision or ("fp16" if args.format == "tensorrt" else "fp32")
-    source = Path(args.model)
-    from_onnx = source.suffix.lower() == ".onnx"
-    if from_onnx and args.format == "onnx":
-        raise ValueError(f"{source}: already ONNX; --format tensorrt builds an engine from it")
-    if args.format == "tensorrt" and args.precision != "fp16":
-        raise ValueError("--format tensorrt builds fp16 engines (strongly typed from the fp16 graph): "
-                         "use --precision fp16")
-    if from_onnx and not source.is_file():
-        raise ValueError(f"{source}: no such file")
-    spec = None if from_onnx else load_model(args.model)
-    name = source.stem if from_onnx else spec.name
-    out = Path(args.output) if args.output else Path(f"{name}-{args.precision}.onnx" if args.format == "onnx"
-                                                      else f"{name}.engine")
-    if out.exists() and not args.overwrite:
-        raise FileExistsError(f"{out}: already exists (use -y/--overwrite to replace it)")
-    if args.format == "onnx":
-        export_onnx(spec, out, half=args.precision == "fp16")
-        if not args.quiet:
-            print(f"wrote {out}: {name} x{spec.scale}, {args.precision} inside, fp32 input 'lr' and output 'sr', "
-                  "dynamic batch, height and width (NCHW, RGB in [0, 1])", file=sys.stderr)
-        return 0
-    runtime = find_runtime(args.runtime)
-    channels = 3 if from_onnx else spec.channels
-    profile = Profile.parse(channels, args.batch, args.height, args.width)
-    targets = tuple(t for t in (args.target or "").split(",") if t) or None
-    with tempfile.TemporaryDirectory(prefix="srstream-export-") as tmp:
-        onnx_path = source if from_onnx else export_onnx(spec, Path(tmp) / f"{name}-fp16.onnx", half=True)
-        data = build_engine(onnx_path, profile, runtime, targets)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out, suffix=".engine") as tmp_out:
-        Path(tmp_out).write_bytes(data)
-    if not args.quiet:
-        built_for = rtx_target(targets).removeprefix("sm:") if runtime.is_rtx else "this GPU"
-        print(f"wrote {out}: {runtime.name} {runtime.version} engine of {name}, profile {profile.shapes()}, "
-              f"for compute capability {built_for} ({len(data) / 1e6:.1f} MB)", file=sys.stderr)
-    return 0
+    return run(args)
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -226,11 +141,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="srstream", description="SRGAN super-resolution for images and video")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    up = sub.add_parser("upscale", help="upscale a video file, image sequence (frame_%%04d.png), rtsp:// stream, "
+    up = sub.add_parser("upscale", usage="%(prog)s [options] IN [IN ...] OUT", help="upscale a video file, image sequence (frame_%%04d.png), rtsp:// stream, "
                                         "an image, or a directory of images into a directory of PNGs")
-    up.add_argument("input", metavar="IN")
-    up.add_argument("output", metavar="OUT", help="file, directory (for an image directory), or a URL to push "
-                    "to (rtsp://, rtmp://, udp://, srt://)")
+    up.add_argument("paths", nargs="+", metavar="PATH",
+                    help="inputs, then OUT: a file, a URL to push to (rtsp://, rtmp://, udp://, srt://), or a "
+                    "directory (for an image directory, or several video inputs: NAME.mp4, cam_HOST_PORT_PATH.mp4)")
     up.add_argument("-m", "--model", default="srresnet-x4", help="shipped name or weights path (default %(default)s)")
     up.add_argument("--scale", type=int, help="check that the model upscales by this factor")
     up.add_argument("--backend", default="auto", choices=BACKENDS)
@@ -247,7 +162,13 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--timeout", type=float, default=10.0, help="connect/read timeout in seconds for streams")
     up.add_argument("--segment-time", type=float, help="write OUT as NAME_000.EXT, NAME_001.EXT, ... of about "
                     "this many seconds each (for long recordings and live streams)")
-    up.add_argument("--json", action="store_true", help="print the run's statistics as JSON (video)")
+    up.add_argument("--live", action=argparse.BooleanOptionalAction, default=None,
+                    help="drop frames to keep latency bounded (default: on for network streams, off for files)")
+    up.add_argument("--max-latency", type=float, default=2.0, metavar="SECONDS",
+                    help="live: the most a frame may wait from capture to written (default %(default)s)")
+    up.add_argument("--format", default="mp4", help="container of outputs written into OUTDIR (default %(default)s)")
+    up.add_argument("--json", action="store_true",
+                    help="print the run's statistics as JSON (video; a list of them for several inputs)")
     up.add_argument("-y", "--overwrite", action="store_true", help="replace existing outputs")
     up.add_argument("-q", "--quiet", action="store_true")
     up.set_defaults(func=cmd_upscale)
@@ -264,7 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--preset", default="medium")
     batch.add_argument("--pix-fmt")
     batch.add_argument("--format", default="mp4", help="output container suffix (default %(default)s)")
-    batch.add_argument("-j", "--workers", type=int, default=1, help="local worker processes")
+    batch.add_argument("-j", "--workers", type=int, default=2,
+                       help="videos at a time, through one engine in this process (default %(default)s)")
     batch.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
                        help="run as Ray tasks: no ADDRESS starts a local Ray, 'auto' joins a running cluster")
     batch.add_argument("--json", action="store_true")

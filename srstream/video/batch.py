@@ -1,14 +1,11 @@
-"""Many videos: a local process pool, or Ray tasks on a cluster (one GPU per task where the cluster has GPUs)."""
+"""Many videos: in this process through one engine (a few at a time, batched together by the scheduler), or as Ray
+tasks on a cluster (one GPU per task where the cluster has GPUs)."""
 from __future__ import annotations
 
-import concurrent.futures as cf
-import multiprocessing
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
-
-from tqdm import tqdm
 
 from srstream.output_size import OutputSize
 from srstream.ray_tasks import run_as_ray_tasks
@@ -63,16 +60,26 @@ def run_job(job: Job) -> dict:
 
 def run_batch(jobs: list[Job], workers: int = 1, ray_address: str | None = None,
               progress: bool = True) -> list[dict]:
-    """Run `jobs` in a local pool of `workers` processes, or as Ray tasks when `ray_address` is given
-    ('auto' joins a running cluster, 'local' starts one here)."""
+    """Run `jobs`: `workers` videos at a time in this process, all through one engine (the same path as
+    `srstream upscale IN IN ... OUTDIR`), or as Ray tasks when `ray_address` is given ('auto' joins a running
+    cluster, 'local' starts one here). Jobs must share model, backend and settings."""
     if ray_address is not None:
         return run_as_ray_tasks(run_job, jobs, ray_address, unit="video", progress=progress)
-    results: list[dict] = []
-    # spawn, not fork: a forked child of a process that has run torch/OpenMP threads can hang before it starts.
-    context = multiprocessing.get_context("spawn")
-    with cf.ProcessPoolExecutor(max_workers=max(1, workers), mp_context=context) as pool:
-        futures = [pool.submit(run_job, job) for job in jobs]
-        for future in tqdm(cf.as_completed(futures), total=len(futures), unit="video", disable=not progress):
-            results.append(future.result())
+    from srstream.engine import Upscaler
+    from srstream.video.pipeline import Settings, upscale_many
+
+    first = jobs[0]
+    try:
+        upscaler = Upscaler(first.model, backend=first.backend, batch_size=first.batch, tta=first.tta,
+                            precision=first.precision)
+    except Exception as exc:  # no engine: every video fails the same way
+        return [{"input": j.source, "output": j.output, "error": str(exc).splitlines()[0]} for j in jobs]
+    settings = Settings(first.options, first.batch, output_size=first.output_size, live=False)
+    stats = upscale_many([(j.source, j.output) for j in jobs], upscaler, settings, progress=progress,
+                         overwrite=first.overwrite, concurrency=max(1, workers))
+    results = [s.to_dict() for s in stats]
+    started = {r["input"] for r in results}
+    results += [{"input": j.source, "output": j.output, "error": f"{j.source}: not started (interrupted)"}
+                for j in jobs if j.source not in started]
     order = {job.source: i for i, job in enumerate(jobs)}
     return sorted(results, key=lambda r: order.get(r["input"], 0))

@@ -58,19 +58,37 @@ def _check_output(source: str, output: str | Path, overwrite: bool, segment_time
 
 
 def upscale_many(jobs: list[tuple[str, str | Path]], upscaler: Upscaler, settings: Settings,
-                 progress: bool = True, overwrite: bool = False) -> list[Stats]:
-    """Upscale every (input, output) pair at once through `upscaler`, batching across inputs; one failing input
-    is reported in its Stats (`error`) and the others go on. Ctrl-C or SIGTERM finishes every output with the
-    frames so far (their Stats say `interrupted`)."""
+                 progress: bool = True, overwrite: bool = False, concurrency: int = 0) -> list[Stats]:
+    """Upscale every (input, output) pair through `upscaler`, batching across inputs: all at once, or
+    `concurrency` at a time (a new one starting as one ends). One failing input is reported in its Stats
+    (`error`) and the others go on. Ctrl-C or SIGTERM finishes every output with the frames so far (their Stats
+    say `interrupted`)."""
     for source, output in jobs:
         _check_output(source, output, overwrite, settings.segment_time)
     for _, output in jobs:
         if not is_url(str(output)):
             Path(output).parent.mkdir(parents=True, exist_ok=True)
     wakeup = threading.Condition()
-    streams = [Stream(source, output, upscaler, settings, wakeup) for source, output in jobs]
-    status = StatusLines(streams, progress)
-    scheduler = Scheduler(streams, upscaler, settings, wakeup, on_batch=status.update)
+    limit = concurrency if 0 < concurrency < len(jobs) else len(jobs)
+    first = [Stream(source, output, upscaler, settings, wakeup) for source, output in jobs[:limit]]
+    later = iter(jobs[limit:])
+    status = StatusLines(first, progress and limit == len(jobs))
+    overall = None
+    if progress and limit < len(jobs):
+        from tqdm import tqdm
+
+        overall = tqdm(total=len(jobs), unit="video", desc="videos", dynamic_ncols=True)
+        status = StatusLines([], False)
+
+    def waiting() -> Stream | None:
+        if overall is not None:
+            overall.n = sum(s.finished for s in scheduler.streams)
+            overall.refresh()
+        job = next(later, None)
+        return None if job is None else Stream(job[0], job[1], upscaler, settings, wakeup)
+
+    scheduler = Scheduler(first, upscaler, settings, wakeup, on_batch=status.update,
+                          waiting=waiting if limit < len(jobs) else None, concurrency=limit)
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.getsignal(signal.SIGTERM) if main_thread else None
     if previous is not None:
@@ -81,9 +99,12 @@ def upscale_many(jobs: list[tuple[str, str | Path]], upscaler: Upscaler, setting
         pass  # every stream is finished and marked interrupted
     finally:
         status.close()
+        if overall is not None:
+            overall.n = len(jobs)
+            overall.close()
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
-    return [s.stats for s in streams]
+    return [s.stats for s in scheduler.streams]
 
 
 def upscale_video(source: str, output: str | Path, upscaler: Upscaler, options: EncodeOptions | None = None,

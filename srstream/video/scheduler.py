@@ -165,13 +165,25 @@ class Stream:
 
 
 class Scheduler:
-    """Runs the engine for several Streams until all have ended (or on interrupt, finishes them all)."""
+    """Runs the engine for several Streams until all have ended (or on interrupt, finishes them all). With
+    `waiting`, a callable giving the next Stream (or None), a new input starts whenever one ends, so that
+    `concurrency` inputs run at once (srstream batch)."""
 
     def __init__(self, streams: list[Stream], upscaler: Upscaler, settings: Settings,
-                 wakeup: threading.Condition, on_batch=None) -> None:
+                 wakeup: threading.Condition, on_batch=None, waiting=None, concurrency: int = 0) -> None:
         self.streams, self.upscaler, self.settings, self.wakeup = streams, upscaler, settings, wakeup
         self.on_batch = on_batch or (lambda stream, n: None)
         self.batch_seconds = 0.0  # moving average of one engine call, for the live deadline
+        self.waiting, self.concurrency = waiting, concurrency
+
+    def _refill(self) -> None:
+        while self.waiting is not None and sum(s.active for s in self.streams) < self.concurrency:
+            stream = self.waiting()
+            if stream is None:
+                self.waiting = None
+                return
+            self.streams.append(stream)
+            stream.start()
 
     def _service(self, stream: Stream) -> bool:
         """Move packets and the end marker at the head of one buffer; True if a frame is now at its head."""
@@ -230,7 +242,10 @@ class Scheduler:
         for w, h in first_sizes:  # while the decoders start: the engine's graphs for what will come
             self.upscaler.prepare(h, w, min(self.settings.batch, self.upscaler.batch_size))
         try:
-            while any(s.active for s in self.streams):
+            while True:
+                self._refill()
+                if not any(s.active for s in self.streams):
+                    break
                 group = self._gather()
                 if not group:
                     with self.wakeup:

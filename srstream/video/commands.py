@@ -1,0 +1,118 @@
+"""The video front door's commands: `srstream upscale` of video inputs (one, or several into a directory) and
+`srstream batch`."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from srstream.engine import Upscaler
+from srstream.models import load_model
+from srstream.output_size import from_options
+from srstream.video.batch import Job, collect_inputs, run_batch
+from srstream.video.pipeline import Settings, output_name, upscale_many, upscale_video
+from srstream.video.sink import EncodeOptions, is_url
+from srstream.video.stats import Stats
+
+
+def _options(args: argparse.Namespace) -> EncodeOptions:
+    return EncodeOptions(codec=args.codec, crf=args.crf, preset=args.preset, pix_fmt=args.pix_fmt)
+
+
+def _summary(stats: Stats) -> str:
+    extra = ""
+    if stats.streams_reencoded:
+        extra += f"; re-encoded {', '.join(stats.streams_reencoded)}"
+    if stats.streams_dropped:
+        extra += f"; dropped {', '.join(stats.streams_dropped)}"
+    if stats.latency_p95_s is not None:
+        extra += f"; latency p50 {stats.latency_p50_s:.2f} s, p95 {stats.latency_p95_s:.2f} s"
+    return (f"wrote {stats.output}: {stats.frames_out} frames {stats.size_out[0]}x{stats.size_out[1]} in "
+            f"{stats.seconds:.1f}s ({stats.fps:.2f} fps, {stats.backend} {stats.precision}), {stats.reconnects} "
+            f"reconnects, {stats.dropped_frames} dropped; copied {', '.join(stats.streams_copied) or 'no other streams'}"
+            f"{extra}{' (interrupted)' if stats.interrupted else ''}")
+
+
+def _targets(inputs: list[str], out_dir: Path, suffix: str) -> list[tuple[str, Path]]:
+    """Each input's output in `out_dir`, named after it; a name already taken gets _2, _3, ..."""
+    taken: set[str] = set()
+    jobs = []
+    for source in inputs:
+        name = output_name(source, suffix)
+        stem, n = name[: -len(suffix)], 2
+        while name in taken:
+            name, n = f"{stem}_{n}{suffix}", n + 1
+        taken.add(name)
+        jobs.append((source, out_dir / name))
+    return jobs
+
+
+def cmd_video(args: argparse.Namespace, inputs: list[str], target: str, upscaler_for) -> int:
+    """One video input into OUT (a file or a URL), or several (or one into an existing directory) into OUTDIR."""
+    size = from_options(args.outscale, args.size)
+    options = _options(args)
+    several = len(inputs) > 1 or (not is_url(target) and Path(target).is_dir())
+    if not several:
+        out = target if is_url(target) else Path(target)
+        if isinstance(out, Path) and out.exists() and not args.overwrite:
+            raise FileExistsError(f"{out}: already exists (use -y/--overwrite to replace it)")
+    else:
+        suffix = args.format if args.format.startswith(".") else f".{args.format}"
+        jobs = _targets(inputs, Path(target), suffix)
+        for _, path in jobs:
+            if path.exists() and not args.overwrite:
+                raise FileExistsError(f"{path}: already exists (use -y/--overwrite to replace it)")
+    upscaler: Upscaler = upscaler_for(args.batch)
+    if not args.quiet:
+        print(f"srstream: {upscaler.spec.name} x{upscaler.scale} on {upscaler.label}", file=sys.stderr)
+    if not several:
+        stats = upscale_video(inputs[0], out, upscaler, options, batch=args.batch, duration=args.duration,
+                              overwrite=args.overwrite, progress=not (args.quiet or args.json),
+                              retries=args.retries, timeout_s=args.timeout, segment_time=args.segment_time,
+                              output_size=size, live=args.live, max_latency=args.max_latency)
+        if args.json:
+            print(json.dumps(stats.to_dict(), indent=2))
+        elif not args.quiet:
+            print(_summary(stats), file=sys.stderr)
+        return 130 if stats.interrupted else 0
+    settings = Settings(options, args.batch, args.duration, args.retries, args.timeout, args.segment_time, size,
+                        args.live, args.max_latency)
+    results = upscale_many(jobs, upscaler, settings, progress=not (args.quiet or args.json),
+                           overwrite=args.overwrite)
+    for stats in results:
+        if stats.error:
+            print(f"srstream: error: {stats.error}", file=sys.stderr)
+        elif not (args.quiet or args.json):
+            print(_summary(stats), file=sys.stderr)
+    if args.json:
+        print(json.dumps([s.to_dict() for s in results], indent=2))
+    if any(s.interrupted for s in results):
+        return 130
+    return 1 if any(s.error for s in results) else 0
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    """Many video files (folders, .txt lists, paths) into a directory, through one engine or as Ray tasks."""
+    size = from_options(args.outscale, args.size)
+    inputs = collect_inputs(args.inputs)
+    if not inputs:
+        raise ValueError(f"{' '.join(args.inputs)}: no video files found")
+    out_dir = Path(args.output_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    suffix = args.format if args.format.startswith(".") else f".{args.format}"
+    tag = f"x{size.outscale:g}" if size.outscale else f"{size.width}x{size.height}" if size.width \
+        else f"x{load_model(args.model).scale}"
+    jobs = [Job(str(p), str(out_dir / f"{p.stem}_{tag}{suffix}"), args.model, args.backend, args.batch,
+                _options(args), args.overwrite, args.tta, args.precision, size) for p in inputs]
+    results = run_batch(jobs, workers=args.workers, ray_address=args.ray, progress=not args.quiet)
+    failed = [r for r in results if r.get("error")]
+    for r in failed:
+        print(f"srstream: error: {r['error']}", file=sys.stderr)
+    if args.json:
+        print(json.dumps([{k: v for k, v in r.items() if k != "trace"} for r in results], indent=2))
+    elif not args.quiet:
+        print(f"{len(results) - len(failed)} of {len(results)} videos upscaled into {out_dir}", file=sys.stderr)
+    if any(r.get("interrupted") for r in results):
+        return 130
+    return 1 if failed else 0
