@@ -8,6 +8,7 @@ encoder's thread, beside the engine rather than in its way.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -53,6 +54,7 @@ class Upscaled:
     pts: int
     time_base: Fraction
     captured: float = 0.0
+    queued: float = field(default_factory=time.monotonic)  # when handed to the encoder
 
 
 def decode(frame: av.VideoFrame, colour: Colour, pts: int, time_base: Fraction, received: float,

@@ -14,6 +14,7 @@ import logging
 import re
 import signal
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterator
 from urllib.parse import urlsplit
@@ -57,6 +58,19 @@ def _check_output(source: str, output: str | Path, overwrite: bool, segment_time
         raise ValueError(f"{output}: output would overwrite the input")
 
 
+def _open_started(jobs: list[tuple[str, str | Path]], upscaler: Upscaler, settings: Settings,
+                  wakeup: threading.Condition) -> list[Stream]:
+    # A network input takes about a second to open (RTSP handshake, probing): open them side by side and start
+    # reading each at once, so that no camera's frames pile up while another one is being opened.
+    def open_one(job: tuple[str, str | Path]) -> Stream:
+        stream = Stream(job[0], job[1], upscaler, settings, wakeup)
+        stream.start()
+        return stream
+
+    with ThreadPoolExecutor(max_workers=max(1, len(jobs))) as pool:
+        return list(pool.map(open_one, jobs))
+
+
 def upscale_many(jobs: list[tuple[str, str | Path]], upscaler: Upscaler, settings: Settings,
                  progress: bool = True, overwrite: bool = False, concurrency: int = 0) -> list[Stats]:
     """Upscale every (input, output) pair through `upscaler`, batching across inputs: all at once, or
@@ -70,7 +84,7 @@ def upscale_many(jobs: list[tuple[str, str | Path]], upscaler: Upscaler, setting
             Path(output).parent.mkdir(parents=True, exist_ok=True)
     wakeup = threading.Condition()
     limit = concurrency if 0 < concurrency < len(jobs) else len(jobs)
-    first = [Stream(source, output, upscaler, settings, wakeup) for source, output in jobs[:limit]]
+    first = _open_started(jobs[:limit], upscaler, settings, wakeup)
     later = iter(jobs[limit:])
     status = StatusLines(first, progress and limit == len(jobs))
     overall = None

@@ -30,6 +30,7 @@ from srstream.video.stats import Stats
 
 log = logging.getLogger("srstream.video")
 LATENCY_SAMPLES = 5000  # the latest frames' latencies kept per input for the percentiles
+LATENCY_MARGIN = 0.95  # of max_latency planned for, so that the 95th percentile stays within it
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,8 @@ class Stream:
         return not self.finished
 
     def start(self) -> None:
-        if self.decoder is not None:
+        """Start reading (once)."""
+        if self.decoder is not None and not self.decoder.is_alive() and self.decoder.ident is None:
             self.decoder.start()
 
     def passthrough(self, packet: av.Packet) -> None:
@@ -203,8 +205,11 @@ class Scheduler:
 
     def _drop_stale(self, stream: Stream, now: float) -> None:
         if stream.live:
-            # Whatever cannot be written within max_latency of its capture any more is not worth the engine's time.
-            stream.buffer.drop_stale(now - self.settings.max_latency + self.batch_seconds)
+            # Whatever cannot be written within max_latency of its capture any more is not worth the engine's time:
+            # it would still need an engine call and its encoder's lag (queue and encoding), with a little margin.
+            lag = stream.encoder.lag if stream.encoder is not None else 0.0
+            budget = self.settings.max_latency * LATENCY_MARGIN - self.batch_seconds - lag
+            stream.buffer.drop_stale(now - budget)
 
     def _gather(self) -> list[tuple[Stream, Decoded]]:
         now = time.monotonic()

@@ -282,6 +282,7 @@ class Encoder(threading.Thread):
         self.error: BaseException | None = None
         self.written = 0
         self.last_latency: float | None = None
+        self.lag = 0.0  # moving average of seconds from handed over to written (queue wait and encoding)
 
     def run(self) -> None:
         try:
@@ -289,6 +290,8 @@ class Encoder(threading.Thread):
                 if isinstance(item, Upscaled):
                     self.sink.write_upscaled(item)
                     self.written += 1
+                    done = time.monotonic()
+                    self.lag = 0.9 * self.lag + 0.1 * (done - item.queued) if self.written > 1 else done - item.queued
                     if self.latencies is not None:
                         self.last_latency = time.monotonic() - item.captured
                         self.latencies.append(self.last_latency)
