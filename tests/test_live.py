@@ -121,3 +121,22 @@ def test_one_camera_reconnects_while_the_other_keeps_running(cameras, tmp_path):
     for r in (first, second):
         times = times_of(r["output"])
         assert np.all(np.diff(times) > 0) and times[-1] >= 3
+
+
+def test_ctrl_c_leaves_every_output_playable(cameras, tmp_path):
+    import signal
+
+    a, b = cameras(), cameras()
+    out = tmp_path / "site"
+    proc = subprocess.Popen([sys.executable, "-m", "srstream.cli", "upscale", a.url, b.url, str(out), "-m",
+                             "fast-x4", "-q"], cwd=ROOT, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    time.sleep(6)  # connected and writing (start-up takes a few seconds)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    outputs = sorted(out.glob("*.mp4"))
+    assert len(outputs) == 2 and not list(out.glob(".*"))  # finished under their names, no partial files
+    for path in outputs:
+        times = times_of(path)
+        assert len(times) > 10 and np.all(np.diff(times) > 0)
