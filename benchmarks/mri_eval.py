@@ -6,8 +6,9 @@
 
 Protocol. In-plane x r: every slice perpendicular to `--axis` is shrunk with the benchmark's MATLAB bicubic (as the
 grey models were trained), then brought back by `medical.slicewise.upscale_in_plane` and by cubic interpolation.
-Through-plane x4: thick slices are simulated by averaging 4 neighbouring slices along `--axis`, then that axis is
-brought back by `medical.slicewise.upscale_through_plane` and by cubic interpolation. With `--self-supervised
+Through-plane: thick slices of each `--acquisitions` entry (spacing, thickness, box or Gaussian profile, in mm;
+`4x4` is 4 neighbouring slices averaged) are simulated along `--axis` (`medical.thick`), then that axis is brought
+back to the volume's own spacing by `medical.slicewise.upscale_through_plane` and by cubic interpolation. With `--self-supervised
 SECONDS`, each through-plane model is also fine-tuned for that long on the thick volume's own sharp in-plane slices
 (`medical.self_supervised`, as `srmed --self-supervised`; the original volume is never seen) and measured again.
 With `--tta` every model also runs as the engine's self-ensemble (`srmed --tta`) and is measured again.
@@ -32,10 +33,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from medical.nifti import read_nifti  # noqa: E402
 from medical.self_supervised import fine_tune  # noqa: E402
-from medical.slicewise import (cubic_upscale, through_plane_factor, upscale_in_plane,  # noqa: E402
-                              upscale_through_plane)
-from medical.volume import Volume, slab_affine  # noqa: E402
+from medical.slicewise import cubic_upscale, resample_axis, upscale_in_plane, upscale_through_plane  # noqa: E402
+from medical.thick import thicken  # noqa: E402
+from medical.volume import Volume  # noqa: E402
 from srstream.engine import Upscaler  # noqa: E402
+from training.acquisition import Acquisition, target_grid  # noqa: E402
 from training.degrade import bicubic_downsample  # noqa: E402
 
 
@@ -64,14 +66,14 @@ def scores(name: str, test: np.ndarray, ref: np.ndarray, peak: float, axis: int)
 
 
 def compare(task: str, upscaler: Upscaler, small: np.ndarray, sr: np.ndarray, hr: np.ndarray,
-            factors: tuple[int, int, int], seconds: float, ssim_axis: int) -> dict:
+            cubic: np.ndarray, seconds: float, ssim_axis: int) -> dict:
     """One result row: the model's output and cubic interpolation of `small`, both against `hr`."""
     out = {"task": task, "model": upscaler.spec.name, "backend": upscaler.backend_name,
            "precision": upscaler.precision, "tta": upscaler.tta,
            "input_shape": list(small.shape), "hr_shape": list(hr.shape), "seconds": round(seconds, 2)}
     peak = float(hr.max())
     out.update(scores("model", sr, hr, peak, ssim_axis))
-    out.update(scores("cubic", cubic_upscale(small, factors), hr, peak, ssim_axis))
+    out.update(scores("cubic", cubic, hr, peak, ssim_axis))
     out["gain_db"] = round(out["model_psnr"] - out["cubic_psnr"], 3)
     return out
 
@@ -87,28 +89,41 @@ def in_plane(volume: Volume, model: str, axis: int, backend: str, tta: bool = Fa
     small = Volume(lr, volume.affine, volume.source, volume.dtype)
     started = time.perf_counter()
     sr = upscale_in_plane(small, upscaler, axis=axis, progress=False).data
-    return compare(f"in-plane x{r}", upscaler, lr, sr, hr, factors, time.perf_counter() - started, axis)
+    return compare(f"in-plane x{r}", upscaler, lr, sr, hr, cubic_upscale(lr, factors), time.perf_counter() - started,
+                   axis)
 
 
-def through_plane(volume: Volume, model: str, axis: int, backend: str, self_supervised: float = 0.0,
-                  tta: bool = False, precision: str = "auto") -> dict:
-    """Average r neighbouring slices along `axis` into thick ones, then model vs cubic back along that axis."""
+def parse_acquisition(text: str) -> Acquisition:
+    """'SPACINGxTHICKNESS[:PROFILE]' in mm, e.g. '2.5x2.5', '3x2:gaussian'."""
+    size, _, profile = text.partition(":")
+    spacing, _, thickness = size.partition("x")
+    return Acquisition(float(spacing), float(thickness or spacing), profile or "box")
+
+
+def through_plane(volume: Volume, model: str, axis: int, backend: str, acquisition: Acquisition,
+                  self_supervised: float = 0.0, tta: bool = False, precision: str = "auto") -> dict:
+    """Thick slices of `acquisition` simulated along `axis` (`medical.thick`), then model vs cubic back onto the
+    fine spacing along that axis."""
     upscaler = Upscaler(model, backend=backend, tile=None, batch_size=16, tta=tta, precision=precision)
-    r = through_plane_factor(upscaler)
-    factors = tuple(r if a == axis else 1 for a in range(3))
-    hr = crop(volume.data, factors)
-    moved = np.moveaxis(hr, axis, -1)
-    thick = np.moveaxis(moved.reshape(*moved.shape[:-1], moved.shape[-1] // r, r).mean(axis=-1), -1, axis)
-    small = Volume(thick, slab_affine(volume.affine, axis, r), volume.source, volume.dtype)
+    small, covered = thicken(volume, axis, acquisition)
+    fine = volume.spacing[axis]
+    hr = np.take(volume.data, range(covered.start, covered.stop), axis=axis)
     started = time.perf_counter()
     tuning = None
     if self_supervised:
-        spec, tuning = fine_tune(upscaler.spec, small, axis=axis, seconds=self_supervised)
+        spec, tuning = fine_tune(upscaler.spec, small, axis=axis, seconds=self_supervised,
+                                 acquisition=acquisition, target=fine)
         upscaler = Upscaler(spec, backend=backend, tile=None, batch_size=16, tta=tta, precision=precision)
-    sr = upscale_through_plane(small, upscaler, axis=axis, progress=False).data
-    # SSIM over the planes that contain the upscaled axis, where the thick slices show.
-    ssim_axis = next(a for a in range(3) if a != axis)
-    row = compare(f"through-plane x{r}", upscaler, thick, sr, hr, factors, time.perf_counter() - started, ssim_axis)
+    result = upscale_through_plane(small, upscaler, axis=axis, progress=False, spacing=fine)
+    assert result.shape == hr.shape, (result.shape, hr.shape)
+    _, positions = target_grid(small.shape[axis], acquisition.spacing, fine)
+    cubic = resample_axis(small.data, axis, positions)
+    ssim_axis = next(a for a in range(3) if a != axis)  # the planes that contain the upscaled axis
+    label = f"through-plane {acquisition.spacing:g} mm ({acquisition.thickness:g} mm {acquisition.profile}) " \
+            f"-> {fine:g} mm"
+    row = compare(label, upscaler, small.data, result.data, hr, cubic, time.perf_counter() - started, ssim_axis)
+    row["acquisition_mm"] = {"spacing": acquisition.spacing, "thickness": acquisition.thickness,
+                             "profile": acquisition.profile}
     if tuning is not None:
         row["self_supervised"] = tuning
     return row
@@ -119,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("volume", type=Path)
     parser.add_argument("--in-plane", default="mri-x2,mri-x4", help="comma list of models for in-plane")
     parser.add_argument("--through-plane", default="mri-thick-x4", help="comma list of models for through-plane")
+    parser.add_argument("--acquisitions", default="4x4",
+                        help="through-plane: comma list of SPACINGxTHICKNESS[:box|gaussian] in mm (default %(default)s)")
     parser.add_argument("--axis", type=int, default=2, help="slice axis (0, 1 or 2)")
     parser.add_argument("--backend", default="auto")
     parser.add_argument("--precision", default="auto", help="comma list: each model is measured in each")
@@ -136,13 +153,16 @@ def main(argv: list[str] | None = None) -> int:
     precisions = args.precision.split(",")
     results = [in_plane(volume, m, args.axis, args.backend, tta, p) for m in args.in_plane.split(",") if m
                for tta in modes for p in precisions]
+    acquisitions = [parse_acquisition(a) for a in args.acquisitions.split(",") if a]
     for model in filter(None, args.through_plane.split(",")):
-        for tta in modes:
-            for p in precisions:
-                results.append(through_plane(volume, model, args.axis, args.backend, tta=tta, precision=p))
-                if args.self_supervised:
-                    results.append(through_plane(volume, model, args.axis, args.backend, args.self_supervised,
-                                                 tta, p))
+        for acquisition in acquisitions:
+            for tta in modes:
+                for p in precisions:
+                    results.append(through_plane(volume, model, args.axis, args.backend, acquisition, tta=tta,
+                                                 precision=p))
+                    if args.self_supervised:
+                        results.append(through_plane(volume, model, args.axis, args.backend, acquisition,
+                                                     args.self_supervised, tta, p))
     report = {"command": shlex.join(["python", "benchmarks/mri_eval.py", *(sys.argv[1:] if argv is None else argv)]),
               "volume": args.volume.name, "shape": list(volume.shape), "spacing_mm": volume.spacing,
               "axis": args.axis, "results": results}

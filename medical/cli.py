@@ -64,50 +64,84 @@ def _read(task: Task, volume_index: int | None) -> Volume:
     return read_series(series, volume_index)
 
 
-def default_model(scale: int, through_plane: bool) -> str:
-    """mri-thick-xN for through-plane where one is shipped (trained for slab blur), else mri-xN."""
+def default_model(scale: float, through_plane: bool) -> str:
+    """Through-plane: `mri-thick` (any ratio) where shipped, else mri-thick-xN; in-plane: mri-xN."""
     from training.weights import shipped_models
 
-    if through_plane and f"mri-thick-x{scale}" in shipped_models():
-        return f"mri-thick-x{scale}"
-    return f"mri-x{scale}"
+    models = shipped_models()
+    if through_plane:
+        if "mri-thick" in models:
+            return "mri-thick"
+        if f"mri-thick-x{scale:g}" in models:
+            return f"mri-thick-x{scale:g}"
+    return f"mri-x{scale:g}"
+
+
+def acquisition_of(volume: Volume, args: argparse.Namespace, upscaler) -> dict:
+    """The slice axis as acquired and as asked for: spacing and thickness (mm), target spacing, slice profile."""
+    from medical.profile import choose_profile
+    from medical.slicewise import through_plane_factor
+
+    spacing = volume.spacing[args.axis]
+    thickness = args.slice_thickness or volume.meta.get("slice_thickness") or spacing
+    source = "--slice-thickness" if args.slice_thickness else "SliceThickness" if volume.meta.get(
+        "slice_thickness") else "the slice spacing (NIfTI has no thickness)"
+    if args.spacing:
+        target = args.spacing
+    else:
+        factor = args.scale if args.scale_given or not through_plane_factor(upscaler) else \
+            through_plane_factor(upscaler)
+        target = spacing / factor
+    profile, evidence = choose_profile(volume, args.axis, spacing, thickness, args.profile)
+    return {"spacing_mm": round(spacing, 6), "thickness_mm": round(float(thickness), 6),
+            "thickness_from": source, "target_spacing_mm": round(target, 6), "ratio": round(spacing / target, 6),
+            "profile": profile, "profile_evidence": evidence}
 
 
 def process(task: Task, args: argparse.Namespace, upscaler) -> dict:
     """Read, upscale, write and report one volume."""
     from medical.nifti import is_nifti, write_nifti
-    from medical.slicewise import through_plane_factor, upscale_in_plane, upscale_through_plane
+    from medical.slicewise import upscale_in_plane, upscale_through_plane
+    from training.acquisition import Acquisition
 
     started = time.perf_counter()
-    factor = through_plane_factor(upscaler) if args.through_plane else upscaler.scale
-    if args.through_plane:
-        factors = tuple(factor if a == args.axis else 1 for a in range(3))
-    else:
-        factors = tuple(1 if a == args.axis else factor for a in range(3))
-    if task.series_uid is None and is_nifti(task.source):  # the header alone says how big it is: fail before reading
+    if task.series_uid is None and is_nifti(task.source) and not args.through_plane:
+        # The header alone says how big it is: fail before reading.
         import nibabel as nib
         from nibabel.filebasedimages import ImageFileError
 
         try:
+            factors = tuple(1 if a == args.axis else upscaler.scale for a in range(3))
             check_fits(task.source, nib.load(task.source).shape, factors)
         except (OSError, ImageFileError):
             pass  # unreadable: the reader below says so in its own words
     volume = _read(task, args.volume)
+    plan = acquisition_of(volume, args, upscaler) if args.through_plane else None
+    if args.through_plane:
+        factors = tuple(plan["ratio"] if a == args.axis else 1 for a in range(3))
+    else:
+        factors = tuple(1 if a == args.axis else upscaler.scale for a in range(3))
     check_fits(task.source, volume.shape, factors)
     fmt = args.format if args.format != "same" else ("nifti" if task.series_uid is None else "dicom")
     out_dir = Path(args.output)
-    method = upscale_through_plane if args.through_plane else upscale_in_plane
     tuning = None
     if args.self_supervised:
         from medical.self_supervised import fine_tune
         from srstream.engine import Upscaler
 
-        spec, tuning = fine_tune(upscaler.spec, volume, axis=args.axis, seconds=args.self_supervised)
+        acquisition = Acquisition(plan["spacing_mm"], plan["thickness_mm"], plan["profile"]) if plan else None
+        spec, tuning = fine_tune(upscaler.spec, volume, axis=args.axis, seconds=args.self_supervised,
+                                 acquisition=acquisition, target=plan["target_spacing_mm"] if plan else None)
         upscaler = Upscaler(spec, backend=upscaler.backend_name, batch_size=upscaler.batch_size,
                             tta=upscaler.tta, precision=upscaler.precision)
-    result = method(volume, upscaler, axis=args.axis, progress=not args.quiet)
-    description = (f"srstream {upscaler.spec.name} x{factor} "
-                   f"{'through-plane' if args.through_plane else 'in-plane'} axis {args.axis}")
+    if args.through_plane:
+        result = upscale_through_plane(volume, upscaler, axis=args.axis, progress=not args.quiet,
+                                       spacing=plan["target_spacing_mm"])
+        what = f"through-plane {plan['spacing_mm']:g} -> {plan['target_spacing_mm']:g} mm"
+    else:
+        result = upscale_in_plane(volume, upscaler, axis=args.axis, progress=not args.quiet)
+        what = f"in-plane x{upscaler.scale}"
+    description = f"srstream {upscaler.spec.name} {what} axis {args.axis}"
     if fmt == "nifti":
         target = out_dir / f"{task.name}.nii.gz"
         clipped = write_nifti(result, target, description)
@@ -115,13 +149,15 @@ def process(task: Task, args: argparse.Namespace, upscaler) -> dict:
         from medical.dicom_write import write_dicom_series
 
         target = out_dir / task.name
-        clipped = write_dicom_series(result, volume, target, description)
+        clipped = write_dicom_series(result, volume, target, description,
+                                     slice_thickness=plan["target_spacing_mm"] if plan else None)
     report = {"input": task.source, "series_uid": task.series_uid, "output": str(target), "format": fmt,
               "input_shape": list(volume.shape), "output_shape": list(result.shape),
               "input_spacing_mm": [round(v, 6) for v in volume.spacing],
               "output_spacing_mm": [round(v, 6) for v in result.spacing],
               "mode": "through-plane" if args.through_plane else "in-plane", "axis": args.axis,
-              "model": upscaler.spec.name, "scale": factor, "backend": upscaler.backend_name,
+              "slice_axis": plan, "model": upscaler.spec.name,
+              "scale": plan["ratio"] if plan else upscaler.scale, "backend": upscaler.backend_name,
               "precision": upscaler.precision, "tta": upscaler.tta,
               "intensity_window": list(result.meta["window"]), "clipped_voxels": clipped,
               "self_supervised": tuning,
@@ -142,13 +178,23 @@ def build_parser() -> argparse.ArgumentParser:
     up = sub.add_parser("upscale", help="upscale NIfTI files and DICOM series into OUTDIR")
     up.add_argument("inputs", nargs="+", metavar="IN", help=".nii/.nii.gz files or folders of DICOM files")
     up.add_argument("-o", "--output", required=True, metavar="OUTDIR")
-    up.add_argument("--scale", type=int, default=2, help="2 or 4 (picks mri-xN unless --model is given)")
+    up.add_argument("--scale", type=float, default=None,
+                    help="in-plane: 2 or 4 (picks mri-xN; default 2); through-plane: the factor, any ratio "
+                    "(shorthand for --spacing SPACING/N)")
     up.add_argument("-m", "--model", help="model name or path (default mri-x<scale>; "
                     "mri-thick-x<scale> with --through-plane where shipped)")
     up.add_argument("--backend", default="auto")
     up.add_argument("--precision", default="auto", choices=PRECISIONS,
                     help="number format: auto (default) is fp16 on CUDA, bf16 on CPUs with native bf16, else fp32")
     up.add_argument("--through-plane", action="store_true", help="upscale only the slice axis (thick slices)")
+    up.add_argument("--spacing", type=float, metavar="MM",
+                    help="through-plane: the target spacing along the slice axis (any ratio to the input's)")
+    up.add_argument("--slice-thickness", type=float, metavar="MM",
+                    help="through-plane: the slices' thickness (default: DICOM's SliceThickness; for NIfTI, "
+                    "the spacing)")
+    up.add_argument("--profile", choices=("auto", "box", "gaussian"), default="auto",
+                    help="through-plane: the slice profile (FWHM = thickness) the model is tuned for with "
+                    "--self-supervised; auto estimates it from the volume (default)")
     up.add_argument("--axis", type=int, default=2, choices=(0, 1, 2), help="slice axis (default 2)")
     up.add_argument("--format", default="same", choices=("nifti", "dicom", "same"))
     up.add_argument("--volume", type=int, help="which volume of a 4-D input / time series")
@@ -188,20 +234,32 @@ def main(argv: list[str] | None = None) -> int:
     except ModuleNotFoundError as exc:
         print(f"srmed: error: {exc.name} is missing: pip install 'srstream[medical]'", file=sys.stderr)
         return 1
-    from medical.slicewise import slab_thickness, through_plane_factor
+    from medical.slicewise import is_through_plane_model
     from srstream.engine import EngineError, Upscaler
     from training.weights import ModelLoadError
 
     try:
         tasks = discover(args.inputs)
+        args.scale_given = args.scale is not None
+        if args.spacing is not None and not args.through_plane:
+            raise VolumeError("--spacing sets the slice axis's target: use it with --through-plane")
+        if args.spacing is not None and args.scale_given:
+            raise VolumeError("--spacing and --scale both set the target: give one")
+        for name in ("spacing", "slice_thickness", "scale"):
+            value = getattr(args, name)
+            if value is not None and not value > 0:
+                raise VolumeError(f"--{name.replace('_', '-')} {value:g}: must be positive")
+        if args.scale is None:
+            args.scale = 4.0 if args.through_plane else 2.0
+        if not args.through_plane and args.scale != int(args.scale):
+            raise VolumeError(f"in-plane --scale {args.scale:g}: the models are x2 and x4")
         args.model = args.model or default_model(args.scale, args.through_plane)  # also what Ray workers load
         upscaler = Upscaler(args.model, backend=args.backend, batch_size=args.batch, tta=args.tta,
-                                precision=args.precision)
-        factor = through_plane_factor(upscaler) if args.through_plane else upscaler.scale
-        if slab_thickness(upscaler.spec) and not args.through_plane:
+                            precision=args.precision)
+        if is_through_plane_model(upscaler.spec) and not args.through_plane:
             raise VolumeError(f"model {upscaler.spec.name} restores thick slices: use it with --through-plane")
-        if factor != args.scale:
-            raise VolumeError(f"model {upscaler.spec.name} is x{factor}, asked for --scale {args.scale}")
+        if not args.through_plane and upscaler.scale != args.scale:
+            raise VolumeError(f"model {upscaler.spec.name} is x{upscaler.scale}, asked for --scale {args.scale:g}")
     except (VolumeError, ModelLoadError, EngineError) as exc:
         print(f"srmed: error: {exc}", file=sys.stderr)
         return 1

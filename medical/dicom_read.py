@@ -149,6 +149,18 @@ def _enhanced_slices(path: Path, ds: pydicom.Dataset) -> list[_Slice]:
     return slices
 
 
+def _slice_thickness(ref: pydicom.Dataset) -> float | None:
+    """SliceThickness (mm), from the dataset or an enhanced object's shared pixel measures; None where absent."""
+    value = ref.get("SliceThickness")
+    if value in (None, "") and "SharedFunctionalGroupsSequence" in ref:
+        measures = ref.SharedFunctionalGroupsSequence[0].get("PixelMeasuresSequence")
+        value = measures[0].get("SliceThickness") if measures else None
+    try:
+        return float(value) if value not in (None, "") and float(value) > 0 else None
+    except (TypeError, ValueError):
+        return None
+
+
 def read_series(series: Series, volume_index: int | None = None) -> Volume:
     """One series as a Volume; a time series needs `volume_index` (else a clear error)."""
     first_path = series.files[0]
@@ -202,7 +214,9 @@ def read_series(series: Series, volume_index: int | None = None) -> Volume:
     lps[:3, 1] = -col_cos * row_spacing
     lps[:3, 2] = step
     lps[:3, 3] = ordered[0].position + col_cos * row_spacing * (rows - 1)
+    thickness = _slice_thickness(ref)
     meta = {"format": "dicom", "series_uid": series.uid, "files": [str(s.source) for s in ordered],
+            "slice_thickness": thickness,
             "volumes": n_volumes, "volume_index": index, "modality": series.modality,
             "description": series.description, "reference": ref}
     stored = np.dtype(np.int16) if np.all(data == np.round(data)) and data.min() >= -32768 and data.max() < 32768 \

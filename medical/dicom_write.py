@@ -45,9 +45,12 @@ def _source_slices(volume: Volume) -> list[Dataset]:
     return headers  # a Siemens mosaic lists its one file once per slice: each slice copies that classic header
 
 
-def write_dicom_series(volume: Volume, source: Volume, out_dir: str | Path, description: str) -> int:
+def write_dicom_series(volume: Volume, source: Volume, out_dir: str | Path, description: str,
+                       slice_thickness: float | None = None) -> int:
     """Write `volume` (the upscaled `source`) as a new series of files IM0001.dcm... in `out_dir`, atomically
-    (a hidden folder renamed at the end). Returns the number of voxels clipped to fit the stored type."""
+    (a hidden folder renamed at the end). `slice_thickness` (mm) is the new slices' nominal thickness (default:
+    the source's, divided by how much the slice axis was refined). Returns the number of voxels clipped to fit the
+    stored type."""
     out_dir = Path(out_dir)
     sources = _source_slices(source)
     lps = np.linalg.inv(LPS_TO_RAS) @ volume.affine
@@ -66,14 +69,18 @@ def write_dicom_series(volume: Volume, source: Volume, out_dir: str | Path, desc
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
     try:
+        # Which source slice each new one lies in (any ratio): its centre in the source's slice index.
+        to_source = np.linalg.inv(source.affine) @ volume.affine
         for k in range(n_k):
-            src = sources[min(int(k / factor_k), len(sources) - 1)]  # the source slice this one lies in
+            index = int(np.clip(np.floor((to_source @ np.array([0, 0, k, 1.0]))[2] + 0.5), 0, len(sources) - 1))
+            src = sources[index]
             ds = _derived(src, series_uid, description)
             first_voxel = lps @ np.array([0, n_j - 1, k, 1.0])  # top-left pixel: i = 0, j flipped back
             ds.ImagePositionPatient = [f"{v:.6f}" for v in first_voxel[:3]]
             ds.ImageOrientationPatient = [f"{v:.8f}" for v in (*row_cos, *col_cos)]
             ds.PixelSpacing = [f"{row_spacing:.6f}", f"{col_spacing:.6f}"]
-            ds.SliceThickness = f"{float(src.get('SliceThickness', slice_gap)) / factor_k:.6f}"
+            thickness = slice_thickness or float(src.get("SliceThickness", slice_gap) or slice_gap) / factor_k
+            ds.SliceThickness = f"{thickness:.6f}"
             ds.SpacingBetweenSlices = f"{slice_gap:.6f}"
             ds.SliceLocation = f"{float(first_voxel[:3] @ np.cross(row_cos, col_cos)):.6f}"
             ds.InstanceNumber = k + 1
@@ -103,6 +110,9 @@ def _derived(src: Dataset, series_uid: str, description: str) -> Dataset:
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds.file_meta = meta
     ds.SOPInstanceUID = sop_uid
+    # Laterality is Type 2C (only for paired body parts): an empty one copied from the source breaks the IOD.
+    if "Laterality" in ds and not str(ds.Laterality or "").strip():
+        del ds.Laterality
     ds.SeriesInstanceUID = series_uid
     ds.SeriesNumber = int(src.get("SeriesNumber", 0) or 0) + 1000
     ds.SeriesDescription = f"{src.get('SeriesDescription', '')} {description}".strip()[:64]

@@ -16,17 +16,29 @@ from medical.intensity import robust_window
 from medical.slicewise import slab_thickness
 from medical.volume import Volume
 from srstream.models import ModelSpec
+from training.acquisition import Acquisition
+from training.acquisition import degrade as acquisition_degrade
 from training.degrade import degrade
 
 
 def fine_tune(spec: ModelSpec, volume: Volume, axis: int = 2, seconds: float = 60.0, patch: int = 48,
-              batch: int = 8, lr: float = 5e-5, seed: int = 0) -> tuple[ModelSpec, dict]:
+              batch: int = 8, lr: float = 5e-5, seed: int = 0, acquisition: Acquisition | None = None,
+              target: float | None = None) -> tuple[ModelSpec, dict]:
     """A copy of `spec` fine-tuned on `volume`'s slices perpendicular to `axis` (the sharp ones), and a log.
 
+    With `acquisition` (the slice axis's spacing, thickness and profile in mm) and `target` (the spacing asked
+    for, mm), a through-plane model learns to undo exactly that acquisition, measured in target-spacing pixels
+    (the ratio need not be an integer); without, it learns its own slab thickness (or bicubic x scale).
     Stops after `seconds` of training or when the volume's slices are too small for `patch` pixels.
     """
     thickness = slab_thickness(spec)
+    pixels = acquisition.scaled(target) if acquisition is not None and target else None
     r = thickness or spec.scale  # a through-plane model learns to undo slab blur; an x r model, bicubic x r
+    if pixels is not None:
+        if spec.scale != 1:
+            raise ValueError(f"model {spec.name} is not a through-plane model: it cannot learn an acquisition")
+        patch = max(patch, int(4 * pixels.spacing) + 8)
+        r = 1
     window = robust_window(volume.data)
     unit = np.clip(window.forward(volume.data), 0, 1)
     slices = np.moveaxis(unit, axis, 0)
@@ -50,7 +62,10 @@ def fine_tune(spec: ModelSpec, volume: Volume, axis: int = 2, seconds: float = 6
         hr = torch.from_numpy(np.stack(crops)[:, None].astype(np.float32))
         if spec.channels == 3:
             hr = hr.expand(-1, 3, -1, -1).contiguous()
-        lr_img = degrade(hr, r, "slab") if thickness else degrade(hr, r)
+        if pixels is not None:
+            lr_img = acquisition_degrade(hr, pixels, first=float(rng.uniform(0, pixels.spacing))).clamp(0, 1)
+        else:
+            lr_img = degrade(hr, r, "slab") if thickness else degrade(hr, r)
         loss = F.l1_loss(module(lr_img), hr)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
@@ -59,6 +74,9 @@ def fine_tune(spec: ModelSpec, volume: Volume, axis: int = 2, seconds: float = 6
         steps += 1
     module.eval()
     log = {"steps": steps, "seconds": round(time.perf_counter() - started, 1), "patch": patch,
+           "acquisition_px": None if pixels is None else {"spacing": round(pixels.spacing, 4),
+                                                          "thickness": round(pixels.thickness, 4),
+                                                          "profile": pixels.profile},
            "first_loss": losses[0] if losses else None, "last_loss": float(np.mean(losses[-5:])) if losses else None}
     tuned = replace(spec, module=module, name=f"{spec.name}+self", card={**spec.card, "self_supervised": log})
     return tuned, log

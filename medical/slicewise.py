@@ -11,9 +11,10 @@ import torch
 from tqdm import tqdm
 
 from medical.intensity import Window, robust_window
-from medical.volume import Volume, upscaled_affine
+from medical.volume import Volume, resampled_affine, upscaled_affine
 from srstream.engine import Upscaler
 from srstream.models import ModelSpec
+from training.acquisition import cubic_matrix, target_grid
 from training.degrade import cubic_stretch
 from training.weights import slab_thickness as card_slab_thickness
 
@@ -62,30 +63,45 @@ def upscale_in_plane(volume: Volume, upscaler: Upscaler, axis: int = 2, progress
 
 
 def slab_thickness(spec: ModelSpec) -> int:
-    """The slice thickness a through-plane restoration model (scale 1, 'slab' degradation) undoes, else 0."""
+    """The slice thickness a through-plane restoration model trained for one ratio (scale 1, 'slab') undoes, else
+    0 (an in-plane model, or a through-plane model for any ratio: see `is_through_plane_model`)."""
     return card_slab_thickness({**spec.card, "scale": spec.scale})
 
 
+def is_through_plane_model(spec: ModelSpec) -> bool:
+    """A scale-1 model that restores thick slices interpolated onto a fine grid: for one ratio ('slab') or for
+    any ('acquisition': trained on random spacings, thicknesses and profiles)."""
+    training = spec.card.get("training", {})
+    return spec.scale == 1 and training.get("degradation") in ("slab", "acquisition")
+
+
 def through_plane_factor(upscaler: Upscaler) -> int:
-    """How much `upscale_through_plane` refines the slice axis with this model."""
+    """How much `upscale_through_plane` refines the slice axis with this model by default (its slab thickness, or
+    its scale); 0 for a model that takes any ratio."""
+    if is_through_plane_model(upscaler.spec) and not slab_thickness(upscaler.spec):
+        return 0
     return slab_thickness(upscaler.spec) or upscaler.scale
 
 
-def _through_plane_estimates(unit: np.ndarray, upscaler: Upscaler, axis: int, progress: bool) -> list[np.ndarray]:
-    """One estimate per plane orientation containing `axis`, each on the grid refined x r along `axis`."""
+def _planes(volume: np.ndarray, upscaler: Upscaler, axis: int, progress: bool) -> list[np.ndarray]:
+    """A through-plane model on the two plane orientations that contain `axis` (turned so that `axis` is the
+    image's height, as the model was trained), one estimate each."""
     others = [a for a in range(3) if a != axis]
-    thickness = slab_thickness(upscaler.spec)
     estimates = []
-    if thickness:
-        # SMORE's framing: cubic onto the fine grid, then a model that undoes slab blur along the image's height.
-        cubic = cubic_upscale(unit, tuple(thickness if a == axis else 1 for a in range(3))).astype(np.float32)
-        for along in others:
-            keep = next(a for a in others if a != along)
-            planes = np.moveaxis(cubic, (along, axis, keep), (0, 1, 2))  # (N, fine axis, keep)
-            sr = _sr_slices(planes, upscaler, f"planes {along}", progress)
-            estimates.append(np.moveaxis(sr, (0, 1, 2), (along, axis, keep)))
-        return estimates
+    for along in others:
+        keep = next(a for a in others if a != along)
+        planes = np.moveaxis(volume, (along, axis, keep), (0, 1, 2))  # (N, fine axis, keep)
+        sr = _sr_slices(planes, upscaler, f"planes {along}", progress)
+        estimates.append(np.moveaxis(sr, (0, 1, 2), (along, axis, keep)))
+    return estimates
+
+
+def _scaled_planes(unit: np.ndarray, upscaler: Upscaler, axis: int, progress: bool) -> list[np.ndarray]:
+    """An ordinary x r model through-plane: each plane upscaled x r in both its axes and averaged back to the
+    original size along the axis that was not thick."""
+    others = [a for a in range(3) if a != axis]
     r = upscaler.scale
+    estimates = []
     for along in others:  # slices perpendicular to `along` contain `axis` and the remaining axis
         keep = next(a for a in others if a != along)
         planes = np.moveaxis(unit, (along, keep, axis), (0, 1, 2))  # (N, keep, axis)
@@ -96,22 +112,50 @@ def _through_plane_estimates(unit: np.ndarray, upscaler: Upscaler, axis: int, pr
     return estimates
 
 
-def upscale_through_plane(volume: Volume, upscaler: Upscaler, axis: int = 2, progress: bool = True) -> Volume:
-    """Only `axis` refined x r, on the slices of the two planes that contain it, fused by averaging.
+def resample_axis(data: np.ndarray, axis: int, positions: np.ndarray) -> np.ndarray:
+    """Cubic interpolation of `data` along `axis` at fractional slice indices (torch's bicubic kernel, edges
+    repeated): `cubic_upscale` for any ratio."""
+    matrix = cubic_matrix(data.shape[axis], positions)
+    return np.moveaxis(np.tensordot(matrix, np.moveaxis(data, axis, 0), axes=1), 0, axis)
 
-    With a through-plane model (scale 1, trained on slab blur, e.g. `mri-thick-x4`) the axis is first interpolated
-    by cubic and the model restores it; with an ordinary x r model each plane is upscaled x r in both its axes and
-    averaged back to the original size along the axis that was not thick.
+
+def upscale_through_plane(volume: Volume, upscaler: Upscaler, axis: int = 2, progress: bool = True,
+                          spacing: float | None = None) -> Volume:
+    """Only `axis` refined, to `spacing` mm (any ratio to the input's; default: the model's own factor), on the
+    slices of the two planes that contain it, fused by averaging. The output grid covers the input's extent,
+    centred on it (`target_grid`).
+
+    With a through-plane model (scale 1, e.g. `mri-thick`, `mri-thick-x4`) the axis is first interpolated by cubic
+    onto the target grid and the model restores it; an ordinary x r model (integer ratios only) upscales each plane
+    x r in both its axes and is averaged back to the original size along the axis that was not thick.
     """
-    r = through_plane_factor(upscaler)
-    if r < 2:
-        raise ValueError(f"model {upscaler.spec.name} does not upscale: through-plane needs an x2/x4 model or a "
-                         "through-plane (slab) model")
+    current = volume.spacing[axis]
+    default = through_plane_factor(upscaler)
+    if spacing is None:
+        if not default:
+            raise ValueError(f"model {upscaler.spec.name} takes any ratio: give the target spacing")
+        spacing = current / default
+    ratio = current / spacing
+    if ratio <= 1 + 1e-6:
+        raise ValueError(f"{volume.source}: target spacing {spacing:g} mm is not finer than the slices' "
+                         f"{current:g} mm along axis {axis}")
+    n = volume.shape[axis]
+    m, positions = target_grid(n, current, spacing)
     window = robust_window(volume.data)
     unit = window.forward(volume.data)
-    fused = np.mean(_through_plane_estimates(unit, upscaler, axis, progress), axis=0)
-    factors = tuple(r if a == axis else 1 for a in range(3))
-    data = _fuse_outside_window(window.inverse(fused), cubic_upscale(volume.data, factors), window,
-                                float(volume.data.min()), float(volume.data.max()))
-    return Volume(data, upscaled_affine(volume.affine, factors), volume.source, volume.dtype,
-                  {**volume.meta, "window": (window.lo, window.hi), "factors": factors})
+    if is_through_plane_model(upscaler.spec):
+        cubic_unit = resample_axis(unit, axis, positions).astype(np.float32)
+        fused = np.mean(_planes(cubic_unit, upscaler, axis, progress), axis=0)
+    else:
+        r = upscaler.scale
+        if r < 2 or abs(ratio - r) > 1e-6:
+            raise ValueError(f"model {upscaler.spec.name} upscales x{r}; {current:g} -> {spacing:g} mm is "
+                             f"x{ratio:g}: use a through-plane model (mri-thick) for that ratio")
+        fused = np.mean(_scaled_planes(unit, upscaler, axis, progress), axis=0)
+    cubic = resample_axis(volume.data.astype(np.float64), axis, positions)
+    data = _fuse_outside_window(window.inverse(fused), cubic, window, float(volume.data.min()),
+                                float(volume.data.max()))
+    factors = tuple(ratio if a == axis else 1 for a in range(3))
+    affine = resampled_affine(volume.affine, axis, float(positions[0]), 1.0 / ratio)
+    return Volume(data, affine, volume.source, volume.dtype,
+                  {**volume.meta, "window": (window.lo, window.hi), "factors": factors, "slices": (n, m)})

@@ -62,3 +62,13 @@ def upscaled_affine(affine: np.ndarray, factors: tuple[float, float, float]) -> 
         out[:3, axis] = column / r
         out[:3, 3] += column * ((1.0 / r - 1.0) / 2.0)
     return out
+
+
+def resampled_affine(affine: np.ndarray, axis: int, first: float, step: float) -> np.ndarray:
+    """The affine of a volume resampled along `axis` onto slices at input indices first, first + step, ...: what
+    any ratio of through-plane upscaling gives (`upscaled_affine` is the integer case: step 1/r)."""
+    out = np.array(affine, dtype=np.float64)
+    column = affine[:3, axis]
+    out[:3, axis] = column * step
+    out[:3, 3] += column * first
+    return out

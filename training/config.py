@@ -14,7 +14,10 @@ DEFAULTS: dict[str, Any] = {
     "model": {"architecture": "srresnet", "scale": 4, "channels": 3, "width": 64, "blocks": 16,
               "batch_norm": True, "image_skip": False, "layers": 4},
     "data": {"train": [], "patch_size": 96, "degradation": "bicubic", "sigma": 0.0, "thickness": 0,
-             "workers": 2},
+             "workers": 2,
+             # 'acquisition' (thick slices as scanners make them): each sample draws its slice spacing (in
+             # pixels), its thickness/spacing and its profile from these.
+             "ratios": [2.0, 6.0], "thickness_ratios": [0.5, 1.25], "profiles": ["box", "gaussian"]},
     "train": {"steps": 100_000, "batch_size": 16, "lr": 1e-4, "beta1": 0.9, "beta2": 0.999,
               "lr_schedule": "constant", "init": "", "amp": True,
               "minutes": 0.0, "ema": 0.0},
@@ -91,6 +94,14 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> di
         if config["model"]["scale"] != 1 or data["thickness"] < 2 or data["patch_size"] % data["thickness"]:
             raise ConfigError("the slab degradation needs model.scale = 1 and data.thickness >= 2 dividing "
                               "data.patch_size")
+    if data["degradation"] == "acquisition":
+        lo, hi = data["ratios"]
+        t_lo, t_hi = data["thickness_ratios"]
+        if config["model"]["scale"] != 1 or not 1 < lo <= hi or not 0 < t_lo <= t_hi:
+            raise ConfigError("the acquisition degradation needs model.scale = 1, data.ratios = [lo, hi] with "
+                              "1 < lo <= hi and data.thickness_ratios = [lo, hi] with 0 < lo <= hi")
+        if not data["profiles"] or any(p not in ("box", "gaussian") for p in data["profiles"]):
+            raise ConfigError("data.profiles: a list of 'box' and/or 'gaussian'")
     return config
 
 

@@ -100,7 +100,7 @@ def slab_degrade(hr: torch.Tensor, thickness: int) -> torch.Tensor:
     return cubic_stretch(thick.transpose(2, 3), thickness).transpose(2, 3)
 
 
-DEGRADATIONS = ("bicubic", "gaussian", "box", "slab")
+DEGRADATIONS = ("bicubic", "gaussian", "box", "slab", "acquisition")
 
 
 def degrade(hr: torch.Tensor, factor: int, kind: str = "bicubic", sigma: float = 0.0) -> torch.Tensor:
@@ -114,6 +114,9 @@ def degrade(hr: torch.Tensor, factor: int, kind: str = "bicubic", sigma: float =
         lr = box_downsample(hr, factor)
     elif kind == "slab":
         lr = slab_degrade(hr, factor)
+    elif kind == "acquisition":
+        raise ValueError("the 'acquisition' degradation draws its parameters: use training.acquisition."
+                         "degrade_batch")
     else:
         raise ValueError(f"unknown degradation {kind!r}: use one of {', '.join(DEGRADATIONS)}")
     return lr.clamp(0, 1)

@@ -17,6 +17,7 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -25,6 +26,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from training.acquisition import degrade_batch
 from training.atomic import atomic_path
 from training.config import ConfigError, degradation_factor, generator_config, load_config
 from training.data import HRCrops, StepSampler
@@ -129,6 +131,8 @@ class Trainer:
             "patch_size": c["data"]["patch_size"], "data": [str(Path(p)) for p in c["data"]["train"]],
             "degradation": c["data"]["degradation"], "sigma": c["data"]["sigma"],
             "thickness": c["data"]["thickness"],
+            **({"ratios": c["data"]["ratios"], "thickness_ratios": c["data"]["thickness_ratios"],
+                "profiles": c["data"]["profiles"]} if c["data"]["degradation"] == "acquisition" else {}),
             "content_loss": c["content"]["loss"], "lr": c["train"]["lr"], "lr_schedule": c["train"]["lr_schedule"],
             "adversarial_weight": c["adversarial"]["weight"] if self.gan else 0.0, "ema": c["train"]["ema"],
             "init": c["train"]["init"], "seed": c["seed"], "hardware": _hardware(self.device),
@@ -178,10 +182,19 @@ class Trainer:
     def _autocast(self):
         return torch.autocast("cuda", dtype=torch.bfloat16) if self.amp else nullcontext()
 
+    def _degrade(self, hr: torch.Tensor, step: int) -> torch.Tensor:
+        """LR of an HR batch; 'acquisition' draws each sample's thick-slice acquisition from a generator seeded by
+        the step and rank, so a resumed run degrades exactly as an uninterrupted one."""
+        data = self.config["data"]
+        if data["degradation"] == "acquisition":
+            rng = np.random.default_rng([self.config["seed"], step + 1, self.rank])
+            return degrade_batch(hr, rng, data["ratios"], data["thickness_ratios"], data["profiles"])
+        return degrade(hr, degradation_factor(self.config), data["degradation"], data["sigma"])
+
     def train_step(self, hr: torch.Tensor) -> dict[str, float]:
         """One optimisation step on an HR batch in [0, 1]; returns the losses."""
         c = self.config
-        lr_img = degrade(hr, degradation_factor(c), c["data"]["degradation"], c["data"]["sigma"])
+        lr_img = self._degrade(hr, self.step)
         steps = c["train"]["steps"]
         progress = self._progress_step()
         for group in self.opt_g.param_groups:
@@ -247,8 +260,7 @@ class Trainer:
     def _sample_grid(self, writer) -> None:
         hr = torch.stack([self.dataset[SAMPLE_BASE_INDEX + k] for k in range(4)]).to(self.device)
         scale = self.config["model"]["scale"]
-        lr_img = degrade(hr, degradation_factor(self.config), self.config["data"]["degradation"],
-                         self.config["data"]["sigma"])
+        lr_img = self._degrade(hr, -1)
         shipped = self.shipped_generator()
         shipped.eval()
         with torch.no_grad():
