@@ -200,7 +200,7 @@ def medical_tab(engines: Engines, settings: Settings) -> None:
     from medical.dicom_read import find_series, read_series
     from medical.dicom_write import write_dicom_series
     from medical.nifti import is_nifti, read_nifti, write_nifti
-    from medical.slicewise import upscale_in_plane, upscale_through_plane
+    from medical.slicewise import through_plane_factor, upscale_in_plane, upscale_through_plane
 
     def load(path: str):
         if is_nifti(path):
@@ -213,13 +213,19 @@ def medical_tab(engines: Engines, settings: Settings) -> None:
             return read_series(series[0])
         _fail(f"{Path(path).name}: upload a .nii/.nii.gz volume or a .zip of one DICOM series")
 
-    def run(path: str | None, model: str, mode: str, axis: int = 2, progress=gr.Progress(track_tqdm=True)):
+    def run(path: str | None, model: str, mode: str, axis: int = 2, spacing: float | None = None,
+            progress=gr.Progress(track_tqdm=True)):
         if not path:
             _fail("Upload a volume first.")
         try:
             volume = load(path)
-            method = upscale_through_plane if mode == "through-plane" else upscale_in_plane
-            result = method(volume, engines.get(model), axis=int(axis), progress=True)
+            up = engines.get(model)
+            if mode == "through-plane":
+                # No target given: the model's own factor, or x4 for a model that takes any ratio.
+                target = spacing or volume.spacing[int(axis)] / (through_plane_factor(up) or 4)
+                result = upscale_through_plane(volume, up, axis=int(axis), progress=True, spacing=target)
+            else:
+                result = upscale_in_plane(volume, up, axis=int(axis), progress=True)
         except ValueError as exc:  # VolumeError included
             _fail(str(exc).split("/")[-1])
         stem = Path(path).name.split(".")[0]
@@ -255,6 +261,8 @@ def medical_tab(engines: Engines, settings: Settings) -> None:
                 mode = gr.Radio(["in-plane", "through-plane"], value="in-plane", label="Mode", elem_id="med-mode")
                 axis = gr.Radio([0, 1, 2], value=2, label="Slice axis (voxel axis, as srmed --axis)",
                                 elem_id="med-axis")
+                spacing = gr.Number(label="Through-plane: target spacing in mm (as srmed --spacing; empty: x4)",
+                                    value=None, minimum=0, elem_id="med-spacing")
                 button = gr.Button("Upscale", variant="primary", elem_id="med-run")
                 geometry = gr.Textbox(label="Geometry", elem_id="med-geometry")
                 download = gr.File(label="Download", elem_id="med-download")
@@ -264,7 +272,7 @@ def medical_tab(engines: Engines, settings: Settings) -> None:
                 with gr.Row():
                     before = gr.Image(label="Before", elem_id="med-before", type="numpy")
                     after = gr.Image(label="After", elem_id="med-after", type="numpy")
-        button.click(run, [source, model, mode, axis], [state, download, geometry, before, after],
+        button.click(run, [source, model, mode, axis, spacing], [state, download, geometry, before, after],
                      api_name="upscale_volume")
         plane.change(view, [state, plane, position], [before, after], api_name=False)
         position.change(view, [state, plane, position], [before, after], api_name=False)

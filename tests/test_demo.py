@@ -173,6 +173,11 @@ def test_volume_through_the_api_on_another_slice_axis(server):
     out = nib.load(download)
     assert out.shape == (40, 96, 12)
     assert np.allclose(out.header.get_zooms(), np.array(nib.load(volume).header.get_zooms()) / [1, 2, 2], atol=1e-4)
+    # Through-plane to a spacing that is no integer ratio of the slices' 2.37 mm: 6 x 2.37 / 1.0 -> 14 slices.
+    download, geometry, _, _ = client.predict(handle_file(str(volume)), "mri-thick-x4", "through-plane", 2, 1.0,
+                                              api_name="/upscale_volume")
+    assert "(40, 48, 6) -> (40, 48, 14)" in geometry and nib.load(download).header.get_zooms()[2] == \
+        pytest.approx(1.0, abs=1e-4)
 
 
 def test_uploads_over_the_size_limit_are_refused(tmp_path):
