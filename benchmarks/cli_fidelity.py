@@ -10,7 +10,6 @@ backend and precision (bf16 on CPUs that have it), folds and rewrites the graph,
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 from srstream.images import read_image, write_image  # noqa: E402
 from training.evaluate import benchmark_lr  # noqa: E402
 from training.metrics import psnr_y, ssim_y  # noqa: E402
+from report import emit  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,10 +64,7 @@ def main(argv: list[str] | None = None) -> int:
               "psnr_y": round(float(np.mean([r["psnr_y"] for r in rows.values()])), 4),
               "ssim_y": round(float(np.mean([r["ssim_y"] for r in rows.values()])), 4),
               "seconds": round(seconds, 1), "images": rows}
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    emit(report, args.out)
     return 0
 
 

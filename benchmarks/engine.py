@@ -11,7 +11,6 @@ the backend really executes. Each run gets warm-up calls, then timed calls until
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import time
@@ -28,6 +27,7 @@ from srstream.backends.precision import cpu_has_native_bf16  # noqa: E402
 from srstream.engine import Upscaler  # noqa: E402
 from srstream.inference_graph import fold_batchnorm  # noqa: E402
 from srstream.models import ModelSpec, load_model  # noqa: E402
+from report import emit  # noqa: E402
 
 SAMPLE = Path(__file__).resolve().parent.parent / "examples" / "vtest_320x180.mp4"
 
@@ -139,10 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
         "backends_available": [b for b in backends.NAMES[1:] if _available(b)], "results": results,
     }
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    emit(report, args.out)
     return 0
 
 

@@ -31,6 +31,7 @@ from engine import measure, plain_network, real_frames  # noqa: E402
 from srstream.engine import Upscaler  # noqa: E402
 from srstream.models import load_model  # noqa: E402
 from srstream.video import EncodeOptions, upscale_video  # noqa: E402
+from report import emit  # noqa: E402
 
 SOURCE = ROOT / "tests" / "data" / "video" / "vtest_720p_1s.mp4"
 
@@ -156,11 +157,7 @@ def main(argv: list[str] | None = None) -> int:
             bound = min(report["engine_fps"][model] or 0, report["encode_only_fps"])
             report["pipeline"][model]["of_bound"] = round(stats.fps / bound, 3) if bound else None
             print(json.dumps({model: report["pipeline"][model]}), flush=True)
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    emit(report, args.out)
     return 0
 
 

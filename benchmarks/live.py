@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 from cameras import Camera, camera_clip, gst_rtsp_available  # noqa: E402
+from report import emit  # noqa: E402
 
 
 def run_and_measure(args_list: list[list[str]]) -> tuple[list, list[float], float]:
@@ -98,10 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             for cam in cams:
                 cam.kill()
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    emit(report, args.out)
     return 0
 
 

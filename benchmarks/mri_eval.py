@@ -19,7 +19,6 @@ upscaled axis divides by r.
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import sys
 import time
@@ -39,6 +38,7 @@ from medical.volume import Volume  # noqa: E402
 from srstream.engine import Upscaler  # noqa: E402
 from training.acquisition import Acquisition, target_grid  # noqa: E402
 from training.degrade import bicubic_downsample  # noqa: E402
+from report import emit  # noqa: E402
 
 
 def psnr(test: np.ndarray, ref: np.ndarray, peak: float) -> float:
@@ -166,11 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {"command": shlex.join(["python", "benchmarks/mri_eval.py", *(sys.argv[1:] if argv is None else argv)]),
               "volume": args.volume.name, "shape": list(volume.shape), "spacing_mm": volume.spacing,
               "axis": args.axis, "results": results}
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    emit(report, args.out)
     return 0
 
 
