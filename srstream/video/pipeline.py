@@ -63,7 +63,7 @@ def _open_started(jobs: list[tuple[str, str | Path]], upscaler: Upscaler, settin
     # A network input takes about a second to open (RTSP handshake, probing): open them side by side and start
     # reading each at once, so that no camera's frames pile up while another one is being opened.
     def open_one(job: tuple[str, str | Path]) -> Stream:
-        stream = Stream(job[0], job[1], upscaler, settings, wakeup)
+        stream = Stream(job[0], job[1], upscaler, settings, wakeup, announce_failures=len(jobs) > 1)
         stream.start()
         return stream
 
@@ -99,7 +99,7 @@ def upscale_many(jobs: list[tuple[str, str | Path]], upscaler: Upscaler, setting
             overall.n = sum(s.finished for s in scheduler.streams)
             overall.refresh()
         job = next(later, None)
-        return None if job is None else Stream(job[0], job[1], upscaler, settings, wakeup)
+        return None if job is None else Stream(job[0], job[1], upscaler, settings, wakeup, announce_failures=True)
 
     scheduler = Scheduler(first, upscaler, settings, wakeup, on_batch=status.update,
                           waiting=waiting if limit < len(jobs) else None, concurrency=limit)

@@ -52,8 +52,9 @@ class Stream:
     """One input and its output: decoder, buffer, sink and encoder, and what happened to them."""
 
     def __init__(self, source: str, output: str | Path, upscaler: Upscaler, settings: Settings,
-                 wakeup: threading.Condition) -> None:
+                 wakeup: threading.Condition, announce_failures: bool = False) -> None:
         self.source, self.output, self.settings = source, output, settings
+        self.announce_failures = announce_failures  # several inputs: say at once when one fails mid-run
         self.stats = Stats(input=source, output=str(output), backend=upscaler.backend_name,
                            precision=upscaler.precision, model=upscaler.spec.name)
         self.stop = threading.Event()
@@ -122,7 +123,8 @@ class Stream:
         self.exception = exc
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         self.stats.error = message
-        log.warning("srstream: %s: %s", self.source, message)
+        if self.announce_failures and self.sink is not None:  # the others go on; the summary repeats it
+            log.warning("srstream: %s failed (%s); the other inputs go on", self.source, message)
         self.close(keep=True)
 
     def close(self, keep: bool = True) -> None:
