@@ -103,7 +103,8 @@ def cmd_models(args: argparse.Namespace) -> int:
                             for k, v in evals.items())
         # A slab model keeps the image size; it refines thick slices by its thickness (used through-plane).
         thickness = slab_thickness(card)
-        scale = f"x{thickness}t" if thickness else f"x{card['scale']}"
+        any_ratio = card.get("training", {}).get("degradation") == "acquisition"  # through-plane, any ratio
+        scale = "x*t" if any_ratio else f"x{thickness}t" if thickness else f"x{card['scale']}"
         print(f"{name:<16} {card['architecture']:<10} {scale:<4} {card['channels']}ch  {figures}")
     return 0
 

@@ -63,7 +63,7 @@ def test_through_plane_picks_the_thick_slice_model_and_takes_tta(tmp_path, capsy
     assert main(["upscale", str(small), "-o", str(out), "--scale", "4", "--through-plane", "--backend", "cpu",
                  "--tta", "-q"]) == 0
     report = json.loads((out / "head.json").read_text())
-    assert report["model"] == "mri-thick-x4" and report["scale"] == 4 and report["output_shape"] == [32, 32, 32]
+    assert report["model"] == "mri-thick" and report["scale"] == 4 and report["output_shape"] == [32, 32, 32]
     assert report["tta"] is True
     assert nib.load(report["output"]).header.get_zooms() == (1.0, 1.0, 0.25)
     assert main(["upscale", str(small), "-o", str(tmp_path / "o2"), "--scale", "4", "--model", "mri-thick-x4",

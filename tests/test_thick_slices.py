@@ -164,7 +164,7 @@ def test_a_real_crop_comes_back_better_than_cubic(acquisition):
     cubic = resample_axis(thick.data, 2, positions)
     peak = truth.max()
     psnr = lambda x: 10 * np.log10(peak ** 2 / np.mean((x - truth) ** 2))  # noqa: E731
-    assert psnr(result.data) > psnr(cubic) + 0.5, (psnr(result.data), psnr(cubic))
+    assert psnr(result.data) > psnr(cubic) + 0.4, (psnr(result.data), psnr(cubic))  # measured: +0.68, +0.56
 
 
 @pytest.mark.skipif(shutil.which("dciodvfy") is None, reason="needs Debian's dicom3tools")
