@@ -57,9 +57,13 @@ def cmd_upscale(args: argparse.Namespace) -> int:
         return cmd_video(args, inputs, target, lambda batch: _upscaler(args, batch))
     if len(inputs) > 1:
         raise ValueError(f"{inputs[1]}: one image or image directory at a time")
-    args.input, args.output = inputs[0], target
+    return cmd_images(args, Path(inputs[0]), Path(target))
+
+
+def cmd_images(args: argparse.Namespace, source: Path, target: Path) -> int:
+    """One image into a file, or a directory of images into a directory of PNGs."""
     size = from_options(args.outscale, args.size)
-    jobs = _jobs(Path(args.input), Path(args.output))
+    jobs = _jobs(source, target)
     existing = [d for _, d in jobs if d.exists()]
     if existing and not args.overwrite:
         raise ImageError(f"{existing[0]}: already exists (use -y/--overwrite to replace it)")
