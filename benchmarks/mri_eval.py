@@ -30,6 +30,7 @@ from torchmetrics.functional.image import structural_similarity_index_measure as
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from medical.cli import ECLARE_PATCHES  # noqa: E402
 from medical.nifti import read_nifti  # noqa: E402
 from medical.self_supervised import fine_tune  # noqa: E402
 from medical.slicewise import cubic_upscale, resample_axis, upscale_in_plane, upscale_through_plane  # noqa: E402
@@ -112,7 +113,8 @@ def through_plane(volume: Volume, model: str, axis: int, backend: str, acquisiti
     tuning = None
     if self_supervised:
         spec, tuning = fine_tune(upscaler.spec, small, axis=axis, seconds=self_supervised,
-                                 acquisition=acquisition, target=fine)
+                                 acquisition=acquisition, target=fine, device=upscaler.device,
+                                 max_patches=ECLARE_PATCHES if upscaler.device.type == "cuda" else None)
         upscaler = Upscaler(spec, backend=backend, tile=None, batch_size=16, tta=tta, precision=precision)
     result = upscale_through_plane(small, upscaler, axis=axis, progress=False, spacing=fine)
     assert result.shape == hr.shape, (result.shape, hr.shape)
@@ -139,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--axis", type=int, default=2, help="slice axis (0, 1 or 2)")
     parser.add_argument("--backend", default="auto")
     parser.add_argument("--precision", default="auto", help="comma list: each model is measured in each")
-    parser.add_argument("--self-supervised", type=float, default=0.0, metavar="SECONDS",
+    parser.add_argument("--self-supervised", type=float, default=0.0, metavar="SECONDS",  # on a GPU: 1M patches at most
                         help="also measure each through-plane model fine-tuned this long on the thick volume itself")
     parser.add_argument("--tta", action="store_true", help="also measure each model as a self-ensemble")
     parser.add_argument("--plain", action=argparse.BooleanOptionalAction, default=True,

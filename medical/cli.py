@@ -98,6 +98,24 @@ def acquisition_of(volume: Volume, args: argparse.Namespace, upscaler) -> dict:
             "profile": profile, "profile_evidence": evidence}
 
 
+ECLARE_PATCHES = 1_000_000  # ECLARE's self-supervised budget: about a million patches per volume
+GPU_SECONDS_CAP = 900.0
+
+
+def self_supervised_budget(option: str, upscaler, through_plane: bool) -> tuple[float, int | None] | None:
+    """(seconds, patches) of self-supervised tuning, or None. 'auto' (the default) tunes through-plane models on
+    a GPU with ECLARE's budget (capped at GPU_SECONDS_CAP s) and skips it on the CPU, where it takes minutes per
+    volume; 'off' never tunes; a number is a time budget in seconds anywhere."""
+    if option == "off":
+        return None
+    if option == "auto":
+        if through_plane and upscaler.device.type == "cuda" and upscaler.spec.scale == 1:
+            return GPU_SECONDS_CAP, ECLARE_PATCHES
+        return None
+    seconds = float(option)
+    return (seconds, None) if seconds > 0 else None
+
+
 def process(task: Task, args: argparse.Namespace, upscaler) -> dict:
     """Read, upscale, write and report one volume."""
     from medical.nifti import is_nifti, write_nifti
@@ -125,13 +143,16 @@ def process(task: Task, args: argparse.Namespace, upscaler) -> dict:
     fmt = args.format if args.format != "same" else ("nifti" if task.series_uid is None else "dicom")
     out_dir = Path(args.output)
     tuning = None
-    if args.self_supervised:
+    budget = self_supervised_budget(args.self_supervised, upscaler, args.through_plane)
+    if budget is not None:
         from medical.self_supervised import fine_tune
         from srstream.engine import Upscaler
 
         acquisition = Acquisition(plan["spacing_mm"], plan["thickness_mm"], plan["profile"]) if plan else None
-        spec, tuning = fine_tune(upscaler.spec, volume, axis=args.axis, seconds=args.self_supervised,
-                                 acquisition=acquisition, target=plan["target_spacing_mm"] if plan else None)
+        seconds, patches = budget
+        spec, tuning = fine_tune(upscaler.spec, volume, axis=args.axis, seconds=seconds, max_patches=patches,
+                                 acquisition=acquisition, target=plan["target_spacing_mm"] if plan else None,
+                                 device=upscaler.device)
         upscaler = Upscaler(spec, backend=upscaler.backend_name, batch_size=upscaler.batch_size,
                             tta=upscaler.tta, precision=upscaler.precision)
     if args.through_plane:
@@ -198,8 +219,10 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--axis", type=int, default=2, choices=(0, 1, 2), help="slice axis (default 2)")
     up.add_argument("--format", default="same", choices=("nifti", "dicom", "same"))
     up.add_argument("--volume", type=int, help="which volume of a 4-D input / time series")
-    up.add_argument("--self-supervised", type=float, metavar="SECONDS",
-                    help="first fine-tune the model on the volume's own sharp slices for this long (SMORE-style)")
+    up.add_argument("--self-supervised", default="auto", metavar="SECONDS|auto|off",
+                    help="first fine-tune the model on the volume's own sharp slices, degraded by its own "
+                    "acquisition (SMORE/ECLARE): for SECONDS, or 'auto' (default): through-plane on a GPU with "
+                    "ECLARE's budget of 1M patches, not on the CPU")
     up.add_argument("--batch", type=int, default=8, help="slices per engine call")
     up.add_argument("--tta", action="store_true", help="self-ensemble: average the model over flips and transposes "
                     "of each slice (8x the time, 4x through-plane; a little more fidelity)")
@@ -245,6 +268,11 @@ def main(argv: list[str] | None = None) -> int:
             raise VolumeError("--spacing sets the slice axis's target: use it with --through-plane")
         if args.spacing is not None and args.scale_given:
             raise VolumeError("--spacing and --scale both set the target: give one")
+        if args.self_supervised not in ("auto", "off"):
+            try:
+                float(args.self_supervised)
+            except ValueError:
+                raise VolumeError(f"--self-supervised {args.self_supervised!r}: SECONDS, auto or off") from None
         for name in ("spacing", "slice_thickness", "scale"):
             value = getattr(args, name)
             if value is not None and not value > 0:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import time
+from contextlib import nullcontext
 from dataclasses import replace
 
 import numpy as np
@@ -22,14 +23,16 @@ from training.degrade import degrade
 
 
 def fine_tune(spec: ModelSpec, volume: Volume, axis: int = 2, seconds: float = 60.0, patch: int = 48,
-              batch: int = 8, lr: float = 5e-5, seed: int = 0, acquisition: Acquisition | None = None,
-              target: float | None = None) -> tuple[ModelSpec, dict]:
+              batch: int | None = None, lr: float = 5e-5, seed: int = 0, acquisition: Acquisition | None = None,
+              target: float | None = None, device: str | torch.device = "cpu",
+              max_patches: int | None = None) -> tuple[ModelSpec, dict]:
     """A copy of `spec` fine-tuned on `volume`'s slices perpendicular to `axis` (the sharp ones), and a log.
 
     With `acquisition` (the slice axis's spacing, thickness and profile in mm) and `target` (the spacing asked
     for, mm), a through-plane model learns to undo exactly that acquisition, measured in target-spacing pixels
     (the ratio need not be an integer); without, it learns its own slab thickness (or bicubic x scale).
-    Stops after `seconds` of training or when the volume's slices are too small for `patch` pixels.
+    Runs on `device` (bf16 autocast on CUDA); stops after `seconds` of training or `max_patches` patches seen
+    (ECLARE's budget is about a million), and refuses slices too small for `patch` pixels.
     """
     thickness = slab_thickness(spec)
     pixels = acquisition.scaled(target) if acquisition is not None and target else None
@@ -47,11 +50,14 @@ def fine_tune(spec: ModelSpec, volume: Volume, axis: int = 2, seconds: float = 6
     if patch < 4 * r:
         raise ValueError(f"{volume.source}: slices of {slices.shape[1:]} are too small to fine-tune on")
     informative = [i for i in range(len(slices)) if slices[i].mean() > 0.02] or list(range(len(slices)))
-    module = copy.deepcopy(spec.module).train()
+    device = torch.device(device)
+    batch = batch or (64 if device.type == "cuda" else 8)  # a GPU wants big batches; two CPU cores small ones
+    module = copy.deepcopy(spec.module).to(device).train()
     optimiser = torch.optim.Adam(module.parameters(), lr=lr)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
     rng = np.random.default_rng(seed)
     steps, losses, started = 0, [], time.perf_counter()
-    while time.perf_counter() - started < seconds:
+    while time.perf_counter() - started < seconds and (max_patches is None or steps * batch < max_patches):
         crops = []
         for _ in range(batch):
             s = slices[rng.choice(informative)]
@@ -62,18 +68,22 @@ def fine_tune(spec: ModelSpec, volume: Volume, axis: int = 2, seconds: float = 6
         hr = torch.from_numpy(np.stack(crops)[:, None].astype(np.float32))
         if spec.channels == 3:
             hr = hr.expand(-1, 3, -1, -1).contiguous()
+        hr = hr.to(device)
         if pixels is not None:
             lr_img = acquisition_degrade(hr, pixels, first=float(rng.uniform(0, pixels.spacing))).clamp(0, 1)
         else:
             lr_img = degrade(hr, r, "slab") if thickness else degrade(hr, r)
-        loss = F.l1_loss(module(lr_img), hr)
+        with autocast:
+            loss = F.l1_loss(module(lr_img).float(), hr)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
-        losses.append(loss.item())
+        if steps % 50 == 0 or device.type == "cpu":  # .item() waits for the GPU: not every step there
+            losses.append(loss.item())
         steps += 1
-    module.eval()
-    log = {"steps": steps, "seconds": round(time.perf_counter() - started, 1), "patch": patch,
+    module = module.cpu().eval()
+    log = {"steps": steps, "patches": steps * batch, "device": str(device),
+           "seconds": round(time.perf_counter() - started, 1), "patch": patch,
            "acquisition_px": None if pixels is None else {"spacing": round(pixels.spacing, 4),
                                                           "thickness": round(pixels.thickness, 4),
                                                           "profile": pixels.profile},
