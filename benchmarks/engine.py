@@ -15,6 +15,7 @@ import platform
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -54,7 +55,7 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def measure(run, batch: torch.Tensor, device: torch.device, seconds: float, warmup: int = 2) -> dict:
+def measure(run: Callable[[torch.Tensor], object], batch: torch.Tensor, device: torch.device, seconds: float, warmup: int = 2) -> dict:
     """Frames per second of `run(batch)`, on the device the frames start on."""
     for _ in range(warmup):
         run(batch)

@@ -30,13 +30,17 @@ from report import emit  # noqa: E402
 def run_and_measure(args_list: list[list[str]]) -> tuple[list, list[float], float]:
     """Start one srstream per argument list at once; (their JSON, their peak RSS in MiB, wall seconds)."""
     started = time.monotonic()
+    # stderr goes to a file: a pipe nobody reads until stdout ends could fill and stall the child.
+    errs = [tempfile.TemporaryFile(mode="w+") for _ in args_list]
     procs = [subprocess.Popen([sys.executable, "-m", "srstream.cli", "upscale", *a, "--json", "-q"], cwd=ROOT,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for a in args_list]
+                              stdout=subprocess.PIPE, stderr=e, text=True) for a, e in zip(args_list, errs)]
     results, rss = [], []
-    for proc in procs:
+    for proc, err_file in zip(procs, errs):
         out = proc.stdout.read()
-        err = proc.stderr.read()
-        _, status, usage = os.wait4(proc.pid, 0)
+        _, status, usage = os.wait4(proc.pid, 0)  # (not communicate: wait4 also gives the child's peak RSS)
+        err_file.seek(0)
+        err = err_file.read()
+        err_file.close()
         proc.returncode = os.waitstatus_to_exitcode(status)
         if proc.returncode not in (0,):
             raise RuntimeError(f"srstream exited {proc.returncode}: {err.strip()[-400:]}")

@@ -1,20 +1,21 @@
-"""Grey models on a real MRI volume against cubic interpolation: in-plane x2/x4 and through-plane x4, as JSON.
+"""Grey models on a real MRI volume against cubic interpolation, in-plane and through-plane, as JSON.
 
     python benchmarks/mri_eval.py ../shared/data/mri/eval/t1_head.nii.gz --in-plane mri-x2,mri-x4 \
-        --through-plane mri-thick-x4,mri-x4 [--axis 2] [--self-supervised SECONDS] [--tta] \
-        [--out benchmarks/results/mri_t1_head.json]
+        --through-plane mri-thick,mri-thick-x4 [--acquisitions 4x4,2.5,3x2,2.5:gaussian] [--axis 2] \
+        [--self-supervised SECONDS] [--tta] [--out benchmarks/results/mri_t1_head.json]
 
 Protocol. In-plane x r: every slice perpendicular to `--axis` is shrunk with the benchmark's MATLAB bicubic (as the
-grey models were trained), then brought back by `medical.slicewise.upscale_in_plane` and by cubic interpolation.
-Through-plane: thick slices of each `--acquisitions` entry (spacing, thickness, box or Gaussian profile, in mm;
-`4x4` is 4 neighbouring slices averaged) are simulated along `--axis` (`medical.thick`), then that axis is brought
-back to the volume's own spacing by `medical.slicewise.upscale_through_plane` and by cubic interpolation. With `--self-supervised
-SECONDS`, each through-plane model is also fine-tuned for that long on the thick volume's own sharp in-plane slices
-(`medical.self_supervised`, as `srmed --self-supervised`; the original volume is never seen) and measured again.
-With `--tta` every model also runs as the engine's self-ensemble (`srmed --tta`) and is measured again.
-Each is compared with the original volume: PSNR over all voxels with the original's maximum as peak, and SSIM
-(torchmetrics, Gaussian 11x11) averaged over the slices perpendicular to `--axis`. The volume is cropped so each
-upscaled axis divides by r.
+grey models were trained), then brought back by `medical.slicewise.upscale_in_plane` and by cubic interpolation; the
+volume is cropped so those axes divide by r. Through-plane: thick slices of each `--acquisitions` entry (spacing and
+thickness in mm, box or Gaussian profile; `4x4` on a 1 mm volume is 4 neighbouring slices averaged) are simulated
+along `--axis` (`medical.thick`), then that axis is brought back to the volume's own spacing by
+`medical.slicewise.upscale_through_plane` and by cubic interpolation. With `--self-supervised SECONDS`, each
+through-plane model is also fine-tuned for that long on the thick volume's own sharp in-plane slices
+(`medical.self_supervised`, as `srmed --self-supervised`: a through-plane model learns the acquisition, an x r
+model learns x r; the original volume is never seen) and measured again. With `--tta` every model also runs as the
+engine's self-ensemble (`srmed --tta`) and is measured again. Each is compared with the original volume: PSNR over
+all voxels with the original's maximum as peak, and SSIM (torchmetrics, Gaussian 11x11) averaged over the slices
+perpendicular to `--axis`.
 """
 from __future__ import annotations
 
@@ -33,7 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from medical.cli import ECLARE_PATCHES  # noqa: E402
 from medical.nifti import read_nifti  # noqa: E402
 from medical.self_supervised import fine_tune  # noqa: E402
-from medical.slicewise import cubic_upscale, resample_axis, upscale_in_plane, upscale_through_plane  # noqa: E402
+from medical.slicewise import (cubic_upscale, is_through_plane_model, resample_axis, upscale_in_plane,  # noqa: E402
+                               upscale_through_plane)
 from medical.thick import thicken  # noqa: E402
 from medical.volume import Volume  # noqa: E402
 from srstream.engine import Upscaler  # noqa: E402
@@ -112,8 +114,10 @@ def through_plane(volume: Volume, model: str, axis: int, backend: str, acquisiti
     started = time.perf_counter()
     tuning = None
     if self_supervised:
+        learns = is_through_plane_model(upscaler.spec)  # else an x r model learns x r (SMORE)
         spec, tuning = fine_tune(upscaler.spec, small, axis=axis, seconds=self_supervised,
-                                 acquisition=acquisition, target=fine, device=upscaler.device,
+                                 acquisition=acquisition if learns else None, target=fine if learns else None,
+                                 device=upscaler.device,
                                  max_patches=ECLARE_PATCHES if upscaler.device.type == "cuda" else None)
         upscaler = Upscaler(spec, backend=backend, tile=None, batch_size=16, tta=tta, precision=precision)
     result = upscale_through_plane(small, upscaler, axis=axis, progress=False, spacing=fine)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 
 def emit(report: dict, out: Path | None) -> None:
+    """Print `report` as indented JSON, and write it to `out` (creating its folder) when given."""
     text = json.dumps(report, indent=2)
     print(text)
     if out:

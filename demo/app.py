@@ -55,6 +55,16 @@ def _fail(message: str) -> None:
 SIZE_HINT = "empty: the model's scale; a factor (3, 2.5) as --outscale; WxH (1920x-1) as --size"
 
 
+def _resolved(asked, width: int, height: int, scale: int) -> tuple[int, int]:
+    """The output size for one input, or the page's error when it works out to nothing."""
+    from srstream.output_size import OutputSizeError
+
+    try:
+        return asked.resolve(width, height, scale)
+    except OutputSizeError as exc:
+        _fail(str(exc))
+
+
 def _output_size(text: str | None):
     """The page's output-size box, read as the CLI reads --outscale or --size."""
     from srstream.output_size import OutputSizeError, from_options
@@ -86,7 +96,7 @@ def image_tab(engines: Engines, settings: Settings) -> None:
             image = (image / 257).round().astype(np.uint8)
         rgb = image[..., :3] if image.shape[-1] >= 3 else np.repeat(image, 3, axis=2)
         up = engines.get(model)
-        size = asked.resolve(rgb.shape[1], rgb.shape[0], up.scale)
+        size = _resolved(asked, rgb.shape[1], rgb.shape[0], up.scale)
         sr = up.upscale(rgb, size)
         bicubic = bicubic_upscale(rgb, up.scale)
         if bicubic.shape[:2] != sr.shape[:2]:
@@ -99,6 +109,9 @@ def image_tab(engines: Engines, settings: Settings) -> None:
                 ref = read_image(reference)[..., :3]
             except ImageError:
                 _fail("The reference is not an image we can read.")
+            if size != (rgb.shape[1] * up.scale, rgb.shape[0] * up.scale):
+                # Another size than the model's own: the reference area-resized to it, as the CLI's tests measure.
+                ref = np.asarray(Image.fromarray(ref).resize(size, Image.Resampling.BOX))
             h, w = min(ref.shape[0], sr.shape[0]), min(ref.shape[1], sr.shape[1])
             ref, a, b = ref[:h, :w], sr[:h, :w], bicubic[:h, :w]
             metrics = (f"| | PSNR (Y) | SSIM (Y) |\n|---|---|---|\n"

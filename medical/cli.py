@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import sys
 import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
@@ -22,6 +24,9 @@ from medical.memory import check_fits
 from medical.volume import Volume, VolumeError
 from srstream.backends.precision import PRECISIONS
 from srstream.ray_tasks import RayUnavailable, run_as_ray_tasks
+
+if TYPE_CHECKING:  # for the annotations; the functions import it where they run it
+    from srstream.engine import Upscaler
 
 
 @dataclass(frozen=True)
@@ -77,15 +82,17 @@ def default_model(scale: float, through_plane: bool) -> str:
     return f"mri-x{scale:g}"
 
 
-def acquisition_of(volume: Volume, args: argparse.Namespace, upscaler) -> dict:
+def acquisition_of(volume: Volume, args: argparse.Namespace, upscaler: Upscaler) -> dict:
     """The slice axis as acquired and as asked for: spacing and thickness (mm), target spacing, slice profile."""
     from medical.profile import choose_profile
     from medical.slicewise import through_plane_factor
 
     spacing = volume.spacing[args.axis]
-    thickness = args.slice_thickness or volume.meta.get("slice_thickness") or spacing
-    source = "--slice-thickness" if args.slice_thickness else "SliceThickness" if volume.meta.get(
-        "slice_thickness") else "the slice spacing (NIfTI has no thickness)"
+    # SliceThickness describes the DICOM slice axis, which the reader puts last; other axes have none.
+    recorded = volume.meta.get("slice_thickness") if args.axis == 2 else None
+    thickness = args.slice_thickness or recorded or spacing
+    source = "--slice-thickness" if args.slice_thickness else "SliceThickness" if recorded else \
+        "the slice spacing (no thickness recorded for this axis)"
     if args.spacing:
         target = args.spacing
     else:
@@ -102,7 +109,7 @@ ECLARE_PATCHES = 1_000_000  # ECLARE's self-supervised budget: about a million p
 GPU_SECONDS_CAP = 900.0
 
 
-def self_supervised_budget(option: str, upscaler, through_plane: bool) -> tuple[float, int | None] | None:
+def self_supervised_budget(option: str, upscaler: Upscaler, through_plane: bool) -> tuple[float, int | None] | None:
     """(seconds, patches) of self-supervised tuning, or None. 'auto' (the default) tunes through-plane models on
     a GPU with ECLARE's budget (capped at GPU_SECONDS_CAP s) and skips it on the CPU, where it takes minutes per
     volume; 'off' never tunes; a number is a time budget in seconds anywhere."""
@@ -116,7 +123,7 @@ def self_supervised_budget(option: str, upscaler, through_plane: bool) -> tuple[
     return (seconds, None) if seconds > 0 else None
 
 
-def process(task: Task, args: argparse.Namespace, upscaler) -> dict:
+def process(task: Task, args: argparse.Namespace, upscaler: Upscaler) -> dict:
     """Read, upscale, write and report one volume."""
     from medical.nifti import is_nifti, write_nifti
     from medical.slicewise import upscale_in_plane, upscale_through_plane
@@ -148,13 +155,21 @@ def process(task: Task, args: argparse.Namespace, upscaler) -> dict:
         from medical.self_supervised import fine_tune
         from srstream.engine import Upscaler
 
-        acquisition = Acquisition(plan["spacing_mm"], plan["thickness_mm"], plan["profile"]) if plan else None
+        from medical.slicewise import is_through_plane_model
+
+        # A through-plane model learns this acquisition; an x r model (in-plane or through-plane) learns x r.
+        learns_acquisition = plan is not None and is_through_plane_model(upscaler.spec)
+        acquisition = Acquisition(plan["spacing_mm"], plan["thickness_mm"], plan["profile"]) \
+            if learns_acquisition else None
         seconds, patches = budget
         spec, tuning = fine_tune(upscaler.spec, volume, axis=args.axis, seconds=seconds, max_patches=patches,
-                                 acquisition=acquisition, target=plan["target_spacing_mm"] if plan else None,
+                                 acquisition=acquisition,
+                                 target=plan["target_spacing_mm"] if learns_acquisition else None,
                                  device=upscaler.device)
-        upscaler = Upscaler(spec, backend=upscaler.backend_name, batch_size=upscaler.batch_size,
-                            tta=upscaler.tta, precision=upscaler.precision)
+        # Weights tuned for one volume would need a TensorRT engine of their own (a build per volume): CUDA instead.
+        backend = "cuda" if upscaler.backend_name == "tensorrt" else upscaler.backend_name
+        upscaler = Upscaler(spec, backend=backend, batch_size=upscaler.batch_size, tta=upscaler.tta,
+                            precision=upscaler.precision)
     if args.through_plane:
         result = upscale_through_plane(volume, upscaler, axis=args.axis, progress=not args.quiet,
                                        spacing=plan["target_spacing_mm"])
@@ -202,8 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--scale", type=float, default=None,
                     help="in-plane: 2 or 4 (picks mri-xN; default 2); through-plane: the factor, any ratio "
                     "(shorthand for --spacing SPACING/N)")
-    up.add_argument("-m", "--model", help="model name or path (default mri-x<scale>; "
-                    "mri-thick-x<scale> with --through-plane where shipped)")
+    up.add_argument("-m", "--model", help="model name or path (default: mri-x<scale> in-plane; mri-thick, "
+                    "for any ratio, with --through-plane)")
     up.add_argument("--backend", default="auto")
     up.add_argument("--precision", default="auto", choices=PRECISIONS,
                     help="number format: auto (default) is fp16 on CUDA, bf16 on CPUs with native bf16, else fp32")
@@ -270,13 +285,15 @@ def main(argv: list[str] | None = None) -> int:
             raise VolumeError("--spacing and --scale both set the target: give one")
         if args.self_supervised not in ("auto", "off"):
             try:
-                float(args.self_supervised)
+                seconds = float(args.self_supervised)
             except ValueError:
-                raise VolumeError(f"--self-supervised {args.self_supervised!r}: SECONDS, auto or off") from None
+                seconds = math.nan
+            if not (math.isfinite(seconds) and seconds >= 0):
+                raise VolumeError(f"--self-supervised {args.self_supervised!r}: SECONDS, auto or off")
         for name in ("spacing", "slice_thickness", "scale"):
             value = getattr(args, name)
-            if value is not None and not value > 0:
-                raise VolumeError(f"--{name.replace('_', '-')} {value:g}: must be positive")
+            if value is not None and not (value > 0 and math.isfinite(value)):
+                raise VolumeError(f"--{name.replace('_', '-')} {value:g}: must be a positive number")
         if args.scale is None:
             args.scale = 4.0 if args.through_plane else 2.0
         if not args.through_plane and args.scale != int(args.scale):

@@ -79,7 +79,8 @@ def write_dicom_series(volume: Volume, source: Volume, out_dir: str | Path, desc
             ds.ImagePositionPatient = [f"{v:.6f}" for v in first_voxel[:3]]
             ds.ImageOrientationPatient = [f"{v:.8f}" for v in (*row_cos, *col_cos)]
             ds.PixelSpacing = [f"{row_spacing:.6f}", f"{col_spacing:.6f}"]
-            thickness = slice_thickness or float(src.get("SliceThickness", slice_gap) or slice_gap) / factor_k
+            source_thickness = float(src.get("SliceThickness") or 0)
+            thickness = slice_thickness or (source_thickness / factor_k if source_thickness else slice_gap)
             ds.SliceThickness = f"{thickness:.6f}"
             ds.SpacingBetweenSlices = f"{slice_gap:.6f}"
             ds.SliceLocation = f"{float(first_voxel[:3] @ np.cross(row_cos, col_cos)):.6f}"

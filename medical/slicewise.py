@@ -16,6 +16,7 @@ from srstream.engine import Upscaler
 from srstream.models import ModelSpec
 from training.acquisition import cubic_matrix, target_grid
 from training.degrade import cubic_stretch
+from training.weights import restores_thick_slices
 from training.weights import slab_thickness as card_slab_thickness
 
 
@@ -71,8 +72,7 @@ def slab_thickness(spec: ModelSpec) -> int:
 def is_through_plane_model(spec: ModelSpec) -> bool:
     """A scale-1 model that restores thick slices interpolated onto a fine grid: for one ratio ('slab') or for
     any ('acquisition': trained on random spacings, thicknesses and profiles)."""
-    training = spec.card.get("training", {})
-    return spec.scale == 1 and training.get("degradation") in ("slab", "acquisition")
+    return restores_thick_slices({**spec.card, "scale": spec.scale})
 
 
 def through_plane_factor(upscaler: Upscaler) -> int:

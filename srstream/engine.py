@@ -13,10 +13,11 @@ import torch
 from srstream import backends
 from srstream.backends import Backend, BackendUnavailable
 from srstream.backends.precision import PrecisionError
+from srstream.backends.tensorrt_build import TensorRTError
 from srstream.models import ModelSpec, load_model
 from srstream.resample import resize
 from srstream.tiling import run_tiled
-from training.weights import slab_thickness
+from training.weights import restores_thick_slices
 
 log = logging.getLogger("srstream")
 BACKENDS = backends.NAMES
@@ -44,10 +45,10 @@ class Upscaler:
                  memory_budget: int | None = None, **backend_options) -> None:
         self.spec = model if isinstance(model, ModelSpec) else load_model(model)
         try:
-            self.backend_name = backends.resolve(backend)
+            self.backend_name = backends.resolve(backend, precision)
             self.backend: Backend = backends.create(self.backend_name, self.spec, precision=precision,
                                                     **backend_options)
-        except (BackendUnavailable, PrecisionError) as exc:
+        except (BackendUnavailable, PrecisionError, TensorRTError) as exc:
             raise EngineError(str(exc)) from None
         self.tile = tile
         self.batch_size = max(1, batch_size)
@@ -155,7 +156,7 @@ class Upscaler:
         if not self.tta:
             y = self._upscale_once(x)
         else:
-            views = tta_views(transpose=not slab_thickness({**self.spec.card, "scale": self.spec.scale}))
+            views = tta_views(transpose=not restores_thick_slices({**self.spec.card, "scale": self.spec.scale}))
             y = None
             for flips, transposed in views:
                 out = _unview(self._upscale_once(_view(x, flips, transposed)), flips, transposed)

@@ -38,7 +38,7 @@ def cmd_export(args: argparse.Namespace) -> int:
                   "dynamic batch, height and width (NCHW, RGB in [0, 1])", file=sys.stderr)
         return 0
     runtime = find_runtime(args.runtime)
-    channels = 3 if from_onnx else spec.channels
+    channels = onnx_input_channels(source) if from_onnx else spec.channels
     profile = Profile.parse(channels, args.batch, args.height, args.width)
     targets = tuple(t for t in (args.target or "").split(",") if t) or None
     with tempfile.TemporaryDirectory(prefix="srstream-export-") as tmp:
@@ -52,3 +52,20 @@ def cmd_export(args: argparse.Namespace) -> int:
         print(f"wrote {out}: {runtime.name} {runtime.version} engine of {name}, profile {profile.shapes()}, "
               f"for compute capability {built_for} ({len(data) / 1e6:.1f} MB)", file=sys.stderr)
     return 0
+
+
+def onnx_input_channels(path: Path) -> int:
+    """The channel count of an ONNX model's first input (NCHW), 3 where the graph leaves it dynamic."""
+    try:
+        import onnx
+    except ImportError:
+        raise ValueError(f"{path}: reading an ONNX model needs the onnx package (pip install 'srstream[onnx]')") \
+            from None
+    try:
+        graph = onnx.load(str(path), load_external_data=False).graph
+    except Exception as exc:  # onnx raises DecodeError and others for what is not an ONNX model
+        raise ValueError(f"{path}: not a readable ONNX model ({type(exc).__name__})") from None
+    dims = graph.input[0].type.tensor_type.shape.dim if graph.input else []
+    if len(dims) != 4:
+        raise ValueError(f"{path}: the first input is not an image batch (NCHW)")
+    return dims[1].dim_value or 3

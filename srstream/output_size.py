@@ -26,10 +26,6 @@ class OutputSize:
         if self.outscale is not None and not self.outscale > 0:
             raise OutputSizeError(f"--outscale {self.outscale:g}: must be a positive factor")
 
-    @property
-    def is_default(self) -> bool:
-        return self.outscale is None and self.width is None and self.height is None
-
     def resolve(self, width: int, height: int, model_scale: int) -> tuple[int, int]:
         """The output (width, height) for a (width, height) input through a model of `model_scale`."""
         if self.outscale is not None:

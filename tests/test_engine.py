@@ -111,6 +111,34 @@ def test_grey_and_rgba_frames_and_torch_tensors():
     assert isinstance(y, torch.Tensor) and y.dtype == torch.uint8 and y.shape == (3, 3, 96, 96)
 
 
+def test_auto_picks_tensorrt_only_where_it_can_run_the_precision(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(backends, "tensorrt_available", lambda: True)
+    assert backends.resolve("auto") == backends.resolve("auto", "fp16") == "tensorrt"
+    assert backends.resolve("auto", "fp32") == backends.resolve("auto", "bf16") == "cuda"  # TensorRT is fp16 only
+
+
+def test_tensorrt_counts_only_a_runtime_that_imports_and_supports_the_gpu(monkeypatch):
+    pytest.importorskip("tensorrt_rtx")
+    from srstream.backends import tensorrt_build
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    runtime = tensorrt_build.find_runtime()
+    if not runtime.is_rtx:
+        pytest.skip("full TensorRT is installed here")
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a: (8, 6))
+    assert backends.tensorrt_available()  # an RTX 30xx
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a: (9, 0))
+    assert not backends.tensorrt_available()  # Hopper: not one of TensorRT-RTX's targets
+
+    def broken(prefer=None):
+        raise tensorrt_build.TensorRTError("no TensorRT here")
+
+    monkeypatch.setattr(tensorrt_build, "find_runtime", broken)  # e.g. PyPI's download stub
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a: (8, 6))
+    assert not backends.tensorrt_available()
+
+
 def test_auto_backend_choice_and_clear_errors(monkeypatch):
     expected = "tensorrt" if backends.tensorrt_available() else "cuda" if torch.cuda.is_available() else "cpu"
     assert backends.resolve("auto") == expected
@@ -162,12 +190,13 @@ def test_self_ensemble_maps_every_view_back():
     assert (ensemble - plain).abs().max() < 1e-5
 
 
-def test_a_through_plane_model_is_never_transposed():
+@pytest.mark.parametrize("training", [{"degradation": "slab", "thickness": 4}, {"degradation": "acquisition"}])
+def test_a_through_plane_model_is_never_transposed(training):
     x = real_frame(48)[:, :1]
-    slab = {"scale": 1, "training": {"degradation": "slab", "thickness": 4}}
+    card = {"scale": 1, "training": training}  # one ratio (mri-thick-x4) or any (mri-thick)
     fp32 = dict(backend="cpu", precision="fp32")
-    plain = Upscaler(ModelSpec(_VerticalBlur(), 1, 1, "blur", 1, slab), **fp32).upscale_tensor(x)
-    flips = Upscaler(ModelSpec(_VerticalBlur(), 1, 1, "blur", 1, slab), tta=True, **fp32).upscale_tensor(x)
+    plain = Upscaler(ModelSpec(_VerticalBlur(), 1, 1, "blur", 1, card), **fp32).upscale_tensor(x)
+    flips = Upscaler(ModelSpec(_VerticalBlur(), 1, 1, "blur", 1, card), tta=True, **fp32).upscale_tensor(x)
     assert (flips - plain).abs().max() < 1e-5  # only flips were used: they commute with a vertical blur
     all_views = Upscaler(ModelSpec(_VerticalBlur(), 1, 1, "blur", 1, {"scale": 1}), tta=True, **fp32)
     assert (all_views.upscale_tensor(x) - plain).abs().max() > 1e-3  # an ordinary model gets the transposes too

@@ -83,6 +83,17 @@ def test_export_cli_writes_an_engine_for_the_asked_profile_and_targets(tmp_path,
     assert "cannot target compute capability 9.0" in capsys.readouterr().err
 
 
+def test_an_engine_from_a_grey_onnx_takes_its_channels_from_the_graph(tmp_path, capsys):
+    grey = export_onnx(load_model("mri-x2"), tmp_path / "mri-x2-fp16.onnx", half=True)
+    out = tmp_path / "mri.engine"
+    assert main(["export", "-m", str(grey), "-f", "tensorrt", "-o", str(out), "--batch", "1",
+                 "--height", "16,64,128", "--width", "16,64,128", "--target", "8.6"]) == 0
+    assert out.stat().st_size > 10_000 and "(1, 1, 16, 16)" in capsys.readouterr().err
+    (tmp_path / "junk.onnx").write_text("not a model")
+    assert main(["export", "-m", str(tmp_path / "junk.onnx"), "-f", "tensorrt", "-o", str(tmp_path / "j.engine")]) == 1
+    assert "junk.onnx: not a readable ONNX model" in capsys.readouterr().err
+
+
 def test_exported_onnx_runs_in_onnxruntime_within_45_db_of_the_engine(tmp_path):
     import onnxruntime as ort
 

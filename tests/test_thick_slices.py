@@ -137,7 +137,9 @@ def test_srmed_reports_the_acquisition_and_takes_any_spacing(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--spacing", "1"], "use it with --through-plane"),
     (["--through-plane", "--spacing", "1", "--scale", "2"], "give one"),
-    (["--through-plane", "--spacing", "-1"], "must be positive"),
+    (["--through-plane", "--spacing", "-1"], "must be a positive number"),
+    (["--through-plane", "--slice-thickness", "inf"], "must be a positive number"),
+    (["--through-plane", "--self-supervised", "inf"], "SECONDS, auto or off"),
 ])
 def test_srmed_refuses_contradictory_slice_options(tmp_path, capsys, args, message):
     assert srmed(["upscale", str(HEAD), "-o", str(tmp_path / "out"), *args]) == 1

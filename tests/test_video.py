@@ -3,6 +3,7 @@ timestamps, audio passthrough, colour, 10-bit, odd sizes, sequences and every ki
 import json
 import shutil
 import subprocess
+from pathlib import Path
 
 import av
 import numpy as np
@@ -148,6 +149,13 @@ def test_existing_output_is_kept_and_input_untouched(tmp_path, capsys):
     assert out.read_bytes() == b"precious" and CLIP.read_bytes() == before
 
 
+def test_several_inputs_into_a_url_are_refused(tmp_path, capsys):
+    assert main(["upscale", str(CLIP), str(CLIP), "rtmp://127.0.0.1:9/live", "-m", "fast-x4", "-q"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "rtmp://127.0.0.1:9/live: several inputs need an output directory" in err and "\n" not in err
+    assert not Path("rtmp:").exists()
+
+
 def test_cli_json_stats_and_duration(tmp_path, capsys):
     out = tmp_path / "clip_x4.mkv"
     assert main(["upscale", str(CLIP), str(out), "-m", "fast-x4", "--backend", "cpu", "-t", "0.4", "--preset",
@@ -195,14 +203,19 @@ def test_batch_goes_on_past_a_bad_file_and_reports_it(short_clip, tmp_path, caps
     folder.mkdir()
     (folder / "good.mp4").write_bytes(short_clip.read_bytes())
     (folder / "broken.mp4").write_text("not a video")
+    (folder / "done.mp4").write_bytes(short_clip.read_bytes())
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "done_x4.mp4").write_text("an earlier result")  # without -y: refused, the rest go on
     code = main(["batch", str(folder), "-o", str(tmp_path / "out"), "-m", "fast-x4", "--backend", "cpu",
                  "--preset", "ultrafast", "-q", "--json"])
     assert code == 1
     report = json.loads(capsys.readouterr().out)
     by_name = {r["input"].split("/")[-1]: r for r in report}
     assert "cannot open" in by_name["broken.mp4"]["error"]
+    assert "already exists" in by_name["done.mp4"]["error"]
     assert by_name["good.mp4"]["frames_out"] == 25
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good_x4.mp4"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["done_x4.mp4", "good_x4.mp4"]
+    assert (tmp_path / "out" / "done_x4.mp4").read_text() == "an earlier result"
 
 
 @needs_ffmpeg

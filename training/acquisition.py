@@ -38,11 +38,6 @@ class Acquisition:
         """The same acquisition measured in units of `unit` (mm -> fine pixels of `unit` mm, say)."""
         return Acquisition(self.spacing / unit, self.thickness / unit, self.profile)
 
-    @property
-    def gap(self) -> float:
-        """Distance between neighbouring slices' edges (negative: they overlap)."""
-        return self.spacing - self.thickness
-
 
 def _box_weights(centres: np.ndarray, fine_n: int, thickness: float) -> np.ndarray:
     lo = np.arange(fine_n) - 0.5

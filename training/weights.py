@@ -76,6 +76,12 @@ def slab_thickness(card: dict[str, Any]) -> int:
     return 0
 
 
+def restores_thick_slices(card: dict[str, Any]) -> bool:
+    """A scale-1 model that restores thick slices interpolated onto a fine grid, for one ratio ('slab') or for any
+    ('acquisition'): its blur lies along one image axis, so it is never run on transposed slices."""
+    return card.get("scale") == 1 and card.get("training", {}).get("degradation") in ("slab", "acquisition")
+
+
 def resolve_model_path(name_or_path: str | Path) -> Path:
     """A shipped model's name, or a path, to an existing file path."""
     path = Path(name_or_path)

@@ -28,13 +28,20 @@ class BackendUnavailable(RuntimeError):
 
 
 def tensorrt_available() -> bool:
-    """A CUDA GPU is visible and TensorRT (full, or TensorRT-RTX for a GPU it supports) is installed."""
+    """A CUDA GPU is visible and a TensorRT that really imports (full, or TensorRT-RTX for a GPU it supports) is
+    installed: the same test the builder makes, so that 'auto' never picks a TensorRT that would then fail."""
     if not torch.cuda.is_available():
         return False
-    if importlib.util.find_spec("tensorrt") is not None:
-        return True
-    if importlib.util.find_spec("tensorrt_rtx") is None:
+    if importlib.util.find_spec("tensorrt") is None and importlib.util.find_spec("tensorrt_rtx") is None:
         return False
+    from srstream.backends.tensorrt_build import TensorRTError, find_runtime
+
+    try:
+        runtime = find_runtime()
+    except TensorRTError:  # PyPI's download stub, or libraries that fail to load
+        return False
+    if not runtime.is_rtx:
+        return True
     major, minor = torch.cuda.get_device_capability()
     return f"{major}.{minor}" in RTX_GPUS
 
@@ -43,12 +50,15 @@ def tensorrt_available() -> bool:
 RTX_GPUS = ("7.5", "8.0", "8.6", "8.9", "12.0", "12.1")
 
 
-def resolve(name: str) -> str:
-    """'auto' -> TensorRT where it imports and a GPU is present, else CUDA fp16, else CPU; others are checked."""
+def resolve(name: str, precision: str = "auto") -> str:
+    """'auto' -> TensorRT where it imports and a GPU is present (for fp16, its only precision), else CUDA, else
+    CPU; others are checked."""
     if name not in NAMES:
         raise BackendUnavailable(f"unknown backend {name!r}: use one of {', '.join(NAMES)}")
     if name == "auto":
-        return "tensorrt" if tensorrt_available() else "cuda" if torch.cuda.is_available() else "cpu"
+        if precision in ("auto", "fp16") and tensorrt_available():
+            return "tensorrt"
+        return "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():
         raise BackendUnavailable("backend 'cuda': torch sees no CUDA GPU here (use --backend cpu)")
     if name == "tensorrt" and not tensorrt_available():

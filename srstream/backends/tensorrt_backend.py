@@ -56,6 +56,7 @@ class TensorRTBackend:
         self.context.set_tensor_address(INPUT, x.data_ptr())
         self.context.set_tensor_address(OUTPUT, y.data_ptr())
         stream = torch.cuda.current_stream(self.device)
+        self._log.errors.clear()  # a failure reports its own reason, not an earlier one
         if not self.context.execute_async_v3(stream.cuda_stream):
             detail = self._log.errors[-1].splitlines()[0] if self._log.errors else "no reason given"
             raise TensorRTError(f"{self.runtime.name} execution failed ({detail})")

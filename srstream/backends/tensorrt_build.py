@@ -38,6 +38,7 @@ class Runtime:
 
     @property
     def is_rtx(self) -> bool:
+        """TensorRT for RTX (ahead-of-time builds for compute capabilities) rather than full TensorRT."""
         return self.name == "tensorrt-rtx"
 
 

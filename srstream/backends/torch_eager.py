@@ -59,7 +59,9 @@ class TorchBackend:
         self._graphs: OrderedDict[tuple[int, ...], _Graph | None] = OrderedDict()
         self.copy_stream = torch.cuda.Stream(self.device) if cuda else None
         if cuda:
-            torch.backends.cudnn.benchmark = True  # static shapes: the fastest algorithm is worth finding once
+            # Static shapes: the fastest algorithm is worth finding once. The flag is process-wide (torch has no
+            # per-module one), so other torch code in this process benchmarks its convolutions too.
+            torch.backends.cudnn.benchmark = True
 
     def upload(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.cuda.Event | None]:
         """Start copying a host batch to the device on the copy stream; returns it and the event marking the end

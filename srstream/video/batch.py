@@ -66,8 +66,18 @@ def run_batch(jobs: list[Job], workers: int = 1, ray_address: str | None = None,
     if ray_address is not None:
         return run_as_ray_tasks(run_job, jobs, ray_address, unit="video", progress=progress)
     from srstream.engine import Upscaler
-    from srstream.video.pipeline import Settings, upscale_many
+    from srstream.video.pipeline import Settings, check_output, upscale_many
 
+    refused = []
+    for job in jobs:  # an existing output is that file's error; the others still run
+        try:
+            check_output(job.source, job.output, job.overwrite)
+        except (FileExistsError, ValueError) as exc:
+            refused.append({"input": job.source, "output": job.output, "error": str(exc)})
+    order = {job.source: i for i, job in enumerate(jobs)}
+    jobs = [j for j in jobs if j.source not in {r["input"] for r in refused}]
+    if not jobs:
+        return refused
     first = jobs[0]
     try:
         upscaler = Upscaler(first.model, backend=first.backend, batch_size=first.batch, tta=first.tta,
@@ -77,9 +87,8 @@ def run_batch(jobs: list[Job], workers: int = 1, ray_address: str | None = None,
     settings = Settings(first.options, first.batch, output_size=first.output_size, live=False)
     stats = upscale_many([(j.source, j.output) for j in jobs], upscaler, settings, progress=progress,
                          overwrite=first.overwrite, concurrency=max(1, workers))
-    results = [s.to_dict() for s in stats]
+    results = refused + [s.to_dict() for s in stats]
     started = {r["input"] for r in results}
     results += [{"input": j.source, "output": j.output, "error": f"{j.source}: not started (interrupted)"}
                 for j in jobs if j.source not in started]
-    order = {job.source: i for i, job in enumerate(jobs)}
     return sorted(results, key=lambda r: order.get(r["input"], 0))

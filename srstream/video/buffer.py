@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import threading
 import time
+from typing import Callable
 
 from srstream.video.frames import Decoded
 
@@ -25,7 +26,7 @@ class FrameBuffer:
         self._lock = threading.Condition()
         self._wakeup = wakeup  # the scheduler's: told whenever something arrives
 
-    def put(self, item, stop: threading.Event) -> bool:
+    def put(self, item: object, stop: threading.Event) -> bool:
         """Append `item`; a file's decoder waits for room (False if stopped meanwhile), a live one never waits."""
         with self._lock:
             frames = sum(isinstance(i, Decoded) for i in self._items) if self.live else len(self._items)
@@ -52,33 +53,44 @@ class FrameBuffer:
             with self._wakeup:
                 self._wakeup.notify_all()
 
-    def head(self):
+    def head(self) -> object | None:
         """The first item, or None when empty."""
         with self._lock:
             return self._items[0] if self._items else None
 
-    def pop(self):
+    def pop(self) -> object:
         """Remove and return the first item (there must be one)."""
         with self._lock:
             item = self._items.popleft()
             self._lock.notify_all()
             return item
 
-    def drop_stale(self, oldest_capture: float) -> int:
-        """Drop leading frames captured before `oldest_capture` (time.monotonic() seconds); returns how many."""
-        count = 0
+    def pop_if(self, wanted: Callable[[object], bool]) -> object | None:
+        """Remove and return the first item if `wanted(item)`, else None; checked and taken under one lock, so a
+        live decoder dropping its oldest frame meanwhile cannot swap it for another."""
         with self._lock:
-            while self._items and isinstance(self._items[0], Decoded) and self._items[0].captured < oldest_capture:
-                self._items.popleft()
-                count += 1
-            self.dropped += count
-            if count:
-                self._lock.notify_all()
-        return count
+            if not self._items or not wanted(self._items[0]):
+                return None
+            item = self._items.popleft()
+            self._lock.notify_all()
+            return item
 
-    def __len__(self) -> int:
+    def drop_stale(self, oldest_capture: float) -> int:
+        """Drop the frames captured before `oldest_capture` (time.monotonic() seconds), but never the newest frame:
+        however slow the engine, it always has the latest frame to work on. Packets of other streams (a file's
+        audio, read live) stay, in order. Returns how many frames were dropped."""
         with self._lock:
-            return len(self._items)
+            frames = [item for item in self._items if isinstance(item, Decoded)]
+            stale = set()
+            for frame in frames[:-1]:  # in capture order: the first recent one ends the stale run
+                if frame.captured >= oldest_capture:
+                    break
+                stale.add(id(frame))
+            if stale:
+                self._items = collections.deque(item for item in self._items if id(item) not in stale)
+                self.dropped += len(stale)
+                self._lock.notify_all()
+        return len(stale)
 
 
 class CaptureClock:

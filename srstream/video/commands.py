@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Callable
 
 from srstream.engine import Upscaler
 from srstream.models import load_model
@@ -48,8 +49,11 @@ def _targets(inputs: list[str], out_dir: Path, suffix: str) -> list[tuple[str, P
     return jobs
 
 
-def cmd_video(args: argparse.Namespace, inputs: list[str], target: str, upscaler_for) -> int:
+def cmd_video(args: argparse.Namespace, inputs: list[str], target: str,
+              upscaler_for: Callable[[int], Upscaler]) -> int:
     """One video input into OUT (a file or a URL), or several (or one into an existing directory) into OUTDIR."""
+    if len(inputs) > 1 and is_url(target):
+        raise ValueError(f"{target}: several inputs need an output directory, not a URL")
     size = from_options(args.outscale, args.size)
     options = _options(args)
     several = len(inputs) > 1 or (not is_url(target) and Path(target).is_dir())

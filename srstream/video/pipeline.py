@@ -47,7 +47,8 @@ def output_name(source: str, suffix: str = ".mp4") -> str:
     return f"{re.sub(r'%0?[0-9]*d', 'N', stem)}{suffix}"
 
 
-def _check_output(source: str, output: str | Path, overwrite: bool, segment_time: float | None) -> None:
+def check_output(source: str, output: str | Path, overwrite: bool, segment_time: float | None = None) -> None:
+    """Raise if `output` exists (unless `overwrite`) or is the input itself: before any work starts."""
     if is_url(str(output)):
         return
     output = Path(output)
@@ -74,11 +75,11 @@ def _open_started(jobs: list[tuple[str, str | Path]], upscaler: Upscaler, settin
 def upscale_many(jobs: list[tuple[str, str | Path]], upscaler: Upscaler, settings: Settings,
                  progress: bool = True, overwrite: bool = False, concurrency: int = 0) -> list[Stats]:
     """Upscale every (input, output) pair through `upscaler`, batching across inputs: all at once, or
-    `concurrency` at a time (a new one starting as one ends). One failing input is reported in its Stats
-    (`error`) and the others go on. Ctrl-C or SIGTERM finishes every output with the frames so far (their Stats
-    say `interrupted`)."""
+    `concurrency` at a time (a new one starting as one ends). Every output is checked first (`check_output`
+    raises before any work); then one failing input is reported in its Stats (`error`) and the others go on.
+    Ctrl-C or SIGTERM finishes every output with the frames so far (their Stats say `interrupted`)."""
     for source, output in jobs:
-        _check_output(source, output, overwrite, settings.segment_time)
+        check_output(source, output, overwrite, settings.segment_time)
     for _, output in jobs:
         if not is_url(str(output)):
             Path(output).parent.mkdir(parents=True, exist_ok=True)
@@ -130,7 +131,7 @@ def upscale_video(source: str, output: str | Path, upscaler: Upscaler, options: 
     keeping timing, colour and the other streams. `output_size` (a factor or WxH) resamples the model's output;
     sizes a subsampled pixel format cannot hold are rounded to even, with a log line. `live` (default: for network
     streams) drops frames to keep latency within `max_latency` seconds. Raises on a failed input or output."""
-    _check_output(source, output, overwrite, segment_time)
+    check_output(source, output, overwrite, segment_time)
     settings = Settings(options or EncodeOptions(), batch, duration, retries, timeout_s, segment_time, output_size,
                         live, max_latency)
     wakeup = threading.Condition()

@@ -16,6 +16,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import av
 
@@ -91,6 +92,7 @@ class Stream:
 
     @property
     def active(self) -> bool:
+        """Still running: not finished, failed or closed."""
         return not self.finished
 
     def start(self) -> None:
@@ -99,12 +101,14 @@ class Stream:
             self.decoder.start()
 
     def passthrough(self, packet: av.Packet) -> None:
+        """Hand a packet of another stream (audio, subtitles) to the output's muxer, in demux order."""
         if self.encoder is None:
             self.early_packets.append(packet)  # before the first frame fixes the colour the sink cannot open
         else:
             self.encode_q.put(packet)
 
     def open_sink(self, first: Decoded, upscaler: Upscaler) -> None:
+        """Open the output and start its encoder, sized and coloured from the first frame."""
         colour = self.decoder.colour
         w, h = first.size
         options = self.settings.options
@@ -174,7 +178,8 @@ class Scheduler:
     `concurrency` inputs run at once (srstream batch)."""
 
     def __init__(self, streams: list[Stream], upscaler: Upscaler, settings: Settings,
-                 wakeup: threading.Condition, on_batch=None, waiting=None, concurrency: int = 0) -> None:
+                 wakeup: threading.Condition, on_batch: Callable[[Stream, int], None] | None = None,
+                 waiting: Callable[[], Stream | None] | None = None, concurrency: int = 0) -> None:
         self.streams, self.upscaler, self.settings, self.wakeup = streams, upscaler, settings, wakeup
         self.on_batch = on_batch or (lambda stream, n: None)
         self.batch_seconds = 0.0  # moving average of one engine call, for the live deadline
@@ -236,10 +241,10 @@ class Scheduler:
         group: list[tuple[Stream, Decoded]] = []
         for stream in ready:
             while len(group) < self.settings.batch:
-                head = stream.buffer.head()
-                if not isinstance(head, Decoded) or _kind(stream, head) != kind:
+                frame = stream.buffer.pop_if(lambda item: isinstance(item, Decoded) and _kind(stream, item) == kind)
+                if frame is None:
                     break
-                group.append((stream, stream.buffer.pop()))
+                group.append((stream, frame))
         return group
 
     def run(self) -> None:
@@ -261,7 +266,8 @@ class Scheduler:
                 self._upscale(group)
         except KeyboardInterrupt:
             for stream in self.streams:
-                stream.stats.interrupted = True
+                if stream.active:  # those already finished were complete
+                    stream.stats.interrupted = True
                 stream.stop.set()
             log.warning("srstream: interrupted; finishing the outputs with the frames so far")
             raise

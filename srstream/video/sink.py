@@ -9,6 +9,7 @@ from __future__ import annotations
 import collections
 import logging
 import os
+import re
 import queue
 import threading
 import time
@@ -27,6 +28,11 @@ NVENC_FALLBACK = {"h264_nvenc": "libx264", "hevc_nvenc": "libx265", "av1_nvenc":
 
 TEN_BIT = {"libx264": "yuv420p10le", "libx265": "yuv420p10le", "libsvtav1": "yuv420p10le",
            "libvpx-vp9": "yuv420p10le", "hevc_nvenc": "p010le"}
+
+
+def is_nvenc_preset(preset: str) -> bool:
+    """NVENC's presets are p1 (fastest) to p7; x264's names (placebo included) are not."""
+    return re.fullmatch(r"p[1-7]", preset) is not None
 
 
 @dataclass
@@ -114,7 +120,7 @@ class Sink:
         if fallback and not _encoder_opens(options.codec, size, choose_pix_fmt(options, colour)):
             log.warning("srstream: %s cannot open here (no NVENC: H100/H200 and machines without an NVIDIA GPU "
                         "have none); encoding with %s", options.codec, fallback)
-            options = EncodeOptions(fallback, options.crf, options.preset if not options.preset.startswith("p")
+            options = EncodeOptions(fallback, options.crf, options.preset if not is_nvenc_preset(options.preset)
                                     else "medium", options.pix_fmt)
         self.codec = options.codec
         try:
@@ -153,7 +159,7 @@ class Sink:
                 opts["g"] = str(max(1, round(float(rate) * (segment_time or 1.0))))
                 opts["sc_threshold"] = "0"
         elif options.codec.endswith("_nvenc"):
-            opts = {"cq": str(options.crf), "preset": options.preset if options.preset.startswith("p") else "p5"}
+            opts = {"cq": str(options.crf), "preset": options.preset if is_nvenc_preset(options.preset) else "p5"}
         video.options = opts
         return video
 

@@ -111,6 +111,8 @@ class Decoder(threading.Thread):
         self.clock = CaptureClock()
         self._paced_from: float | None = None
         self.container = open_input(source, timeout_s)
+        self._closing, self._closed = threading.Lock(), False
+        self._ended = self._close_on_exit = False
         self.stream = self.container.streams.video[0]
         self.stream.thread_type = "AUTO"
         self.colour: Colour | None = None
@@ -140,8 +142,10 @@ class Decoder(threading.Thread):
         if self.colour is None:
             self.colour = colour_of(frame)
             self.rotation = int(frame.rotation or 0)
-        pts = frame.pts if frame.pts is not None else (self._last_pts or -1) + 1
-        pts += self._offset
+        if frame.pts is not None:
+            pts = frame.pts + self._offset
+        else:  # no timestamp (the first frame after a reconnect, say): one frame period after the last one
+            pts = self._last_pts + self._frame_ticks() if self._last_pts is not None else self._offset
         if self._last_pts is not None and pts <= self._last_pts:
             pts = self._last_pts + self._frame_ticks()  # keep strictly monotonic (broken inputs, reconnects)
         if self._first_pts is None:
@@ -186,10 +190,17 @@ class Decoder(threading.Thread):
                     if not self.network or self.stop.is_set():
                         raise VideoInputError(f"{self.source}: read failed ({exc})") from None
                     self._reconnect(exc)
+                    if self.stop.is_set():  # stopped while reconnecting: an ending, not a failure
+                        break
         except BaseException as exc:  # handed to the engine's thread, which raises it
             self.error = exc
         finally:
             self._put(END)
+            with self._closing:
+                self._ended = True
+                close_now = self._close_on_exit
+            if close_now:  # the owner gave up waiting for this thread: close here, never under a running demux
+                self._close_container()
 
     def _reconnect(self, exc: BaseException) -> None:
         delay = 0.5
@@ -198,16 +209,18 @@ class Decoder(threading.Thread):
                 return
             log.warning("srstream: %s dropped (%s); reconnect %d/%d in %.1fs", self.source, exc, attempt,
                         self.retries, delay)
-            time.sleep(delay)
+            if self.stop.wait(delay):
+                return
+            self._close_container()
             try:
-                self.container.close()
-            except Exception:  # the old connection is dead anyway
-                pass
-            try:
-                self.container = open_input(self.source, self.timeout_s)
+                container = open_input(self.source, self.timeout_s)
             except VideoInputError:
                 delay = min(delay * 2, 8.0)
                 continue
+            with self._closing:
+                self.container, self._closed = container, False
+            if self.stop.is_set():
+                return
             self.stream = self.container.streams.video[0]
             self.stream.thread_type = "AUTO"
             self.reconnects += 1
@@ -217,9 +230,21 @@ class Decoder(threading.Thread):
             return
         raise VideoInputError(f"{self.source}: gave up after {self.retries} reconnects ({exc})")
 
+    def _close_container(self) -> None:
+        with self._closing:
+            if self._closed:
+                return
+            self._closed = True
+            try:
+                self.container.close()
+            except Exception:  # a dead connection may fail to close; it is gone either way
+                pass
+
     def close(self) -> None:
-        """Close the input (after the thread has ended)."""
-        try:
-            self.container.close()
-        except Exception:  # already closed by a failed reconnect
-            pass
+        """Close the input (its packets in the buffer are dead after this): now if the thread never ran or has
+        ended, else by the thread itself as it ends."""
+        with self._closing:
+            if self.ident is not None and not self._ended:
+                self._close_on_exit = True
+                return
+        self._close_container()

@@ -39,4 +39,5 @@ class Stats:
             self.latency_p95_s = round(float(np.percentile(seconds, 95)), 3)
 
     def to_dict(self) -> dict:
+        """The fields as a plain dict, as `--json` prints them."""
         return asdict(self)

@@ -3,14 +3,18 @@ latency and reconnects (live inputs), refreshed about once a second."""
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from tqdm import tqdm
+
+if TYPE_CHECKING:
+    from srstream.video.scheduler import Stream
 
 
 class StatusLines:
     """tqdm lines, one per stream (`streams` need .source, .decoder, .encoder, .buffer, .live, .total)."""
 
-    def __init__(self, streams: list, enabled: bool) -> None:
+    def __init__(self, streams: list[Stream], enabled: bool) -> None:
         self.streams = streams
         self.enabled = enabled
         self.bars = {}
@@ -22,7 +26,7 @@ class StatusLines:
                                          desc="upscaling" if len(streams) == 1 else label, position=i,
                                          disable=not enabled, dynamic_ncols=True, leave=True)
 
-    def update(self, stream, frames: int) -> None:
+    def update(self, stream: Stream, frames: int) -> None:
         """`frames` more of `stream` went through the engine."""
         bar = self.bars.get(id(stream))
         if bar is None:
@@ -34,7 +38,7 @@ class StatusLines:
             for s in self.streams:
                 self.bars[id(s)].set_postfix_str(self.line(s), refresh=True)
 
-    def line(self, stream) -> str:
+    def line(self, stream: Stream) -> str:
         """'in 25.0 fps, out 8.1 fps, dropped 120, latency 1.7 s, reconnects 0' (live) or '' (files)."""
         if stream.decoder is None or not getattr(stream, "live", False):
             return ""

@@ -33,10 +33,8 @@ class Layout:
 
     @property
     def dtype(self) -> np.dtype:
+        """The numpy type of one sample: uint8, or little-endian uint16 for 9 to 16 bits."""
         return np.dtype(np.uint8 if self.bits <= 8 else "<u2")
-
-    def chroma_size(self, width: int, height: int) -> tuple[int, int]:
-        return width >> self.sub_x, height >> self.sub_y
 
 
 def layout_of(pix_fmt: str, width: int = 2, height: int = 2) -> Layout | None:
@@ -48,7 +46,7 @@ def layout_of(pix_fmt: str, width: int = 2, height: int = 2) -> Layout | None:
         return None
     comps = fmt.components
     name = fmt.name
-    if not name.startswith(("yuv", "yuvj", "nv12")) or len(comps) != 3 or fmt.has_palette:
+    if not name.startswith(("yuv", "nv12")) or len(comps) != 3 or fmt.has_palette:
         return None
     if name.startswith(("yuva", "yuyv", "uyvy")) or (name.endswith("be") and comps[0].bits > 8):
         return None
