@@ -9,13 +9,13 @@ grey models were trained), then brought back by `medical.slicewise.upscale_in_pl
 volume is cropped so those axes divide by r. Through-plane: thick slices of each `--acquisitions` entry (spacing and
 thickness in mm, box or Gaussian profile; `4x4` on a 1 mm volume is 4 neighbouring slices averaged) are simulated
 along `--axis` (`medical.thick`), then that axis is brought back to the volume's own spacing by
-`medical.slicewise.upscale_through_plane` and by cubic interpolation. With `--self-supervised SECONDS`, each
-through-plane model is also fine-tuned for that long on the thick volume's own sharp in-plane slices
-(`medical.self_supervised`, as `srmed --self-supervised`: a through-plane model learns the acquisition, an x r
-model learns x r; the original volume is never seen) and measured again. With `--tta` every model also runs as the
-engine's self-ensemble (`srmed --tta`) and is measured again. Each is compared with the original volume: PSNR over
-all voxels with the original's maximum as peak, and SSIM (torchmetrics, Gaussian 11x11) averaged over the slices
-perpendicular to `--axis`.
+`medical.slicewise.upscale_through_plane` and by cubic interpolation. With `--self-supervised SECONDS`, each model
+is also fine-tuned for that long on the degraded volume itself (`medical.self_supervised`, as `srmed
+--self-supervised`) and measured again: in-plane, x r on its own shrunk slices; through-plane, on its sharp
+in-plane slices (a through-plane model learns the acquisition, an x r model learns x r). The original volume is
+never seen. With `--tta` every model also runs as the engine's self-ensemble (`srmed --tta`) and is measured again.
+Each is compared with the original volume: PSNR over all voxels with the original's maximum as peak, and SSIM
+(torchmetrics, Gaussian 11x11) averaged over the slices perpendicular to `--axis`.
 """
 from __future__ import annotations
 
@@ -81,8 +81,11 @@ def compare(task: str, upscaler: Upscaler, small: np.ndarray, sr: np.ndarray, hr
     return out
 
 
-def in_plane(volume: Volume, model: str, axis: int, backend: str, tta: bool = False, precision: str = "auto") -> dict:
-    """Shrink each slice x r (MATLAB bicubic), then model vs cubic back to the original."""
+def in_plane(volume: Volume, model: str, axis: int, backend: str, tta: bool = False, precision: str = "auto",
+             self_supervised: float = 0.0) -> dict:
+    """Shrink each slice x r (MATLAB bicubic), then model vs cubic back to the original; with `self_supervised`
+    seconds, the model is first tuned x r on the shrunk volume's own slices (zero-shot, as `srmed
+    --self-supervised` in-plane)."""
     upscaler = Upscaler(model, backend=backend, tile=None, batch_size=16, tta=tta, precision=precision)
     r = upscaler.scale
     factors = tuple(1 if a == axis else r for a in range(3))
@@ -91,9 +94,17 @@ def in_plane(volume: Volume, model: str, axis: int, backend: str, tta: bool = Fa
     lr = np.moveaxis(bicubic_downsample(slices, r)[:, 0].double().numpy(), 0, axis)
     small = Volume(lr, volume.affine, volume.source, volume.dtype)
     started = time.perf_counter()
+    tuning = None
+    if self_supervised:
+        spec, tuning = fine_tune(upscaler.spec, small, axis=axis, seconds=self_supervised, device=upscaler.device,
+                                 max_patches=ECLARE_PATCHES if upscaler.device.type == "cuda" else None)
+        upscaler = Upscaler(spec, backend=backend, tile=None, batch_size=16, tta=tta, precision=precision)
     sr = upscale_in_plane(small, upscaler, axis=axis, progress=False).data
-    return compare(f"in-plane x{r}", upscaler, lr, sr, hr, cubic_upscale(lr, factors), time.perf_counter() - started,
-                   axis)
+    row = compare(f"in-plane x{r}", upscaler, lr, sr, hr, cubic_upscale(lr, factors), time.perf_counter() - started,
+                  axis)
+    if tuning is not None:
+        row["self_supervised"] = tuning
+    return row
 
 
 def parse_acquisition(text: str) -> Acquisition:
@@ -146,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", default="auto")
     parser.add_argument("--precision", default="auto", help="comma list: each model is measured in each")
     parser.add_argument("--self-supervised", type=float, default=0.0, metavar="SECONDS",  # on a GPU: 1M patches at most
-                        help="also measure each through-plane model fine-tuned this long on the thick volume itself")
+                        help="also measure each model fine-tuned this long on the degraded volume itself")
     parser.add_argument("--tta", action="store_true", help="also measure each model as a self-ensemble")
     parser.add_argument("--plain", action=argparse.BooleanOptionalAction, default=True,
                         help="measure each model without the self-ensemble too (--no-plain: only with --tta)")
@@ -157,8 +168,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--no-plain leaves nothing to measure without --tta")
     volume = read_nifti(args.volume)
     precisions = args.precision.split(",")
-    results = [in_plane(volume, m, args.axis, args.backend, tta, p) for m in args.in_plane.split(",") if m
-               for tta in modes for p in precisions]
+    results = []
+    for model in filter(None, args.in_plane.split(",")):
+        for tta in modes:
+            for p in precisions:
+                results.append(in_plane(volume, model, args.axis, args.backend, tta, p))
+                if args.self_supervised:
+                    results.append(in_plane(volume, model, args.axis, args.backend, tta, p, args.self_supervised))
     acquisitions = [parse_acquisition(a) for a in args.acquisitions.split(",") if a]
     for model in filter(None, args.through_plane.split(",")):
         for acquisition in acquisitions:

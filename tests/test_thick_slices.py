@@ -134,6 +134,22 @@ def test_srmed_reports_the_acquisition_and_takes_any_spacing(tmp_path):
     assert read_nifti(tmp_path / "b" / "thick.nii.gz").shape == (64, 64, 30)
 
 
+def test_srmed_self_supervised_tunes_each_kind_of_model_for_its_own_task(tmp_path):
+    # In-plane x2 (zero-shot on the volume's own slices), an x2 model through-plane (x2 as SMORE did), and the
+    # any-ratio model (the acquisition): each tunes, runs and reports; the thickness only on the slice axis.
+    runs = {"in": [], "x2": ["--through-plane", "--scale", "2", "-m", "mri-x2"],
+            "thick": ["--through-plane", "--spacing", "0.8", "--axis", "0"]}
+    for name, extra in runs.items():
+        assert srmed(["upscale", str(HEAD), "-o", str(tmp_path / name), "--self-supervised", "2", "-q",
+                      *extra]) == 0, name
+        report = json.loads((tmp_path / name / "t1_head_crop.json").read_text())
+        assert report["self_supervised"]["steps"] > 0, name
+    assert report["self_supervised"]["acquisition_px"] is not None  # the any-ratio model learnt the acquisition
+    assert report["slice_axis"]["thickness_from"].startswith("the slice spacing")
+    assert read_nifti(tmp_path / "in" / "t1_head_crop.nii.gz").shape == (128, 128, 32)
+    assert read_nifti(tmp_path / "x2" / "t1_head_crop.nii.gz").shape == (64, 64, 64)
+
+
 @pytest.mark.parametrize("args, message", [
     (["--spacing", "1"], "use it with --through-plane"),
     (["--through-plane", "--spacing", "1", "--scale", "2"], "give one"),
