@@ -31,6 +31,30 @@ def times_of(path) -> list[float]:
         return [float(f.pts * v.time_base) for f in c.decode(video=0)]
 
 
+def writing(out_dir, camera: Camera, timeout: float = 90) -> bool:
+    """Wait until srstream writes `camera`'s output (its partial file appears): start-up (torch, the model, the
+    RTSP handshake) takes seconds, more on a cold machine, so outages are timed from there."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if out_dir.is_dir() and any(f"_{camera.port}_" in p.name for p in out_dir.iterdir()):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def after_writing(out_dir, camera: Camera, *steps) -> threading.Thread:
+    """In the background, once `camera` is being written: each (seconds, action) in turn."""
+    def run() -> None:
+        if writing(out_dir, camera):
+            for seconds, action in steps:
+                time.sleep(seconds)
+                action()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
 @pytest.fixture
 def cameras(tmp_path):
     made: list[Camera] = []
@@ -90,8 +114,8 @@ def test_two_cameras_one_process_into_one_directory(cameras, tmp_path):
 
 def test_a_camera_lost_for_good_is_reported_while_the_other_finishes(cameras, tmp_path):
     lost, steady = cameras(), cameras()
-    threading.Timer(2.0, lost.kill).start()
     out = tmp_path / "site"
+    after_writing(out, lost, (1.0, lost.kill))
     run, _ = srstream(lost.url, steady.url, str(out), "-m", "fast-x4", "-t", "5", "--retries", "1", "--timeout",
                       "1", "--json")
     assert run.returncode == 1
@@ -104,15 +128,8 @@ def test_a_camera_lost_for_good_is_reported_while_the_other_finishes(cameras, tm
 
 def test_one_camera_reconnects_while_the_other_keeps_running(cameras, tmp_path):
     flaky, steady = cameras(), cameras()
-
-    def outage() -> None:
-        time.sleep(1.5)
-        flaky.kill()
-        time.sleep(1.0)
-        flaky.start()
-
-    threading.Thread(target=outage, daemon=True).start()
     out = tmp_path / "site"
+    after_writing(out, flaky, (1.0, flaky.kill), (1.0, flaky.start))
     run, _ = srstream(flaky.url, steady.url, str(out), "-m", "fast-x4", "-t", "5", "--retries", "10", "--timeout",
                       "1", "--json")
     assert run.returncode == 0, run.stderr
@@ -131,7 +148,8 @@ def test_ctrl_c_leaves_every_output_playable(cameras, tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "srstream.cli", "upscale", a.url, b.url, str(out), "-m",
                              "fast-x4", "-q"], cwd=ROOT, stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    time.sleep(6)  # connected and writing (start-up takes a few seconds)
+    assert writing(out, a) and writing(out, b)
+    time.sleep(1.5)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
