@@ -238,14 +238,20 @@ class Scheduler:
         # The oldest waiting frame decides the kind of this call; frames of that kind from other inputs ride along.
         ready.sort(key=lambda s: s.buffer.head().captured)
         kind = _kind(ready[0], ready[0].buffer.head())
-        group: list[tuple[Stream, Decoded]] = []
-        for stream in ready:
-            while len(group) < self.settings.batch:
+        # One frame from each input in turn, so that every camera gets its share of a busy engine.
+        taken: dict[Stream, list[Decoded]] = {stream: [] for stream in ready}
+        open_streams, count = list(ready), 0
+        while open_streams and count < self.settings.batch:
+            for stream in list(open_streams):
+                if count == self.settings.batch:
+                    break
                 frame = stream.buffer.pop_if(lambda item: isinstance(item, Decoded) and _kind(stream, item) == kind)
                 if frame is None:
-                    break
-                group.append((stream, frame))
-        return group
+                    open_streams.remove(stream)
+                else:
+                    taken[stream].append(frame)
+                    count += 1
+        return [(stream, frame) for stream in ready for frame in taken[stream]]
 
     def run(self) -> None:
         for stream in self.streams:
