@@ -15,7 +15,7 @@ from srstream.engine import BACKENDS, EngineError, Upscaler
 from srstream.images import IMAGE_SUFFIXES, ImageError, read_image, write_image
 from srstream.output_size import OutputSizeError, from_options
 from srstream.ray_tasks import RayUnavailable
-from training.weights import ModelLoadError, shipped_models, slab_thickness
+from training.weights import ModelLoadError, restores_thick_slices, shipped_models, slab_thickness
 
 
 def _jobs(src: Path, dst: Path) -> list[tuple[Path, Path]]:
@@ -107,7 +107,7 @@ def cmd_models(args: argparse.Namespace) -> int:
                             for k, v in evals.items())
         # A slab model keeps the image size; it refines thick slices by its thickness (used through-plane).
         thickness = slab_thickness(card)
-        any_ratio = card.get("training", {}).get("degradation") == "acquisition"  # through-plane, any ratio
+        any_ratio = restores_thick_slices(card) and not thickness  # through-plane, any ratio
         scale = "x*t" if any_ratio else f"x{thickness}t" if thickness else f"x{card['scale']}"
         print(f"{name:<16} {card['architecture']:<10} {scale:<4} {card['channels']}ch  {figures}")
     return 0
@@ -146,8 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="srstream", description="SRGAN super-resolution for images and video")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    up = sub.add_parser("upscale", usage="%(prog)s [options] IN [IN ...] OUT", help="upscale a video file, image sequence (frame_%%04d.png), rtsp:// stream, "
-                                        "an image, or a directory of images into a directory of PNGs")
+    up = sub.add_parser("upscale", usage="%(prog)s [options] IN [IN ...] OUT",
+                        help="upscale a video file, image sequence (frame_%%04d.png), rtsp:// stream, an image, or "
+                        "a directory of images into a directory of PNGs")
     up.add_argument("paths", nargs="+", metavar="PATH",
                     help="inputs, then OUT: a file, a URL to push to (rtsp://, rtmp://, udp://, srt://), or a "
                     "directory (for an image directory, or several video inputs: NAME.mp4, cam_HOST_PORT_PATH.mp4)")

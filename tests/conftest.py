@@ -11,6 +11,15 @@ DATA = ROOT / "tests" / "data"
 EXAMPLES = ROOT / "examples"
 
 
+def times_of(path: str | Path) -> list[float]:
+    """The presentation times (seconds) of every decoded frame of a video's first video stream."""
+    import av
+
+    with av.open(str(path)) as c:
+        v = c.streams.video[0]
+        return [float(f.pts * v.time_base) for f in c.decode(video=0)]
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on (for a server a test starts, or to find nobody there)."""
     with socket.socket() as s:

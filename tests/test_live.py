@@ -8,12 +8,11 @@ import sys
 import threading
 import time
 
-import av
 import numpy as np
 import pytest
 
 from cameras import Camera, camera_clip, needs_rtsp
-from conftest import ROOT
+from conftest import ROOT, times_of
 
 pytestmark = needs_rtsp
 
@@ -23,12 +22,6 @@ def srstream(*args: str, timeout: float = 120) -> tuple[subprocess.CompletedProc
     run = subprocess.run([sys.executable, "-m", "srstream.cli", "upscale", *args], capture_output=True, text=True,
                          cwd=ROOT, timeout=timeout)
     return run, time.monotonic() - started
-
-
-def times_of(path) -> list[float]:
-    with av.open(str(path)) as c:
-        v = c.streams.video[0]
-        return [float(f.pts * v.time_base) for f in c.decode(video=0)]
 
 
 def writing(out_dir, camera: Camera, timeout: float = 90) -> bool:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 import torch
@@ -78,8 +77,9 @@ def _keys(x: np.ndarray, a: float = -0.75) -> np.ndarray:
                     np.where(ax < 2, a * ax ** 3 - 5 * a * ax ** 2 + 8 * a * ax - 4 * a, 0.0))
 
 
-@lru_cache(maxsize=128)
-def _cubic_cached(n_in: int, positions: tuple[float, ...]) -> np.ndarray:
+def cubic_matrix(n_in: int, positions: np.ndarray) -> np.ndarray:
+    """(len(positions), n_in): cubic interpolation of n_in samples at fractional sample indices `positions`;
+    equal to torch's bicubic (align_corners=False) at the positions an integer upscale uses."""
     pos = np.asarray(positions, dtype=np.float64)
     base = np.floor(pos).astype(np.int64)
     matrix = np.zeros((len(pos), n_in))
@@ -88,12 +88,6 @@ def _cubic_cached(n_in: int, positions: tuple[float, ...]) -> np.ndarray:
         idx = base + tap
         np.add.at(matrix, (rows, np.clip(idx, 0, n_in - 1)), _keys(pos - idx))
     return matrix
-
-
-def cubic_matrix(n_in: int, positions: np.ndarray) -> np.ndarray:
-    """(len(positions), n_in): cubic interpolation of n_in samples at fractional sample indices `positions`;
-    equal to torch's bicubic (align_corners=False) at the positions an integer upscale uses."""
-    return _cubic_cached(n_in, tuple(float(p) for p in np.asarray(positions, dtype=np.float64)))
 
 
 def target_grid(n: int, spacing: float, target: float) -> tuple[int, np.ndarray]:
@@ -106,12 +100,16 @@ def target_grid(n: int, spacing: float, target: float) -> tuple[int, np.ndarray]
     return m, positions
 
 
+def _centres(n: int, spacing: float, first: float) -> np.ndarray:
+    """Thick slice centres first, first + spacing, ... while they lie on a fine grid of n pixels."""
+    return first + spacing * np.arange(int(math.floor((n - 1 - first) / spacing)) + 1)
+
+
 def simulate(fine: torch.Tensor, acquisition: Acquisition, first: float = 0.0, dim: int = -2) -> torch.Tensor:
     """Thick slices of `fine` along `dim`: centred at first, first + spacing, ... (fine pixel units) while they lie
     on the grid."""
     n = fine.shape[dim]
-    count = int(math.floor((n - 1 - first) / acquisition.spacing)) + 1
-    centres = first + acquisition.spacing * np.arange(count)
+    centres = _centres(n, acquisition.spacing, first)
     w = torch.from_numpy(profile_matrix(n, centres, acquisition)).to(fine.device, fine.dtype)
     return torch.movedim(torch.tensordot(w, torch.movedim(fine, dim, 0), dims=1), 0, dim)
 
@@ -120,10 +118,9 @@ def degrade(hr: torch.Tensor, acquisition: Acquisition, first: float = 0.0) -> t
     """(N, C, H, W) -> the same size: thick slices along H (`simulate`), then cubic interpolation back onto the H
     rows, which is what through-plane inference starts from."""
     h = hr.shape[-2]
-    count = int(math.floor((h - 1 - first) / acquisition.spacing)) + 1
-    centres = first + acquisition.spacing * np.arange(count)
+    centres = _centres(h, acquisition.spacing, first)
     down = profile_matrix(h, centres, acquisition)
-    up = cubic_matrix(count, (np.arange(h) - first) / acquisition.spacing)
+    up = cubic_matrix(len(centres), (np.arange(h) - first) / acquisition.spacing)
     w = torch.from_numpy(up @ down).to(hr.device, hr.dtype)  # one (H, H) matrix: down and back up
     return torch.einsum("ij,ncjw->nciw", w, hr)
 

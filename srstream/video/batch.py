@@ -75,7 +75,8 @@ def run_batch(jobs: list[Job], workers: int = 1, ray_address: str | None = None,
         except (FileExistsError, ValueError) as exc:
             refused.append({"input": job.source, "output": job.output, "error": str(exc)})
     order = {job.source: i for i, job in enumerate(jobs)}
-    jobs = [j for j in jobs if j.source not in {r["input"] for r in refused}]
+    refused_inputs = {r["input"] for r in refused}
+    jobs = [j for j in jobs if j.source not in refused_inputs]
     if not jobs:
         return refused
     first = jobs[0]

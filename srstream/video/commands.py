@@ -12,7 +12,7 @@ from srstream.engine import Upscaler
 from srstream.models import load_model
 from srstream.output_size import from_options
 from srstream.video.batch import Job, collect_inputs, run_batch
-from srstream.video.pipeline import Settings, output_name, upscale_many, upscale_video
+from srstream.video.pipeline import Settings, check_output, output_name, upscale_many, upscale_video
 from srstream.video.sink import EncodeOptions, is_url
 from srstream.video.stats import Stats
 
@@ -59,14 +59,12 @@ def cmd_video(args: argparse.Namespace, inputs: list[str], target: str,
     several = len(inputs) > 1 or (not is_url(target) and Path(target).is_dir())
     if not several:
         out = target if is_url(target) else Path(target)
-        if isinstance(out, Path) and out.exists() and not args.overwrite:
-            raise FileExistsError(f"{out}: already exists (use -y/--overwrite to replace it)")
+        jobs = [(inputs[0], out)]
     else:
         suffix = args.format if args.format.startswith(".") else f".{args.format}"
         jobs = _targets(inputs, Path(target), suffix)
-        for _, path in jobs:
-            if path.exists() and not args.overwrite:
-                raise FileExistsError(f"{path}: already exists (use -y/--overwrite to replace it)")
+    for source, path in jobs:  # before the model loads
+        check_output(source, path, args.overwrite, args.segment_time)
     upscaler: Upscaler = upscaler_for(args.batch)
     if not args.quiet:
         print(f"srstream: {upscaler.spec.name} x{upscaler.scale} on {upscaler.label}", file=sys.stderr)

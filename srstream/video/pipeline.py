@@ -15,6 +15,7 @@ import re
 import signal
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 from urllib.parse import urlsplit
@@ -104,12 +105,9 @@ def upscale_many(jobs: list[tuple[str, str | Path]], upscaler: Upscaler, setting
 
     scheduler = Scheduler(first, upscaler, settings, wakeup, on_batch=status.update,
                           waiting=waiting if limit < len(jobs) else None, concurrency=limit)
-    main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.getsignal(signal.SIGTERM) if main_thread else None
-    if previous is not None:
-        signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
-        scheduler.run()
+        with _sigterm_as_interrupt():
+            scheduler.run()
     except KeyboardInterrupt:
         pass  # every stream is finished and marked interrupted
     finally:
@@ -117,8 +115,6 @@ def upscale_many(jobs: list[tuple[str, str | Path]], upscaler: Upscaler, setting
         if overall is not None:
             overall.n = len(jobs)
             overall.close()
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
     return [s.stats for s in scheduler.streams]
 
 
@@ -142,19 +138,14 @@ def upscale_video(source: str, output: str | Path, upscaler: Upscaler, options: 
         Path(output).parent.mkdir(parents=True, exist_ok=True)
     status = StatusLines([stream], progress)
     scheduler = Scheduler([stream], upscaler, settings, wakeup, on_batch=status.update)
-    main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.getsignal(signal.SIGTERM) if main_thread else None
-    if previous is not None:
-        signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
-        scheduler.run()
+        with _sigterm_as_interrupt():
+            scheduler.run()
     except KeyboardInterrupt:
         if stream.stats.frames_out == 0:  # interrupted before the first frame: an empty file would not play
             raise
     finally:
         status.close()
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
     if stream.exception is not None:
         raise stream.exception
     if stream.stats.error is not None:
@@ -210,5 +201,19 @@ def iter_upscaled(source: str, upscaler: Upscaler, batch: int = 4, duration: flo
         decoder.close()
 
 
-def _raise_interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a service manager stopping us) finishes the outputs as Ctrl-C does; only the main thread can
+    install a handler, so elsewhere nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

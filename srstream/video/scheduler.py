@@ -26,7 +26,7 @@ from srstream.video.buffer import FrameBuffer
 from srstream.video.frames import Decoded, Upscaled, to_device_rgb
 from srstream.video.sink import END as ENCODER_END
 from srstream.video.sink import EncodeOptions, Encoder, Sink, choose_pix_fmt, subsampled_axes
-from srstream.video.source import END, Decoder, VideoInputError
+from srstream.video.source import END, Decoder, VideoInputError, is_live
 from srstream.video.stats import Stats
 
 log = logging.getLogger("srstream.video")
@@ -69,8 +69,6 @@ class Stream:
         self.exception: BaseException | None = None
         self.latencies: collections.deque = collections.deque(maxlen=LATENCY_SAMPLES)
         try:
-            from srstream.video.source import is_live
-
             live = is_live(source) if settings.live is None else settings.live
             # A live buffer holds what max_latency allows at up to 60 fps; a file's, a few batches.
             capacity = int(60 * settings.max_latency) + settings.batch if live else settings.batch * 3

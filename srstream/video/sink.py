@@ -9,8 +9,8 @@ from __future__ import annotations
 import collections
 import logging
 import os
-import re
 import queue
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -299,7 +299,7 @@ class Encoder(threading.Thread):
                     done = time.monotonic()
                     self.lag = 0.9 * self.lag + 0.1 * (done - item.queued) if self.written > 1 else done - item.queued
                     if self.latencies is not None:
-                        self.last_latency = time.monotonic() - item.captured
+                        self.last_latency = done - item.captured
                         self.latencies.append(self.last_latency)
                 else:
                     self.sink.mux_packet(item)
