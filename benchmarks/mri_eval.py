@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from medical.cli import ECLARE_PATCHES  # noqa: E402
 from medical.nifti import read_nifti  # noqa: E402
 from medical.self_supervised import fine_tune  # noqa: E402
-from medical.slicewise import (cubic_upscale, is_through_plane_model, resample_axis, upscale_in_plane,  # noqa: E402
+from medical.slicewise import (cubic_upscale, resample_axis, upscale_in_plane,  # noqa: E402
                                upscale_through_plane)
 from medical.thick import thicken  # noqa: E402
 from medical.volume import Volume  # noqa: E402
@@ -125,7 +125,7 @@ def through_plane(volume: Volume, model: str, axis: int, backend: str, acquisiti
     started = time.perf_counter()
     tuning = None
     if self_supervised:
-        learns = is_through_plane_model(upscaler.spec)  # else an x r model learns x r (SMORE)
+        learns = upscaler.spec.descriptor.through_plane  # else an x r model learns x r (SMORE)
         spec, tuning = fine_tune(upscaler.spec, small, axis=axis, seconds=self_supervised,
                                  acquisition=acquisition if learns else None, target=fine if learns else None,
                                  device=upscaler.device,

@@ -41,7 +41,7 @@ class Engines:
 
 
 def _rgb_models() -> list[str]:
-    return [name for name, card in shipped_models().items() if card["channels"] == 3]
+    return [name for name, card in shipped_models().items() if card.channels == 3]
 
 
 def _default(models: list[str], preferred: str) -> str | None:
@@ -213,7 +213,7 @@ def medical_tab(engines: Engines, settings: Settings) -> None:
     from medical.dicom_read import find_series, read_series
     from medical.dicom_write import write_dicom_series
     from medical.nifti import is_nifti, read_nifti, write_nifti
-    from medical.slicewise import through_plane_factor, upscale_in_plane, upscale_through_plane
+    from medical.slicewise import upscale_in_plane, upscale_through_plane
 
     def load(path: str):
         if is_nifti(path):
@@ -235,7 +235,7 @@ def medical_tab(engines: Engines, settings: Settings) -> None:
             up = engines.get(model)
             if mode == "through-plane":
                 # No target given: the model's own factor, or x4 for a model that takes any ratio.
-                target = spacing or volume.spacing[int(axis)] / (through_plane_factor(up) or 4)
+                target = spacing or volume.spacing[int(axis)] / (up.spec.descriptor.through_plane_factor or 4)
                 result = upscale_through_plane(volume, up, axis=int(axis), progress=True, spacing=target)
             else:
                 result = upscale_in_plane(volume, up, axis=int(axis), progress=True)

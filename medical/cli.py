@@ -85,7 +85,6 @@ def default_model(scale: float, through_plane: bool) -> str:
 def acquisition_of(volume: Volume, args: argparse.Namespace, upscaler: Upscaler) -> dict:
     """The slice axis as acquired and as asked for: spacing and thickness (mm), target spacing, slice profile."""
     from medical.profile import choose_profile
-    from medical.slicewise import through_plane_factor
 
     spacing = volume.spacing[args.axis]
     # SliceThickness describes the DICOM slice axis, which the reader puts last; other axes have none.
@@ -96,8 +95,8 @@ def acquisition_of(volume: Volume, args: argparse.Namespace, upscaler: Upscaler)
     if args.spacing:
         target = args.spacing
     else:
-        factor = args.scale if args.scale_given or not through_plane_factor(upscaler) else \
-            through_plane_factor(upscaler)
+        factor = args.scale if args.scale_given or not upscaler.spec.descriptor.through_plane_factor else \
+            upscaler.spec.descriptor.through_plane_factor
         target = spacing / factor
     profile, evidence = choose_profile(volume, args.axis, spacing, thickness, args.profile)
     return {"spacing_mm": round(spacing, 6), "thickness_mm": round(float(thickness), 6),
@@ -155,10 +154,9 @@ def process(task: Task, args: argparse.Namespace, upscaler: Upscaler) -> dict:
         from medical.self_supervised import fine_tune
         from srstream.engine import Upscaler
 
-        from medical.slicewise import is_through_plane_model
 
         # A through-plane model learns this acquisition; an x r model (in-plane or through-plane) learns x r.
-        learns_acquisition = plan is not None and is_through_plane_model(upscaler.spec)
+        learns_acquisition = plan is not None and upscaler.spec.descriptor.through_plane
         acquisition = Acquisition(plan["spacing_mm"], plan["thickness_mm"], plan["profile"]) \
             if learns_acquisition else None
         seconds, patches = budget
@@ -272,7 +270,6 @@ def main(argv: list[str] | None = None) -> int:
     except ModuleNotFoundError as exc:
         print(f"srmed: error: {exc.name} is missing: pip install 'srstream[medical]'", file=sys.stderr)
         return 1
-    from medical.slicewise import is_through_plane_model
     from srstream.engine import EngineError, Upscaler
     from training.weights import ModelLoadError
 
@@ -301,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
         args.model = args.model or default_model(args.scale, args.through_plane)  # also what Ray workers load
         upscaler = Upscaler(args.model, backend=args.backend, batch_size=args.batch, tta=args.tta,
                             precision=args.precision)
-        if is_through_plane_model(upscaler.spec) and not args.through_plane:
+        if upscaler.spec.descriptor.through_plane and not args.through_plane:
             raise VolumeError(f"model {upscaler.spec.name} restores thick slices: use it with --through-plane")
         if not args.through_plane and upscaler.scale != args.scale:
             raise VolumeError(f"model {upscaler.spec.name} is x{upscaler.scale}, asked for --scale {args.scale:g}")

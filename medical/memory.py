@@ -1,25 +1,12 @@
 """Will an upscaled volume fit? Checked before any work, so a huge volume fails at once with a clear reason."""
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 from medical.volume import VolumeError
+from srstream.memory import available_memory
 
 # Working arrays per output voxel while a volume is upscaled: the float64 result, its cubic twin for the fallback,
 # the network's float32 output, the fused float64 and the cast output (through-plane keeps two float32 estimates).
 BYTES_PER_OUTPUT_VOXEL = 40
-
-
-def available_bytes() -> int:
-    """Memory the kernel says a new allocation can get without swapping (MemAvailable), else physical memory."""
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
 def check_fits(source: str, shape: tuple[int, ...], factors: tuple[int, int, int]) -> None:
@@ -28,7 +15,7 @@ def check_fits(source: str, shape: tuple[int, ...], factors: tuple[int, int, int
     for n, r in zip(shape[:3], factors):
         voxels *= n * r
     need = voxels * BYTES_PER_OUTPUT_VOXEL
-    free = available_bytes()
+    free = available_memory()
     if need > free:
         size = "x".join(str(n) for n in shape[:3])
         raise VolumeError(f"{source}: upscaling {size} by {'x'.join(map(str, factors))} needs about "

@@ -14,7 +14,6 @@ import torch
 import torch.nn.functional as F
 
 from medical.intensity import robust_window
-from medical.slicewise import slab_thickness
 from medical.volume import Volume
 from srstream.models import ModelSpec
 from training.acquisition import Acquisition
@@ -34,7 +33,7 @@ def fine_tune(spec: ModelSpec, volume: Volume, axis: int = 2, seconds: float = 6
     Runs on `device` (bf16 autocast on CUDA); stops after `seconds` of training or `max_patches` patches seen
     (ECLARE's budget is about a million), and refuses slices too small for `patch` pixels.
     """
-    thickness = slab_thickness(spec)
+    thickness = spec.descriptor.slab_thickness
     pixels = acquisition.scaled(target) if acquisition is not None and target else None
     r = thickness or spec.scale  # a through-plane model learns to undo slab blur; an x r model, bicubic x r
     if pixels is not None:
@@ -88,5 +87,5 @@ def fine_tune(spec: ModelSpec, volume: Volume, axis: int = 2, seconds: float = 6
                                                           "thickness": round(pixels.thickness, 4),
                                                           "profile": pixels.profile},
            "first_loss": losses[0] if losses else None, "last_loss": float(np.mean(losses[-5:])) if losses else None}
-    tuned = replace(spec, module=module, name=f"{spec.name}+self", card={**spec.card, "self_supervised": log})
+    tuned = spec.tuned(module, name=f"{spec.name}+self", self_supervised=log)
     return tuned, log

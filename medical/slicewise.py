@@ -13,11 +13,9 @@ from tqdm import tqdm
 from medical.intensity import Window, robust_window
 from medical.volume import Volume, resampled_affine, upscaled_affine
 from srstream.engine import Upscaler
-from srstream.models import ModelSpec
 from training.acquisition import cubic_matrix, target_grid
 from training.degrade import cubic_stretch
-from training.weights import restores_thick_slices
-from training.weights import slab_thickness as card_slab_thickness
+from training.descriptor import Restores
 
 
 def _sr_slices(slices: np.ndarray, upscaler: Upscaler, desc: str, progress: bool) -> np.ndarray:
@@ -49,7 +47,7 @@ def _fuse_outside_window(sr: np.ndarray, cubic: np.ndarray, window: Window, lo: 
 
 def upscale_in_plane(volume: Volume, upscaler: Upscaler, axis: int = 2, progress: bool = True) -> Volume:
     """Every slice perpendicular to `axis` upscaled x r in both its axes."""
-    if slab_thickness(upscaler.spec):
+    if upscaler.spec.descriptor.restores is Restores.THICK_SLICES:
         raise ValueError(f"model {upscaler.spec.name} restores thick slices: use it through-plane")
     r = upscaler.scale
     window = robust_window(volume.data)
@@ -61,26 +59,6 @@ def upscale_in_plane(volume: Volume, upscaler: Upscaler, axis: int = 2, progress
                                 float(volume.data.min()), float(volume.data.max()))
     return Volume(data, upscaled_affine(volume.affine, factors), volume.source, volume.dtype,
                   {**volume.meta, "window": (window.lo, window.hi), "factors": factors})
-
-
-def slab_thickness(spec: ModelSpec) -> int:
-    """The slice thickness a through-plane restoration model trained for one ratio (scale 1, 'slab') undoes, else
-    0 (an in-plane model, or a through-plane model for any ratio: see `is_through_plane_model`)."""
-    return card_slab_thickness({**spec.card, "scale": spec.scale})
-
-
-def is_through_plane_model(spec: ModelSpec) -> bool:
-    """A scale-1 model that restores thick slices interpolated onto a fine grid: for one ratio ('slab') or for
-    any ('acquisition': trained on random spacings, thicknesses and profiles)."""
-    return restores_thick_slices({**spec.card, "scale": spec.scale})
-
-
-def through_plane_factor(upscaler: Upscaler) -> int:
-    """How much `upscale_through_plane` refines the slice axis with this model by default (its slab thickness, or
-    its scale); 0 for a model that takes any ratio."""
-    if is_through_plane_model(upscaler.spec) and not slab_thickness(upscaler.spec):
-        return 0
-    return slab_thickness(upscaler.spec) or upscaler.scale
 
 
 def _planes(volume: np.ndarray, upscaler: Upscaler, axis: int, progress: bool) -> list[np.ndarray]:
@@ -130,7 +108,7 @@ def upscale_through_plane(volume: Volume, upscaler: Upscaler, axis: int = 2, pro
     x r in both its axes and is averaged back to the original size along the axis that was not thick.
     """
     current = volume.spacing[axis]
-    default = through_plane_factor(upscaler)
+    default = upscaler.spec.descriptor.through_plane_factor
     if spacing is None:
         if not default:
             raise ValueError(f"model {upscaler.spec.name} takes any ratio: give the target spacing")
@@ -143,7 +121,7 @@ def upscale_through_plane(volume: Volume, upscaler: Upscaler, axis: int = 2, pro
     m, positions = target_grid(n, current, spacing)
     window = robust_window(volume.data)
     unit = window.forward(volume.data)
-    if is_through_plane_model(upscaler.spec):
+    if upscaler.spec.descriptor.through_plane:
         cubic_unit = resample_axis(unit, axis, positions).astype(np.float32)
         fused = np.mean(_planes(cubic_unit, upscaler, axis, progress), axis=0)
     else:

@@ -15,7 +15,7 @@ from srstream.engine import BACKENDS, EngineError, Upscaler
 from srstream.images import IMAGE_SUFFIXES, ImageError, read_image, write_image
 from srstream.output_size import OutputSizeError, from_options
 from srstream.ray_tasks import RayUnavailable
-from training.weights import ModelLoadError, restores_thick_slices, shipped_models, slab_thickness
+from training.weights import ModelLoadError, shipped_models
 
 
 def _jobs(src: Path, dst: Path) -> list[tuple[Path, Path]]:
@@ -100,16 +100,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    for name, card in shipped_models().items():
-        evals = card.get("evaluation", {})
-        figures = ", ".join(f"{k} {v['psnr_y']:.2f} dB" if "psnr_y" in v  # a benchmark set, Y-PSNR
-                            else f"{v['task']} {v['gain_db']:+.2f} dB vs cubic"  # a volume (grey MRI models)
-                            for k, v in evals.items())
-        # A slab model keeps the image size; it refines thick slices by its thickness (used through-plane).
-        thickness = slab_thickness(card)
-        any_ratio = restores_thick_slices(card) and not thickness  # through-plane, any ratio
-        scale = "x*t" if any_ratio else f"x{thickness}t" if thickness else f"x{card['scale']}"
-        print(f"{name:<16} {card['architecture']:<10} {scale:<4} {card['channels']}ch  {figures}")
+    for name, model in shipped_models().items():
+        figures = ", ".join(e.summary() for e in model.evaluations)
+        print(f"{name:<16} {model.architecture:<10} {model.scale_label:<4} {model.channels}ch  {figures}")
     return 0
 
 

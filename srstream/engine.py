@@ -15,9 +15,9 @@ from srstream.backends import Backend, BackendUnavailable
 from srstream.backends.precision import PrecisionError
 from srstream.backends.tensorrt_build import TensorRTError
 from srstream.models import ModelSpec, load_model
+from srstream.memory import available_memory
 from srstream.resample import resize
 from srstream.tiling import run_tiled
-from training.weights import restores_thick_slices
 
 log = logging.getLogger("srstream")
 BACKENDS = backends.NAMES
@@ -94,7 +94,7 @@ class Upscaler:
     def activation_bytes(self) -> int:
         """Bytes of activations per input pixel of one frame at the network's widest point: its width (64 where the
         card does not say) at the output's resolution, in the backend's number format, a few tensors alive."""
-        width = int(self.spec.card.get("config", {}).get("width", 64))
+        width = self.spec.descriptor.width
         itemsize = torch.empty(0, dtype=getattr(self.backend, "dtype", torch.float32)).element_size()
         return width * self.scale ** 2 * itemsize * ACTIVATION_SLACK
 
@@ -156,7 +156,7 @@ class Upscaler:
         if not self.tta:
             y = self._upscale_once(x)
         else:
-            views = tta_views(transpose=not restores_thick_slices({**self.spec.card, "scale": self.spec.scale}))
+            views = tta_views(transpose=self.spec.descriptor.transposable)
             y = None
             for flips, transposed in views:
                 out = _unview(self._upscale_once(_view(x, flips, transposed)), flips, transposed)
@@ -209,18 +209,6 @@ class Upscaler:
         if array.ndim == 2:
             out = out[..., 0]
         return out[0] if single else out
-
-
-def available_memory() -> int:
-    """Bytes of RAM the kernel says can be used without swapping (MemAvailable); 4 GiB where it cannot say."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 4 << 30
 
 
 def _tensor(array: np.ndarray) -> torch.Tensor:

@@ -29,7 +29,7 @@ class _HalfGraph(nn.Module):
 
 def model_hash(spec: ModelSpec) -> str:
     """sha256 of the model's weights and architecture; changes whenever the model does."""
-    h = hashlib.sha256(repr(type(spec.module)).encode() + repr(spec.card.get("config")).encode())
+    h = hashlib.sha256(repr(type(spec.module)).encode() + repr(spec.descriptor.config).encode())
     for name, tensor in spec.module.state_dict().items():
         h.update(name.encode())
         h.update(tensor.detach().cpu().contiguous().float().numpy().tobytes())

@@ -1,12 +1,12 @@
-"""What the engine runs: one descriptor for any generator, whatever file it came from."""
+"""What the engine runs: a generator and its descriptor, whatever file it came from."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 from torch import nn
 
+from training.descriptor import ModelDescriptor
 from training.fast_generator import FastSR
 from training.srresnet import SRResNet
 from training.weights import ModelLoadError, load_checkpoint, load_generator
@@ -14,17 +14,39 @@ from training.weights import ModelLoadError, load_checkpoint, load_generator
 THIRD_PARTY_SUFFIXES = {".pth", ".ckpt"}
 
 
-@dataclass
+@dataclass(frozen=True)
 class ModelSpec:
-    """A generator ready for inference: module (fp32, eval), scale, channels, how far its receptive field reaches."""
+    """A generator ready for inference (fp32, eval), what it is (`descriptor`), and how far its receptive field
+    reaches in input pixels (a tile needs this much context on each side to match the untiled output)."""
 
     module: nn.Module
-    scale: int
-    channels: int
-    name: str
-    receptive_radius: int  # in input pixels: a tile needs this much context on each side to match untiled output
-    card: dict[str, Any] = field(default_factory=dict)
-    multiple_of: int = 1  # input height and width must be multiples of this (the engine pads)
+    descriptor: ModelDescriptor
+    receptive_radius: int
+
+    @classmethod
+    def of(cls, module: nn.Module, descriptor: ModelDescriptor) -> "ModelSpec":
+        """`module` described by `descriptor`, its receptive field worked out."""
+        return cls(module, descriptor, receptive_radius(module))
+
+    @property
+    def name(self) -> str:
+        return self.descriptor.name
+
+    @property
+    def scale(self) -> int:
+        return self.descriptor.scale
+
+    @property
+    def channels(self) -> int:
+        return self.descriptor.channels
+
+    @property
+    def multiple_of(self) -> int:
+        return self.descriptor.multiple_of
+
+    def tuned(self, module: nn.Module, **card: object) -> "ModelSpec":
+        """The same model with other weights (tuned on one input), its card extended with `card`."""
+        return replace(self, module=module, descriptor=self.descriptor.with_card(**card))
 
 
 def receptive_radius(module: nn.Module) -> int:
@@ -69,12 +91,9 @@ def load_third_party(path: str | Path) -> ModelSpec:
         raise ModelLoadError(f"{path}: a {descriptor.architecture.name} model is not an image upscaler")
     if descriptor.input_channels != descriptor.output_channels:
         raise ModelLoadError(f"{path}: {descriptor.input_channels} channels in but {descriptor.output_channels} out")
-    req = descriptor.size_requirements
-    card = {"name": path.stem, "architecture": descriptor.architecture.id, "scale": descriptor.scale,
-            "channels": descriptor.input_channels, "source": "spandrel"}
-    module = descriptor.model.float().eval()
-    return ModelSpec(module=module, scale=descriptor.scale, channels=descriptor.input_channels, name=path.stem,
-                     receptive_radius=receptive_radius(module), card=card, multiple_of=max(1, req.multiple_of))
+    ours = ModelDescriptor.third_party(path.stem, descriptor.architecture.id, descriptor.scale,
+                                       descriptor.input_channels, max(1, descriptor.size_requirements.multiple_of))
+    return ModelSpec.of(descriptor.model.float().eval(), ours)
 
 
 def load_model(name_or_path: str | Path) -> ModelSpec:
@@ -84,7 +103,5 @@ def load_model(name_or_path: str | Path) -> ModelSpec:
         path.suffix == ".safetensors" and path.is_file() and not path.with_suffix(".json").is_file())
     if third_party and path.is_file():
         return load_third_party(path)
-    module, card = load_generator(name_or_path)
-    return ModelSpec(module=module, scale=card["scale"], channels=card["channels"],
-                     name=card.get("name", Path(str(name_or_path)).stem),
-                     receptive_radius=receptive_radius(module), card=card)
+    module, descriptor = load_generator(name_or_path)
+    return ModelSpec.of(module, descriptor)

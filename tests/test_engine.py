@@ -11,6 +11,7 @@ from srstream.inference_graph import fold_batchnorm
 from srstream.images import read_image
 from srstream.models import ModelSpec, load_model, receptive_radius
 from srstream.tiling import run_tiled
+from training.descriptor import ModelDescriptor
 from training.srresnet import SRResNet, SRResNetConfig
 
 
@@ -25,7 +26,7 @@ def bn_spec():
             m.running_var.uniform_(0.5, 1.5)
             m.weight.data.uniform_(0.5, 1.5)
     net.eval()
-    return ModelSpec(net, 4, 3, "bn-test", receptive_radius(net), {"config": net.config.to_dict()})
+    return ModelSpec(net, ModelDescriptor("bn-test", "srresnet", 4, 3, config=net.config.to_dict()), receptive_radius(net))
 
 
 def real_frame(size=64) -> torch.Tensor:
@@ -183,7 +184,7 @@ class _VerticalBlur(torch.nn.Module):
 def test_self_ensemble_maps_every_view_back():
     # Not square, so a view left transposed could not even be added up; values must match to float precision.
     x = real_frame(64)[..., :52]
-    spec = ModelSpec(_Bicubic(), 2, 3, "bicubic", 4)
+    spec = ModelSpec(_Bicubic(), ModelDescriptor("bicubic", "bicubic", 2, 3), 4)
     plain = Upscaler(spec, backend="cpu", tile=None, precision="fp32").upscale_tensor(x)
     ensemble = Upscaler(spec, backend="cpu", tile=None, tta=True, precision="fp32").upscale_tensor(x)
     assert ensemble.shape == plain.shape == (1, 3, 128, 104)
@@ -193,12 +194,14 @@ def test_self_ensemble_maps_every_view_back():
 @pytest.mark.parametrize("training", [{"degradation": "slab", "thickness": 4}, {"degradation": "acquisition"}])
 def test_a_through_plane_model_is_never_transposed(training):
     x = real_frame(48)[:, :1]
-    card = {"scale": 1, "training": training}  # one ratio (mri-thick-x4) or any (mri-thick)
+    # one ratio (mri-thick-x4) or any (mri-thick), described from a card as a shipped one is
+    card = {"architecture": "blur", "config": {}, "scale": 1, "channels": 1, "training": training}
+    blur = ModelSpec(_VerticalBlur(), ModelDescriptor.from_card(card), 1)
     fp32 = dict(backend="cpu", precision="fp32")
-    plain = Upscaler(ModelSpec(_VerticalBlur(), 1, 1, "blur", 1, card), **fp32).upscale_tensor(x)
-    flips = Upscaler(ModelSpec(_VerticalBlur(), 1, 1, "blur", 1, card), tta=True, **fp32).upscale_tensor(x)
+    plain = Upscaler(blur, **fp32).upscale_tensor(x)
+    flips = Upscaler(blur, tta=True, **fp32).upscale_tensor(x)
     assert (flips - plain).abs().max() < 1e-5  # only flips were used: they commute with a vertical blur
-    all_views = Upscaler(ModelSpec(_VerticalBlur(), 1, 1, "blur", 1, {"scale": 1}), tta=True, **fp32)
+    all_views = Upscaler(ModelSpec(_VerticalBlur(), ModelDescriptor("blur", "blur", 1, 1), 1), tta=True, **fp32)
     assert (all_views.upscale_tensor(x) - plain).abs().max() > 1e-3  # an ordinary model gets the transposes too
 
 

@@ -11,7 +11,7 @@ from training.weights import load_generator
 @pytest.mark.parametrize("name,margin", [("srresnet-x4", 0.5), ("fast-x4", 0.8)])
 def test_shipped_model_beats_bicubic_on_unseen_images(name, margin):
     model, card = load_generator(name)
-    result = ev.evaluate(model, ev.image_files(DATA / "set5"), scale=card["scale"])
+    result = ev.evaluate(model, ev.image_files(DATA / "set5"), scale=card.scale)
     for row in result["images"]:
         assert row["psnr_y"] > row["bicubic_psnr_y"] + margin, row
         assert row["ssim_y"] > row["bicubic_ssim_y"], row
@@ -25,8 +25,8 @@ def test_srgan_is_a_real_second_phase_of_srresnet():
 
     gan, gan_card = load_generator("srgan-x4")
     base, base_card = load_generator("srresnet-x4")
-    assert gan_card["config"] == base_card["config"] and gan_card["training"]["phase"] == "srgan"
-    assert gan_card["training"]["adversarial_weight"] == 1e-3
+    assert gan_card.config == base_card.config and gan_card.training["phase"] == "srgan"
+    assert gan_card.training["adversarial_weight"] == 1e-3
     assert any(not torch.allclose(a, b) for a, b in zip(gan.state_dict().values(), base.state_dict().values()))
     result = ev.evaluate(gan, ev.image_files(DATA / "set5"), scale=4)
     assert result["psnr_y"] > result["bicubic_psnr_y"] - 1.0  # near bicubic in PSNR, not broken

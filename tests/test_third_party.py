@@ -36,7 +36,7 @@ def _compact_safetensors(path):
 def test_esrgan_pth_upscales_a_real_image_to_the_right_size(tmp_path):
     net = _esrgan_pth(tmp_path / "RealESRGAN_tiny_x4.pth")
     spec = load_model(tmp_path / "RealESRGAN_tiny_x4.pth")
-    assert spec.scale == 4 and spec.channels == 3 and spec.card["source"] == "spandrel"
+    assert spec.scale == 4 and spec.channels == 3 and spec.descriptor.source == "spandrel"
     image = read_image(EXAMPLES / "foreman.png")[:30, :44]
     out = Upscaler(spec, backend="cpu").upscale(image)
     assert out.shape == (120, 176, 3)

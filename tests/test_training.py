@@ -13,6 +13,7 @@ from training.data import HRCrops, StepSampler
 from training.degrade import degrade
 from training.losses import VGGFeatureLoss, VGGWeightsMissing, _vgg_layer_index, content_loss
 from training.train import Trainer, learning_rate, main
+from training.descriptor import ModelDescriptor, Restores
 from training.weights import load_generator
 
 
@@ -67,7 +68,7 @@ def test_srgan_phase_starts_from_phase_one_and_trains_both_networks(tmp_path):
     out = trainer.run()
     assert not all(torch.equal(a, b) for a, b in zip(d_before, trainer.discriminator.parameters()))
     model, card = load_generator(out)
-    assert card["training"]["phase"] == "srgan" and card["training"]["adversarial_weight"] == 1e-3
+    assert card.training["phase"] == "srgan" and card.training["adversarial_weight"] == 1e-3
 
 
 def test_learning_rate_schedules():
@@ -131,7 +132,7 @@ def test_ddp_with_two_cpu_processes_matches_one_process(tmp_path):
     assert single.returncode == 0, single.stderr[-2000:]
     a, card_a = load_generator(tmp_path / "ddp" / "srresnet-x4.safetensors")
     b, _ = load_generator(tmp_path / "one" / "srresnet-x4.safetensors")
-    assert card_a["training"]["processes"] == 2 and card_a["training"]["batch_size"] == 4
+    assert card_a.training["processes"] == 2 and card_a.training["batch_size"] == 4
     start = Trainer(tiny_config(tmp_path / "init")).generator.state_dict()
     moved = 0
     for key, pa in a.state_dict().items():
@@ -149,8 +150,9 @@ def test_slab_config_and_a_wall_clock_budget(tmp_path):
     trainer = Trainer(config)
     path = trainer.run()
     assert 0 < trainer.step < 10_000 and trainer.seconds >= 0.6  # stopped by the budget, not the step count
-    card = json.loads(path.with_suffix(".json").read_text())
-    assert card["training"]["degradation"] == "slab" and card["training"]["thickness"] == 4 and card["scale"] == 1
+    card = ModelDescriptor.from_card(json.loads(path.with_suffix(".json").read_text()))
+    assert card.training["degradation"] == "slab" and card.slab_thickness == 4 and card.scale == 1
+    assert card.restores is Restores.THICK_SLICES and card.through_plane and not card.transposable
 
 
 def test_ema_weights_are_shipped_and_resume_exactly(tmp_path):
@@ -172,7 +174,7 @@ def test_ema_weights_are_shipped_and_resume_exactly(tmp_path):
     for (key, a), b, c in zip(shipped.state_dict().items(), from_checkpoint.state_dict().values(),
                               trainer.ema.module.state_dict().values()):
         assert torch.allclose(a, c, atol=1e-3) and torch.equal(b, c), key  # safetensors are fp16
-    assert card["training"]["ema"] == decay
+    assert card.training["ema"] == decay
 
     straight = Trainer(tiny_config(tmp_path / "b", train={"steps": 4, "ema": decay}))
     straight.run()

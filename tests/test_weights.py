@@ -21,7 +21,7 @@ def test_safetensors_round_trip_is_fp16_exact(tmp_path):
     path = save_weights(model, tmp_path / "m.safetensors", {"name": "m"})
     assert path.stat().st_size < 200_000 and path.with_suffix(".json").is_file()
     loaded, card = load_generator(path)
-    assert card["architecture"] == "srresnet" and card["config"]["blocks"] == 2 and card["scale"] == 4
+    assert card.architecture == "srresnet" and card.config["blocks"] == 2 and card.scale == 4
     x = torch.rand(1, 3, 16, 16)
     with torch.no_grad():
         assert torch.allclose(loaded(x), model(x), atol=5e-3)
@@ -31,7 +31,7 @@ def test_a_trainer_checkpoint_loads_in_one_call(tmp_path):
     trainer = Trainer(tiny_config(tmp_path))
     trainer.run()
     model, card = load_generator(tmp_path / "run" / "checkpoint.pt")
-    assert card["architecture"] == "srresnet" and card["training"]["steps"] == 4
+    assert card.architecture == "srresnet" and card.training["steps"] == 4
     for a, b in zip(model.state_dict().values(), trainer.generator.state_dict().values()):
         assert torch.equal(a, b.float())
 
@@ -71,8 +71,8 @@ def test_shipped_models_have_cards_with_figures():
     assert {"srresnet-x4", "fast-x4", "srgan-x4"} <= set(cards)
     assert {"mri-x2", "mri-x4", "mri-thick-x4"} <= set(cards)
     for name, card in cards.items():
-        assert card["name"] == name and card["training"]["steps"] > 0
-        if card["channels"] == 3:
-            assert "Set5" in card["evaluation"] and "Set14" in card["evaluation"]
+        assert card.name == name and card.training["steps"] > 0
+        if card.channels == 3:
+            assert card.evaluation("Set5") and card.evaluation("Set14")
         else:  # grey MRI models: measured on the evaluation head volume against cubic
-            assert card["evaluation"]["t1_head"]["gain_db"] > 0
+            assert card.evaluation("t1_head").gain_db > 0

@@ -110,11 +110,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--record", metavar="SET", help="also write the means into the model card under SET")
     args = parser.parse_args(argv)
     try:
-        model, card = load_generator(args.model)
-        if card["scale"] != args.scale:
-            raise ValueError(f"{args.model}: model is x{card['scale']}, asked to evaluate x{args.scale}")
+        model, descriptor = load_generator(args.model)
+        if descriptor.scale != args.scale:
+            raise ValueError(f"{args.model}: model is x{descriptor.scale}, asked to evaluate x{args.scale}")
         files = image_files(args.data)
-        result = evaluate(model, files, args.scale, card["channels"], progress=not args.json)
+        result = evaluate(model, files, args.scale, descriptor.channels, progress=not args.json)
     except (ModelLoadError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -126,13 +126,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _record(model: str, set_name: str, result: dict[str, Any]) -> None:
+    from training.descriptor import with_evaluation
     from training.weights import resolve_model_path
 
     card_path = resolve_model_path(model).with_suffix(".json")
-    card = json.loads(card_path.read_text())
-    card.setdefault("evaluation", {})[set_name] = {k: round(result[k], 4) for k in
-                                                   ("psnr_y", "ssim_y", "bicubic_psnr_y", "bicubic_ssim_y")}
-    card_path.write_text(json.dumps(card, indent=2) + "\n")
+    row = {k: round(result[k], 4) for k in ("psnr_y", "ssim_y", "bicubic_psnr_y", "bicubic_ssim_y")}
+    card_path.write_text(json.dumps(with_evaluation(json.loads(card_path.read_text()), set_name, row), indent=2)
+                         + "\n")
 
 
 if __name__ == "__main__":

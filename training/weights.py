@@ -16,6 +16,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from training.atomic import atomic_path
+from training.descriptor import ModelDescriptor
 from training.fast_generator import FastConfig, FastSR
 from training.srresnet import SRResNet, SRResNetConfig
 
@@ -62,24 +63,10 @@ def save_weights(model: nn.Module, path: str | Path, card: dict[str, Any]) -> Pa
     return path
 
 
-def shipped_models() -> dict[str, dict[str, Any]]:
-    """Cards of the shipped models, by name."""
-    return {p.stem: json.loads(p.read_text()) for p in sorted(SHIPPED_DIR.glob("*.json"))
-            if p.with_suffix(".safetensors").is_file()}
-
-
-def slab_thickness(card: dict[str, Any]) -> int:
-    """The slice thickness a through-plane restoration model (scale 1, trained on 'slab' blur) undoes, else 0."""
-    training = card.get("training", {})
-    if card.get("scale") == 1 and training.get("degradation") == "slab":
-        return int(training["thickness"])
-    return 0
-
-
-def restores_thick_slices(card: dict[str, Any]) -> bool:
-    """A scale-1 model that restores thick slices interpolated onto a fine grid, for one ratio ('slab') or for any
-    ('acquisition'): its blur lies along one image axis, so it is never run on transposed slices."""
-    return card.get("scale") == 1 and card.get("training", {}).get("degradation") in ("slab", "acquisition")
+def shipped_models() -> dict[str, ModelDescriptor]:
+    """Descriptors of the shipped models, by name."""
+    return {p.stem: ModelDescriptor.from_card(json.loads(p.read_text()), p.stem)
+            for p in sorted(SHIPPED_DIR.glob("*.json")) if p.with_suffix(".safetensors").is_file()}
 
 
 def resolve_model_path(name_or_path: str | Path) -> Path:
@@ -94,13 +81,15 @@ def resolve_model_path(name_or_path: str | Path) -> Path:
     raise ModelLoadError(f"{name_or_path}: no such model file or shipped model (shipped: {names})")
 
 
-def _generator_from_state(state: dict[str, torch.Tensor], card: dict[str, Any], source: Path) -> nn.Module:
+def _generator_from_state(state: dict[str, torch.Tensor], card: dict[str, Any], source: Path
+                          ) -> tuple[nn.Module, ModelDescriptor]:
     try:
-        model = build_generator(card["architecture"], card["config"])
+        descriptor = ModelDescriptor.from_card(card, source.stem)
+        model = build_generator(descriptor.architecture, descriptor.config)
         model.load_state_dict({k: v.float() for k, v in state.items()})
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise ModelLoadError(f"{source}: weights do not match their model card ({exc})") from None
-    return model.eval()
+    return model.eval(), descriptor
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -115,8 +104,9 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise ModelLoadError(f"{path}: not a readable checkpoint ({type(exc).__name__})") from None
 
 
-def load_generator(name_or_path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
-    """Load a shipped model, a .safetensors file with its card, or a trainer checkpoint; fp32, eval mode."""
+def load_generator(name_or_path: str | Path) -> tuple[nn.Module, ModelDescriptor]:
+    """Load a shipped model, a .safetensors file with its card, or a trainer checkpoint; fp32, eval mode, with
+    its descriptor."""
     path = resolve_model_path(name_or_path)
     if path.suffix == ".safetensors":
         card_path = path.with_suffix(".json")
@@ -129,10 +119,10 @@ def load_generator(name_or_path: str | Path) -> tuple[nn.Module, dict[str, Any]]
             raise ModelLoadError(f"{card_path}: model card is not valid JSON ({exc})") from None
         except (SafetensorError, OSError) as exc:
             raise ModelLoadError(f"{path}: not a readable safetensors file ({exc})") from None
-        return _generator_from_state(state, card, path), card
+        return _generator_from_state(state, card, path)
     checkpoint = load_checkpoint(path)
     if not isinstance(checkpoint, dict) or "generator" not in checkpoint or "card" not in checkpoint:
         raise ModelLoadError(f"{path}: not a model of ours (no generator weights with a model card)")
     # A run with train.ema ships the moving average, so its checkpoint loads as that too.
     state = checkpoint.get("generator_ema", checkpoint["generator"])
-    return _generator_from_state(state, checkpoint["card"], path), checkpoint["card"]
+    return _generator_from_state(state, checkpoint["card"], path)
