@@ -15,6 +15,7 @@ from srstream.engine import BACKENDS, EngineError, Upscaler
 from srstream.images import IMAGE_SUFFIXES, ImageError, read_image, write_image
 from srstream.output_size import OutputSizeError, from_options
 from srstream.ray_tasks import RayUnavailable
+from srstream.signals import sigterm_as_interrupt
 from training.weights import ModelLoadError, shipped_models
 
 
@@ -135,54 +136,63 @@ TTA_HELP = ("self-ensemble: average the model over the 8 flips and transposes of
             "more fidelity)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="srstream", description="SRGAN super-resolution for images and video")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    """The model and how the engine runs it: the same for upscale and batch."""
+    parser.add_argument("-m", "--model", default="srresnet-x4",
+                        help="shipped name or weights path (default %(default)s)")
+    parser.add_argument("--backend", default="auto", choices=BACKENDS)
+    parser.add_argument("--batch", type=int, default=4, help="frames per engine call (video)")
+    parser.add_argument("--tta", action="store_true", help=TTA_HELP)
+    add_engine_options(parser)
+
+
+def _add_encoder_options(parser: argparse.ArgumentParser) -> None:
+    """How video outputs are encoded: the same for upscale and batch."""
+    parser.add_argument("-c:v", "--codec", default="libx264", help="video encoder: libx264, libx265, h264_nvenc, ...")
+    parser.add_argument("--crf", type=int, default=18, help="constant rate factor (default %(default)s)")
+    parser.add_argument("--preset", default="medium", help="encoder preset (default %(default)s)")
+    parser.add_argument("--pix-fmt", help="output pixel format (default: yuv420p, or 10-bit for 10-bit input)")
+
+
+def _add_stream_options(parser: argparse.ArgumentParser) -> None:
+    """How inputs are read: duration, reconnects, segments, the live policy."""
+    parser.add_argument("-t", "--duration", type=float, help="stop after this many seconds of input")
+    parser.add_argument("--retries", type=int, default=5, help="reconnect attempts for a dropped stream")
+    parser.add_argument("--timeout", type=float, default=10.0, help="connect/read timeout in seconds for streams")
+    parser.add_argument("--segment-time", type=float, help="write OUT as NAME_000.EXT, NAME_001.EXT, ... of about "
+                        "this many seconds each (for long recordings and live streams)")
+    parser.add_argument("--live", action=argparse.BooleanOptionalAction, default=None,
+                        help="drop frames to keep latency bounded (default: on for network streams, off for files)")
+    parser.add_argument("--max-latency", type=float, default=2.0, metavar="SECONDS",
+                        help="live: the most a frame may wait from capture to written (default %(default)s)")
+
+
+def _add_upscale(sub: argparse._SubParsersAction) -> None:
     up = sub.add_parser("upscale", usage="%(prog)s [options] IN [IN ...] OUT",
                         help="upscale a video file, image sequence (frame_%%04d.png), rtsp:// stream, an image, or "
                         "a directory of images into a directory of PNGs")
     up.add_argument("paths", nargs="+", metavar="PATH",
                     help="inputs, then OUT: a file, a URL to push to (rtsp://, rtmp://, udp://, srt://), or a "
                     "directory (for an image directory, or several video inputs: NAME.mp4, cam_HOST_PORT_PATH.mp4)")
-    up.add_argument("-m", "--model", default="srresnet-x4", help="shipped name or weights path (default %(default)s)")
+    _add_model_options(up)
     up.add_argument("--scale", type=int, help="check that the model upscales by this factor")
-    up.add_argument("--backend", default="auto", choices=BACKENDS)
     up.add_argument("--tile", type=int, default=0, help="LR tile size in pixels (0 = automatic)")
-    up.add_argument("--batch", type=int, default=4, help="frames per engine call (video)")
-    up.add_argument("--tta", action="store_true", help=TTA_HELP)
-    add_engine_options(up)
-    up.add_argument("-c:v", "--codec", default="libx264", help="video encoder: libx264, libx265, h264_nvenc, ...")
-    up.add_argument("--crf", type=int, default=18, help="constant rate factor (default %(default)s)")
-    up.add_argument("--preset", default="medium", help="encoder preset (default %(default)s)")
-    up.add_argument("--pix-fmt", help="output pixel format (default: yuv420p, or 10-bit for 10-bit input)")
-    up.add_argument("-t", "--duration", type=float, help="stop after this many seconds of input")
-    up.add_argument("--retries", type=int, default=5, help="reconnect attempts for a dropped stream")
-    up.add_argument("--timeout", type=float, default=10.0, help="connect/read timeout in seconds for streams")
-    up.add_argument("--segment-time", type=float, help="write OUT as NAME_000.EXT, NAME_001.EXT, ... of about "
-                    "this many seconds each (for long recordings and live streams)")
-    up.add_argument("--live", action=argparse.BooleanOptionalAction, default=None,
-                    help="drop frames to keep latency bounded (default: on for network streams, off for files)")
-    up.add_argument("--max-latency", type=float, default=2.0, metavar="SECONDS",
-                    help="live: the most a frame may wait from capture to written (default %(default)s)")
+    _add_encoder_options(up)
+    _add_stream_options(up)
     up.add_argument("--format", default="mp4", help="container of outputs written into OUTDIR (default %(default)s)")
     up.add_argument("--json", action="store_true",
                     help="print the run's statistics as JSON (video; a list of them for several inputs)")
     up.add_argument("-y", "--overwrite", action="store_true", help="replace existing outputs")
     up.add_argument("-q", "--quiet", action="store_true")
     up.set_defaults(func=cmd_upscale)
+
+
+def _add_batch(sub: argparse._SubParsersAction) -> None:
     batch = sub.add_parser("batch", help="upscale many videos (folders, list files, paths) into a directory")
     batch.add_argument("inputs", nargs="+", metavar="IN", help="video files, folders of them, or .txt lists")
     batch.add_argument("-o", "--output-dir", required=True, help="where the outputs go (NAME_x4.mp4)")
-    batch.add_argument("-m", "--model", default="srresnet-x4")
-    batch.add_argument("--backend", default="auto", choices=BACKENDS)
-    batch.add_argument("--batch", type=int, default=4, help="frames per engine call")
-    batch.add_argument("--tta", action="store_true", help=TTA_HELP)
-    add_engine_options(batch)
-    batch.add_argument("-c:v", "--codec", default="libx264")
-    batch.add_argument("--crf", type=int, default=18)
-    batch.add_argument("--preset", default="medium")
-    batch.add_argument("--pix-fmt")
+    _add_model_options(batch)
+    _add_encoder_options(batch)
     batch.add_argument("--format", default="mp4", help="output container suffix (default %(default)s)")
     batch.add_argument("-j", "--workers", type=int, default=2,
                        help="videos at a time, through one engine in this process (default %(default)s)")
@@ -192,6 +202,9 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("-y", "--overwrite", action="store_true")
     batch.add_argument("-q", "--quiet", action="store_true")
     batch.set_defaults(func=cmd_batch)
+
+
+def _add_export(sub: argparse._SubParsersAction) -> None:
     export = sub.add_parser("export", help="write the model as ONNX, or as a TensorRT engine built ahead of time")
     export.add_argument("-m", "--model", default="srresnet-x4",
                         help="shipped name or weights path; an .onnx file for --format tensorrt")
@@ -209,16 +222,31 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("-y", "--overwrite", action="store_true")
     export.add_argument("-q", "--quiet", action="store_true")
     export.set_defaults(func=cmd_export)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """srstream's command line: upscale, batch, export, models."""
+    parser = argparse.ArgumentParser(prog="srstream", description="SRGAN super-resolution for images and video")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_upscale(sub)
+    _add_batch(sub)
+    _add_export(sub)
     models = sub.add_parser("models", help="list the shipped models and their measured PSNR")
     models.set_defaults(func=cmd_models)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one srstream command; 0 on success, 1 on an error (one line on stderr), 130 when interrupted."""
     args = build_parser().parse_args(_dash_values(sys.argv[1:] if argv is None else list(argv)))
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     try:
-        return args.func(args)
+        with sigterm_as_interrupt():  # a service manager stopping us ends as Ctrl-C does, at any moment
+            return args.func(args)
+    except KeyboardInterrupt:  # before the first frame, or outside video (its outputs are already finished)
+        print("srstream: interrupted", file=sys.stderr)
+        return 130
     except (ImageError, ModelLoadError, EngineError, FileExistsError, ValueError, OSError, RayUnavailable,
             OutputSizeError, TensorRTError) as exc:
         print(f"srstream: error: {exc}", file=sys.stderr)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
@@ -40,6 +41,8 @@ class Camera:
     def __init__(self, clip: Path, port: int | None = None) -> None:
         self.clip, self.port, self.proc = clip, port or free_port(), None
         self.keepalive: subprocess.Popen | None = None
+        self.plays = 0  # how many times a client started playing, over every start of the server
+        self._played = threading.Condition()
 
     @property
     def url(self) -> str:
@@ -49,7 +52,20 @@ class Camera:
         self.proc = subprocess.Popen([SYSTEM_PYTHON, str(ROOT / "tests" / "rtsp_server.py"), str(self.clip),
                                       str(self.port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         assert self.proc.stdout.readline().strip() == "ready", self.proc.stderr.read()
+        threading.Thread(target=self._count_plays, args=(self.proc,), daemon=True).start()
         return self
+
+    def _count_plays(self, proc: subprocess.Popen) -> None:
+        for line in proc.stdout:
+            if line.strip() == "play":
+                with self._played:
+                    self.plays += 1
+                    self._played.notify_all()
+
+    def wait_played(self, count: int = 1, timeout: float = 90) -> bool:
+        """Wait until clients have started playing `count` times in all (srstream, once it has connected)."""
+        with self._played:
+            return self._played.wait_for(lambda: self.plays >= count, timeout)
 
     def watch(self) -> None:
         """Start the camera's stream with another client (ffmpeg reading it), so a later client joins mid-way."""

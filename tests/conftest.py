@@ -42,3 +42,53 @@ def tiny_config(tmp_path: Path, **sections) -> dict:
 @pytest.fixture
 def tiny(tmp_path):
     return lambda **sections: tiny_config(tmp_path, **sections)
+
+
+_SPEEDS: dict[tuple, float] = {}
+
+
+def engine_fps(model: str, width: int, height: int, batch: int = 1) -> float:
+    """Frames a second the engine gives here for `model` on width x height frames in batches of `batch` (default
+    backend and precision, as srstream picks them): timing thresholds follow from this machine's own speed."""
+    key = (model, width, height, batch)
+    if key not in _SPEEDS:
+        import time
+
+        import torch
+
+        from srstream.engine import Upscaler
+
+        upscaler = Upscaler(model, tile=None, batch_size=batch)
+        x = torch.rand(batch, 3, height, width)
+        upscaler.upscale_tensor(x)  # warm-up: first-call allocations and kernel choice
+        frames, started = 0, time.perf_counter()
+        while frames < 2 * batch or time.perf_counter() - started < 1.0:
+            upscaler.upscale_tensor(x)
+            frames += batch
+        _SPEEDS[key] = frames / (time.perf_counter() - started)
+    return _SPEEDS[key]
+
+
+class LogWatch:
+    """Reads a process's stderr as it comes (tqdm writes with carriage returns, not lines) so that a test can wait
+    for something the process says instead of sleeping a fixed time."""
+
+    def __init__(self, stream) -> None:  # a binary pipe (Popen without text=True)
+        import threading
+
+        self.text = ""
+        self._changed = threading.Condition()
+        threading.Thread(target=self._read, args=(stream,), daemon=True).start()
+
+    def _read(self, stream) -> None:
+        while chunk := stream.read1(4096):
+            with self._changed:
+                self.text += chunk.decode(errors="replace")
+                self._changed.notify_all()
+
+    def wait_for(self, pattern: str, timeout: float) -> bool:
+        """Wait until the output so far matches the regular expression `pattern`."""
+        import re
+
+        with self._changed:
+            return self._changed.wait_for(lambda: re.search(pattern, self.text) is not None, timeout)

@@ -2,7 +2,8 @@
 
 Run with Debian's python3 (python3-gi, gir1.2-gst-rtsp-server-1.0, gstreamer1.0-rtsp):
     /usr/bin/python3 tests/rtsp_server.py CLIP.ts PORT
-It serves rtsp://127.0.0.1:PORT/cam and prints "ready" once listening.
+It serves rtsp://127.0.0.1:PORT/cam, prints "ready" once listening and "play" each time a client starts playing
+(tests time their camera outages from there, not from a guess at how long a client takes to start).
 """
 import sys
 
@@ -25,10 +26,15 @@ def main() -> None:
                        "name=pay0 pt=96 )")
     factory.set_shared(True)
     server.get_mount_points().add_factory("/cam", factory)
+    server.connect("client-connected", lambda _server, client: client.connect("play-request", _played))
     if server.attach(None) == 0:
         sys.exit(f"cannot listen on 127.0.0.1:{port}")
     print("ready", flush=True)
     GLib.MainLoop().run()
+
+
+def _played(_client, _context) -> None:
+    print("play", flush=True)
 
 
 if __name__ == "__main__":

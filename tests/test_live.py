@@ -1,7 +1,11 @@
 """Live cameras stay live (real GStreamer RTSP servers on 127.0.0.1 sending real footage in real time): a slow model
 drops frames to keep latency bounded and ends on time, -t counts from the first frame received, several cameras go
 through one process into one directory, one camera lost for good or reconnecting while the other goes on, and
-timestamps rise in every output."""
+timestamps rise in every output.
+
+Outages are timed from events (the camera says when srstream starts playing it), and frame counts follow from the
+engine's speed measured on this machine (`engine_fps`), so the tests hold on a 2-core AVX2 CPU in fp32 as on one
+with bf16."""
 import json
 import subprocess
 import sys
@@ -12,7 +16,9 @@ import numpy as np
 import pytest
 
 from cameras import Camera, camera_clip, needs_rtsp
-from conftest import ROOT, times_of
+from conftest import ROOT, engine_fps, times_of
+
+CAMERA = (160, 90, 25)  # what tests/cameras.py sends: width, height, frames a second
 
 pytestmark = needs_rtsp
 
@@ -35,10 +41,10 @@ def writing(out_dir, camera: Camera, timeout: float = 90) -> bool:
     return False
 
 
-def after_writing(out_dir, camera: Camera, *steps) -> threading.Thread:
-    """In the background, once `camera` is being written: each (seconds, action) in turn."""
+def after_playing(camera: Camera, *steps) -> threading.Thread:
+    """In the background, once srstream has started playing `camera`: each (seconds, action) in turn."""
     def run() -> None:
-        if writing(out_dir, camera):
+        if camera.wait_played():
             for seconds, action in steps:
                 time.sleep(seconds)
                 action()
@@ -65,13 +71,18 @@ def cameras(tmp_path):
 def test_a_slow_model_drops_frames_to_stay_live_and_ends_on_time(cameras, tmp_path):
     camera = cameras()
     out = tmp_path / "slow.mp4"
+    fps = engine_fps("srresnet-x4", *CAMERA[:2])  # 8 of the camera's 25 a second with bf16, under 2 in fp32
     run, wall = srstream(camera.url, str(out), "-m", "srresnet-x4", "-t", "4", "--max-latency", "1.5", "--json")
     assert run.returncode == 0, run.stderr
     stats = json.loads(run.stdout)
-    # srresnet-x4 does about 8 of the camera's 25 frames a second on 2 cores: it must drop, not fall behind.
-    assert stats["live"] and stats["dropped_frames"] > 10 and stats["frames_out"] > 5
-    assert stats["latency_p95_s"] <= 1.5 + 0.3
-    assert wall < 4 + 1.5 + 8  # -t, the latency allowed, and the start-up (model load, connect, first key frame)
+    # Slower than the camera: it must drop, not fall behind, and still write about what the engine can do.
+    assert stats["live"] and stats["dropped_frames"] > 10
+    assert stats["frames_out"] >= max(2, int(0.4 * 4 * fps)), (stats["frames_out"], fps)
+    # Within --max-latency where one engine call fits in it; else about one call (the newest frame waits for the
+    # call under way, then has its own).
+    assert stats["latency_p95_s"] <= max(1.5, 2 / fps) + 0.3, (stats["latency_p95_s"], fps)
+    # -t, the latency allowed, the start-up (model load, connect, first key frame) and one last engine call
+    assert wall < 4 + 1.5 + 8 + 4 / fps
     times = times_of(out)
     assert len(times) == stats["frames_out"] and np.all(np.diff(times) > 0)
     assert np.diff(times).max() > 0.05  # variable frame rate: the gaps where frames were dropped
@@ -90,6 +101,7 @@ def test_duration_counts_from_the_first_frame_when_joining_a_running_camera(came
 
 
 def test_two_cameras_one_process_into_one_directory(cameras, tmp_path):
+    fps = engine_fps("fast-x4", *CAMERA[:2], batch=4)  # the run batches up to 4 frames across the cameras
     a, b = cameras(), cameras()
     out = tmp_path / "site"
     out.mkdir()
@@ -99,16 +111,19 @@ def test_two_cameras_one_process_into_one_directory(cameras, tmp_path):
     names = sorted(p.name for p in out.iterdir())
     assert names == sorted([f"cam_127.0.0.1_{a.port}_cam.mp4", f"cam_127.0.0.1_{b.port}_cam.mp4"])
     assert [r["input"] for r in results] == [a.url, b.url] and all(r["error"] is None for r in results)
+    share = min(CAMERA[2], fps / 2)  # frames a second each camera can get from the engine
     for r in results:
         times = times_of(r["output"])
-        assert len(times) == r["frames_out"] > 50 and np.all(np.diff(times) > 0)
-        assert r["dropped_frames"] == 0  # fast-x4 keeps up with two cameras
+        assert len(times) == r["frames_out"] >= 0.4 * 3 * share and np.all(np.diff(times) > 0), (r, fps)
+        if fps > 4 * CAMERA[2]:  # an engine with room to spare for both cameras drops nothing
+            assert r["dropped_frames"] == 0, (r, fps)
 
 
 def test_a_camera_lost_for_good_is_reported_while_the_other_finishes(cameras, tmp_path):
+    fps = engine_fps("fast-x4", *CAMERA[:2], batch=4)
     lost, steady = cameras(), cameras()
     out = tmp_path / "site"
-    after_writing(out, lost, (1.0, lost.kill))
+    after_playing(lost, (1.5, lost.kill))  # well inside the 5 s srstream reads, however slow its engine
     run, _ = srstream(lost.url, steady.url, str(out), "-m", "fast-x4", "-t", "5", "--retries", "1", "--timeout",
                       "1", "--json")
     assert run.returncode == 1
@@ -116,13 +131,14 @@ def test_a_camera_lost_for_good_is_reported_while_the_other_finishes(cameras, tm
     assert "gave up after 1 reconnects" in gone["error"] and f"srstream: error: {lost.url}" in run.stderr
     assert fine["error"] is None and times_of(fine["output"])[-1] >= 4.5
     kept = times_of(gone["output"])  # what came before the camera went away is kept, and plays
-    assert 10 < len(kept) == gone["frames_out"] and np.all(np.diff(kept) > 0)
+    least = max(1, int(0.3 * 1.5 * min(CAMERA[2], fps / 2)))
+    assert least <= len(kept) == gone["frames_out"] and np.all(np.diff(kept) > 0), (gone, fps)
 
 
 def test_one_camera_reconnects_while_the_other_keeps_running(cameras, tmp_path):
     flaky, steady = cameras(), cameras()
     out = tmp_path / "site"
-    after_writing(out, flaky, (1.0, flaky.kill), (1.0, flaky.start))
+    after_playing(flaky, (1.0, flaky.kill), (1.0, flaky.start))
     run, _ = srstream(flaky.url, steady.url, str(out), "-m", "fast-x4", "-t", "5", "--retries", "10", "--timeout",
                       "1", "--json")
     assert run.returncode == 0, run.stderr
@@ -136,18 +152,20 @@ def test_one_camera_reconnects_while_the_other_keeps_running(cameras, tmp_path):
 def test_ctrl_c_leaves_every_output_playable(cameras, tmp_path):
     import signal
 
+    fps = engine_fps("fast-x4", *CAMERA[:2], batch=4)
     a, b = cameras(), cameras()
     out = tmp_path / "site"
     proc = subprocess.Popen([sys.executable, "-m", "srstream.cli", "upscale", a.url, b.url, str(out), "-m",
                              "fast-x4", "-q"], cwd=ROOT, stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    assert writing(out, a) and writing(out, b)
-    time.sleep(1.5)
+    assert a.wait_played() and b.wait_played() and writing(out, a) and writing(out, b)
+    time.sleep(1.5)  # frames flowing: how many is up to the engine (below)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     outputs = sorted(out.glob("*.mp4"))
     assert len(outputs) == 2 and not list(out.glob(".*"))  # finished under their names, no partial files
+    least = max(1, int(0.3 * 1.5 * min(CAMERA[2], fps / 2)))
     for path in outputs:
         times = times_of(path)
-        assert len(times) > 10 and np.all(np.diff(times) > 0)
+        assert len(times) >= least and np.all(np.diff(times) > 0), (len(times), fps)

@@ -95,13 +95,7 @@ class Trainer:
             self.ema = AveragedModel(self.generator, multi_avg_fn=get_ema_multi_avg_fn(train["ema"]),
                                      use_buffers=True)
         self.gan = config["phase"] == "srgan"
-        self.discriminator: nn.Module | None = None
-        self.opt_d = None
-        if self.gan:
-            self.discriminator = Discriminator(config["model"]["channels"], config["data"]["patch_size"])
-            self.discriminator.to(self.device, memory_format=torch.channels_last)
-            self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=config["adversarial"]["d_lr"],
-                                          betas=(train["beta1"], train["beta2"]))
+        self.discriminator, self.opt_d = self._discriminator() if self.gan else (None, None)
         content = config["content"]
         self.content = content_loss(content["loss"], tuple(content["vgg_layer"]),
                                     content["vgg_weights"] or None).to(self.device)
@@ -124,6 +118,15 @@ class Trainer:
             torch.backends.cudnn.benchmark = True  # fixed patch size: the fastest conv algorithm is found once
 
     # --- checkpoints -------------------------------------------------------------------------------------------
+
+    def _discriminator(self) -> tuple[nn.Module, torch.optim.Optimizer]:
+        """Phase 2's discriminator and its optimiser."""
+        config, train = self.config, self.config["train"]
+        discriminator = Discriminator(config["model"]["channels"], config["data"]["patch_size"])
+        discriminator.to(self.device, memory_format=torch.channels_last)
+        opt = torch.optim.Adam(discriminator.parameters(), lr=config["adversarial"]["d_lr"],
+                               betas=(train["beta1"], train["beta2"]))
+        return discriminator, opt
     def _card(self) -> dict[str, Any]:
         c = self.config
         return {"name": c["name"], "training": {
