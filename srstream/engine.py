@@ -1,33 +1,55 @@
-"""The one inference engine: `Upscaler` picks a backend, converts frames, tiles and batches them.
+"""The one inference engine: `Upscaler` composes the steps a batch of frames goes through.
 
-Video, medical and the demo all upscale through `Upscaler.upscale`; nothing else runs a generator.
+    frames in (frame_format) -> channels (frame_format) -> self-ensemble views (tta) -> batches (backend_call)
+    -> tiles sized to the memory budget, shrunk on OOM (tile_budget, tiling) -> multiple-of padding (padding)
+    -> the backend (backends: a registry, one module per backend) -> output size (resample) -> frames out
+
+Each step is its own module and knows nothing of the others; this file only wires them. Video, medical and the
+demo all upscale through `Upscaler.upscale`; nothing else runs a generator.
 """
 from __future__ import annotations
 
 import logging
+from functools import partial
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
 
 from srstream import backends
-from srstream.backends import Backend, BackendUnavailable
+from srstream.backend_call import run_batches, to_device
+from srstream.backends import PREPARES_GRAPHS, Backend, BackendUnavailable, PreparingBackend
 from srstream.backends.precision import PrecisionError
 from srstream.backends.tensorrt_build import TensorRTError
+from srstream.errors import EngineError
+from srstream.frame_format import NumpyFrames, fit_channels, from_float, to_float, to_grey
 from srstream.models import ModelSpec, load_model
-from srstream.memory import available_memory
-from srstream.resample import resize
-from srstream.tiling import run_tiled
+from srstream.padding import run_padded
+from srstream.resample import resize_to
+from srstream.tile_budget import MIN_TILE, TileBudget, run_shrinking
+from srstream.tta import self_ensemble, tta_views
+
+__all__ = ["BACKENDS", "MIN_TILE", "EngineError", "Upscaler", "tta_views"]
 
 log = logging.getLogger("srstream")
 BACKENDS = backends.NAMES
-MIN_TILE = 32
-MEMORY_SHARE = 0.5  # of the free device memory (or available RAM) that one engine call may fill with activations
 ACTIVATION_SLACK = 3  # live tensors at the widest layer: its input, its output and a temporary
 
 
-class EngineError(RuntimeError):
-    """The engine cannot run as asked (backend missing, out of memory at the smallest tile, bad frames)."""
+def open_backend(name: str, spec: ModelSpec, precision: str, **options) -> tuple[str, Backend]:
+    """The resolved name and a running backend `name` for `spec`, or an EngineError saying why not."""
+    try:
+        resolved = backends.resolve(name, precision)
+        return resolved, backends.create(resolved, spec, precision=precision, **options)
+    except (BackendUnavailable, PrecisionError, TensorRTError) as exc:
+        raise EngineError(str(exc)) from None
+
+
+def _tile_setting(name: str, doc: str) -> property:
+    # Settable on the Upscaler as before (callers change a budget after construction); held by its TileBudget.
+    return property(lambda self: getattr(self.tiles, name), lambda self, value: setattr(self.tiles, name, value),
+                    doc=doc)
 
 
 class Upscaler:
@@ -44,17 +66,13 @@ class Upscaler:
                  tile: int | None = 0, batch_size: int = 4, tta: bool = False, precision: str = "auto",
                  memory_budget: int | None = None, **backend_options) -> None:
         self.spec = model if isinstance(model, ModelSpec) else load_model(model)
-        try:
-            self.backend_name = backends.resolve(backend, precision)
-            self.backend: Backend = backends.create(self.backend_name, self.spec, precision=precision,
-                                                    **backend_options)
-        except (BackendUnavailable, PrecisionError, TensorRTError) as exc:
-            raise EngineError(str(exc)) from None
-        self.tile = tile
+        self.backend_name, self.backend = open_backend(backend, self.spec, precision, **backend_options)
+        self.tiles = TileBudget(tile, memory_budget, self.activation_bytes(), self.device)
         self.batch_size = max(1, batch_size)
         self.tta = tta
-        self.memory_budget = memory_budget
         log.info("srstream: model %s (x%d) on %s", self.spec.name, self.spec.scale, self.label)
+
+    # What it runs and where.
 
     @property
     def precision(self) -> str:
@@ -66,22 +84,6 @@ class Upscaler:
         """Where the backend computes and its outputs are."""
         return self.backend.device
 
-    def to_device(self, x: torch.Tensor) -> torch.Tensor:
-        """A host tensor on the engine's device: pinned and asynchronous on CUDA (ordered on the current stream)."""
-        if x.device == self.device:
-            return x
-        if self.device.type == "cuda":
-            return x.pin_memory().to(self.device, non_blocking=True)
-        return x.to(self.device)
-
-    def prepare(self, height: int, width: int, batch: int | None = None) -> None:
-        """Get ready for batches of `batch` frames of height x width (capture their CUDA graph now), so that the
-        first frames of a video do not wait; nothing to do on other backends."""
-        n = batch or self.batch_size
-        if hasattr(self.backend, "prepare") and self._tile_size(height, width, n) == 0 and not self.tta and \
-                self.spec.multiple_of == 1:
-            self.backend.prepare((n, self.spec.channels, height, width))
-
     @property
     def label(self) -> str:
         """Backend and precision as logs and reports show them, e.g. 'cpu bf16'."""
@@ -89,165 +91,66 @@ class Upscaler:
 
     @property
     def scale(self) -> int:
+        """The model's upscaling factor."""
         return self.spec.scale
+
+    tile = _tile_setting("tile", "The LR tile side: 0 = by the memory budget, None = never tile.")
+    memory_budget = _tile_setting("memory_budget",
+                                  "Bytes of activations one call may hold (None: a share of the free memory).")
 
     def activation_bytes(self) -> int:
         """Bytes of activations per input pixel of one frame at the network's widest point: its width (64 where the
         card does not say) at the output's resolution, in the backend's number format, a few tensors alive."""
-        width = self.spec.descriptor.width
-        itemsize = torch.empty(0, dtype=getattr(self.backend, "dtype", torch.float32)).element_size()
-        return width * self.scale ** 2 * itemsize * ACTIVATION_SLACK
+        itemsize = torch.empty(0, dtype=self.backend.dtype).element_size()
+        return self.spec.descriptor.width * self.scale ** 2 * itemsize * ACTIVATION_SLACK
 
-    def _budget(self) -> int:
-        if self.memory_budget is not None:
-            return self.memory_budget
-        if self.backend.device.type == "cuda":
-            free, _ = torch.cuda.mem_get_info(self.backend.device)
-        else:
-            free = available_memory()
-        return int(free * MEMORY_SHARE)
+    def to_device(self, x: torch.Tensor) -> torch.Tensor:
+        """A host tensor on the engine's device: pinned and asynchronous on CUDA (ordered on the current stream)."""
+        return to_device(x, self.device)
 
-    def _tile_size(self, h: int, w: int, n: int = 1) -> int:
-        """0 when n frames of h x w fit the memory budget whole, else the side of the square LR tiles that do."""
-        if self.tile is None:
-            return 0
-        if self.tile > 0:
-            return self.tile
-        per_pixel = self.activation_bytes() * n
-        budget = self._budget()
-        if h * w * per_pixel <= budget:
-            return 0
-        return max(MIN_TILE, int((budget / per_pixel) ** 0.5))
+    def prepare(self, height: int, width: int, batch: int | None = None) -> None:
+        """Get ready for batches of `batch` frames of height x width (capture their CUDA graph now), so that the
+        first frames of a video do not wait; nothing to do on other backends."""
+        n = batch or self.batch_size
+        if PREPARES_GRAPHS in self.backend.capabilities and self._whole(height, width, n) and not self.tta:
+            cast(PreparingBackend, self.backend).prepare((n, self.spec.channels, height, width))
 
-    def _net(self, x: torch.Tensor) -> torch.Tensor:
-        # Some third-party networks need sides that are multiples of m: reflect-pad, run, crop.
-        m = self.spec.multiple_of
-        h, w = x.shape[-2:]
-        ph, pw = -h % m, -w % m
-        if ph or pw:
-            x = torch.nn.functional.pad(x, (0, pw, 0, ph), mode="reflect" if min(h, w) > max(ph, pw) else "replicate")
-        y = self.backend(x)
-        return y[..., : h * self.scale, : w * self.scale] if (ph or pw) else y
-
-    def _run(self, x: torch.Tensor) -> torch.Tensor:
-        tile = self._tile_size(*x.shape[-2:], x.shape[0])
-        while True:
-            try:
-                return run_tiled(x, self._net, self.scale, tile, self.spec.receptive_radius)
-            except torch.cuda.OutOfMemoryError:
-                torch.cuda.empty_cache()
-                side = tile or max(x.shape[-2:])
-                if side // 2 < MIN_TILE:
-                    raise EngineError(f"out of GPU memory even with {side}px tiles and batch {x.shape[0]}; "
-                                      "lower --batch or use --backend cpu") from None
-                tile = side // 2
-                log.warning("srstream: out of GPU memory, retrying with %dpx tiles", tile)
-
-    def upscale_tensor(self, x: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
-        """(N, C, H, W) float in [0, 1] -> (N, C, rH, rW) float32 in [0, 1] on the backend's device; with `size`
-        (width, height), the model's output is resampled to it there (Lanczos, antialiased)."""
-        if x.ndim != 4:
-            raise EngineError(f"expected (N, C, H, W) frames, got shape {tuple(x.shape)}")
-        c, want = x.shape[1], self.spec.channels
-        if c == 1 and want == 3:  # grey through an RGB model: run it as RGB, return luma
-            return self.upscale_tensor(x.expand(-1, 3, -1, -1), size).mean(dim=1, keepdim=True)
-        if c != want:
-            raise EngineError(f"model {self.spec.name} takes {want}-channel frames, got {c} channels")
-        if not self.tta:
-            y = self._upscale_once(x)
-        else:
-            views = tta_views(transpose=self.spec.descriptor.transposable)
-            y = None
-            for flips, transposed in views:
-                out = _unview(self._upscale_once(_view(x, flips, transposed)), flips, transposed)
-                y = out if y is None else y.add_(out)
-            y = y.div_(len(views))
-        if size is not None and tuple(size) != (y.shape[-1], y.shape[-2]):
-            y = resize(y, size)
-        return y.clamp_(0, 1)
-
-    def _upscale_once(self, x: torch.Tensor) -> torch.Tensor:
-        chunks = [x[i:i + self.batch_size] for i in range(0, x.shape[0], self.batch_size)]
-        untiled = self._tile_size(*x.shape[-2:], min(x.shape[0], self.batch_size)) == 0
-        if hasattr(self.backend, "upload") and untiled and self.spec.multiple_of == 1:
-            try:
-                return torch.cat(list(self._pipelined(chunks)))
-            except torch.cuda.OutOfMemoryError:
-                torch.cuda.empty_cache()  # fall back to the tiling path, which shrinks tiles until it fits
-        return torch.cat([self._run(c) for c in chunks])
-
-    def _pipelined(self, chunks: list[torch.Tensor]):
-        # Upload chunk i+1 on the copy stream while chunk i computes (no-op on CPU).
-        pending = self.backend.upload(chunks[0])
-        for i in range(len(chunks)):
-            current = pending
-            if i + 1 < len(chunks):
-                pending = self.backend.upload(chunks[i + 1])
-            yield self.backend.run(*current)
+    # The steps, in the order a batch meets them.
 
     def upscale(self, frames: np.ndarray | torch.Tensor, size: tuple[int, int] | None = None
                 ) -> np.ndarray | torch.Tensor:
         """Upscale frames and return the same kind: numpy (H, W[, C]) or (N, H, W, C), or torch (N, C, H, W);
         uint8, uint16 or float in [0, 1]. `size` (width, height) resamples the output to that size."""
         if isinstance(frames, torch.Tensor):
-            return _from_float(self.upscale_tensor(_to_float(frames), size), frames.dtype).to(frames.device)
-        array = np.asarray(frames)
-        if array.ndim not in (2, 3, 4) or (array.ndim > 2 and array.shape[-1] not in (1, 3, 4)):
-            raise EngineError(f"expected an image (H, W[, C]) or frames (N, H, W, C), got shape {array.shape}")
-        single = array.ndim < 4
-        batch = array.reshape((1, *array.shape[:2], -1)) if single else array
-        alpha = None
-        if batch.shape[-1] == 4:  # alpha is upscaled by bicubic, not by the model
-            batch, alpha = batch[..., :3], batch[..., 3:]
-        # Integers cross to the device as they are (1 byte a sample for 8-bit) and become floats there.
-        y = self.upscale_tensor(_to_float(self.to_device(_tensor(batch)).permute(0, 3, 1, 2)), size)
-        if alpha is not None:
-            a = _to_float(self.to_device(_tensor(alpha)).permute(0, 3, 1, 2))
-            a = torch.nn.functional.interpolate(a, size=y.shape[-2:], mode="bicubic", antialias=True).clamp(0, 1)
-            y = torch.cat([y, a.to(y.device)], dim=1)
-        out = _from_float(y, torch.from_numpy(np.empty(0, batch.dtype)).dtype).permute(0, 2, 3, 1).cpu().numpy()
-        if array.ndim == 2:
-            out = out[..., 0]
-        return out[0] if single else out
+            return from_float(self.upscale_tensor(to_float(frames), size), frames.dtype).to(frames.device)
+        parts = NumpyFrames.split(frames)
+        return parts.join(self.upscale_tensor(parts.color_nchw(self.to_device), size), self.to_device)
 
+    def upscale_tensor(self, x: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
+        """(N, C, H, W) float in [0, 1] -> (N, C, rH, rW) float32 in [0, 1] on the backend's device; with `size`
+        (width, height), the model's output is resampled to it there (Lanczos, antialiased)."""
+        x, grey = fit_channels(x, self.spec.channels, self.spec.name)
+        if self.tta:
+            y = self_ensemble(x, self._in_batches, transpose=self.spec.descriptor.transposable)
+        else:
+            y = self._in_batches(x)
+        y = resize_to(y, size).clamp_(0, 1)
+        return to_grey(y) if grey else y
 
-def _tensor(array: np.ndarray) -> torch.Tensor:
-    # torch cannot honour a read-only array (an image decoder's buffer, say): copy it rather than share it.
-    array = np.ascontiguousarray(array)
-    return torch.from_numpy(array if array.flags.writeable else array.copy())
+    def _in_batches(self, x: torch.Tensor) -> torch.Tensor:
+        # Whole batches may go straight to a pipelining backend; tiles and padded frames take the tiled path.
+        n = min(x.shape[0], self.batch_size)
+        direct = self.backend if self._whole(*x.shape[-2:], n) else None
+        return run_batches(x, self.batch_size, self._tiled, direct)
 
+    def _tiled(self, x: torch.Tensor) -> torch.Tensor:
+        net = partial(run_padded, self.backend, multiple=self.spec.multiple_of, scale=self.scale)
+        tile = self._tile_size(*x.shape[-2:], x.shape[0])
+        return run_shrinking(x, net, self.scale, tile, self.spec.receptive_radius)
 
-def tta_views(transpose: bool = True) -> list[tuple[tuple[int, ...], bool]]:
-    """The self-ensemble's views as (flipped dims, transposed): the 8 symmetries of the square, or only the 4 flips
-    for a model whose degradation has a direction (a through-plane model's slab blur runs along the height)."""
-    flips = [(), (-1,), (-2,), (-2, -1)]
-    return [(f, t) for t in ((False, True) if transpose else (False,)) for f in flips]
+    def _whole(self, h: int, w: int, n: int) -> bool:
+        # Frames that need neither tiles nor padding: the backend can take them as they are.
+        return self._tile_size(h, w, n) == 0 and self.spec.multiple_of == 1
 
-
-def _view(x: torch.Tensor, flips: tuple[int, ...], transposed: bool) -> torch.Tensor:
-    y = torch.flip(x, flips) if flips else x
-    return y.transpose(-1, -2).contiguous() if transposed else y
-
-
-def _unview(y: torch.Tensor, flips: tuple[int, ...], transposed: bool) -> torch.Tensor:
-    # The inverse of `_view`: undo the transpose first, then the flips.
-    y = y.transpose(-1, -2) if transposed else y
-    return torch.flip(y, flips) if flips else y
-
-
-def _to_float(x: torch.Tensor) -> torch.Tensor:
-    if x.dtype == torch.uint8:
-        return x.float().div_(255)
-    if x.dtype == torch.uint16:
-        return x.float().div_(65535)
-    if x.dtype == torch.int32 or x.dtype == torch.int16:
-        raise EngineError(f"frames of dtype {x.dtype} are not supported: use uint8, uint16 or float")
-    return x.float()
-
-
-def _from_float(y: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    if dtype == torch.uint8:
-        return y.mul(255).round_().to(torch.uint8)
-    if dtype == torch.uint16:
-        return y.mul(65535).round_().to(torch.int32).to(torch.uint16)
-    return y.to(dtype)
+    def _tile_size(self, h: int, w: int, n: int = 1) -> int:
+        return self.tiles.tile_size(h, w, n)

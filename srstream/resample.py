@@ -61,3 +61,10 @@ def resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     y = _resize_last_axis(x, width)
     return _resize_last_axis(y.transpose(-1, -2), height).transpose(-1, -2)
 
+
+
+def resize_to(x: torch.Tensor, size: tuple[int, int] | None) -> torch.Tensor:
+    """`x` resampled to `size` (width, height) by `resize`; as it is when no size is asked for or it has it."""
+    if size is None or tuple(size) == (x.shape[-1], x.shape[-2]):
+        return x
+    return resize(x, size)

@@ -1,12 +1,14 @@
 """ONNX Runtime backend: runs the exported graph (CPU provider here; CUDA provider where onnxruntime-gpu is)."""
 from __future__ import annotations
 
+import importlib.util
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from srstream.backends.registry import Availability, BackendType, READY, register
 from srstream.export import INPUT, OUTPUT, export_onnx
 from srstream.models import ModelSpec
 
@@ -31,7 +33,27 @@ class OnnxRuntimeBackend:
         self.device = torch.device("cpu")
         self.name = "onnxruntime"
         self.precision = "fp32"
+        self.dtype = torch.float32
+        self.capabilities: frozenset[str] = frozenset()
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         array = np.ascontiguousarray(x.detach().cpu().float().numpy())
         return torch.from_numpy(self.session.run([OUTPUT], {INPUT: array})[0])
+
+
+class OnnxRuntimeType(BackendType):
+    """The exported ONNX graph through onnxruntime, fp32; only when asked for by name."""
+
+    name = "onnxruntime"
+    fixed_precision = "fp32"
+
+    def available(self) -> Availability:
+        if importlib.util.find_spec("onnxruntime") is None:
+            return Availability(False, "pip install 'srstream[onnx]'")
+        return READY
+
+    def create(self, spec: ModelSpec, precision: str, **options) -> OnnxRuntimeBackend:
+        return OnnxRuntimeBackend(spec, **options)
+
+
+register(OnnxRuntimeType())

@@ -5,16 +5,40 @@ rest just in time on the first run. Both execute with `set_tensor_address` / `ex
 """
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import torch
 
+from srstream.backends.registry import Availability, BackendType, READY, register
 from srstream.backends.tensorrt_build import (INPUT, Profile, TensorRTError, CollectingLogger, cached_engine, find_runtime,
                                               rtx_target)
 from srstream.export import OUTPUT
 from srstream.models import ModelSpec
 
-__all__ = ["Profile", "TensorRTBackend", "TensorRTError"]
+__all__ = ["Profile", "RTX_GPUS", "TensorRTBackend", "TensorRTError", "tensorrt_available"]
+
+# Compute capabilities TensorRT-RTX compiles for (its support matrix: Turing, Ampere, Ada, Blackwell); not Hopper.
+RTX_GPUS = ("7.5", "8.0", "8.6", "8.9", "12.0", "12.1")
+
+
+def tensorrt_available() -> bool:
+    """A CUDA GPU is visible and a TensorRT that really imports (full, or TensorRT-RTX for a GPU it supports) is
+    installed: the same test the builder makes, so that 'auto' never picks a TensorRT that would then fail."""
+    if not torch.cuda.is_available():
+        return False
+    if importlib.util.find_spec("tensorrt") is None and importlib.util.find_spec("tensorrt_rtx") is None:
+        return False
+    from srstream.backends import tensorrt_build  # looked up now: tests stand a broken runtime in for it
+
+    try:
+        runtime = tensorrt_build.find_runtime()
+    except TensorRTError:  # PyPI's download stub, or libraries that fail to load
+        return False
+    if not runtime.is_rtx:
+        return True
+    major, minor = torch.cuda.get_device_capability()
+    return f"{major}.{minor}" in RTX_GPUS
 
 
 class TensorRTBackend:
@@ -45,6 +69,9 @@ class TensorRTBackend:
         self.scale = spec.scale
         self.name = "tensorrt"
         self.precision = "fp16"
+        # Budgeted as fp32, as before the registry: the engine's workspace and fp32 I/O tensors come on top.
+        self.dtype = torch.float32
+        self.capabilities: frozenset[str] = frozenset()
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         x = x.to(self.device, torch.float32).contiguous()
@@ -61,3 +88,25 @@ class TensorRTBackend:
             detail = self._log.errors[-1].splitlines()[0] if self._log.errors else "no reason given"
             raise TensorRTError(f"{self.runtime.name} execution failed ({detail})")
         return y
+
+
+class TensorRTType(BackendType):
+    """fp16 engines built once per model, GPU and profile; `auto`'s first choice where it runs."""
+
+    name = "tensorrt"
+    auto_rank = 0
+    fixed_precision = "fp16"
+
+    def available(self) -> Availability:
+        from srstream import backends  # through the package, so that a replaced `tensorrt_available` is honoured
+
+        if backends.tensorrt_available():
+            return READY
+        return Availability(False, "needs a CUDA GPU and TensorRT (pip install 'srstream[tensorrt]' gives "
+                                   "TensorRT-RTX, for RTX-class GPUs), or use --backend cuda/cpu")
+
+    def create(self, spec: ModelSpec, precision: str, **options) -> TensorRTBackend:
+        return TensorRTBackend(spec, **options)
+
+
+register(TensorRTType())

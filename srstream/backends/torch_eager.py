@@ -8,6 +8,8 @@ from collections import OrderedDict
 import torch
 
 from srstream.backends.precision import DTYPES, resolve_precision
+from srstream.backends.registry import (PIPELINED_UPLOAD, PREPARES_GRAPHS, READY, Availability, BackendType,
+                                        register)
 from srstream.inference_graph import inference_graph
 from srstream.models import ModelSpec
 
@@ -62,6 +64,9 @@ class TorchBackend:
             # Static shapes: the fastest algorithm is worth finding once. The flag is process-wide (torch has no
             # per-module one), so other torch code in this process benchmarks its convolutions too.
             torch.backends.cudnn.benchmark = True
+        # On the CPU an upload is no copy at all, so there is nothing to overlap.
+        self.capabilities = frozenset({PIPELINED_UPLOAD} if cuda else ()) | \
+            frozenset({PREPARES_GRAPHS} if self.graphs_enabled else ())
 
     def upload(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.cuda.Event | None]:
         """Start copying a host batch to the device on the copy stream; returns it and the event marking the end
@@ -119,3 +124,32 @@ class TorchBackend:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return self.run(*self.upload(x), graphs=False)
+
+
+class TorchCudaType(BackendType):
+    """torch on the first CUDA GPU: fp16 by default, CUDA graphs, overlapped uploads."""
+
+    name = "cuda"
+    auto_rank = 1
+
+    def available(self) -> Availability:
+        if torch.cuda.is_available():
+            return READY
+        return Availability(False, "torch sees no CUDA GPU here (use --backend cpu)")
+
+    def create(self, spec: ModelSpec, precision: str, **options) -> TorchBackend:
+        return TorchBackend(spec, "cuda", precision=precision, **options)
+
+
+class TorchCpuType(BackendType):
+    """torch on the CPU: bf16 where the CPU has it natively, else fp32; runs everywhere."""
+
+    name = "cpu"
+    auto_rank = 2
+
+    def create(self, spec: ModelSpec, precision: str, **options) -> TorchBackend:
+        return TorchBackend(spec, "cpu", precision=precision, **options)
+
+
+register(TorchCudaType())
+register(TorchCpuType())
