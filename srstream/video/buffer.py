@@ -2,8 +2,8 @@
 
 A file is read as fast as the engine takes it: the buffer is a bounded queue and a full one makes the decoder wait.
 A live stream is never made to wait (the socket is read at the camera's pace, with no backpressure into TCP): a full
-buffer drops its oldest frame, and the scheduler drops frames that could no longer be written within
-`max_latency` of their capture. Every drop is counted.
+buffer drops its oldest frame, and before each engine call its stream drops the frames that could no longer be
+written within `max_latency` of their capture (`oldest_worth_upscaling`). Every drop is counted.
 """
 from __future__ import annotations
 
@@ -13,6 +13,14 @@ import time
 from typing import Callable
 
 from srstream.video.frames import Decoded
+
+LATENCY_MARGIN = 0.95  # of max_latency planned for, so that the 95th percentile stays within it
+
+
+def oldest_worth_upscaling(now: float, max_latency: float, engine_seconds: float, encoder_lag: float) -> float:
+    """The capture time (time.monotonic() seconds) before which a live frame is stale: it could not be written
+    within `max_latency` of its capture any more, after an engine call and its encoder's lag, with a margin."""
+    return now - (max_latency * LATENCY_MARGIN - engine_seconds - encoder_lag)
 
 
 class FrameBuffer:
@@ -101,6 +109,7 @@ class CaptureClock:
         self.offset: float | None = None
 
     def capture(self, pts_seconds: float, received: float | None = None) -> float:
+        """The estimated capture time of a frame `pts_seconds` into the stream, received at `received`."""
         received = time.monotonic() if received is None else received
         gap = received - pts_seconds
         if self.offset is None or gap < self.offset:

@@ -1,5 +1,5 @@
-"""Frames between the threads: what the decoder hands the engine, what the engine hands the encoder, and the moves
-between them and the engine's device.
+"""Frames between the threads: what the decoder hands the engine, what the engine hands the encoder, the end marker
+of their queues, and the moves between them and the engine's device.
 
 A decoded frame travels as its YUV planes where `yuv.layout_of` knows the format (the usual case), else as swscale's
 RGB. On a GPU the planes are uploaded as they are and converted there, and the output is converted to the encoder's
@@ -19,6 +19,8 @@ import torch
 from srstream.engine import Upscaler
 from srstream.video.colour import Colour, from_rgb, to_rgb
 from srstream.video.yuv import Layout, layout_of, planes_to_rgb, read_planes, rgb_to_planes, write_frame
+
+END = object()  # the last item of a queue between two threads: decoder -> scheduler, scheduler -> encoder
 
 
 @dataclass
@@ -80,11 +82,12 @@ def to_device_rgb(group: list[Decoded], upscaler: Upscaler, colour: Colour) -> t
 
 
 class FrameMaker:
-    """Turns the engine's output into encoder-ready VideoFrames in `pix_fmt`, with the input's matrix and range."""
+    """Turns the engine's output into encoder-ready VideoFrames in `pix_fmt`, with the input's matrix and range;
+    with `pix_fmt=None` (no encoder: frames for the caller), into RGB arrays."""
 
-    def __init__(self, pix_fmt: str, colour: Colour, size: tuple[int, int]) -> None:
+    def __init__(self, pix_fmt: str | None, colour: Colour, size: tuple[int, int]) -> None:
         self.pix_fmt = pix_fmt
-        self.layout = layout_of(pix_fmt, *size)
+        self.layout = layout_of(pix_fmt, *size) if pix_fmt else None
         bits = self.layout.bits if self.layout else colour.bits
         self.colour = Colour(colour.colorspace, colour.color_range, bits)
         self.source_colour = colour

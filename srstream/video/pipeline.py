@@ -1,12 +1,13 @@
 """The video front door's API: one input (`upscale_video`), several at once through one engine (`upscale_many`),
 or upscaled frames as an iterator (`iter_upscaled`).
 
-Each input runs decode -> (scheduler: batch, engine) -> encode -> mux as threads joined by bounded buffers, so memory
-stays flat whatever the length. The decode thread (`source.Decoder`) queues video frames as YUV planes (or RGB
-where swscale must convert) and other packets as they are, in demux order; the scheduler (`scheduler.Scheduler`)
-moves frames to the engine's device, converts them there, upscales them in batches across inputs and hands each
-output to its input's encode thread (`sink.Encoder`), which makes encoder-ready frames and muxes the other packets
-untouched. Every output frame keeps its input frame's pts and time base.
+Each input is a `stream.Stream`, and runs decode -> (scheduler: batch, engine) -> encode -> mux as threads joined by
+bounded buffers, so memory stays flat whatever the length. The decode thread (`source.Decoder`) queues video frames
+as YUV planes (or RGB where swscale must convert) and other packets as they are, in demux order; the scheduler
+(`scheduler.Scheduler`) moves frames to the engine's device, converts them there, upscales them in batches across
+inputs and hands each Stream its output, which goes to its encode thread (`sink.Encoder`) to be made into
+encoder-ready frames and muxed with the other packets untouched. `iter_upscaled` takes the same batches, from a
+Stream without an output, in the caller's thread. Every output frame keeps its input frame's pts and time base.
 """
 from __future__ import annotations
 
@@ -22,11 +23,11 @@ from urllib.parse import urlsplit
 
 from srstream.engine import Upscaler
 from srstream.output_size import OutputSize
-from srstream.video.buffer import FrameBuffer
-from srstream.video.frames import Decoded, to_device_rgb, to_rgb_array
-from srstream.video.scheduler import Scheduler, Settings, Stream
+from srstream.video.frames import Decoded
+from srstream.video.scheduler import Scheduler
 from srstream.video.sink import EncodeOptions, is_url, segment_pattern
-from srstream.video.source import END, Decoder, VideoInputError, classify
+from srstream.video.source import VideoInputError, classify
+from srstream.video.stream import Settings, Stream
 from srstream.video.stats import Stats
 from srstream.video.status import StatusLines
 
@@ -158,47 +159,19 @@ def iter_upscaled(source: str, upscaler: Upscaler, batch: int = 4, duration: flo
                   ) -> Iterator[Decoded]:
     """Upscaled frames of `source` as `Decoded` (`.rgb` uint8, or uint16 for deep input; pts, time base), in
     order; other streams ignored. `output_size` resamples them to the size asked for."""
-    stop = threading.Event()
+    settings = Settings(EncodeOptions(), batch, duration, retries, timeout_s, output_size=output_size, live=False)
     wakeup = threading.Condition()
-    frames = FrameBuffer(batch * 3, live=False, wakeup=wakeup)
-    decoder = Decoder(source, frames, duration, retries, timeout_s, stop, live=False)
-    decoder.start()
-
-    def upscaled(group: list[Decoded]) -> Iterator[Decoded]:
-        w, h = group[0].size
-        size = (output_size or OutputSize()).resolve(w, h, upscaler.scale)
-        y = upscaler.upscale_tensor(to_device_rgb(group, upscaler, decoder.colour), size)
-        for d, rgb in zip(group, to_rgb_array(y, deep=decoder.colour.bits > 8)):
-            yield Decoded(d.pts, d.time_base, rgb=rgb, received=d.received, captured=d.captured)
-
+    stream = Stream(source, None, upscaler, settings, wakeup)  # no output: the frames come back here
+    if stream.exception is not None:
+        raise stream.exception
     try:
-        codec = decoder.stream.codec_context
-        upscaler.prepare(codec.height, codec.width, min(batch, upscaler.batch_size))
-        pending: list[Decoded] = []
-        while True:
-            with wakeup:
-                while frames.head() is None:
-                    wakeup.wait(0.1)
-            item = frames.pop()
-            if item is END:
-                break
-            if not isinstance(item, Decoded):
-                continue  # other streams' packets
-            if pending and item.kind != pending[0].kind:
-                yield from upscaled(pending)
-                pending = []
-            pending.append(item)
-            if len(pending) == batch:
-                yield from upscaled(pending)
-                pending = []
-        if pending:
-            yield from upscaled(pending)
-        if decoder.error:
-            raise decoder.error
+        for engine_call, y in Scheduler([stream], upscaler, settings, wakeup).batches():
+            for d, rgb in zip(engine_call.frames, stream.pixels(y)):
+                yield Decoded(d.pts, d.time_base, rgb=rgb, received=d.received, captured=d.captured)
     finally:
-        stop.set()
-        decoder.join(timeout=5)
-        decoder.close()
+        stream.close()
+    if stream.exception is not None:
+        raise stream.exception
 
 
 @contextmanager

@@ -1,5 +1,6 @@
-"""The output container: the upscaled video stream encoded, other streams copied, written under a temporary name;
-and the encode thread that feeds it.
+"""The output: how it is encoded (`plan_output`, once per output: pixel format, size, an encoder that opens here),
+the container (`Sink`: the upscaled video stream encoded, other streams copied, written under a temporary name),
+and the encode thread that feeds it (`Encoder`).
 
 Audio, subtitle and data packets are muxed untouched where the output container accepts their codec; audio it does
 not accept is re-encoded to AAC (and the summary says so); what cannot be carried is listed as dropped.
@@ -19,8 +20,9 @@ from pathlib import Path
 
 import av
 
+from srstream.output_size import even
 from srstream.video.colour import Colour
-from srstream.video.frames import FrameMaker, Upscaled
+from srstream.video.frames import END, FrameMaker, Upscaled
 
 log = logging.getLogger("srstream.video")
 # Where NVENC is asked for but the GPU has none (H100/H200 have none; neither has a machine without an NVIDIA GPU).
@@ -82,6 +84,40 @@ def segment_pattern(path: Path) -> Path:
     return path if "%" in path.name else path.with_name(f"{path.stem}_%03d{path.suffix}")
 
 
+def rounded_for(pix_fmt: str, size: tuple[int, int]) -> tuple[int, int]:
+    """`size` rounded to even on the axes `pix_fmt` subsamples (with a log line when that changed it)."""
+    even_w, even_h = subsampled_axes(pix_fmt)
+    rounded = (even(size)[0] if even_w else size[0], even(size)[1] if even_h else size[1])
+    if rounded != size:
+        log.warning("srstream: output size %dx%d rounded to %dx%d (%s needs even sides)", *size, *rounded, pix_fmt)
+    return rounded
+
+
+@dataclass(frozen=True)
+class OutputPlan:
+    """How one output is encoded, decided once from its first frame: encoder settings that open here, the pixel
+    format and the frame size."""
+
+    options: EncodeOptions
+    pix_fmt: str
+    size: tuple[int, int]
+
+
+def plan_output(options: EncodeOptions, colour: Colour, size: tuple[int, int]) -> OutputPlan:
+    """The plan for frames of `size` (what was asked, rounded for the pixel format); an NVENC encoder that cannot
+    open here gives way to its software fallback, with a log line."""
+    pix_fmt = choose_pix_fmt(options, colour)
+    size = rounded_for(pix_fmt, size)
+    fallback = NVENC_FALLBACK.get(options.codec)
+    if fallback and not _encoder_opens(options.codec, size, pix_fmt):
+        log.warning("srstream: %s cannot open here (no NVENC: H100/H200 and machines without an NVIDIA GPU "
+                    "have none); encoding with %s", options.codec, fallback)
+        options = EncodeOptions(fallback, options.crf, options.preset if not is_nvenc_preset(options.preset)
+                                else "medium", options.pix_fmt)
+        pix_fmt = choose_pix_fmt(options, colour)  # the fallback may have 10-bit where NVENC has not (libx264)
+    return OutputPlan(options, pix_fmt, size)
+
+
 class Sink:
     """Writes OUT by way of a hidden temporary file beside it; `close()` renames it, `abort()` removes it.
 
@@ -90,48 +126,25 @@ class Sink:
     """
 
     def __init__(self, path: str | Path, input_container: av.container.InputContainer,
-                 in_stream: av.video.stream.VideoStream, size: tuple[int, int], colour: Colour,
-                 options: EncodeOptions, output_format: str | None = None, segment_time: float | None = None,
-                 rotation: int = 0) -> None:
+                 in_stream: av.video.stream.VideoStream, plan: OutputPlan, colour: Colour,
+                 segment_time: float | None = None, rotation: int = 0) -> None:
         self.url = str(path) if is_url(str(path)) else None
         self.path = Path(path) if self.url is None else None
         self.tmp = None
-        open_opts: dict[str, str] = {}
-        if self.url:
-            target, fmt = self.url, output_format or next(f for p, f in PUSH_FORMATS.items() if self.url.startswith(p))
-            if fmt == "rtsp":
-                open_opts["rtsp_transport"] = "tcp"
-        elif segment_time:
-            target, fmt = str(segment_pattern(self.path)), "segment"
-            open_opts = {"segment_time": str(segment_time), "reset_timestamps": "1",
-                         "segment_format": _format_for(self.path) or self.path.suffix.lstrip(".") or "mp4"}
-        else:
-            self.tmp = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix}")
-            target, fmt = str(self.tmp), output_format or _format_for(self.path)
-        try:
-            self.container = av.open(target, mode="w", format=fmt, options=open_opts)
-        except (av.error.FFmpegError, ValueError) as exc:
-            raise ValueError(f"{path}: cannot write there ({exc})") from None
+        self.container = self._open_container(path, segment_time)
         self.container.metadata.update({k: v for k, v in input_container.metadata.items()
                                         if k.lower() in ("creation_time", "title", "comment", "language",
                                                          "location", "date")})
         rate = in_stream.average_rate or in_stream.guessed_rate or Fraction(25)
-        fallback = NVENC_FALLBACK.get(options.codec)
-        if fallback and not _encoder_opens(options.codec, size, choose_pix_fmt(options, colour)):
-            log.warning("srstream: %s cannot open here (no NVENC: H100/H200 and machines without an NVIDIA GPU "
-                        "have none); encoding with %s", options.codec, fallback)
-            options = EncodeOptions(fallback, options.crf, options.preset if not is_nvenc_preset(options.preset)
-                                    else "medium", options.pix_fmt)
-        self.codec = options.codec
+        self.codec = plan.options.codec
         try:
-            self.video = self._add_video(options, colour, size, rate, in_stream.time_base, segment_time)
+            self.video = self._add_video(plan, colour, rate, in_stream.time_base, segment_time)
         except (av.error.FFmpegError, ValueError) as exc:
             self.abort()
-            raise ValueError(f"encoder {options.codec!r} is not available here ({exc})") from None
+            raise ValueError(f"encoder {plan.options.codec!r} is not available here ({exc})") from None
         self.pix_fmt = self.video.pix_fmt
         self.video.metadata.update({k: v for k, v in in_stream.metadata.items() if k in ("language", "rotate",
                                                                                      "handler_name")})
-        self.maker = FrameMaker(self.pix_fmt, colour, size)
         if rotation:
             self.video.set_display_rotation(rotation)  # the display matrix, as the input had it
         self.carried = CarriedStreams()
@@ -142,11 +155,30 @@ class Sink:
                 continue
             self._carry(stream)
 
-    def _add_video(self, options: EncodeOptions, colour: Colour, size: tuple[int, int], rate: Fraction,
-                   time_base: Fraction, segment_time: float | None) -> av.video.stream.VideoStream:
+    def _open_container(self, path: str | Path, segment_time: float | None) -> av.container.OutputContainer:
+        open_opts: dict[str, str] = {}
+        if self.url:
+            target, fmt = self.url, next(f for p, f in PUSH_FORMATS.items() if self.url.startswith(p))
+            if fmt == "rtsp":
+                open_opts["rtsp_transport"] = "tcp"
+        elif segment_time:
+            target, fmt = str(segment_pattern(self.path)), "segment"
+            open_opts = {"segment_time": str(segment_time), "reset_timestamps": "1",
+                         "segment_format": _format_for(self.path) or self.path.suffix.lstrip(".") or "mp4"}
+        else:
+            self.tmp = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix}")
+            target, fmt = str(self.tmp), _format_for(self.path)
+        try:
+            return av.open(target, mode="w", format=fmt, options=open_opts)
+        except (av.error.FFmpegError, ValueError) as exc:
+            raise ValueError(f"{path}: cannot write there ({exc})") from None
+
+    def _add_video(self, plan: OutputPlan, colour: Colour, rate: Fraction, time_base: Fraction,
+                   segment_time: float | None) -> av.video.stream.VideoStream:
+        options = plan.options
         video = self.container.add_stream(options.codec, rate=rate)
-        video.width, video.height = size
-        video.pix_fmt = choose_pix_fmt(options, colour)
+        video.width, video.height = plan.size
+        video.pix_fmt = plan.pix_fmt
         video.time_base = time_base
         video.codec_context.time_base = time_base
         video.codec_context.colorspace = colour.colorspace
@@ -210,12 +242,6 @@ class Sink:
         for packet in self.video.encode(frame):
             self.container.mux(packet)
 
-    def write_upscaled(self, item: Upscaled) -> None:
-        """Make the VideoFrame of an engine output (converting it here if it came as floats) and encode it."""
-        frame = self.maker.frame(item.pixels)
-        frame.pts, frame.time_base = item.pts, item.time_base
-        self.write(frame)
-
     def close(self) -> None:
         """Flush encoders, finish the file and move it to its real name."""
         for packet in self.video.encode(None):
@@ -275,16 +301,15 @@ def _format_for(path: Path) -> str | None:
     return {".ts": "mpegts", ".mkv": "matroska", ".m4v": "mp4", ".mov": "mov"}.get(path.suffix.lower())
 
 
-END = object()  # the last item of an encoder's queue
-
-
 class Encoder(threading.Thread):
-    """Encodes `Upscaled` frames and muxes passthrough packets from a queue into a Sink, until END; records each
-    frame's latency from capture to written in `latencies` when given one."""
+    """Makes the VideoFrames of `Upscaled` frames (`maker`: converting floats here, off the engine's thread),
+    encodes them and muxes passthrough packets from a queue into a Sink, until END; records each frame's latency
+    from capture to written in `latencies` when given one."""
 
-    def __init__(self, sink: Sink, items: queue.Queue, latencies: collections.deque | None = None) -> None:
+    def __init__(self, sink: Sink, maker: FrameMaker, items: queue.Queue,
+                 latencies: collections.deque | None = None) -> None:
         super().__init__(daemon=True, name="srstream-encode")
-        self.sink, self.items, self.latencies = sink, items, latencies
+        self.sink, self.maker, self.items, self.latencies = sink, maker, items, latencies
         self.error: BaseException | None = None
         self.written = 0
         self.last_latency: float | None = None
@@ -294,7 +319,9 @@ class Encoder(threading.Thread):
         try:
             while (item := self.items.get()) is not END:
                 if isinstance(item, Upscaled):
-                    self.sink.write_upscaled(item)
+                    frame = self.maker.frame(item.pixels)
+                    frame.pts, frame.time_base = item.pts, item.time_base
+                    self.sink.write(frame)
                     self.written += 1
                     done = time.monotonic()
                     self.lag = 0.9 * self.lag + 0.1 * (done - item.queued) if self.written > 1 else done - item.queued

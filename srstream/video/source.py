@@ -1,78 +1,146 @@
-"""Video inputs: files, image-sequence patterns and RTSP URLs, opened with PyAV with clear one-line errors, and the
-decode thread that reads one of them into a queue of frames (reconnecting live streams)."""
+"""Video inputs: which kinds there are (`InputKind`: files, image-sequence patterns, network streams), how each is
+opened with PyAV with clear one-line errors, and the decode thread (`Decoder`) that reads one into a FrameBuffer,
+reconnecting network streams. `Source` is what the rest of the pipeline needs of that thread.
+
+A new kind of input is one `InputKind` subclass added to INPUT_KINDS; the Decoder reads whatever `open` returns.
+"""
 from __future__ import annotations
 
 import logging
 import re
 import threading
 import time
-from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Protocol
 
 import av
 
 from srstream.video.buffer import CaptureClock, FrameBuffer
 from srstream.video.colour import Colour, colour_of
-from srstream.video.frames import decode
+from srstream.video.frames import END, decode
 
 log = logging.getLogger("srstream.video")
-END = object()  # the last item a decoder puts in its queue
+
+__all__ = ["END", "INPUT_KINDS", "Decoder", "InputKind", "Source", "VideoInputError", "classify", "is_live",
+           "is_video_input", "open_input"]
 
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".avi", ".ts", ".m2ts", ".webm", ".m4v", ".mts", ".flv"}
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "srt://", "udp://", "http://", "https://")
+SEQUENCE_FRAMERATE = "25"  # an image sequence has no timing of its own
 
 
 class VideoInputError(ValueError):
     """An input cannot be opened or decoded."""
 
 
-@dataclass(frozen=True)
 class InputKind:
-    kind: str  # "file", "sequence" or "stream"
-    target: str
+    """One kind of input: which names it takes (`matches`), whether it is a network stream (`network`: read live
+    by default, reconnected when it drops) and how PyAV opens it (`av_options`, or `open` itself)."""
+
+    kind = ""
+    network = False
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+
+    @staticmethod
+    def matches(source: str) -> bool:
+        """Whether `source` names an input of this kind."""
+        raise NotImplementedError
+
+    def is_video(self) -> bool:
+        """Whether the video path handles it (the image path takes the other files)."""
+        return True
+
+    def av_options(self, timeout_s: float) -> tuple[str | None, dict[str, str]]:
+        """The demuxer to force (None: probe) and its options."""
+        return None, {}
+
+    def open(self, timeout_s: float) -> av.container.InputContainer:
+        """The input opened for demuxing; a one-line VideoInputError where it cannot be."""
+        fmt, options = self.av_options(timeout_s)
+        try:
+            return av.open(self.target, mode="r", format=fmt, options=options, timeout=timeout_s)
+        except av.error.FFmpegError as exc:
+            raise VideoInputError(f"{self.target}: cannot open ({_reason(exc)})") from None
+
+
+class NetworkStream(InputKind):
+    """rtsp://, rtmp://, srt://, udp://, http(s):// ...; RTSP over TCP, with connect and read timeouts."""
+
+    kind = "stream"
+    network = True
+
+    @staticmethod
+    def matches(source: str) -> bool:
+        return source.startswith(STREAM_SCHEMES)
+
+    def av_options(self, timeout_s: float) -> tuple[str | None, dict[str, str]]:
+        micro = str(int(timeout_s * 1e6))
+        options = {"rw_timeout": micro}
+        if self.target.startswith(("rtsp://", "rtsps://")):
+            options.update(rtsp_transport="tcp", timeout=micro)
+        return None, options
+
+
+class ImageSequence(InputKind):
+    """A printf pattern of image files (frame_%04d.png), read at SEQUENCE_FRAMERATE."""
+
+    kind = "sequence"
+
+    @staticmethod
+    def matches(source: str) -> bool:
+        return re.search(r"%0?\d*d", source) is not None
+
+    def av_options(self, timeout_s: float) -> tuple[str | None, dict[str, str]]:
+        return "image2", {"framerate": SEQUENCE_FRAMERATE}
+
+
+class VideoFile(InputKind):
+    """Any other name: a file, checked before PyAV sees it so that the usual mistakes read plainly."""
+
+    kind = "file"
+
+    @staticmethod
+    def matches(source: str) -> bool:
+        return True
+
+    def is_video(self) -> bool:
+        return Path(self.target).suffix.lower() in VIDEO_SUFFIXES
+
+    def open(self, timeout_s: float) -> av.container.InputContainer:
+        path = Path(self.target)
+        if not path.exists():
+            raise VideoInputError(f"{self.target}: no such file")
+        if path.is_dir():
+            raise VideoInputError(f"{self.target}: is a directory, not a video")
+        if path.stat().st_size == 0:
+            raise VideoInputError(f"{self.target}: empty file (0 bytes)")
+        return super().open(timeout_s)
+
+
+INPUT_KINDS: tuple[type[InputKind], ...] = (NetworkStream, ImageSequence, VideoFile)  # the first that matches
 
 
 def classify(source: str) -> InputKind:
-    """A URL is a stream, a printf pattern (frame_%04d.png) a sequence, anything else a file."""
-    if source.startswith(STREAM_SCHEMES):
-        return InputKind("stream", source)
-    if re.search(r"%0?\d*d", source):
-        return InputKind("sequence", source)
-    return InputKind("file", source)
+    """The kind of input `source` names: a URL is a stream, a printf pattern a sequence, anything else a file."""
+    return next(kind(source) for kind in INPUT_KINDS if kind.matches(source))
 
 
 def is_video_input(source: str) -> bool:
     """True for what the video path handles (URL, sequence pattern, video file suffix)."""
-    kind = classify(source)
-    return kind.kind != "file" or Path(source).suffix.lower() in VIDEO_SUFFIXES
+    return classify(source).is_video()
 
 
-def open_input(source: str, timeout_s: float = 10.0, framerate: str = "25") -> av.container.InputContainer:
-    """Open `source` for demuxing; RTSP goes over TCP with connect/read timeouts."""
-    kind = classify(source)
-    options: dict[str, str] = {}
-    fmt = None
-    if kind.kind == "stream":
-        micro = str(int(timeout_s * 1e6))
-        options = {"rw_timeout": micro}
-        if source.startswith(("rtsp://", "rtsps://")):
-            options.update(rtsp_transport="tcp", timeout=micro)
-    elif kind.kind == "sequence":
-        fmt, options = "image2", {"framerate": framerate}
-    else:
-        path = Path(source)
-        if not path.exists():
-            raise VideoInputError(f"{source}: no such file")
-        if path.is_dir():
-            raise VideoInputError(f"{source}: is a directory, not a video")
-        if path.stat().st_size == 0:
-            raise VideoInputError(f"{source}: empty file (0 bytes)")
-    try:
-        container = av.open(source, mode="r", format=fmt, options=options, timeout=timeout_s)
-    except av.error.FFmpegError as exc:
-        raise VideoInputError(f"{source}: cannot open ({_reason(exc)})") from None
+def is_live(source: str) -> bool:
+    """Whether an input is live by default: network streams (rtsp, udp, srt, rtmp, http live), not files."""
+    return classify(source).network
+
+
+def open_input(source: str, timeout_s: float = 10.0) -> av.container.InputContainer:
+    """Open `source` for demuxing: its kind's way, then checked for a video stream this FFmpeg decodes."""
+    container = classify(source).open(timeout_s)
     if not container.streams.video:
         container.close()
         raise VideoInputError(f"{source}: has no video stream")
@@ -87,13 +155,30 @@ def _reason(exc: av.error.FFmpegError) -> str:
     return getattr(exc, "strerror", None) or str(exc)
 
 
+class Source(Protocol):
+    """What a Stream reads from: a thread filling its FrameBuffer with `Decoded` frames and other streams' packets,
+    in demux order, then END. `Decoder` is the one for everything PyAV opens."""
+
+    container: av.container.InputContainer  # its other streams and metadata are carried to the output
+    stream: av.video.stream.VideoStream  # the video stream read: size, rate, time base, frame count
+    colour: Colour | None  # from the first frame
+    rotation: int  # counter-clockwise degrees, from the first frame
+    error: BaseException | None  # why it ended, if it failed
+    reconnects: int
+    frames: int  # decoded so far
+
+    def start(self) -> None:
+        """Start reading (once)."""
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for the thread to end (after END, or the stop flag)."""
+
+    def close(self) -> None:
+        """Close the input, now or as the thread ends."""
+
+
 class _StreamEnded(Exception):
     """A live stream stopped sending: treated like a dropped connection."""
-
-
-def is_live(source: str) -> bool:
-    """Whether an input is live by default: network streams (rtsp, udp, srt, rtmp, http live), not files."""
-    return classify(source).kind == "stream"
 
 
 class Decoder(threading.Thread):
@@ -106,7 +191,7 @@ class Decoder(threading.Thread):
         super().__init__(daemon=True, name="srstream-decode")
         self.source, self.out, self.duration, self.retries = source, out, duration, retries
         self.timeout_s, self.stop = timeout_s, stop
-        self.network = classify(source).kind == "stream"
+        self.network = classify(source).network
         self.live = self.network if live is None else live
         self.clock = CaptureClock()
         self._paced_from: float | None = None

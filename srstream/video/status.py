@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING
 from tqdm import tqdm
 
 if TYPE_CHECKING:
-    from srstream.video.scheduler import Stream
+    from srstream.video.stream import Stream
 
 
 class StatusLines:
-    """tqdm lines, one per stream (`streams` need .source, .decoder, .encoder, .buffer, .live, .total)."""
+    """tqdm lines, one per stream (`streams` need .source, .total, .live and .progress())."""
 
     def __init__(self, streams: list[Stream], enabled: bool) -> None:
         self.streams = streams
@@ -40,15 +40,16 @@ class StatusLines:
 
     def line(self, stream: Stream) -> str:
         """'in 25.0 fps, out 8.1 fps, dropped 120, latency 1.7 s, reconnects 0' (live) or '' (files)."""
-        if stream.decoder is None or not getattr(stream, "live", False):
+        progress = stream.progress()
+        if progress is None or not stream.live:
             return ""
-        elapsed = max(1e-6, time.monotonic() - stream.started_monotonic)
-        written = stream.encoder.written if stream.encoder else 0
-        latency = stream.encoder.last_latency if stream.encoder else None
-        return (f"in {stream.decoder.frames / elapsed:.1f} fps, out {written / elapsed:.1f} fps, "
-                f"dropped {stream.buffer.dropped}, latency {'-' if latency is None else f'{latency:.1f} s'}, "
-                f"reconnects {stream.decoder.reconnects}")
+        elapsed = max(1e-6, progress.seconds)
+        latency = progress.latency
+        return (f"in {progress.decoded / elapsed:.1f} fps, out {progress.written / elapsed:.1f} fps, "
+                f"dropped {progress.dropped}, latency {'-' if latency is None else f'{latency:.1f} s'}, "
+                f"reconnects {progress.reconnects}")
 
     def close(self) -> None:
+        """Close the lines (they stay on the terminal)."""
         for bar in self.bars.values():
             bar.close()

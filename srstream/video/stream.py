@@ -1,0 +1,276 @@
+"""One input and its output as the scheduler sees them: a `Stream` owns its decode thread (a `source.Source`), its
+frame buffer and live policy, its output plan (pixel format and size, decided once from the first frame), its frame
+maker, its sink and encode thread, and its Stats. The scheduler asks it for a ready frame, takes frames of one
+kind from it and hands it the engine's output; everything else about the input stays here.
+
+A Stream without an output (`output=None`, as `iter_upscaled` makes) hands its frames back as RGB at their own
+upscaled size instead of encoding them.
+"""
+from __future__ import annotations
+
+import collections
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import av
+import numpy as np
+import torch
+
+from srstream.engine import Upscaler
+from srstream.output_size import OutputSize
+from srstream.video.buffer import FrameBuffer, oldest_worth_upscaling
+from srstream.video.colour import Colour
+from srstream.video.frames import END, Decoded, FrameMaker, Upscaled
+from srstream.video.sink import EncodeOptions, Encoder, Sink, plan_output
+from srstream.video.source import Decoder, Source, VideoInputError, is_live
+from srstream.video.stats import Stats
+
+log = logging.getLogger("srstream.video")
+LATENCY_SAMPLES = 5000  # the latest frames' latencies kept per input for the percentiles
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How every input of one run is read, upscaled and written."""
+
+    options: EncodeOptions
+    batch: int = 4
+    duration: float | None = None
+    retries: int = 5
+    timeout_s: float = 10.0
+    segment_time: float | None = None
+    output_size: OutputSize | None = None
+    live: bool | None = None  # None: live for network streams, not for files
+    max_latency: float = 2.0
+
+
+class BatchKind(NamedTuple):
+    """What the frames of one engine call share: format and size in, colour, and the size the engine makes."""
+
+    frame_kind: tuple
+    colour: Colour
+    size_out: tuple[int, int]
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A live input's counts so far, for the status line."""
+
+    seconds: float
+    decoded: int
+    written: int
+    dropped: int
+    reconnects: int
+    latency: float | None  # of the last frame written
+
+
+class Stream:
+    """One input and its output: decoder, buffer, output plan, frame maker, sink and encoder, and what happened."""
+
+    def __init__(self, source: str, output: str | Path | None, upscaler: Upscaler, settings: Settings,
+                 wakeup: threading.Condition, announce_failures: bool = False) -> None:
+        self.source, self.output, self.settings = source, output, settings
+        self.scale = upscaler.scale
+        self.announce_failures = announce_failures  # several inputs: say at once when one fails mid-run
+        self.stats = Stats(input=source, output=None if output is None else str(output),
+                           backend=upscaler.backend_name, precision=upscaler.precision, model=upscaler.spec.name)
+        self.stop = threading.Event()
+        self.maker: FrameMaker | None = None  # with the output plan, from the first frame
+        self.sink: Sink | None = None
+        self.encoder: Encoder | None = None
+        self.encode_q: queue.Queue = queue.Queue(maxsize=max(2, settings.batch * 2))
+        self.early_packets: list[av.Packet] = []
+        self.finished = self._reading = False
+        self.started = time.perf_counter()
+        self.started_monotonic = time.monotonic()
+        self.exception: BaseException | None = None
+        self.latencies: collections.deque = collections.deque(maxlen=LATENCY_SAMPLES)
+        self.live = is_live(source) if settings.live is None else settings.live
+        # A live buffer holds what max_latency allows at up to 60 fps; a file's, a few batches.
+        capacity = int(60 * settings.max_latency) + settings.batch if self.live else settings.batch * 3
+        self.buffer = FrameBuffer(capacity, self.live, wakeup)
+        self.decoder: Source | None = None
+        self.total: int | None = None
+        try:
+            self.decoder = Decoder(source, self.buffer, settings.duration, settings.retries, settings.timeout_s,
+                                   self.stop, self.live)
+        except VideoInputError as exc:
+            self.fail(exc)
+            return
+        self.stats.live = self.live
+        codec = self.decoder.stream.codec_context
+        self.stats.size_in = (codec.width, codec.height)
+        self.total = self.decoder.stream.frames or None
+        if settings.duration is not None and self.total:
+            self.total = min(self.total, int(round(settings.duration * (self.decoder.stream.average_rate or 25))))
+
+    @property
+    def active(self) -> bool:
+        """Still running: not finished, failed or closed."""
+        return not self.finished
+
+    def start(self) -> None:
+        """Start reading (once)."""
+        if self.decoder is not None and not self._reading:
+            self._reading = True
+            self.decoder.start()
+
+    def stop_reading(self) -> None:
+        """Tell the decoder to stop; what it has queued is still there to be finished."""
+        self.stop.set()
+
+    def interrupt(self) -> None:
+        """Ctrl-C: stop reading, and mark the output as cut short unless it had already ended."""
+        if self.active:
+            self.stats.interrupted = True
+        self.stop_reading()
+
+    def ready_frame(self, now: float, engine_seconds: float) -> Decoded | None:
+        """The frame at the head of the buffer, ready for the engine: the packets before it passed to the output,
+        stale live frames dropped (an engine call takes `engine_seconds`), the output opened at the first frame.
+        None when there is none yet, or the input has just ended (then it is finished here)."""
+        if not self.active or self._service() is None:
+            return None
+        if self.live:
+            lag = self.encoder.lag if self.encoder is not None else 0.0
+            self.buffer.drop_stale(oldest_worth_upscaling(now, self.settings.max_latency, engine_seconds, lag))
+        frame = self._service()
+        if frame is not None and self.maker is None:
+            try:
+                self._open_output(frame)
+            except (ValueError, OSError, av.error.FFmpegError) as exc:  # this output only: the others go on
+                self.fail(exc)
+                return None
+        return frame
+
+    def batch_kind(self, frame: Decoded) -> BatchKind:
+        """What `frame` shares with the frames it can go through the engine with; known once the output is open."""
+        return BatchKind(frame.kind, self.decoder.colour, self._size_out(frame))
+
+    def take(self, kind: BatchKind) -> Decoded | None:
+        """Remove and return the head frame if it is of `kind`, else None."""
+        return self.buffer.pop_if(lambda item: isinstance(item, Decoded) and self.batch_kind(item) == kind)
+
+    def pixels(self, y: torch.Tensor) -> list[tuple[np.ndarray, ...] | torch.Tensor | np.ndarray]:
+        """Per frame of the engine's (N, 3, H, W) output: what the encoder takes (or RGB, without an output)."""
+        return self.maker.from_engine(y)
+
+    def emit(self, frames: list[Decoded], y: torch.Tensor) -> None:
+        """Hand the engine's output `y` for `frames` (this input's, in order) to the encoder."""
+        for frame, pixels in zip(frames, self.pixels(y)):
+            self.encode_q.put(Upscaled(pixels, frame.pts, frame.time_base, frame.captured))
+        self.stats.frames_in += len(frames)
+        if self.encoder.error is not None:
+            self.close(keep=False)
+
+    def progress(self) -> Progress | None:
+        """Counts so far; None if the input never opened."""
+        if self.decoder is None:
+            return None
+        return Progress(time.monotonic() - self.started_monotonic, self.decoder.frames,
+                        self.encoder.written if self.encoder else 0, self.buffer.dropped, self.decoder.reconnects,
+                        self.encoder.last_latency if self.encoder else None)
+
+    def fail(self, exc: BaseException) -> None:
+        """Record the error; keep what was written (a camera that went away for good) or remove a useless file."""
+        self.exception = exc
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        self.stats.error = message
+        if self.announce_failures and self.sink is not None:  # the others go on; the summary repeats it
+            log.warning("srstream: %s failed (%s); the other inputs go on", self.source, message)
+        self.close(keep=True)
+
+    def close(self, keep: bool = True) -> None:
+        """Stop reading, flush the encoder and finish the output (a playable file), or drop it."""
+        if self.finished:
+            return
+        self.finished = True
+        self.stop.set()
+        written = self._finish_output(keep)
+        if self.decoder is not None:
+            self.decoder.join(timeout=5)
+            self.decoder.close()
+            self.stats.reconnects = self.decoder.reconnects
+            self.stats.dropped_frames = self.buffer.dropped
+        self.stats.frames_out = written
+        self.stats.seconds = round(time.perf_counter() - self.started, 3)
+        self.stats.fps = round(written / self.stats.seconds, 2) if self.stats.seconds else 0.0
+        if self.sink is not None:
+            self.stats.streams_copied = self.sink.carried.copied
+            self.stats.streams_reencoded = self.sink.carried.reencoded
+            self.stats.streams_dropped = self.sink.carried.dropped
+        self.stats.set_latency(list(self.latencies))
+        if self.maker is None and self.stats.error is None:
+            self.stats.error = f"{self.source}: no video frames could be decoded"
+
+    def _finish_output(self, keep: bool) -> int:
+        """Flush the encoder and close (or abort) the sink; the frames written."""
+        written = 0
+        if self.encoder is not None:
+            self.encode_q.put(END)
+            self.encoder.join()
+            written = self.encoder.written
+            if self.encoder.error is not None and self.stats.error is None:
+                self.exception = self.encoder.error
+                self.stats.error = str(self.encoder.error).splitlines()[0] or type(self.encoder.error).__name__
+                keep = False
+        if self.sink is not None:
+            try:
+                if keep and written > 0:
+                    self.sink.close()
+                else:
+                    self.sink.abort()
+            except (av.error.FFmpegError, OSError, ValueError) as exc:
+                self.sink.abort()
+                self.stats.error = self.stats.error or f"{self.output}: could not finish ({exc})"
+        return written
+
+    def _service(self) -> Decoded | None:
+        """Move the packets and the end marker at the head of the buffer along; the frame now at its head."""
+        while (item := self.buffer.head()) is not None:
+            if isinstance(item, Decoded):
+                return item
+            self.buffer.pop()
+            if item is END:
+                if self.decoder.error is not None:
+                    self.fail(self.decoder.error)
+                else:
+                    self.close(keep=True)
+                return None
+            self._passthrough(item)
+        return None
+
+    def _passthrough(self, packet: av.Packet) -> None:
+        if self.encoder is None:
+            self.early_packets.append(packet)  # before the first frame fixes the colour the sink cannot open
+        else:
+            self.encode_q.put(packet)
+
+    def _size_out(self, frame: Decoded) -> tuple[int, int]:
+        if self.output is None:  # no encoder to fix one size: each frame at its own upscaled size
+            return (self.settings.output_size or OutputSize()).resolve(*frame.size, self.scale)
+        return self.stats.size_out
+
+    def _open_output(self, first: Decoded) -> None:
+        """Plan the output from the first frame (its size, the input's colour), open it and start its encoder."""
+        colour = self.decoder.colour
+        size = (self.settings.output_size or OutputSize()).resolve(*first.size, self.scale)
+        if self.output is None:
+            self.stats.size_out = size
+            self.maker = FrameMaker(None, colour, size)
+            return
+        plan = plan_output(self.settings.options, colour, size)
+        self.stats.size_out = plan.size
+        self.sink = Sink(self.output, self.decoder.container, self.decoder.stream, plan, colour,
+                         segment_time=self.settings.segment_time, rotation=self.decoder.rotation)
+        self.maker = FrameMaker(plan.pix_fmt, colour, plan.size)
+        self.encoder = Encoder(self.sink, self.maker, self.encode_q, self.latencies if self.live else None)
+        self.encoder.start()
+        for packet in self.early_packets:
+            self.encode_q.put(packet)
+        self.early_packets.clear()
