@@ -31,7 +31,7 @@ from torchmetrics.functional.image import structural_similarity_index_measure as
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from medical.cli import ECLARE_PATCHES  # noqa: E402
+from medical.tuning import ECLARE_PATCHES  # noqa: E402
 from medical.nifti import read_nifti  # noqa: E402
 from medical.self_supervised import fine_tune  # noqa: E402
 from medical.slicewise import (cubic_upscale, resample_axis, upscale_in_plane,  # noqa: E402

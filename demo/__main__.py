@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from demo.app import Settings, build
+from demo.app import PageConfig, build
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -15,7 +15,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--video-limit", type=float, default=20.0, help="longest clip accepted, in seconds")
     parser.add_argument("--max-file-size", default="200mb", help="largest upload accepted")
     args = parser.parse_args(argv)
-    settings = Settings(backend=args.backend, video_limit_s=args.video_limit, max_file_size=args.max_file_size)
+    settings = PageConfig(backend=args.backend, video_limit_s=args.video_limit, max_file_size=args.max_file_size)
     build(settings).launch(server_name=args.host, server_port=args.port, max_file_size=args.max_file_size,
                            show_error=True)
     return 0

@@ -21,7 +21,9 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
 @dataclass
-class Settings:
+class PageConfig:
+    """How the page is served: the engine backend, the longest clip and largest upload taken, where outputs go."""
+
     backend: str = "auto"
     video_limit_s: float = 20.0
     max_file_size: str = "200mb"
@@ -41,7 +43,7 @@ class Engines:
 
 
 def _rgb_models() -> list[str]:
-    return [name for name, card in shipped_models().items() if card.channels == 3]
+    return [name for name, descriptor in shipped_models().items() if descriptor.channels == 3]
 
 
 def _default(models: list[str], preferred: str) -> str | None:
@@ -79,22 +81,49 @@ def _output_size(text: str | None):
 
 
 # --- image -------------------------------------------------------------------------------------------------------
-def image_tab(engines: Engines, settings: Settings) -> None:
-    from srstream.images import ImageError, read_image, write_image
-    from training.evaluate import bicubic_upscale
+def _read_rgb(path: str) -> np.ndarray:
+    """The upload as 8-bit RGB (16-bit scaled down, grey repeated), or the page's error."""
+    from srstream.images import ImageError, read_image
+
+    try:
+        image = read_image(path)
+    except ImageError as exc:
+        _fail(f"Not an image we can read: {Path(str(exc).split(':')[0]).name}")
+    if image.dtype != np.uint8:
+        image = (image / 257).round().astype(np.uint8)
+    return image[..., :3] if image.shape[-1] >= 3 else np.repeat(image, 3, axis=2)
+
+
+def _metrics(reference: str, sr: np.ndarray, bicubic: np.ndarray, size: tuple[int, int], native: tuple[int, int],
+             model: str, scale: int) -> str:
+    """A Markdown table of PSNR/SSIM (Y) of bicubic and the model against the reference."""
+    from srstream.images import ImageError, read_image
     from training.metrics import psnr_y, ssim_y
+
+    try:
+        ref = read_image(reference)[..., :3]
+    except ImageError:
+        _fail("The reference is not an image we can read.")
+    if size != native:
+        # Another size than the model's own: the reference area-resized to it, as the CLI's tests measure.
+        ref = np.asarray(Image.fromarray(ref).resize(size, Image.Resampling.BOX))
+    h, w = min(ref.shape[0], sr.shape[0]), min(ref.shape[1], sr.shape[1])
+    ref, a, b = ref[:h, :w], sr[:h, :w], bicubic[:h, :w]
+    return (f"| | PSNR (Y) | SSIM (Y) |\n|---|---|---|\n"
+            f"| bicubic | {psnr_y(b, ref, scale):.2f} dB | {ssim_y(b, ref, scale):.4f} |\n"
+            f"| {model} | {psnr_y(a, ref, scale):.2f} dB | {ssim_y(a, ref, scale):.4f} |")
+
+
+def image_tab(engines: Engines, settings: PageConfig) -> None:
+    """The image tab: one image upscaled, shown beside bicubic, with PSNR/SSIM against an optional reference."""
+    from srstream.images import write_image
+    from training.evaluate import bicubic_upscale
 
     def run(path: str | None, model: str, reference: str | None, size_text: str | None = None):
         if not path:
             _fail("Upload an image first.")
         asked = _output_size(size_text)
-        try:
-            image = read_image(path)
-        except ImageError as exc:
-            _fail(f"Not an image we can read: {Path(str(exc).split(':')[0]).name}")
-        if image.dtype != np.uint8:
-            image = (image / 257).round().astype(np.uint8)
-        rgb = image[..., :3] if image.shape[-1] >= 3 else np.repeat(image, 3, axis=2)
+        rgb = _read_rgb(path)
         up = engines.get(model)
         size = _resolved(asked, rgb.shape[1], rgb.shape[0], up.scale)
         sr = up.upscale(rgb, size)
@@ -103,20 +132,8 @@ def image_tab(engines: Engines, settings: Settings) -> None:
             bicubic = np.asarray(Image.fromarray(rgb).resize(size, Image.BICUBIC))
         out = settings.workdir / f"{Path(path).stem}_{size[0]}x{size[1]}.png"
         write_image(out, sr)
-        metrics = ""
-        if reference:
-            try:
-                ref = read_image(reference)[..., :3]
-            except ImageError:
-                _fail("The reference is not an image we can read.")
-            if size != (rgb.shape[1] * up.scale, rgb.shape[0] * up.scale):
-                # Another size than the model's own: the reference area-resized to it, as the CLI's tests measure.
-                ref = np.asarray(Image.fromarray(ref).resize(size, Image.Resampling.BOX))
-            h, w = min(ref.shape[0], sr.shape[0]), min(ref.shape[1], sr.shape[1])
-            ref, a, b = ref[:h, :w], sr[:h, :w], bicubic[:h, :w]
-            metrics = (f"| | PSNR (Y) | SSIM (Y) |\n|---|---|---|\n"
-                       f"| bicubic | {psnr_y(b, ref, up.scale):.2f} dB | {ssim_y(b, ref, up.scale):.4f} |\n"
-                       f"| {model} | {psnr_y(a, ref, up.scale):.2f} dB | {ssim_y(a, ref, up.scale):.4f} |")
+        native = (rgb.shape[1] * up.scale, rgb.shape[0] * up.scale)
+        metrics = _metrics(reference, sr, bicubic, size, native, model, up.scale) if reference else ""
         summary = f"{rgb.shape[1]}x{rgb.shape[0]} -> {sr.shape[1]}x{sr.shape[0]} ({model} on {up.label})"
         return (bicubic, sr), str(out), summary, metrics
 
@@ -143,7 +160,7 @@ def image_tab(engines: Engines, settings: Settings) -> None:
 
 
 # --- video -------------------------------------------------------------------------------------------------------
-def video_tab(engines: Engines, settings: Settings) -> None:
+def video_tab(engines: Engines, settings: PageConfig) -> None:
     import av
 
     from srstream.video import upscale_video
@@ -209,59 +226,72 @@ def _same_size(before: np.ndarray, after: np.ndarray, long_side: int = 384) -> t
             np.asarray(Image.fromarray(after).resize(size, Image.NEAREST)))
 
 
-def medical_tab(engines: Engines, settings: Settings) -> None:
-    from medical.dicom_read import find_series, read_series
-    from medical.dicom_write import write_dicom_series
-    from medical.nifti import is_nifti, read_nifti, write_nifti
+def _load_volume(path: str, workdir: Path):
+    """(format, volume) of an upload: a file one of the formats reads, or a .zip of a DICOM series."""
+    from medical import formats
+    from medical.dicom_read import find_series
+
+    read_as = formats.claiming(Path(path))
+    if read_as is not None:
+        return read_as, read_as.read(Path(path), None, None)
+    if zipfile.is_zipfile(path):
+        folder = Path(tempfile.mkdtemp(dir=workdir))
+        with zipfile.ZipFile(path) as archive:
+            archive.extractall(folder)
+        series = find_series(folder)[0]
+        read_as = formats.for_series(series)
+        return read_as, read_as.read(folder, series.uid, None)
+    _fail(f"{Path(path).name}: upload a .nii/.nii.gz volume or a .zip of one DICOM series")
+
+
+def _upscale_volume(volume, up: Upscaler, mode: str, axis: int, spacing: float | None):
     from medical.slicewise import upscale_in_plane, upscale_through_plane
 
-    def load(path: str):
-        if is_nifti(path):
-            return read_nifti(path)
-        if zipfile.is_zipfile(path):
-            folder = Path(tempfile.mkdtemp(dir=settings.workdir))
-            with zipfile.ZipFile(path) as archive:
-                archive.extractall(folder)
-            series = find_series(folder)
-            return read_series(series[0])
-        _fail(f"{Path(path).name}: upload a .nii/.nii.gz volume or a .zip of one DICOM series")
+    if mode == "through-plane":
+        # No target given: the model's own factor, or x4 for a model that takes any ratio.
+        target = spacing or volume.spacing[axis] / (up.spec.descriptor.through_plane_factor or 4)
+        return upscale_through_plane(volume, up, axis=axis, progress=True, spacing=target)
+    return upscale_in_plane(volume, up, axis=axis, progress=True)
+
+
+def _save_volume(result, volume, read_as, stem: str, description: str, workdir: Path) -> str:
+    """The result written as its source was (a DICOM series zipped for download); the file to download."""
+    from medical import formats
+
+    writer = formats.writer("same", read_as)
+    target = workdir / f"{stem}_sr{writer.suffix}"
+    writer.write(result, volume, target, description, None)
+    return shutil.make_archive(str(target), "zip", target) if target.is_dir() else str(target)
+
+
+def _volume_view(state, plane: str, position: float):
+    if not state:
+        return None, None
+    return _same_size(_slice(state["before"], plane, position, state["window"]),
+                      _slice(state["after"], plane, position, state["window"]))
+
+
+def medical_tab(engines: Engines, settings: PageConfig) -> None:
+    """The volume tab: a NIfTI file or a zipped DICOM series upscaled in-plane or through-plane, before and after."""
 
     def run(path: str | None, model: str, mode: str, axis: int = 2, spacing: float | None = None,
             progress=gr.Progress(track_tqdm=True)):
         if not path:
             _fail("Upload a volume first.")
         try:
-            volume = load(path)
+            read_as, volume = _load_volume(path, settings.workdir)
             up = engines.get(model)
-            if mode == "through-plane":
-                # No target given: the model's own factor, or x4 for a model that takes any ratio.
-                target = spacing or volume.spacing[int(axis)] / (up.spec.descriptor.through_plane_factor or 4)
-                result = upscale_through_plane(volume, up, axis=int(axis), progress=True, spacing=target)
-            else:
-                result = upscale_in_plane(volume, up, axis=int(axis), progress=True)
+            result = _upscale_volume(volume, up, mode, int(axis), spacing)
+            download = _save_volume(result, volume, read_as, Path(path).name.split(".")[0],
+                                    f"srstream {model} {mode}", settings.workdir)
         except ValueError as exc:  # VolumeError included
             _fail(str(exc).split("/")[-1])
-        stem = Path(path).name.split(".")[0]
-        if volume.meta.get("format") == "dicom":
-            folder = settings.workdir / f"{stem}_sr"
-            write_dicom_series(result, volume, folder, f"srstream {model} {mode}")
-            download = shutil.make_archive(str(folder), "zip", folder)
-        else:
-            download = str(settings.workdir / f"{stem}_sr.nii.gz")
-            write_nifti(result, download, f"srstream {model} {mode}")
-        window = result.meta["window"]
         state = {"before": volume.data.astype(np.float32), "after": result.data.astype(np.float32),
-                 "window": window}
+                 "window": result.meta["window"]}
         geometry = (f"shape {volume.shape} -> {result.shape}; voxel "
                     f"{' x '.join(f'{v:.3f}' for v in volume.spacing)} mm -> "
-                    f"{' x '.join(f'{v:.3f}' for v in result.spacing)} mm; {model} on {engines.get(model).label}")
-        return state, download, geometry, *view(state, "axial", 0.5)
-
-    def view(state, plane: str, position: float):
-        if not state:
-            return None, None
-        return _same_size(_slice(state["before"], plane, position, state["window"]),
-                          _slice(state["after"], plane, position, state["window"]))
+                    f"{' x '.join(f'{v:.3f}' for v in result.spacing)} mm; {model} on {up.label}")
+        return state, download, geometry, *_volume_view(state, "axial", 0.5)
 
     with gr.Tab("Volume", id="volume"):
         state = gr.State()
@@ -287,13 +317,13 @@ def medical_tab(engines: Engines, settings: Settings) -> None:
                     after = gr.Image(label="After", elem_id="med-after", type="numpy")
         button.click(run, [source, model, mode, axis, spacing], [state, download, geometry, before, after],
                      api_name="upscale_volume")
-        plane.change(view, [state, plane, position], [before, after], api_name=False)
-        position.change(view, [state, plane, position], [before, after], api_name=False)
+        plane.change(_volume_view, [state, plane, position], [before, after], api_name=False)
+        position.change(_volume_view, [state, plane, position], [before, after], api_name=False)
 
 
-def build(settings: Settings | None = None) -> gr.Blocks:
+def build(settings: PageConfig | None = None) -> gr.Blocks:
     """The whole page."""
-    settings = settings or Settings()
+    settings = settings or PageConfig()
     engines = Engines(settings.backend)
     with gr.Blocks(title="srstream") as app:
         gr.Markdown("# srstream\nSRGAN super-resolution for images, video and MRI/CT volumes "

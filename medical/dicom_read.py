@@ -161,27 +161,40 @@ def _slice_thickness(ref: pydicom.Dataset) -> float | None:
         return None
 
 
-def read_series(series: Series, volume_index: int | None = None) -> Volume:
-    """One series as a Volume; a time series needs `volume_index` (else a clear error)."""
+def is_enhanced(path: str | Path) -> bool:
+    """Whether the DICOM file at `path` is an enhanced multi-frame object (per-frame functional groups)."""
+    try:
+        head = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+    except (InvalidDicomError, OSError, ValueError, TypeError, AttributeError):
+        return False
+    return "PerFrameFunctionalGroupsSequence" in head
+
+
+def _slices_of(series: Series) -> tuple[list[_Slice], pydicom.Dataset]:
+    """The series' slices, however they are stored, and the header that describes them."""
     first_path = series.files[0]
     head = pydicom.dcmread(first_path, stop_before_pixels=True, force=True)
     if "PerFrameFunctionalGroupsSequence" in head:
         if len(series.files) != 1:
             raise VolumeError(f"{first_path.parent}: series {series.uid} mixes several enhanced objects")
         ds = pydicom.dcmread(first_path, force=True)
-        slices, ref = _enhanced_slices(first_path, ds), ds
-    elif "MOSAIC" in [str(v).upper() for v in head.get("ImageType", [])]:
-        slices, ref = _mosaic_slices(series.files), head
-    else:
-        slices, ref = _classic_slices(series.files)
-    where = first_path.parent
+        return _enhanced_slices(first_path, ds), ds
+    if "MOSAIC" in [str(v).upper() for v in head.get("ImageType", [])]:
+        return _mosaic_slices(series.files), head
+    return _classic_slices(series.files)
+
+
+def _check_alike(slices: list[_Slice], series: Series, where: Path) -> None:
     orientation = slices[0].orientation
     if any(np.abs(s.orientation - orientation).max() > ORIENTATION_TOLERANCE for s in slices):
         raise VolumeError(f"{where}: slices of series {series.uid} have different orientations")
     if any(s.pixels.shape != slices[0].pixels.shape for s in slices):
         raise VolumeError(f"{where}: slices of series {series.uid} have different sizes")
-    row_cos, col_cos = orientation[:3], orientation[3:]
-    normal = np.cross(row_cos, col_cos)
+
+
+def _one_volume(slices: list[_Slice], normal: np.ndarray, series: Series, where: Path,
+                volume_index: int | None) -> tuple[list[_Slice], int, int]:
+    """The slices of volume `volume_index` ordered along `normal`, how many volumes there are, and the index."""
     by_position: dict[float, list[_Slice]] = defaultdict(list)
     for s in slices:
         by_position[round(float(s.position @ normal), 3)].append(s)
@@ -202,10 +215,12 @@ def read_series(series: Series, volume_index: int | None = None) -> Volume:
         if np.abs(gaps - gaps.mean()).max() > SPACING_TOLERANCE * max(abs(gaps.mean()), 1e-6):
             raise VolumeError(f"{where}: uneven slice spacing in series {series.uid} "
                               f"({gaps.min():.4f}..{gaps.max():.4f} mm); not resampling it silently")
-    # (row, column) pixels -> (i = column, j = row flipped), as dcm2niix stores them.
-    stack = np.stack([s.pixels for s in ordered], axis=-1)  # (rows, cols, k)
-    data = np.ascontiguousarray(stack.transpose(1, 0, 2)[:, ::-1, :])
-    rows = stack.shape[0]
+    return ordered, n_volumes, index
+
+
+def _lps_affine(ordered: list[_Slice], normal: np.ndarray, rows: int, ref: pydicom.Dataset) -> np.ndarray:
+    """(i = column, j = row flipped, k = slice) -> LPS mm, as dcm2niix stores the voxels."""
+    row_cos, col_cos = ordered[0].orientation[:3], ordered[0].orientation[3:]
     row_spacing, col_spacing = ordered[0].spacing
     step = (ordered[-1].position - ordered[0].position) / (len(ordered) - 1) if len(ordered) > 1 \
         else normal * float(ref.get("SpacingBetweenSlices", ref.get("SliceThickness", 1.0)) or 1.0)
@@ -214,9 +229,22 @@ def read_series(series: Series, volume_index: int | None = None) -> Volume:
     lps[:3, 1] = -col_cos * row_spacing
     lps[:3, 2] = step
     lps[:3, 3] = ordered[0].position + col_cos * row_spacing * (rows - 1)
-    thickness = _slice_thickness(ref)
+    return lps
+
+
+def read_series(series: Series, volume_index: int | None = None) -> Volume:
+    """One series as a Volume; a time series needs `volume_index` (else a clear error)."""
+    slices, ref = _slices_of(series)
+    where = series.files[0].parent
+    _check_alike(slices, series, where)
+    normal = np.cross(slices[0].orientation[:3], slices[0].orientation[3:])
+    ordered, n_volumes, index = _one_volume(slices, normal, series, where, volume_index)
+    # (row, column) pixels -> (i = column, j = row flipped), as dcm2niix stores them.
+    stack = np.stack([s.pixels for s in ordered], axis=-1)  # (rows, cols, k)
+    data = np.ascontiguousarray(stack.transpose(1, 0, 2)[:, ::-1, :])
+    lps = _lps_affine(ordered, normal, stack.shape[0], ref)
     meta = {"format": "dicom", "series_uid": series.uid, "files": [str(s.source) for s in ordered],
-            "slice_thickness": thickness,
+            "slice_thickness": _slice_thickness(ref),
             "volumes": n_volumes, "volume_index": index, "modality": series.modality,
             "description": series.description, "reference": ref}
     stored = np.dtype(np.int16) if np.all(data == np.round(data)) and data.min() >= -32768 and data.max() < 32768 \

@@ -12,6 +12,8 @@ import copy
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -45,49 +47,13 @@ def _source_slices(volume: Volume) -> list[Dataset]:
     return headers  # a Siemens mosaic lists its one file once per slice: each slice copies that classic header
 
 
-def write_dicom_series(volume: Volume, source: Volume, out_dir: str | Path, description: str,
-                       slice_thickness: float | None = None) -> int:
-    """Write `volume` (the upscaled `source`) as a new series of files IM0001.dcm... in `out_dir`, atomically
-    (a hidden folder renamed at the end). `slice_thickness` (mm) is the new slices' nominal thickness (default:
-    the source's, divided by how much the slice axis was refined). Returns the number of voxels clipped to fit the
-    stored type."""
-    out_dir = Path(out_dir)
-    sources = _source_slices(source)
-    lps = np.linalg.inv(LPS_TO_RAS) @ volume.affine
-    col_step, row_step, slice_step = lps[:3, 0], -lps[:3, 1], lps[:3, 2]  # along a row, down a column, between
-    col_spacing, row_spacing = float(np.linalg.norm(col_step)), float(np.linalg.norm(row_step))
-    slice_gap = float(np.linalg.norm(slice_step))
-    row_cos, col_cos = col_step / col_spacing, row_step / row_spacing
-    n_i, n_j, n_k = volume.shape
-    factor_k = n_k / source.shape[2]
-    ref0 = sources[0]
-    slope = float(ref0.get("RescaleSlope", 1) or 1)
-    inter = float(ref0.get("RescaleIntercept", 0) or 0)
-    signed = int(ref0.get("PixelRepresentation", 1)) == 1
-    stored, clipped = cast_like((volume.data - inter) / slope, np.dtype(np.int16 if signed else np.uint16))
-    series_uid = generate_uid()
+@contextmanager
+def _atomic_folder(out_dir: Path) -> Iterator[Path]:
+    """A hidden folder beside `out_dir` to fill, renamed to `out_dir` at the end (removed on any failure)."""
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
     try:
-        # Which source slice each new one lies in (any ratio): its centre in the source's slice index.
-        to_source = np.linalg.inv(source.affine) @ volume.affine
-        for k in range(n_k):
-            index = int(np.clip(np.floor((to_source @ np.array([0, 0, k, 1.0]))[2] + 0.5), 0, len(sources) - 1))
-            src = sources[index]
-            ds = _derived(src, series_uid, description)
-            first_voxel = lps @ np.array([0, n_j - 1, k, 1.0])  # top-left pixel: i = 0, j flipped back
-            ds.ImagePositionPatient = [f"{v:.6f}" for v in first_voxel[:3]]
-            ds.ImageOrientationPatient = [f"{v:.8f}" for v in (*row_cos, *col_cos)]
-            ds.PixelSpacing = [f"{row_spacing:.6f}", f"{col_spacing:.6f}"]
-            source_thickness = float(src.get("SliceThickness") or 0)
-            thickness = slice_thickness or (source_thickness / factor_k if source_thickness else slice_gap)
-            ds.SliceThickness = f"{thickness:.6f}"
-            ds.SpacingBetweenSlices = f"{slice_gap:.6f}"
-            ds.SliceLocation = f"{float(first_voxel[:3] @ np.cross(row_cos, col_cos)):.6f}"
-            ds.InstanceNumber = k + 1
-            pixels = np.ascontiguousarray(stored[:, ::-1, k].T)  # (rows, cols) from (i, j flipped)
-            ds.set_pixel_data(pixels, "MONOCHROME2", 16, generate_instance_uid=False)
-            ds.save_as(tmp / f"IM{k + 1:04d}.dcm", enforce_file_format=True)
+        yield tmp
         os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes 0700; the series is for others to read too
         if out_dir.exists():
             shutil.rmtree(out_dir)
@@ -95,6 +61,53 @@ def write_dicom_series(volume: Volume, source: Volume, out_dir: str | Path, desc
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _place(ds: Dataset, lps: np.ndarray, k: int, n_j: int) -> None:
+    """Slice k's position, orientation, pixel spacing and location, from the volume's LPS affine."""
+    col_step, row_step, slice_step = lps[:3, 0], -lps[:3, 1], lps[:3, 2]  # along a row, down a column, between
+    col_spacing, row_spacing = float(np.linalg.norm(col_step)), float(np.linalg.norm(row_step))
+    row_cos, col_cos = col_step / col_spacing, row_step / row_spacing
+    first_voxel = lps @ np.array([0, n_j - 1, k, 1.0])  # top-left pixel: i = 0, j flipped back
+    ds.ImagePositionPatient = [f"{v:.6f}" for v in first_voxel[:3]]
+    ds.ImageOrientationPatient = [f"{v:.8f}" for v in (*row_cos, *col_cos)]
+    ds.PixelSpacing = [f"{row_spacing:.6f}", f"{col_spacing:.6f}"]
+    ds.SpacingBetweenSlices = f"{float(np.linalg.norm(slice_step)):.6f}"
+    ds.SliceLocation = f"{float(first_voxel[:3] @ np.cross(row_cos, col_cos)):.6f}"
+    ds.InstanceNumber = k + 1
+
+
+def write_dicom_series(volume: Volume, source: Volume, out_dir: str | Path, description: str,
+                       slice_thickness: float | None = None) -> int:
+    """Write `volume` (the upscaled `source`) as a new series of files IM0001.dcm... in `out_dir`, atomically
+    (a hidden folder renamed at the end). `slice_thickness` (mm) is the new slices' nominal thickness (default:
+    the source's, divided by how much the slice axis was refined). Returns the number of voxels clipped to fit the
+    stored type."""
+    sources = _source_slices(source)
+    lps = np.linalg.inv(LPS_TO_RAS) @ volume.affine
+    slice_gap = float(np.linalg.norm(lps[:3, 2]))
+    _, n_j, n_k = volume.shape
+    factor_k = n_k / source.shape[2]
+    ref0 = sources[0]
+    slope = float(ref0.get("RescaleSlope", 1) or 1)
+    inter = float(ref0.get("RescaleIntercept", 0) or 0)
+    signed = int(ref0.get("PixelRepresentation", 1)) == 1
+    stored, clipped = cast_like((volume.data - inter) / slope, np.dtype(np.int16 if signed else np.uint16))
+    series_uid = generate_uid()
+    # Which source slice each new one lies in (any ratio): its centre in the source's slice index.
+    to_source = np.linalg.inv(source.affine) @ volume.affine
+    with _atomic_folder(Path(out_dir)) as tmp:
+        for k in range(n_k):
+            index = int(np.clip(np.floor((to_source @ np.array([0, 0, k, 1.0]))[2] + 0.5), 0, len(sources) - 1))
+            src = sources[index]
+            ds = _derived(src, series_uid, description)
+            _place(ds, lps, k, n_j)
+            source_thickness = float(src.get("SliceThickness") or 0)
+            thickness = slice_thickness or (source_thickness / factor_k if source_thickness else slice_gap)
+            ds.SliceThickness = f"{thickness:.6f}"
+            pixels = np.ascontiguousarray(stored[:, ::-1, k].T)  # (rows, cols) from (i, j flipped)
+            ds.set_pixel_data(pixels, "MONOCHROME2", 16, generate_instance_uid=False)
+            ds.save_as(tmp / f"IM{k + 1:04d}.dcm", enforce_file_format=True)
     return clipped
 
 

@@ -7,14 +7,12 @@ window is clipped or invented; inside it, the network's output is mapped back by
 from __future__ import annotations
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
 from medical.intensity import Window, robust_window
 from medical.volume import Volume, resampled_affine, upscaled_affine
 from srstream.engine import Upscaler
 from training.acquisition import cubic_matrix, target_grid
-from training.degrade import cubic_stretch
 from training.descriptor import Restores
 
 
@@ -29,13 +27,21 @@ def _sr_slices(slices: np.ndarray, upscaler: Upscaler, desc: str, progress: bool
     return out
 
 
+def resample_axis(data: np.ndarray, axis: int, positions: np.ndarray) -> np.ndarray:
+    """Cubic interpolation of `data` along `axis` at fractional slice indices (torch's bicubic kernel, edges
+    repeated): the one cubic resampler here, for any ratio."""
+    matrix = cubic_matrix(data.shape[axis], positions)
+    return np.moveaxis(np.tensordot(matrix, np.moveaxis(data, axis, 0), axes=1), 0, axis)
+
+
 def cubic_upscale(data: np.ndarray, factors: tuple[int, int, int]) -> np.ndarray:
-    """Cubic interpolation onto the upscaled grid (voxel centres aligned, as `upscaled_affine` assumes)."""
-    out = torch.from_numpy(np.ascontiguousarray(data, dtype=np.float32))
+    """Cubic interpolation onto the upscaled grid (voxel centres aligned, as `upscaled_affine` assumes):
+    `resample_axis` on each refined axis, at the slice centres an x r upscale has."""
+    out = np.asarray(data, dtype=np.float64)
     for axis, r in enumerate(factors):
         if r > 1:
-            out = cubic_stretch(out.movedim(axis, -1), r).movedim(-1, axis)
-    return out.double().numpy()
+            out = resample_axis(out, axis, target_grid(out.shape[axis], 1.0, 1.0 / r)[1])
+    return out
 
 
 def _fuse_outside_window(sr: np.ndarray, cubic: np.ndarray, window: Window, lo: float, hi: float) -> np.ndarray:
@@ -88,13 +94,6 @@ def _scaled_planes(unit: np.ndarray, upscaler: Upscaler, axis: int, progress: bo
         sr = sr.reshape(n, hk // r, r, ha).mean(axis=2)  # back to the original size along `keep`
         estimates.append(np.moveaxis(sr, (0, 1, 2), (along, keep, axis)))
     return estimates
-
-
-def resample_axis(data: np.ndarray, axis: int, positions: np.ndarray) -> np.ndarray:
-    """Cubic interpolation of `data` along `axis` at fractional slice indices (torch's bicubic kernel, edges
-    repeated): `cubic_upscale` for any ratio."""
-    matrix = cubic_matrix(data.shape[axis], positions)
-    return np.moveaxis(np.tensordot(matrix, np.moveaxis(data, axis, 0), axes=1), 0, axis)
 
 
 def upscale_through_plane(volume: Volume, upscaler: Upscaler, axis: int = 2, progress: bool = True,

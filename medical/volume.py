@@ -39,15 +39,6 @@ class Volume:
         return tuple(self.data.shape)
 
 
-def slab_affine(affine: np.ndarray, axis: int, r: int) -> np.ndarray:
-    """The affine of the volume whose every `r` neighbouring slices along `axis` were averaged into one (thick
-    slices simulated): the inverse of `upscaled_affine` along that axis."""
-    out = np.array(affine, dtype=np.float64)
-    out[:3, axis] = affine[:3, axis] * r
-    out[:3, 3] += affine[:3, axis] * ((r - 1) / 2.0)  # a slab's centre is the mean of its slices' centres
-    return out
-
-
 def upscaled_affine(affine: np.ndarray, factors: tuple[float, float, float]) -> np.ndarray:
     """The affine of a volume whose axis a is upscaled by factors[a], voxel centres kept aligned.
 

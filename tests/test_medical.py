@@ -9,7 +9,7 @@ from conftest import DATA
 from medical.intensity import cast_like, robust_window
 from medical.nifti import VolumeError, read_nifti, write_nifti
 from medical.slicewise import cubic_upscale, upscale_in_plane, upscale_through_plane
-from medical.volume import Volume, slab_affine, upscaled_affine
+from medical.volume import Volume, resampled_affine, upscaled_affine
 from srstream.engine import Upscaler
 from training.degrade import bicubic_downsample
 
@@ -161,7 +161,8 @@ def test_mri_x2_beats_cubic_in_plane_on_an_unseen_head():
 def test_mri_thick_x4_restores_thick_slices_better_than_cubic():
     vol = read_nifti(T1_CROP)
     thick = vol.data.reshape(64, 64, 8, 4).mean(axis=3)  # 4 neighbouring slices averaged: a 4 mm slab
-    small = Volume(thick, slab_affine(vol.affine, 2, 4), vol.source, vol.dtype)
+    # A slab of 4 slices is centred on the mean of their centres, 1.5 slices in.
+    small = Volume(thick, resampled_affine(vol.affine, 2, first=1.5, step=4), vol.source, vol.dtype)
     upscaler = Upscaler("mri-thick-x4", backend="cpu")
     sr = upscale_through_plane(small, upscaler, axis=2, progress=False)
     assert sr.shape == vol.shape and np.allclose(sr.affine, vol.affine, atol=1e-5)  # back on the original grid

@@ -1,0 +1,53 @@
+"""`srmed`'s JSON: one report per finished volume (its presence marks the volume done), and the run's summary."""
+from __future__ import annotations
+
+import json
+import traceback
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from medical.discover import Task
+from medical.plan import Plan
+from medical.volume import Volume
+
+if TYPE_CHECKING:
+    from srstream.engine import Upscaler
+
+
+def report_path(out_dir: Path, task: Task) -> Path:
+    """Where the report of `task` goes."""
+    return out_dir / f"{task.name}.json"
+
+
+def volume_report(task: Task, plan: Plan, volume: Volume, result: Volume, upscaler: Upscaler, output: Path,
+                  clipped: int, tuning: dict | None, seconds: float) -> dict[str, Any]:
+    """The report of one volume done: in and out, geometry, model, engine, intensities, tuning, time."""
+    return {"input": task.source, "series_uid": task.series_uid, "output": str(output), "format": plan.output_format,
+            "input_shape": list(volume.shape), "output_shape": list(result.shape),
+            "input_spacing_mm": [round(v, 6) for v in volume.spacing],
+            "output_spacing_mm": [round(v, 6) for v in result.spacing],
+            "mode": plan.mode, "axis": plan.axis,
+            "slice_axis": plan.slice_axis.report() if plan.slice_axis else None,
+            "model": upscaler.spec.descriptor.name, "scale": plan.scale, "backend": upscaler.backend_name,
+            "precision": upscaler.precision, "tta": upscaler.tta,
+            "intensity_window": list(result.meta["window"]), "clipped_voxels": clipped,
+            "self_supervised": tuning, "seconds": round(seconds, 2)}
+
+
+def failure(task: Task, exc: BaseException) -> dict[str, Any]:
+    """A volume that failed: which, the first line of why, and where (the trace stays out of the summary)."""
+    message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return {"input": task.source, "series_uid": task.series_uid, "error": message,
+            "trace": traceback.format_exc(limit=2)}
+
+
+def write_report(out_dir: Path, task: Task, report: dict[str, Any]) -> None:
+    """The volume's report, written last: it marks the volume finished, so a rerun skips it."""
+    report_path(out_dir, task).write_text(json.dumps(report, indent=2) + "\n")
+
+
+def write_summary(out_dir: Path, done: int, skipped: int, failed: list[dict[str, Any]]) -> None:
+    """summary.json: how many volumes were done, skipped and failed, and the failures without their traces."""
+    summary = {"done": done, "skipped": skipped, "failed": len(failed),
+               "failures": [{k: v for k, v in f.items() if k != "trace"} for f in failed]}
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
