@@ -54,7 +54,7 @@ def _fuse_outside_window(sr: np.ndarray, cubic: np.ndarray, window: Window, lo: 
 def upscale_in_plane(volume: Volume, upscaler: Upscaler, axis: int = 2, progress: bool = True) -> Volume:
     """Every slice perpendicular to `axis` upscaled x r in both its axes."""
     if upscaler.spec.descriptor.restores is Restores.THICK_SLICES:
-        raise ValueError(f"model {upscaler.spec.name} restores thick slices: use it through-plane")
+        raise ValueError(f"model {upscaler.spec.descriptor.name} restores thick slices: use it through-plane")
     r = upscaler.scale
     window = robust_window(volume.data)
     unit = window.forward(volume.data)
@@ -110,7 +110,7 @@ def upscale_through_plane(volume: Volume, upscaler: Upscaler, axis: int = 2, pro
     default = upscaler.spec.descriptor.through_plane_factor
     if spacing is None:
         if not default:
-            raise ValueError(f"model {upscaler.spec.name} takes any ratio: give the target spacing")
+            raise ValueError(f"model {upscaler.spec.descriptor.name} takes any ratio: give the target spacing")
         spacing = current / default
     ratio = current / spacing
     if ratio <= 1 + 1e-6:
@@ -126,7 +126,7 @@ def upscale_through_plane(volume: Volume, upscaler: Upscaler, axis: int = 2, pro
     else:
         r = upscaler.scale
         if r < 2 or abs(ratio - r) > 1e-6:
-            raise ValueError(f"model {upscaler.spec.name} upscales x{r}; {current:g} -> {spacing:g} mm is "
+            raise ValueError(f"model {upscaler.spec.descriptor.name} upscales x{r}; {current:g} -> {spacing:g} mm is "
                              f"x{ratio:g}: use a through-plane model (mri-thick) for that ratio")
         fused = np.mean(_scaled_planes(unit, upscaler, axis, progress), axis=0)
     cubic = resample_axis(volume.data.astype(np.float64), axis, positions)
