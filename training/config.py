@@ -6,6 +6,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from training.camera_degrade import CameraSettings
+
 DEFAULTS: dict[str, Any] = {
     "name": "srresnet-x4",
     "phase": "srresnet",  # "srresnet" (phase 1, content loss only) or "srgan" (phase 2, + adversarial)
@@ -17,7 +19,10 @@ DEFAULTS: dict[str, Any] = {
              "workers": 2,
              # 'acquisition' (thick slices as scanners make them): each sample draws its slice spacing (in
              # pixels), its thickness/spacing and its profile from these.
-             "ratios": [2.0, 6.0], "thickness_ratios": [0.5, 1.25], "profiles": ["box", "gaussian"]},
+             "ratios": [2.0, 6.0], "thickness_ratios": [0.5, 1.25], "profiles": ["box", "gaussian"],
+             # 'camera' (compressed camera footage): clips from the photos under synthetic camera motion, through
+             # blur, resize, noise, JPEG and a real codec (training/camera_degrade.py); its probabilities and ranges.
+             "camera": CameraSettings().to_dict()},
     "train": {"steps": 100_000, "batch_size": 16, "lr": 1e-4, "beta1": 0.9, "beta2": 0.999,
               "lr_schedule": "constant", "init": "", "amp": True,
               "minutes": 0.0, "ema": 0.0},
@@ -102,7 +107,24 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> di
                               "1 < lo <= hi and data.thickness_ratios = [lo, hi] with 0 < lo <= hi")
         if not data["profiles"] or any(p not in ("box", "gaussian") for p in data["profiles"]):
             raise ConfigError("data.profiles: a list of 'box' and/or 'gaussian'")
+    if data["degradation"] == "camera":
+        _check_camera(config)
     return config
+
+
+def _check_camera(config: dict[str, Any]) -> None:
+    """The camera degradation: an RGB x2+ model, even LR patches (yuv420p), and valid camera settings."""
+    scale, patch = config["model"]["scale"], config["data"]["patch_size"]
+    if scale < 2 or config["model"]["channels"] != 3 or (patch // scale) % 2:
+        raise ConfigError("the camera degradation needs an RGB model of scale >= 2 and data.patch_size a multiple "
+                          "of 2 x model.scale (yuv420p needs even LR sides)")
+    try:
+        settings = CameraSettings.from_dict(config["data"]["camera"])
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(str(exc)) from None
+    if "libx265" in settings.codecs and patch // scale < 16:
+        raise ConfigError("libx265 needs frames of 16 px or more: data.patch_size >= 16 x model.scale, or "
+                          "data.camera.codecs = [\"libx264\"]")
 
 
 def degradation_factor(config: dict[str, Any]) -> int:

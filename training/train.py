@@ -28,6 +28,8 @@ from tqdm import tqdm
 
 from training.acquisition import degrade_batch
 from training.atomic import atomic_path
+from training.camera_data import CameraClips
+from training.camera_degrade import CameraSettings
 from training.config import ConfigError, degradation_factor, generator_config, load_config
 from training.data import HRCrops, StepSampler
 from training.degrade import degrade, imresize
@@ -110,12 +112,19 @@ class Trainer:
             self.g_train = DistributedDataParallel(self.generator, device_ids=ids)
             if self.discriminator is not None:
                 self.d_train = DistributedDataParallel(self.discriminator, device_ids=ids)
-        data = config["data"]
-        self.dataset = HRCrops(data["train"], data["patch_size"], config["model"]["channels"], config["seed"],
-                               progress=self.rank == 0)
+        self.dataset = self._dataset()
         self.amp = train["amp"] and self.device.type == "cuda"
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed patch size: the fastest conv algorithm is found once
+
+    def _dataset(self) -> HRCrops | CameraClips:
+        """HR crops (degraded on the batch), or, for the 'camera' degradation, (HR, LR) clips made in the workers."""
+        config, data = self.config, self.config["data"]
+        if data["degradation"] == "camera":
+            return CameraClips(data["train"], data["patch_size"], config["model"]["scale"],
+                               CameraSettings.from_dict(data["camera"]), config["seed"], progress=self.rank == 0)
+        return HRCrops(data["train"], data["patch_size"], config["model"]["channels"], config["seed"],
+                       progress=self.rank == 0)
 
     # --- checkpoints -------------------------------------------------------------------------------------------
 
@@ -136,6 +145,9 @@ class Trainer:
             "thickness": c["data"]["thickness"],
             **({"ratios": c["data"]["ratios"], "thickness_ratios": c["data"]["thickness_ratios"],
                 "profiles": c["data"]["profiles"]} if c["data"]["degradation"] == "acquisition" else {}),
+            **({"camera": CameraSettings.from_dict(c["data"]["camera"]).to_dict(),
+                "batch": f"{c['train']['batch_size']} clips x {c['data']['camera']['frames']} frames"}
+               if c["data"]["degradation"] == "camera" else {}),
             "content_loss": c["content"]["loss"], "lr": c["train"]["lr"], "lr_schedule": c["train"]["lr_schedule"],
             "adversarial_weight": c["adversarial"]["weight"] if self.gan else 0.0, "ema": c["train"]["ema"],
             "init": c["train"]["init"], "seed": c["seed"], "hardware": _hardware(self.device),
@@ -194,10 +206,11 @@ class Trainer:
             return degrade_batch(hr, rng, data["ratios"], data["thickness_ratios"], data["profiles"])
         return degrade(hr, degradation_factor(self.config), data["degradation"], data["sigma"])
 
-    def train_step(self, hr: torch.Tensor) -> dict[str, float]:
-        """One optimisation step on an HR batch in [0, 1]; returns the losses."""
+    def train_step(self, hr: torch.Tensor, lr_img: torch.Tensor | None = None) -> dict[str, float]:
+        """One optimisation step on an HR batch in [0, 1] (and its LR, when the data made it); returns the losses."""
         c = self.config
-        lr_img = self._degrade(hr, self.step)
+        if lr_img is None:
+            lr_img = self._degrade(hr, self.step)
         steps = c["train"]["steps"]
         progress = self._progress_step()
         for group in self.opt_g.param_groups:
@@ -260,10 +273,23 @@ class Trainer:
                           pin_memory=self.device.type == "cuda", persistent_workers=workers > 0,
                           prefetch_factor=4 if workers > 0 else None)
 
+    def _batch(self, batch: torch.Tensor | list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """HR (and LR, for clip pairs: clips x frames flattened into one batch) on the device, channels-last."""
+        if isinstance(batch, torch.Tensor):
+            return batch.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last), None
+        hr, lr = (x.flatten(0, 1).to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+                  for x in batch)
+        return hr, lr
+
     def _sample_grid(self, writer) -> None:
-        hr = torch.stack([self.dataset[SAMPLE_BASE_INDEX + k] for k in range(4)]).to(self.device)
+        samples = [self.dataset[SAMPLE_BASE_INDEX + k] for k in range(4)]
         scale = self.config["model"]["scale"]
-        lr_img = self._degrade(hr, -1)
+        if isinstance(samples[0], torch.Tensor):
+            hr = torch.stack(samples).to(self.device)
+            lr_img = self._degrade(hr, -1)
+        else:  # clip pairs: each clip's middle frame
+            hr = torch.stack([h[len(h) // 2] for h, _ in samples]).to(self.device)
+            lr_img = torch.stack([low[len(low) // 2] for _, low in samples]).to(self.device)
         shipped = self.shipped_generator()
         shipped.eval()
         with torch.no_grad():
@@ -293,8 +319,8 @@ class Trainer:
         try:
             while self.step < steps and not self._out_of_time():
                 started = time.perf_counter()
-                hr = next(batches).to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
-                losses = self.train_step(hr)
+                hr, lr_img = self._batch(next(batches))
+                losses = self.train_step(hr, lr_img)
                 self.step += 1
                 self.seconds += time.perf_counter() - started
                 bar.update(1)

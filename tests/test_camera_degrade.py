@@ -1,0 +1,130 @@
+"""The camera degradation (training/camera_*.py, training/codec.py) on real photos: real codecs, seeded, wired into
+the trainer."""
+import json
+
+import numpy as np
+import pytest
+
+from conftest import DATA
+from training.camera_clips import MOTIONS, camera_clip
+from training.camera_data import CameraClips
+from training.camera_degrade import CameraSettings, degrade_clip, resize
+from training.codec import CODECS, Encoding, compress, decode, encode
+from training.config import ConfigError
+from training.data import load_image
+from training.train import Trainer
+from training.weights import load_generator
+
+PHOTO = DATA / "train" / "167062.png"
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float(10 * np.log10(255.0 ** 2 / mse))
+
+
+def clean_lr(hr: np.ndarray, scale: int = 4) -> np.ndarray:
+    """The area-downscaled LR clip, no noise, no compression."""
+    import torch
+
+    x = torch.from_numpy(hr).permute(0, 3, 1, 2).float() / 255
+    small = resize(x, (hr.shape[1] // scale, hr.shape[2] // scale), "area")
+    return small.mul(255).round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
+
+
+@pytest.fixture(scope="module")
+def pan_clip() -> np.ndarray:
+    return camera_clip(load_image(PHOTO), np.random.default_rng(1), 6, 128, "pan", speed=6.0)
+
+
+@pytest.mark.parametrize("codec", CODECS)
+def test_crf40_loses_more_than_crf18(pan_clip, codec):
+    lr = clean_lr(pan_clip)
+    scores = {crf: psnr(compress(lr, Encoding(codec, crf, "medium", 2)), lr) for crf in (18, 40)}
+    assert scores[18] > scores[40] + 3.0, scores
+    assert scores[18] > 33.0, scores  # CRF 18 is near-transparent, CRF 40 is not
+
+
+def test_one_gop_with_intra_predicted_and_bidirectional_frames(pan_clip):
+    lr = clean_lr(pan_clip)
+    frames, types = decode(encode(lr, Encoding("libx264", 28, "medium", bframes=2)))
+    assert frames.shape == lr.shape and frames.dtype == np.uint8
+    assert types[0] == "I" and "I" not in types[1:], types
+    assert {"P", "B"} <= set(types), types
+    frames, types = decode(encode(lr, Encoding("libx264", 28, "medium", bframes=0, container="mp4")))
+    assert types == ["I"] + ["P"] * (len(lr) - 1)
+
+
+@pytest.mark.parametrize("motion", MOTIONS)
+def test_camera_motion_moves_and_keeps_the_clip_size(motion):
+    image = load_image(PHOTO)
+    clip = camera_clip(image, np.random.default_rng(3), 5, 96, motion)
+    assert clip.shape == (5, 96, 96, 3) and clip.dtype == np.uint8
+    changes = [np.abs(clip[t + 1].astype(int) - clip[t]).mean() for t in range(4)]
+    assert min(changes) > 0.5, (motion, changes)  # every frame differs from the one before
+    if motion in ("pan", "object"):  # whole-pixel motion copies pixels of the photo, no resampling
+        assert set(np.unique(clip)) <= set(np.unique(image))
+
+
+def test_pan_is_a_moving_window_of_the_photo():
+    image = load_image(PHOTO)
+    clip = camera_clip(image, np.random.default_rng(5), 4, 64, "pan", speed=8.0)
+    first = clip[0]
+    ys, xs = np.where((np.lib.stride_tricks.sliding_window_view(image, (64, 64, 3))[..., 0, :, :, :] == first)
+                      .all(axis=(-1, -2, -3)))
+    assert len(ys) >= 1  # frame 0 is an exact crop of the photo
+
+
+def test_degradation_is_seeded_and_sized():
+    settings = CameraSettings(frames=6, codec_p=1.0)
+    data = CameraClips([DATA / "train"], 64, 4, settings, seed=7)
+    hr, lr, log = data.clip(11)
+    assert hr.shape == (6, 64, 64, 3) and lr.shape == (6, 16, 16, 3)
+    again = data.clip(11)
+    assert np.array_equal(again[0], hr) and np.array_equal(again[1], lr) and again[2] == log
+    assert any(step.startswith("lib") for step in log), log
+    other = CameraClips([DATA / "train"], 64, 4, settings, seed=8).clip(11)
+    assert not np.array_equal(other[1], lr)
+    hr_t, lr_t = data[11]
+    assert tuple(hr_t.shape) == (6, 3, 64, 64) and tuple(lr_t.shape) == (6, 3, 16, 16)
+    assert 0 <= float(lr_t.min()) and float(lr_t.max()) <= 1
+
+
+def test_noise_changes_from_frame_to_frame():
+    still = np.repeat(load_image(PHOTO)[None, :64, :64], 4, axis=0)
+    settings = CameraSettings(blur_p=0, noise_p=1, poisson_p=0, noise_sigma=(8, 8), second_order_p=0, jpeg_p=0,
+                              codec_p=0, resizes=("area",))
+    lr, log = degrade_clip(still, np.random.default_rng(0), settings, 4)
+    assert any(step.startswith("gaussian") for step in log), log
+    diff = np.abs(lr[1].astype(int) - lr[0]).mean()
+    assert 2 < diff < 15, diff
+    assert psnr(lr, clean_lr(still)) < 35
+
+
+def test_bad_camera_settings_are_config_errors(tiny):
+    with pytest.raises(ConfigError, match="camera"):
+        tiny(data={"degradation": '"camera"', "patch_size": 64}, model={"architecture": '"fast"', "channels": 1})
+    with pytest.raises(ConfigError, match="crf"):
+        tiny(data={"degradation": '"camera"', "patch_size": 64, "camera.crf": "[30, 60]"},
+             model={"architecture": '"fast"'})
+    with pytest.raises(ConfigError, match="libx265"):
+        tiny(data={"degradation": '"camera"', "patch_size": 32}, model={"architecture": '"fast"'})
+    with pytest.raises(ValueError, match="blurs"):
+        CameraSettings(blurs=("gauss",))
+
+
+def test_tiny_training_run_through_the_trainer(tiny, tmp_path):
+    config = tiny(data={"degradation": '"camera"', "patch_size": 64, "camera.frames": 3},
+                  model={"architecture": '"fast"', "width": 16, "layers": 1},
+                  train={"steps": 3, "batch_size": 2, "lr": 1e-3})
+    trainer = Trainer(config)
+    path = trainer.run()
+    assert trainer.step == 3
+    card = json.loads(path.with_suffix(".json").read_text())
+    training = card["training"]
+    assert training["degradation"] == "camera" and training["batch"] == "2 clips x 3 frames"
+    assert training["camera"]["crf"] == [18, 40] and "libx265" in training["camera"]["codecs"]
+    model, descriptor = load_generator(path)
+    assert descriptor.scale == 4
+    resumed = Trainer(config)  # the checkpoint of the last step is there
+    assert resumed.step == 3
