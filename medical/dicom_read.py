@@ -78,9 +78,9 @@ def _classic_slices(files: list[Path]) -> tuple[list[_Slice], pydicom.Dataset]:
     for path in files:
         try:
             ds = pydicom.dcmread(path, force=True)
-            pixels = ds.pixel_array
-        except Exception as exc:  # corrupt or truncated pixel data has many faces in pydicom
+        except Exception as exc:  # a damaged header has many faces in pydicom too
             raise VolumeError(f"{path}: unreadable DICOM ({type(exc).__name__}: {exc})") from None
+        pixels = _pixels(path, ds)
         first = first or ds
         slope = float(ds.get("RescaleSlope", 1) or 1)
         inter = float(ds.get("RescaleIntercept", 0) or 0)
@@ -119,8 +119,16 @@ def _mosaic_slices(files: list[Path]) -> list[_Slice]:
     return slices
 
 
+def _pixels(path: Path, ds: pydicom.Dataset) -> np.ndarray:
+    """The file's pixel data, or a one-line error naming it (corrupt or truncated data has many faces in pydicom)."""
+    try:
+        return ds.pixel_array
+    except Exception as exc:
+        raise VolumeError(f"{path}: unreadable DICOM ({type(exc).__name__}: {exc})") from None
+
+
 def _enhanced_slices(path: Path, ds: pydicom.Dataset) -> list[_Slice]:
-    pixels = ds.pixel_array
+    pixels = _pixels(path, ds)
     if pixels.ndim == 2:
         pixels = pixels[None]
     shared = ds.get("SharedFunctionalGroupsSequence", [None])[0]

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator
 
 
 @contextmanager
@@ -23,3 +24,27 @@ def sigterm_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def interruptible(prog: str, load: Callable[[], Callable[[], int]]) -> int:
+    """A command's entry point: `load()` does the heavy imports and returns the command to run. Ctrl-C or SIGTERM
+    at any moment ends with one line and exit 130. During `load` a signal is only noted and acted on once it
+    returns: some libraries import optional parts under a bare `except:` that would swallow a KeyboardInterrupt."""
+    if threading.current_thread() is not threading.main_thread():  # no handlers there: run as it is
+        return load()()
+    noted: list[int] = []
+    previous = {sig: signal.signal(sig, lambda signum, frame: noted.append(signum))
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        run = load()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    try:
+        if noted:
+            raise KeyboardInterrupt
+        with sigterm_as_interrupt():
+            return run()
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130

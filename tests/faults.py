@@ -55,8 +55,8 @@ def intact(kind: str, folder: Path) -> Path:
         image = nib.load(DATA / "mri" / "shear_small.nii.gz")
         nib.save(nib.Nifti1Image(image.get_fdata().astype("uint8"), image.affine, image.header), folder / "head.nii")
         return folder / "head.nii"
-    if kind == "enhanced_dicom":
-        return Path(shutil.copy(DATA / "dicom" / "enhanced" / "enh.dcm", folder / "enh.dcm"))
+    if kind == "enhanced_dicom":  # srmed reads DICOM from folders, an enhanced object as a series of its own
+        return Path(shutil.copytree(DATA / "dicom" / "enhanced", folder / "enhanced"))
     if kind == "dicom_series":
         return Path(shutil.copytree(SERIES, folder / "series"))
     raise ValueError(kind)

@@ -3,7 +3,7 @@ through-plane, the factors and descriptions the processing uses, the report entr
 import pytest
 
 from conftest import DATA
-from medical.cli import build_parser, check_options
+from medical.commands import build_parser, check_options
 from medical.dicom_read import find_series, read_series
 from medical.nifti import read_nifti
 from medical.plan import make_plan

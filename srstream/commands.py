@@ -1,0 +1,249 @@
+"""`srstream`'s commands: upscale images, video files, image sequences and RTSP streams; `srstream models` lists the
+models. `srstream.cli` is the entry point that runs them."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+from srstream import __version__
+from srstream.backends.precision import PRECISIONS
+from srstream.backends.tensorrt_build import TensorRTError
+from srstream.engine import BACKENDS, EngineError, Upscaler
+from srstream.images import IMAGE_SUFFIXES, ImageError, read_image, write_image
+from srstream.output_size import OutputSizeError, from_options
+from srstream.ray_tasks import RayUnavailable
+from training.weights import ModelLoadError, shipped_models
+
+
+def _jobs(src: Path, dst: Path) -> list[tuple[Path, Path]]:
+    if src.is_dir():
+        files = sorted(p for p in src.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise ImageError(f"{src}: no images in this directory")
+        if dst.exists() and not dst.is_dir():
+            raise ImageError(f"{dst}: input is a directory, so the output must be one too")
+        return [(f, dst / f"{f.stem}.png") for f in files]
+    if not src.exists():
+        raise ImageError(f"{src}: no such file or directory")
+    if src.suffix.lower() not in IMAGE_SUFFIXES:
+        raise ImageError(f"{src}: not an image file ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    return [(src, dst)]
+
+
+def _upscaler(args: argparse.Namespace, batch: int) -> Upscaler:
+    upscaler = Upscaler(args.model, backend=args.backend, tile=args.tile, batch_size=batch, tta=args.tta,
+                        precision=args.precision)
+    if args.scale and args.scale != upscaler.scale:
+        raise EngineError(f"--scale {args.scale} does not match model {upscaler.spec.name} (x{upscaler.scale})")
+    return upscaler
+
+
+def cmd_upscale(args: argparse.Namespace) -> int:
+    from srstream.video.source import is_video_input
+
+    if len(args.paths) < 2:
+        raise ValueError("upscale needs IN and OUT (or several IN and an OUTDIR)")
+    inputs, target = args.paths[:-1], args.paths[-1]
+    videos = [is_video_input(i) for i in inputs]
+    if any(videos):
+        if not all(videos):
+            bad = next(i for i, v in zip(inputs, videos) if not v)
+            raise ValueError(f"{bad}: not a video input; several inputs must all be videos or streams")
+        from srstream.video.commands import cmd_video
+
+        return cmd_video(args, inputs, target, lambda batch: _upscaler(args, batch))
+    if len(inputs) > 1:
+        raise ValueError(f"{inputs[1]}: one image or image directory at a time")
+    return cmd_images(args, Path(inputs[0]), Path(target))
+
+
+def cmd_images(args: argparse.Namespace, source: Path, target: Path) -> int:
+    """One image into a file, or a directory of images into a directory of PNGs."""
+    size = from_options(args.outscale, args.size)
+    jobs = _jobs(source, target)
+    existing = [d for _, d in jobs if d.exists()]
+    if existing and not args.overwrite:
+        raise ImageError(f"{existing[0]}: already exists (use -y/--overwrite to replace it)")
+    first = read_image(jobs[0][0])  # a bad single input fails here, before any model is loaded
+    upscaler = _upscaler(args, 1)
+    if not args.quiet:
+        print(f"srstream: {upscaler.spec.name} x{upscaler.scale} on {upscaler.label}", file=sys.stderr)
+    failed = 0
+    for n, (src, dst) in enumerate(tqdm(jobs, desc="upscaling", unit="img", disable=len(jobs) == 1 or args.quiet)):
+        try:
+            image = first if n == 0 else read_image(src)
+        except ImageError as exc:  # in a directory, one bad file is reported and the rest go on
+            print(f"srstream: error: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        out = upscaler.upscale(image, size.resolve(image.shape[1], image.shape[0], upscaler.scale))
+        write_image(dst, out)
+    if len(jobs) == 1 and not args.quiet and not failed:
+        print(f"wrote {jobs[0][1]} ({out.shape[1]}x{out.shape[0]})", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    from srstream.video.commands import cmd_batch as run
+
+    return run(args)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from srstream.export_command import cmd_export as run
+
+    return run(args)
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    for name, model in shipped_models().items():
+        figures = ", ".join(e.summary() for e in model.evaluations)
+        print(f"{name:<16} {model.architecture:<10} {model.scale_label:<4} {model.channels}ch  {figures}")
+    return 0
+
+
+PRECISION_HELP = ("number format: auto (default) is fp16 on CUDA, bf16 on CPUs with native bf16 (AVX512-BF16, AMX), "
+                  "else fp32")
+OUTSCALE_HELP = "final scale factor, any model (x3 from an x4 model, say): the output is resampled (Lanczos)"
+SIZE_HELP = "exact output size WxH; -1 on one side keeps the aspect ratio (1920x-1), as ffmpeg's scale filter"
+
+
+def add_engine_options(parser: argparse.ArgumentParser) -> None:
+    """--precision, --outscale and --size, the same for upscale and batch (sizes are checked by `from_options`,
+    so a bad one is a one-line error)."""
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS, help=PRECISION_HELP)
+    parser.add_argument("--outscale", metavar="F", help=OUTSCALE_HELP)
+    parser.add_argument("-s", "--size", metavar="WxH", help=SIZE_HELP)
+
+
+def _dash_values(argv: list[str]) -> list[str]:
+    # argparse takes "--size -1x720" for two options; ffmpeg users write the -1 first, so bind it to --size.
+    out: list[str] = []
+    for arg in argv:
+        if out and out[-1] in ("-s", "--size") and arg.startswith("-"):
+            out[-1] = f"{out[-1]}={arg}" if out[-1] == "--size" else f"-s{arg}"
+        else:
+            out.append(arg)
+    return out
+
+
+TTA_HELP = ("self-ensemble: average the model over the 8 flips and transposes of each frame (8x the time, a little "
+            "more fidelity)")
+
+
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    """The model and how the engine runs it: the same for upscale and batch."""
+    parser.add_argument("-m", "--model", default="srresnet-x4",
+                        help="shipped name or weights path (default %(default)s)")
+    parser.add_argument("--backend", default="auto", choices=BACKENDS)
+    parser.add_argument("--batch", type=int, default=4, help="frames per engine call (video)")
+    parser.add_argument("--tta", action="store_true", help=TTA_HELP)
+    add_engine_options(parser)
+
+
+def _add_encoder_options(parser: argparse.ArgumentParser) -> None:
+    """How video outputs are encoded: the same for upscale and batch."""
+    parser.add_argument("-c:v", "--codec", default="libx264", help="video encoder: libx264, libx265, h264_nvenc, ...")
+    parser.add_argument("--crf", type=int, default=18, help="constant rate factor (default %(default)s)")
+    parser.add_argument("--preset", default="medium", help="encoder preset (default %(default)s)")
+    parser.add_argument("--pix-fmt", help="output pixel format (default: yuv420p, or 10-bit for 10-bit input)")
+
+
+def _add_stream_options(parser: argparse.ArgumentParser) -> None:
+    """How inputs are read: duration, reconnects, segments, the live policy."""
+    parser.add_argument("-t", "--duration", type=float, help="stop after this many seconds of input")
+    parser.add_argument("--retries", type=int, default=5, help="reconnect attempts for a dropped stream")
+    parser.add_argument("--timeout", type=float, default=10.0, help="connect/read timeout in seconds for streams")
+    parser.add_argument("--segment-time", type=float, help="write OUT as NAME_000.EXT, NAME_001.EXT, ... of about "
+                        "this many seconds each (for long recordings and live streams)")
+    parser.add_argument("--live", action=argparse.BooleanOptionalAction, default=None,
+                        help="drop frames to keep latency bounded (default: on for network streams, off for files)")
+    parser.add_argument("--max-latency", type=float, default=2.0, metavar="SECONDS",
+                        help="live: the most a frame may wait from capture to written (default %(default)s)")
+
+
+def _add_upscale(sub: argparse._SubParsersAction) -> None:
+    up = sub.add_parser("upscale", usage="%(prog)s [options] IN [IN ...] OUT",
+                        help="upscale a video file, image sequence (frame_%%04d.png), rtsp:// stream, an image, or "
+                        "a directory of images into a directory of PNGs")
+    up.add_argument("paths", nargs="+", metavar="PATH",
+                    help="inputs, then OUT: a file, a URL to push to (rtsp://, rtmp://, udp://, srt://), or a "
+                    "directory (for an image directory, or several video inputs: NAME.mp4, cam_HOST_PORT_PATH.mp4)")
+    _add_model_options(up)
+    up.add_argument("--scale", type=int, help="check that the model upscales by this factor")
+    up.add_argument("--tile", type=int, default=0, help="LR tile size in pixels (0 = automatic)")
+    _add_encoder_options(up)
+    _add_stream_options(up)
+    up.add_argument("--format", default="mp4", help="container of outputs written into OUTDIR (default %(default)s)")
+    up.add_argument("--json", action="store_true",
+                    help="print the run's statistics as JSON (video; a list of them for several inputs)")
+    up.add_argument("-y", "--overwrite", action="store_true", help="replace existing outputs")
+    up.add_argument("-q", "--quiet", action="store_true")
+    up.set_defaults(func=cmd_upscale)
+
+
+def _add_batch(sub: argparse._SubParsersAction) -> None:
+    batch = sub.add_parser("batch", help="upscale many videos (folders, list files, paths) into a directory")
+    batch.add_argument("inputs", nargs="+", metavar="IN", help="video files, folders of them, or .txt lists")
+    batch.add_argument("-o", "--output-dir", required=True, help="where the outputs go (NAME_x4.mp4)")
+    _add_model_options(batch)
+    _add_encoder_options(batch)
+    batch.add_argument("--format", default="mp4", help="output container suffix (default %(default)s)")
+    batch.add_argument("-j", "--workers", type=int, default=2,
+                       help="videos at a time, through one engine in this process (default %(default)s)")
+    batch.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                       help="run as Ray tasks: no ADDRESS starts a local Ray, 'auto' joins a running cluster")
+    batch.add_argument("--json", action="store_true")
+    batch.add_argument("-y", "--overwrite", action="store_true")
+    batch.add_argument("-q", "--quiet", action="store_true")
+    batch.set_defaults(func=cmd_batch)
+
+
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    export = sub.add_parser("export", help="write the model as ONNX, or as a TensorRT engine built ahead of time")
+    export.add_argument("-m", "--model", default="srresnet-x4",
+                        help="shipped name or weights path; an .onnx file for --format tensorrt")
+    export.add_argument("-f", "--format", choices=("onnx", "tensorrt"), default="onnx")
+    export.add_argument("-o", "--output", metavar="FILE", help="default NAME-PRECISION.onnx or NAME.engine")
+    export.add_argument("--precision", choices=("fp32", "fp16"), default=None,
+                        help="inside the graph (I/O stays fp32); default fp32 for onnx, fp16 for tensorrt")
+    export.add_argument("--batch", default="1,4,8", help="engine profile: MIN,OPT,MAX batch (default %(default)s)")
+    export.add_argument("--height", default="16,270,1088", help="engine profile: LR height (default %(default)s)")
+    export.add_argument("--width", default="16,480,1920", help="engine profile: LR width (default %(default)s)")
+    export.add_argument("--target", help="TensorRT-RTX: compute capabilities to build for, e.g. 8.6,8.9 "
+                        "(default 8.0,8.6,8.9,12.0; 7.5 for Turing)")
+    export.add_argument("--runtime", choices=("tensorrt", "tensorrt-rtx"),
+                        help="default: full TensorRT where it imports, else TensorRT-RTX")
+    export.add_argument("-y", "--overwrite", action="store_true")
+    export.add_argument("-q", "--quiet", action="store_true")
+    export.set_defaults(func=cmd_export)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """srstream's command line: upscale, batch, export, models."""
+    parser = argparse.ArgumentParser(prog="srstream", description="SRGAN super-resolution for images and video")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_upscale(sub)
+    _add_batch(sub)
+    _add_export(sub)
+    models = sub.add_parser("models", help="list the shipped models and their measured PSNR")
+    models.set_defaults(func=cmd_models)
+    return parser
+
+
+def run_command(argv: list[str] | None = None) -> int:
+    """Run one srstream command; 0 on success, 1 on an error (one line on stderr)."""
+    args = build_parser().parse_args(_dash_values(sys.argv[1:] if argv is None else list(argv)))
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    try:
+        return args.func(args)
+    except (ImageError, ModelLoadError, EngineError, FileExistsError, ValueError, OSError, RayUnavailable,
+            OutputSizeError, TensorRTError) as exc:
+        print(f"srstream: error: {exc}", file=sys.stderr)
+        return 1

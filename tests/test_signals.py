@@ -1,0 +1,97 @@
+"""SIGINT and SIGTERM at random moments (seeded: model loading, the first batch, mid-run, finishing) for every front
+door that writes files: each run ends with exit 130 and no traceback (or 0 if it had already finished), and what it
+leaves is finished and readable or not there at all; never a hidden temporary file or a half-written output."""
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import av
+import numpy as np
+import pytest
+
+from conftest import DATA, EXAMPLES, ROOT
+
+RNG = random.Random(22)
+VIDEO_MOMENTS = [(sig, round(RNG.uniform(0.2, 12.0), 2)) for sig in ("SIGINT", "SIGTERM", "SIGINT", "SIGTERM")]
+IMAGE_MOMENTS = [(sig, round(RNG.uniform(0.2, 8.0), 2)) for sig in ("SIGINT", "SIGTERM")]
+VOLUME_MOMENTS = [(sig, round(RNG.uniform(0.2, 10.0), 2)) for sig in ("SIGINT", "SIGTERM")]
+
+
+def interrupted(argv: list[str], sig: str, after: float) -> subprocess.CompletedProcess:
+    """Run a front door's module with `argv`, send `sig` after `after` seconds (unless it ended), wait for it."""
+    proc = subprocess.Popen([sys.executable, "-m", *argv], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        proc.wait(timeout=after)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(getattr(signal, sig))
+    out, err = proc.communicate(timeout=180)
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+
+
+def _ended_well(run: subprocess.CompletedProcess, folder) -> None:
+    assert run.returncode in (0, 130), run.stderr
+    assert "Traceback" not in run.stderr, run.stderr
+    assert not list(folder.rglob(".*")), list(folder.rglob(".*"))  # nothing temporary left behind
+
+
+@pytest.mark.parametrize("sig,after", VIDEO_MOMENTS)
+def test_a_video_interrupted_at_any_moment_is_playable_or_absent(tmp_path, sig, after):
+    out = tmp_path / "clip.mp4"
+    run = interrupted(["srstream.cli", "upscale", str(EXAMPLES / "vtest_320x180.mp4"), str(out), "-m", "fast-x4",
+                       "--backend", "cpu", "-q"], sig, after)
+    _ended_well(run, tmp_path)
+    if out.exists():  # frames were encoded: they all play, in order
+        with av.open(str(out)) as c:
+            times = [f.time for f in c.decode(video=0)]
+        assert len(times) >= 1 and np.all(np.diff(times) > 0)
+    else:
+        assert run.returncode == 130  # interrupted before any frame was encoded: no empty file
+
+
+@pytest.mark.parametrize("sig,after", IMAGE_MOMENTS)
+def test_an_image_interrupted_at_any_moment_is_whole_or_absent(tmp_path, sig, after):
+    from PIL import Image
+
+    out = tmp_path / "foreman_x4.png"
+    run = interrupted(["srstream.cli", "upscale", str(EXAMPLES / "foreman.png"), str(out), "-m", "srresnet-x4",
+                       "--backend", "cpu", "--precision", "fp32", "-q"], sig, after)
+    _ended_well(run, tmp_path)
+    if out.exists():
+        with Image.open(out) as image:
+            image.load()
+            assert image.size == (352 * 4, 288 * 4)
+    else:
+        assert run.returncode == 130
+
+
+@pytest.mark.parametrize("sig,after", VOLUME_MOMENTS)
+def test_a_volume_interrupted_at_any_moment_is_whole_or_absent(tmp_path, sig, after):
+    nib = pytest.importorskip("nibabel")
+    out = tmp_path / "out"
+    run = interrupted(["medical.cli", "upscale", str(DATA / "mri" / "t1_head_crop.nii.gz"), "-o", str(out),
+                       "--backend", "cpu", "--precision", "fp32", "-q"], sig, after)
+    _ended_well(run, tmp_path)
+    volumes = list(out.glob("*.nii*")) if out.exists() else []
+    for path in volumes:  # whatever has its final name is a whole volume
+        assert nib.load(path).get_fdata().shape == (128, 128, 32)
+    if not volumes:
+        assert run.returncode == 130
+
+
+def test_a_batch_interrupted_mid_run_finishes_what_it_has(tmp_path):
+    videos = tmp_path / "in"
+    videos.mkdir()
+    for name in ("a", "b"):
+        (videos / f"{name}.mp4").write_bytes((DATA / "video" / "vtest_320x180_2s.mp4").read_bytes())
+    out = tmp_path / "out"
+    started = time.monotonic()
+    run = interrupted(["srstream.cli", "batch", str(videos), "-o", str(out), "-m", "fast-x4", "--backend", "cpu",
+                       "-q"], "SIGINT", 6.0)
+    _ended_well(run, tmp_path)
+    assert time.monotonic() - started < 120
+    for path in out.glob("*.mp4"):
+        with av.open(str(path)) as c:
+            assert sum(1 for _ in c.decode(video=0)) >= 1
