@@ -165,6 +165,9 @@ def _add_stream_options(parser: argparse.ArgumentParser) -> None:
                         help="drop frames to keep latency bounded (default: on for network streams, off for files)")
     parser.add_argument("--max-latency", type=float, default=2.0, metavar="SECONDS",
                         help="live: the most a frame may wait from capture to written (default %(default)s)")
+    parser.add_argument("--crash-safe", action=argparse.BooleanOptionalAction, default=None,
+                        help="write outputs that stay playable if the process is killed (fragmented MP4, Matroska "
+                        "clusters of a second); default: on for live inputs and inputs of a minute or more")
 
 
 def _add_upscale(sub: argparse._SubParsersAction) -> None:
@@ -179,7 +182,8 @@ def _add_upscale(sub: argparse._SubParsersAction) -> None:
     up.add_argument("--tile", type=int, default=0, help="LR tile size in pixels (0 = automatic)")
     _add_encoder_options(up)
     _add_stream_options(up)
-    up.add_argument("--format", default="mp4", help="container of outputs written into OUTDIR (default %(default)s)")
+    up.add_argument("--format", help="container: of outputs written into OUTDIR (default mp4), or of OUT '-', "
+                    "standard output (default matroska; nut, mpegts, mp4 also stream)")
     up.add_argument("--json", action="store_true",
                     help="print the run's statistics as JSON (video; a list of them for several inputs)")
     up.add_argument("-y", "--overwrite", action="store_true", help="replace existing outputs")

@@ -13,7 +13,7 @@ from srstream.models import load_model
 from srstream.output_size import from_options
 from srstream.video.batch import Job, collect_inputs, run_batch
 from srstream.video.pipeline import Settings, check_output, output_name, upscale_many, upscale_video
-from srstream.video.sink import EncodeOptions, is_url
+from srstream.video.sink import STDOUT, EncodeOptions, is_url
 from srstream.video.stats import Stats
 
 
@@ -56,13 +56,16 @@ def cmd_video(args: argparse.Namespace, inputs: list[str], target: str,
         raise ValueError(f"{target}: several inputs need an output directory, not a URL")
     size = from_options(args.outscale, args.size)
     options = _options(args)
-    several = len(inputs) > 1 or (not is_url(target) and Path(target).is_dir())
+    to_stdout = target == STDOUT
+    if to_stdout and (len(inputs) > 1 or args.json):
+        raise ValueError("-: standard output carries one video stream; it cannot take several inputs or --json")
+    several = len(inputs) > 1 or (not is_url(target) and not to_stdout and Path(target).is_dir())
     if not several:
-        out = target if is_url(target) else Path(target)
+        out = target if is_url(target) or to_stdout else Path(target)
         jobs = [(inputs[0], out)]
     else:
-        suffix = args.format if args.format.startswith(".") else f".{args.format}"
-        jobs = _targets(inputs, Path(target), suffix)
+        fmt = args.format or "mp4"
+        jobs = _targets(inputs, Path(target), fmt if fmt.startswith(".") else f".{fmt}")
     for source, path in jobs:  # before the model loads
         check_output(source, path, args.overwrite, args.segment_time)
     upscaler: Upscaler = upscaler_for(args.batch)
@@ -72,14 +75,15 @@ def cmd_video(args: argparse.Namespace, inputs: list[str], target: str,
         stats = upscale_video(inputs[0], out, upscaler, options, batch=args.batch, duration=args.duration,
                               overwrite=args.overwrite, progress=not (args.quiet or args.json),
                               retries=args.retries, timeout_s=args.timeout, segment_time=args.segment_time,
-                              output_size=size, live=args.live, max_latency=args.max_latency)
+                              output_size=size, live=args.live, max_latency=args.max_latency,
+                              crash_safe=args.crash_safe, container=args.format if to_stdout else None)
         if args.json:
             print(json.dumps(stats.to_dict(), indent=2))
         elif not args.quiet:
             print(_summary(stats), file=sys.stderr)
         return 130 if stats.interrupted else 0
     settings = Settings(options, args.batch, args.duration, args.retries, args.timeout, args.segment_time, size,
-                        args.live, args.max_latency)
+                        args.live, args.max_latency, args.crash_safe)
     results = upscale_many(jobs, upscaler, settings, progress=not (args.quiet or args.json),
                            overwrite=args.overwrite)
     for stats in results:

@@ -13,19 +13,18 @@ from __future__ import annotations
 
 import logging
 import re
-import signal
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 from urllib.parse import urlsplit
 
 from srstream.engine import Upscaler
 from srstream.output_size import OutputSize
+from srstream.signals import sigterm_as_interrupt
 from srstream.video.frames import Decoded
 from srstream.video.scheduler import Scheduler
-from srstream.video.sink import EncodeOptions, is_url, segment_pattern
+from srstream.video.sink import STDOUT, EncodeOptions, is_url, segment_pattern
 from srstream.video.source import VideoInputError, classify
 from srstream.video.stream import Settings, Stream
 from srstream.video.stats import Stats
@@ -45,13 +44,13 @@ def output_name(source: str, suffix: str = ".mp4") -> str:
             parts.scheme, 0))
         path = re.sub(r"[^A-Za-z0-9.-]+", "_", parts.path).strip("_") or "stream"
         return f"cam_{host}_{port}_{path}{suffix}"
-    stem = Path(source).stem
+    stem = "stdin" if source == "-" else Path(source).stem
     return f"{re.sub(r'%0?[0-9]*d', 'N', stem)}{suffix}"
 
 
 def check_output(source: str, output: str | Path, overwrite: bool, segment_time: float | None = None) -> None:
     """Raise if `output` exists (unless `overwrite`) or is the input itself: before any work starts."""
-    if is_url(str(output)):
+    if is_url(str(output)) or str(output) == STDOUT:
         return
     output = Path(output)
     first = Path(str(segment_pattern(output)) % 0) if segment_time else output
@@ -107,7 +106,7 @@ def upscale_many(jobs: list[tuple[str, str | Path]], upscaler: Upscaler, setting
     scheduler = Scheduler(first, upscaler, settings, wakeup, on_batch=status.update,
                           waiting=waiting if limit < len(jobs) else None, concurrency=limit)
     try:
-        with _sigterm_as_interrupt():
+        with sigterm_as_interrupt():
             scheduler.run()
     except KeyboardInterrupt:
         pass  # every stream is finished and marked interrupted
@@ -123,14 +122,16 @@ def upscale_video(source: str, output: str | Path, upscaler: Upscaler, options: 
                   batch: int = 4, duration: float | None = None, overwrite: bool = False, progress: bool = True,
                   retries: int = 5, timeout_s: float = 10.0, segment_time: float | None = None,
                   output_size: OutputSize | None = None, live: bool | None = None,
-                  max_latency: float = 2.0) -> Stats:
+                  max_latency: float = 2.0, crash_safe: bool | None = None, container: str | None = None) -> Stats:
     """Upscale every frame of `source` into `output` (a file, segments with `segment_time`, or a URL to push to),
     keeping timing, colour and the other streams. `output_size` (a factor or WxH) resamples the model's output;
     sizes a subsampled pixel format cannot hold are rounded to even, with a log line. `live` (default: for network
-    streams) drops frames to keep latency within `max_latency` seconds. Raises on a failed input or output."""
+    streams) drops frames to keep latency within `max_latency` seconds. `crash_safe` (default: for live inputs
+    and long files) writes a file that stays playable if the process is killed; `container` names the muxer where
+    the output's name cannot (`-`, standard output: matroska). Raises on a failed input or output."""
     check_output(source, output, overwrite, segment_time)
     settings = Settings(options or EncodeOptions(), batch, duration, retries, timeout_s, segment_time, output_size,
-                        live, max_latency)
+                        live, max_latency, crash_safe, container)
     wakeup = threading.Condition()
     stream = Stream(source, output, upscaler, settings, wakeup)
     if stream.exception is not None:
@@ -140,7 +141,7 @@ def upscale_video(source: str, output: str | Path, upscaler: Upscaler, options: 
     status = StatusLines([stream], progress)
     scheduler = Scheduler([stream], upscaler, settings, wakeup, on_batch=status.update)
     try:
-        with _sigterm_as_interrupt():
+        with sigterm_as_interrupt():
             scheduler.run()
     except KeyboardInterrupt:
         if stream.stats.frames_out == 0:  # interrupted before the first frame: an empty file would not play
@@ -172,21 +173,3 @@ def iter_upscaled(source: str, upscaler: Upscaler, batch: int = 4, duration: flo
         stream.close()
     if stream.exception is not None:
         raise stream.exception
-
-
-@contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM (a service manager stopping us) finishes the outputs as Ctrl-C does; only the main thread can
-    install a handler, so elsewhere nothing changes."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum, frame) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)

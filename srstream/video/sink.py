@@ -118,20 +118,51 @@ def plan_output(options: EncodeOptions, colour: Colour, size: tuple[int, int]) -
     return OutputPlan(options, pix_fmt, size)
 
 
+STDOUT = "-"  # the output name that means standard output
+
+
+class VideoOutputError(OSError):
+    """An output cannot be written (a full disk, a closed pipe): its message names the output asked for."""
+DEFAULT_PIPE_FORMAT = "matroska"  # what goes to standard output unless --format says otherwise
+# Muxer options that keep a file playable up to its last second whatever stops the process: fragmented MP4 (a
+# fragment a second, the index up front) and Matroska clusters of a second (cues are only an index).
+FRAGMENTED = {"movflags": "frag_keyframe+empty_moov+default_base_moof", "frag_duration": "1000000"}
+CLUSTERED = {"cluster_time_limit": "1000"}
+
+
+def streamable_options(muxer: str | None) -> dict[str, str]:
+    """The options that make `muxer` write a file playable at every second (or that a pipe can carry)."""
+    if muxer in ("mp4", "mov", "ipod", "ismv"):
+        return dict(FRAGMENTED)
+    if muxer in ("matroska", "webm"):
+        return dict(CLUSTERED)
+    return {}
+
+
 class Sink:
     """Writes OUT by way of a hidden temporary file beside it; `close()` renames it, `abort()` removes it.
 
-    A URL output (rtsp://, rtmp://, udp://, srt://) is pushed live instead, and with `segment_time` the output is
-    a series of files NAME_000.EXT, NAME_001.EXT, ... cut at key frames every `segment_time` seconds.
+    `crash_safe` writes OUT under its own name from the first frame instead, fragmented (`streamable_options`), so
+    that a killed process leaves it playable up to about a second before (plus what the encoder held). A URL output
+    (rtsp://, rtmp://, udp://, srt://) is pushed live, `-` goes to standard output (`container`, default
+    matroska), and with `segment_time` the output is a series of files NAME_000.EXT, NAME_001.EXT, ... cut at key
+    frames every `segment_time` seconds.
     """
 
     def __init__(self, path: str | Path, input_container: av.container.InputContainer,
                  in_stream: av.video.stream.VideoStream, plan: OutputPlan, colour: Colour,
-                 segment_time: float | None = None, rotation: int = 0) -> None:
+                 segment_time: float | None = None, rotation: int = 0, crash_safe: bool = False,
+                 container: str | None = None) -> None:
         self.url = str(path) if is_url(str(path)) else None
-        self.path = Path(path) if self.url is None else None
+        self.stdout = str(path) == STDOUT
+        self.path = Path(path) if self.url is None and not self.stdout else None
         self.tmp = None
-        self.container = self._open_container(path, segment_time)
+        self.direct = False  # written under its own name (crash-safe), not renamed at the end
+        target, fmt, options = self._target(segment_time, crash_safe, container)
+        try:
+            self.container = av.open(target, mode="w", format=fmt, options=options)
+        except (av.error.FFmpegError, ValueError) as exc:
+            raise ValueError(f"{path}: cannot write there ({getattr(exc, 'strerror', None) or exc})") from None
         self.container.metadata.update({k: v for k, v in input_container.metadata.items()
                                         if k.lower() in ("creation_time", "title", "comment", "language",
                                                          "location", "date")})
@@ -155,23 +186,28 @@ class Sink:
                 continue
             self._carry(stream)
 
-    def _open_container(self, path: str | Path, segment_time: float | None) -> av.container.OutputContainer:
-        open_opts: dict[str, str] = {}
+    def _target(self, segment_time: float | None, crash_safe: bool, container: str | None
+                ) -> tuple[str, str | None, dict[str, str]]:
+        """Where the muxer writes, which muxer (None: from the name) and its options."""
         if self.url:
-            target, fmt = self.url, next(f for p, f in PUSH_FORMATS.items() if self.url.startswith(p))
-            if fmt == "rtsp":
-                open_opts["rtsp_transport"] = "tcp"
-        elif segment_time:
-            target, fmt = str(segment_pattern(self.path)), "segment"
-            open_opts = {"segment_time": str(segment_time), "reset_timestamps": "1",
-                         "segment_format": _format_for(self.path) or self.path.suffix.lstrip(".") or "mp4"}
-        else:
-            self.tmp = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix}")
-            target, fmt = str(self.tmp), _format_for(self.path)
-        try:
-            return av.open(target, mode="w", format=fmt, options=open_opts)
-        except (av.error.FFmpegError, ValueError) as exc:
-            raise ValueError(f"{path}: cannot write there ({exc})") from None
+            fmt = next(f for p, f in PUSH_FORMATS.items() if self.url.startswith(p))
+            return self.url, fmt, {"rtsp_transport": "tcp"} if fmt == "rtsp" else {}
+        if self.stdout:  # a pipe cannot seek back: the container must be written as it goes
+            fmt = muxer_name(container or DEFAULT_PIPE_FORMAT)
+            return "pipe:1", fmt, streamable_options(fmt)
+        muxer = muxer_name(container) if container else _muxer_of(self.path)
+        if segment_time:
+            options = {"segment_time": str(segment_time), "reset_timestamps": "1",
+                       "segment_format": muxer or self.path.suffix.lstrip(".") or "mp4"}
+            if crash_safe and streamable_options(muxer):  # the segment being written plays too
+                options["segment_format_options"] = ":".join(f"{k}={v}" for k, v in
+                                                             streamable_options(muxer).items())
+            return str(segment_pattern(self.path)), "segment", options
+        if crash_safe:
+            self.direct = True
+            return str(self.path), muxer, streamable_options(muxer)
+        self.tmp = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix}")
+        return str(self.tmp), muxer, {}
 
     def _add_video(self, plan: OutputPlan, colour: Colour, rate: Fraction, time_base: Fraction,
                    segment_time: float | None) -> av.video.stream.VideoStream:
@@ -253,14 +289,16 @@ class Sink:
         if self.tmp is not None:
             os.replace(self.tmp, self.path)
 
-    def abort(self) -> None:
-        """Drop the partial output."""
+    def abort(self, keep_written: bool = False) -> None:
+        """Drop the partial output; a crash-safe one is kept with `keep_written` (what it holds plays)."""
         try:
             self.container.close()
         except Exception:  # closing a broken muxer can fail too; the file goes either way
             pass
         if self.tmp is not None:
             self.tmp.unlink(missing_ok=True)
+        elif self.direct and not keep_written:
+            self.path.unlink(missing_ok=True)
 
 
 # What each muxer takes besides video, by stream type (None: anything FFmpeg can put there). Without this check a
@@ -297,8 +335,18 @@ def _muxer_accepts(muxer: str, kind: str, codec: str) -> bool:
     return True  # matroska and the rest take what FFmpeg can write
 
 
-def _format_for(path: Path) -> str | None:
-    return {".ts": "mpegts", ".mkv": "matroska", ".m4v": "mp4", ".mov": "mov"}.get(path.suffix.lower())
+MUXERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm", ".ts": "mpegts",
+          ".m2ts": "mpegts", ".nut": "nut", ".avi": "avi", ".flv": "flv"}
+
+
+def muxer_name(name: str) -> str:
+    """FFmpeg's muxer for a --format value: a muxer name (matroska, nut, mpegts, mp4) or a suffix (mkv, ts)."""
+    return MUXERS.get(f".{name.lower().lstrip('.')}", name.lower())
+
+
+def _muxer_of(path: Path) -> str | None:
+    """The muxer for `path`'s suffix; None leaves FFmpeg to guess from the name."""
+    return MUXERS.get(path.suffix.lower())
 
 
 class Encoder(threading.Thread):

@@ -120,7 +120,25 @@ class VideoFile(InputKind):
         return super().open(timeout_s)
 
 
-INPUT_KINDS: tuple[type[InputKind], ...] = (NetworkStream, ImageSequence, VideoFile)  # the first that matches
+class StandardInput(InputKind):
+    """`-`: a container streamed into standard input (`ffmpeg ... -f matroska - | srstream upscale - OUT`), any
+    that FFmpeg can read without seeking: matroska, nut, mpegts, fragmented MP4."""
+
+    kind = "pipe"
+
+    @staticmethod
+    def matches(source: str) -> bool:
+        return source == "-"
+
+    def open(self, timeout_s: float) -> av.container.InputContainer:
+        try:
+            return av.open("pipe:0", mode="r")
+        except av.error.FFmpegError as exc:
+            raise VideoInputError(f"-: cannot read a video from standard input ({_reason(exc)}; stream a "
+                                  "container that needs no seeking: matroska, nut or mpegts)") from None
+
+
+INPUT_KINDS: tuple[type[InputKind], ...] = (StandardInput, NetworkStream, ImageSequence, VideoFile)  # first match
 
 
 def classify(source: str) -> InputKind:

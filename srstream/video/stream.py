@@ -26,12 +26,13 @@ from srstream.output_size import OutputSize
 from srstream.video.buffer import FrameBuffer, oldest_worth_upscaling
 from srstream.video.colour import Colour
 from srstream.video.frames import END, Decoded, FrameMaker, Upscaled
-from srstream.video.sink import EncodeOptions, Encoder, Sink, plan_output
+from srstream.video.sink import EncodeOptions, Encoder, Sink, VideoOutputError, plan_output
 from srstream.video.source import Decoder, Source, VideoInputError, is_live
 from srstream.video.stats import Stats
 
 log = logging.getLogger("srstream.video")
 LATENCY_SAMPLES = 5000  # the latest frames' latencies kept per input for the percentiles
+CRASH_SAFE_AFTER_S = 60.0  # inputs at least this long are written crash-safe by default
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,8 @@ class Settings:
     output_size: OutputSize | None = None
     live: bool | None = None  # None: live for network streams, not for files
     max_latency: float = 2.0
+    crash_safe: bool | None = None  # None: for live inputs and files longer than CRASH_SAFE_AFTER_S
+    container: str | None = None  # the muxer, where the output's name cannot say (standard output)
 
 
 class BatchKind(NamedTuple):
@@ -193,7 +196,8 @@ class Stream:
         self.stop.set()
         written = self._finish_output(keep)
         if self.decoder is not None:
-            self.decoder.join(timeout=5)
+            if self._reading:  # a stream closed before it started has no thread to wait for
+                self.decoder.join(timeout=5)
             self.decoder.close()
             self.stats.reconnects = self.decoder.reconnects
             self.stats.dropped_frames = self.buffer.dropped
@@ -208,6 +212,14 @@ class Stream:
         if self.maker is None and self.stats.error is None:
             self.stats.error = f"{self.source}: no video frames could be decoded"
 
+    def crash_safe(self) -> bool:
+        """Whether the output is written so that a killed process leaves it playable: as asked, else for live
+        inputs and for inputs of CRASH_SAFE_AFTER_S or more (a length unknown counts as long)."""
+        if self.settings.crash_safe is not None:
+            return self.settings.crash_safe
+        known = [s for s in (self.settings.duration, _length_s(self.decoder.container)) if s]
+        return self.live or not known or min(known) >= CRASH_SAFE_AFTER_S
+
     def _finish_output(self, keep: bool) -> int:
         """Flush the encoder and close (or abort) the sink; the frames written."""
         written = 0
@@ -216,18 +228,18 @@ class Stream:
             self.encoder.join()
             written = self.encoder.written
             if self.encoder.error is not None and self.stats.error is None:
-                self.exception = self.encoder.error
-                self.stats.error = str(self.encoder.error).splitlines()[0] or type(self.encoder.error).__name__
+                self.stats.error = _write_error(self.output, self.encoder.error)
+                self.exception = VideoOutputError(self.stats.error)
                 keep = False
         if self.sink is not None:
             try:
                 if keep and written > 0:
                     self.sink.close()
                 else:
-                    self.sink.abort()
+                    self.sink.abort(keep_written=written > 0)
             except (av.error.FFmpegError, OSError, ValueError) as exc:
-                self.sink.abort()
-                self.stats.error = self.stats.error or f"{self.output}: could not finish ({exc})"
+                self.sink.abort(keep_written=written > 0)
+                self.stats.error = self.stats.error or _write_error(self.output, exc)
         return written
 
     def _service(self) -> Decoded | None:
@@ -267,10 +279,22 @@ class Stream:
         plan = plan_output(self.settings.options, colour, size)
         self.stats.size_out = plan.size
         self.sink = Sink(self.output, self.decoder.container, self.decoder.stream, plan, colour,
-                         segment_time=self.settings.segment_time, rotation=self.decoder.rotation)
+                         segment_time=self.settings.segment_time, rotation=self.decoder.rotation,
+                         crash_safe=self.crash_safe(), container=self.settings.container)
         self.maker = FrameMaker(plan.pix_fmt, colour, plan.size)
         self.encoder = Encoder(self.sink, self.maker, self.encode_q, self.latencies if self.live else None)
         self.encoder.start()
         for packet in self.early_packets:
             self.encode_q.put(packet)
         self.early_packets.clear()
+
+
+def _length_s(container: av.container.InputContainer) -> float | None:
+    """The input's length in seconds as its container says, None where it does not (a pipe, a live stream)."""
+    return container.duration / 1e6 if container.duration else None
+
+
+def _write_error(output: str | Path | None, exc: BaseException) -> str:
+    """One line naming the output the user asked for (not the hidden file written meanwhile) and why it failed."""
+    reason = getattr(exc, "strerror", None) or (str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    return f"{output}: cannot write ({reason})"
