@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from medical.discover import Task
 from medical.plan import Plan
 from medical.volume import Volume
+from training.atomic import atomic_path
 
 if TYPE_CHECKING:
     from srstream.engine import Upscaler
@@ -43,11 +44,17 @@ def failure(task: Task, exc: BaseException) -> dict[str, Any]:
 
 def write_report(out_dir: Path, task: Task, report: dict[str, Any]) -> None:
     """The volume's report, written last: it marks the volume finished, so a rerun skips it."""
-    report_path(out_dir, task).write_text(json.dumps(report, indent=2) + "\n")
+    _write_json(report_path(out_dir, task), report)
 
 
 def write_summary(out_dir: Path, done: int, skipped: int, failed: list[dict[str, Any]]) -> None:
     """summary.json: how many volumes were done, skipped and failed, and the failures without their traces."""
     summary = {"done": done, "skipped": skipped, "failed": len(failed),
                "failures": [{k: v for k, v in f.items() if k != "trace"} for f in failed]}
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    _write_json(out_dir / "summary.json", summary)
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    # Atomically: a report that exists is whole (it is what marks a volume done).
+    with atomic_path(path, suffix=".json") as tmp:
+        Path(tmp).write_text(json.dumps(data, indent=2) + "\n")

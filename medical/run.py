@@ -45,7 +45,10 @@ def _written(result: Volume, volume: Volume, plan: Plan, task: Task, out_dir: Pa
     """The output written in the plan's format; its path and the voxels clipped to the stored type."""
     writer = formats.by_name(plan.output_format)
     target = out_dir / f"{task.name}{writer.suffix}"
-    return target, writer.write(result, volume, target, plan.describe(model), plan.target_spacing)
+    try:
+        return target, writer.write(result, volume, target, plan.describe(model), plan.target_spacing)
+    except OSError as exc:  # a full disk, say: written under a temporary name, so nothing is left half-written
+        raise VolumeError(f"{target}: cannot write ({exc.strerror or exc})") from None
 
 
 def process(task: Task, args: argparse.Namespace, upscaler: Upscaler) -> dict[str, Any]:
@@ -104,11 +107,24 @@ def run_all(tasks: list[Task], args: argparse.Namespace, upscaler: Upscaler) -> 
     skipped = len(tasks) - len(todo)
     done, failed = 0, []
     for task, (report, failed_one) in zip(todo, _outcomes(todo, args, upscaler)):
+        if failed_one is None:
+            failed_one = _reported(out_dir, task, report)
         if failed_one is not None:
             print(f"srmed: error: {failed_one['error']}", file=sys.stderr)
             failed.append(failed_one)
             continue
-        write_report(out_dir, task, report)
         done += 1
-    write_summary(out_dir, done, skipped, failed)
+    try:
+        write_summary(out_dir, done, skipped, failed)
+    except OSError as exc:  # the volumes' own reports say what was done
+        print(f"srmed: error: {out_dir / 'summary.json'}: cannot write ({exc.strerror or exc})", file=sys.stderr)
     return done, skipped, failed
+
+
+def _reported(out_dir: Path, task: Task, report: dict[str, Any]) -> dict | None:
+    """Write a finished volume's report (which marks it done); a failure record if it cannot be written."""
+    try:
+        write_report(out_dir, task, report)
+        return None
+    except OSError as exc:  # the volume stays unmarked: a rerun does it again
+        return failure(task, VolumeError(f"{report_path(out_dir, task)}: cannot write ({exc.strerror or exc})"))

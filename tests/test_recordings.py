@@ -159,3 +159,28 @@ def test_standard_input_that_is_not_a_stream_is_one_line():
     assert run.returncode == 1 and b"Traceback" not in run.stderr
     assert run.stderr.decode().strip().startswith("srstream: error: -: cannot read a video from standard input")
     assert not (ROOT / "out.mkv").exists()
+
+
+def test_a_full_disk_fails_one_volume_and_srmed_goes_on(tmp_path):
+    pytest.importorskip("nibabel")
+    import json
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    # 40 kB: room for the small phantom's output (16 kB) and the reports, not for the head's (x2: 70 kB)
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=40k", "tmpfs", str(disk)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("needs root to mount a small tmpfs")
+    try:
+        run = subprocess.run([sys.executable, "-m", "medical.cli", "upscale", str(DATA / "mri" / "t1_head_crop.nii.gz"),
+                              str(DATA / "mri" / "shear_small.nii.gz"), "-o", str(disk / "out"), "--backend", "cpu",
+                              "-q"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
+        head = disk / "out" / "t1_head_crop.nii.gz"
+        assert run.stderr.strip() == f"srmed: error: {head}: cannot write (No space left on device)"
+        summary = json.loads((disk / "out" / "summary.json").read_text())
+        assert summary["done"] == 1 and summary["failures"][0]["error"].startswith(str(head))
+        assert not head.exists() and not list((disk / "out").glob(".*"))  # nothing half-written
+        assert (disk / "out" / "shear_small.nii.gz").exists()  # the next volume went on
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
