@@ -137,7 +137,12 @@ class Scheduler:
         # The oldest waiting frame decides the kind of this call; frames of that kind from other inputs ride along.
         ready = sorted(heads, key=lambda s: heads[s].captured)
         kind = ready[0].batch_kind(heads[ready[0]])
-        parts = take_in_turn(ready, kind, self.settings.batch)
+        limit = self.settings.batch
+        if not self.batch_seconds and any(s.live for s in ready):
+            # The live deadline needs to know what a call costs: the first call takes one frame of each camera, not
+            # a full batch that could take many times as long as the latency allowed.
+            limit = min(limit, len(ready))
+        parts = take_in_turn(ready, kind, limit)
         return Batch(kind, parts) if parts else None
 
     def _upscale(self, batch: Batch) -> torch.Tensor:
