@@ -74,7 +74,9 @@ class Scheduler:
                  waiting: Callable[[], Stream | None] | None = None, concurrency: int = 0) -> None:
         self.streams, self.upscaler, self.settings, self.wakeup = streams, upscaler, settings, wakeup
         self.on_batch = on_batch or (lambda stream, n: None)
-        self.batch_seconds = 0.0  # moving average of one engine call, for the live deadline
+        self.batch_seconds = 0.0  # moving average of one engine call
+        self.batch_spread = 0.0  # moving average of its absolute deviation from that average
+        self.frame_seconds = 0.0  # moving average of a call's time per frame
         self.waiting, self.concurrency = waiting, concurrency
 
     def run(self) -> None:
@@ -116,6 +118,20 @@ class Scheduler:
                 continue
             yield batch, self._upscale(batch)
 
+    @property
+    def call_estimate(self) -> float:
+        """What the live deadline plans an engine call to take: its average and twice its spread, so that a call
+        slower than usual (another process taking the cores) still lands within --max-latency."""
+        return self.batch_seconds + 2 * self.batch_spread
+
+    def _live_limit(self) -> int:
+        """Frames in a live call: no more than half of --max-latency's worth of engine time (a full batch on a slow
+        engine would make every frame in it late), and one until a call has been timed."""
+        if not self.frame_seconds:
+            return 1
+        share = 0.5 * self.settings.max_latency / (self.frame_seconds + 2 * self.batch_spread / self.settings.batch)
+        return max(1, min(self.settings.batch, int(share)))
+
     def _refill(self) -> None:
         while self.waiting is not None and sum(s.active for s in self.streams) < self.concurrency:
             stream = self.waiting()
@@ -129,7 +145,7 @@ class Scheduler:
         now = time.monotonic()
         heads = {}
         for stream in self.streams:
-            frame = stream.ready_frame(now, self.batch_seconds)
+            frame = stream.ready_frame(now, self.call_estimate)
             if frame is not None:
                 heads[stream] = frame
         if not heads:
@@ -137,11 +153,7 @@ class Scheduler:
         # The oldest waiting frame decides the kind of this call; frames of that kind from other inputs ride along.
         ready = sorted(heads, key=lambda s: heads[s].captured)
         kind = ready[0].batch_kind(heads[ready[0]])
-        limit = self.settings.batch
-        if not self.batch_seconds and any(s.live for s in ready):
-            # The live deadline needs to know what a call costs: the first call takes one frame of each camera, not
-            # a full batch that could take many times as long as the latency allowed.
-            limit = min(limit, len(ready))
+        limit = self._live_limit() if any(s.live for s in ready) else self.settings.batch
         parts = take_in_turn(ready, kind, limit)
         return Batch(kind, parts) if parts else None
 
@@ -150,5 +162,11 @@ class Scheduler:
         y = self.upscaler.upscale_tensor(to_device_rgb(batch.frames, self.upscaler, batch.kind.colour),
                                          batch.kind.size_out)
         elapsed = time.perf_counter() - started
-        self.batch_seconds = elapsed if not self.batch_seconds else 0.8 * self.batch_seconds + 0.2 * elapsed
+        per_frame = elapsed / len(batch.frames)
+        self.frame_seconds = per_frame if not self.frame_seconds else 0.8 * self.frame_seconds + 0.2 * per_frame
+        if not self.batch_seconds:
+            self.batch_seconds = elapsed
+        else:
+            self.batch_spread = 0.8 * self.batch_spread + 0.2 * abs(elapsed - self.batch_seconds)
+            self.batch_seconds = 0.8 * self.batch_seconds + 0.2 * elapsed
         return y
