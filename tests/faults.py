@@ -41,7 +41,7 @@ def intact(kind: str, folder: Path) -> Path:
     if kind == "mp4":
         return Path(shutil.copy(VIDEO, folder / "clip.mp4"))
     if kind == "mkv":
-        return _remux(VIDEO, folder / "clip.mkv")
+        return remux(VIDEO, folder / "clip.mkv")
     if kind == "png":
         return Path(shutil.copy(EXAMPLES / "foreman.png", folder / "foreman.png"))
     if kind == "jpeg":
@@ -62,10 +62,12 @@ def intact(kind: str, folder: Path) -> Path:
     raise ValueError(kind)
 
 
-def _remux(src: Path, dst: Path) -> Path:
+def remux(src: Path, dst, fmt: str | None = None):
+    """`src`'s video and audio packets copied into `dst` (a path or a file object) as `fmt` (default: by name);
+    returns `dst`."""
     import av
 
-    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+    with av.open(str(src)) as inp, av.open(dst if not isinstance(dst, Path) else str(dst), "w", format=fmt) as out:
         streams = {s.index: out.add_stream_from_template(s) for s in inp.streams if s.type in ("video", "audio")}
         for packet in inp.demux():
             if packet.stream.index in streams and packet.dts is not None:

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from conftest import DATA, EXAMPLES, ROOT, LogWatch
+from faults import remux
 
 CLIP = EXAMPLES / "vtest_320x180.mp4"  # 4 s, 100 frames, AAC audio
 SHORT = DATA / "video" / "vtest_320x180_2s.mp4"
@@ -120,12 +121,7 @@ def test_a_full_disk_stops_one_output_and_the_others_go_on(small_disk, tmp_path)
 def _container_bytes(fmt: str) -> bytes:
     """The short real clip remuxed (packets copied, audio too) into `fmt`, as ffmpeg would stream it."""
     buffer = io.BytesIO()
-    with av.open(str(SHORT)) as inp, av.open(buffer, "w", format=fmt) as out:
-        streams = {s.index: out.add_stream_from_template(s) for s in inp.streams if s.type in ("video", "audio")}
-        for packet in inp.demux():
-            if packet.stream.index in streams and packet.dts is not None:
-                packet.stream = streams[packet.stream.index]
-                out.mux(packet)
+    remux(SHORT, buffer, fmt)
     return buffer.getvalue()
 
 
