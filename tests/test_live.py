@@ -139,11 +139,13 @@ def test_one_camera_reconnects_while_the_other_keeps_running(cameras, tmp_path):
     flaky, steady = cameras(), cameras()
     out = tmp_path / "site"
     after_playing(flaky, (1.0, flaky.kill), (1.0, flaky.start))
+    # A killed camera closes its socket, so the drop is seen at once whatever --timeout says; a short one would
+    # only make the steady camera reconnect when a loaded 2-core machine stalls its reader for a second (CI did).
     run, _ = srstream(flaky.url, steady.url, str(out), "-m", "fast-x4", "-t", "5", "--retries", "10", "--timeout",
-                      "1", "--json")
+                      "5", "--json")
     assert run.returncode == 0, run.stderr
     first, second = json.loads(run.stdout)
-    assert first["reconnects"] >= 1 and second["reconnects"] == 0
+    assert first["reconnects"] >= 1 and second["reconnects"] == 0, run.stderr
     for r in (first, second):
         times = times_of(r["output"])
         assert np.all(np.diff(times) > 0) and times[-1] >= 3
