@@ -7,11 +7,13 @@ any failed.
 
 This module only parses and dispatches: `medical.discover` finds the volumes (through the formats in
 `medical.formats`), `medical.engine` picks the model and backend, `medical.plan` works out each volume's job,
-`medical.run` does it (here or on Ray) and `medical.report` writes the JSON.
+`medical.run` does it (here or on Ray) and `medical.report` writes the JSON. Other subcommands (the DICOM node,
+the BIDS app) live in their own modules, listed in SUBCOMMANDS: each has `add_parser(sub)` and `run(args) -> int`.
 """
 from __future__ import annotations
 
 import argparse
+import importlib
 import math
 import sys
 from pathlib import Path
@@ -22,6 +24,9 @@ from srstream.backends.precision import PRECISIONS
 from srstream.ray_tasks import RayUnavailable
 
 
+SUBCOMMANDS: tuple[str, ...] = ()  # modules beside `upscale`, each with add_parser(sub) and run(args) -> int
+
+
 def build_parser() -> argparse.ArgumentParser:
     """srmed's options."""
     from srstream import __version__
@@ -29,9 +34,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="srmed", description="Super-resolution of MRI/CT volumes")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    up = sub.add_parser("upscale", help="upscale NIfTI files and DICOM series into OUTDIR")
-    up.add_argument("inputs", nargs="+", metavar="IN", help=".nii/.nii.gz files or folders of DICOM files")
-    up.add_argument("-o", "--output", required=True, metavar="OUTDIR")
+    add_upscale_options(sub.add_parser("upscale", help="upscale NIfTI files and DICOM series into OUTDIR"))
+    for name in SUBCOMMANDS:
+        importlib.import_module(name).add_parser(sub)
+    return parser
+
+
+def add_upscale_options(up: argparse.ArgumentParser, inputs: bool = True) -> None:
+    """The options of `srmed upscale`; without `inputs` (IN... and -o), for subcommands that find their own."""
+    if inputs:
+        up.add_argument("inputs", nargs="+", metavar="IN", help=".nii/.nii.gz files or folders of DICOM files")
+        up.add_argument("-o", "--output", required=True, metavar="OUTDIR")
     up.add_argument("--scale", type=float, default=None,
                     help="in-plane: 2 or 4 (picks mri-xN; default 2); through-plane: the factor, any ratio "
                     "(shorthand for --spacing SPACING/N)")
@@ -64,7 +77,6 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
                     help="run volumes as Ray tasks: on a local Ray (no ADDRESS) or the cluster at ADDRESS")
     up.add_argument("-q", "--quiet", action="store_true")
-    return parser
 
 
 def _check_numbers(args: argparse.Namespace) -> None:
@@ -107,6 +119,13 @@ def run_command(argv: list[str] | None = None) -> int:
     except ModuleNotFoundError as exc:
         print(f"srmed: error: {exc.name} is missing: pip install 'srstream[medical]'", file=sys.stderr)
         return 1
+    if args.command != "upscale":
+        return args.run(args)
+    return upscale_command(args)
+
+
+def upscale_command(args: argparse.Namespace) -> int:
+    """`srmed upscale`: every volume of args.inputs into args.output; 1 if any failed, else 0."""
     from medical.discover import discover
     from medical.engine import build_upscaler, check_model
     from medical.run import run_all
