@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from training.acquisition import degrade_batch
 from training.atomic import atomic_path
+from training.hardware import cpu_has_native_bf16
 from training.camera_data import CameraClips
 from training.camera_degrade import CameraSettings
 from training.config import ConfigError, degradation_factor, generator_config, load_config
@@ -113,7 +114,8 @@ class Trainer:
             if self.discriminator is not None:
                 self.d_train = DistributedDataParallel(self.discriminator, device_ids=ids)
         self.dataset = self._dataset()
-        self.amp = train["amp"] and self.device.type == "cuda"
+        # bf16 autocast on CUDA, and on CPUs with native bf16 (AMX: about 2x faster there); never emulated.
+        self.amp = train["amp"] and (self.device.type == "cuda" or cpu_has_native_bf16())
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed patch size: the fastest conv algorithm is found once
 
@@ -195,7 +197,7 @@ class Trainer:
 
     # --- one step ----------------------------------------------------------------------------------------------
     def _autocast(self):
-        return torch.autocast("cuda", dtype=torch.bfloat16) if self.amp else nullcontext()
+        return torch.autocast(self.device.type, dtype=torch.bfloat16) if self.amp else nullcontext()
 
     def _degrade(self, hr: torch.Tensor, step: int) -> torch.Tensor:
         """LR of an HR batch; 'acquisition' draws each sample's thick-slice acquisition from a generator seeded by

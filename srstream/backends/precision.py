@@ -3,22 +3,14 @@ from __future__ import annotations
 
 import torch
 
+from training.hardware import cpu_has_native_bf16  # noqa: F401  (also the engine's: one probe)
+
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class PrecisionError(ValueError):
     """A precision this backend or machine cannot run."""
-
-
-def cpu_has_native_bf16() -> bool:
-    """True where the CPU multiplies bf16 in hardware (AVX512-BF16 or AMX-BF16), as torch detects it; without
-    them oneDNN emulates bf16 and it is slower than fp32."""
-    try:
-        caps = torch.cpu.get_capabilities()
-    except (AttributeError, RuntimeError):  # torch without the query: assume not
-        return False
-    return bool(caps.get("avx512_bf16") or caps.get("amx_bf16"))
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
