@@ -1,11 +1,13 @@
 """The one inference engine: `Upscaler` composes the steps a batch of frames goes through.
 
-    frames in (frame_format) -> channels (frame_format) -> self-ensemble views (tta) -> batches (backend_call)
+    frames in (frame_format) -> channels (frame_format) -> a recurrent model's state packed beside them
+    (training.recurrent_generator) -> self-ensemble views (tta) -> batches (backend_call)
     -> tiles sized to the memory budget, shrunk on OOM (tile_budget, tiling) -> multiple-of padding (padding)
     -> the backend (backends: a registry, one module per backend) -> output size (resample) -> frames out
 
 Each step is its own module and knows nothing of the others; this file only wires them. Video, medical and the
-demo all upscale through `Upscaler.upscale`; nothing else runs a generator.
+demo all upscale through `Upscaler.upscale`; nothing else runs a generator. The engine holds no state: a recurrent
+model's state goes in and comes out of `Upscaler.step`, and the caller (a video Stream) keeps it.
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ from srstream.padding import run_padded
 from srstream.resample import resize_to
 from srstream.tile_budget import MIN_TILE, TileBudget, run_shrinking
 from srstream.tta import self_ensemble, tta_views
+from training.recurrent_generator import pack_state, unpack_state
 
 __all__ = ["BACKENDS", "MIN_TILE", "EngineError", "Upscaler", "tta_views"]
 
@@ -69,7 +72,10 @@ class Upscaler:
         self.backend_name, self.backend = open_backend(backend, self.spec, precision, **backend_options)
         self.tiles = TileBudget(tile, memory_budget, self.activation_bytes(), self.device)
         self.batch_size = max(1, batch_size)
+        if tta and self.spec.recurrent:  # flipped views would each need a past of their own
+            raise EngineError(f"{self.spec.name}: --tta does not apply to a recurrent model")
         self.tta = tta
+        self._noted_no_past = False
         log.info("srstream: model %s (x%d) on %s", self.spec.name, self.spec.scale, self.label)
 
     # What it runs and where.
@@ -113,7 +119,7 @@ class Upscaler:
         first frames of a video do not wait; nothing to do on other backends."""
         n = batch or self.batch_size
         if PREPARES_GRAPHS in self.backend.capabilities and self._whole(height, width, n) and not self.tta:
-            cast(PreparingBackend, self.backend).prepare((n, self.spec.channels, height, width))
+            cast(PreparingBackend, self.backend).prepare((n, self.spec.input_channels, height, width))
 
     # The steps, in the order a batch meets them.
 
@@ -128,7 +134,14 @@ class Upscaler:
 
     def upscale_tensor(self, x: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
         """(N, C, H, W) float in [0, 1] -> (N, C, rH, rW) float32 in [0, 1] on the backend's device; with `size`
-        (width, height), the model's output is resampled to it there (Lanczos, antialiased)."""
+        (width, height), the model's output is resampled to it there (Lanczos, antialiased). A recurrent model
+        takes each frame as one with no past (noted once in the log)."""
+        if self.spec.recurrent:
+            if not self._noted_no_past:
+                log.info("srstream: %s is a video model; these images are upscaled each with no past frames",
+                         self.spec.name)
+                self._noted_no_past = True
+            return self.step(x, None, size)[0]
         x, grey = fit_channels(x, self.spec.channels, self.spec.name)
         if self.tta:
             y = self_ensemble(x, self._in_batches, transpose=self.spec.descriptor.transposable)
@@ -136,6 +149,18 @@ class Upscaler:
             y = self._in_batches(x)
         y = resize_to(y, size).clamp_(0, 1)
         return to_grey(y) if grey else y
+
+    def step(self, x: torch.Tensor, state: torch.Tensor | None, size: tuple[int, int] | None = None
+             ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """One frame of each of N streams, (N, C, H, W), with their states (N, S, H, W) (None, or all-zero rows:
+        no past) -> (SR frames as `upscale_tensor` gives them, the new states). A single-frame model: no state."""
+        if not self.spec.recurrent:
+            return self.upscale_tensor(x, size), None
+        x, grey = fit_channels(x, self.spec.channels, self.spec.name)
+        packed = pack_state(x, state if state is None else state.to(x.device), self.spec.descriptor.state_channels)
+        y, new_state = unpack_state(self._in_batches(packed), self.spec.channels, self.scale)
+        y = resize_to(y, size).clamp_(0, 1)
+        return (to_grey(y) if grey else y), new_state
 
     def _in_batches(self, x: torch.Tensor) -> torch.Tensor:
         # Whole batches may go straight to a pipelining backend; tiles and padded frames take the tiled path.

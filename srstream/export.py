@@ -42,7 +42,7 @@ def export_onnx(spec: ModelSpec, path: str | Path, half: bool = False) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     net = inference_graph(spec.module).float()
     graph = _HalfGraph(net) if half else net
-    example = torch.rand(1, spec.channels, 32, 32)
+    example = torch.rand(1, spec.input_channels, 32, 32)
     with atomic_path(path, suffix=".onnx") as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the legacy exporter warns that it is legacy; it is the one with dynamic_axes
         torch.onnx.export(graph, (example,), tmp, dynamo=False, opset_version=OPSET,

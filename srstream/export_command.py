@@ -38,7 +38,7 @@ def cmd_export(args: argparse.Namespace) -> int:
                   "dynamic batch, height and width (NCHW, RGB in [0, 1])", file=sys.stderr)
         return 0
     runtime = find_runtime(args.runtime)
-    channels = onnx_input_channels(source) if from_onnx else spec.channels
+    channels = onnx_input_channels(source) if from_onnx else spec.input_channels
     profile = Profile.parse(channels, args.batch, args.height, args.width)
     targets = tuple(t for t in (args.target or "").split(",") if t) or None
     with tempfile.TemporaryDirectory(prefix="srstream-export-") as tmp:

@@ -8,6 +8,7 @@ from torch import nn
 
 from training.descriptor import ModelDescriptor
 from training.fast_generator import FastSR
+from training.recurrent_generator import RecurrentSR
 from training.srresnet import SRResNet
 from training.weights import ModelLoadError, load_checkpoint, load_generator
 
@@ -41,6 +42,16 @@ class ModelSpec:
         return self.descriptor.channels
 
     @property
+    def input_channels(self) -> int:
+        """What the network takes: the frame's channels and a recurrent model's packed state."""
+        return self.descriptor.input_channels
+
+    @property
+    def recurrent(self) -> bool:
+        """It carries a state from frame to frame (`Upscaler.step`)."""
+        return self.descriptor.recurrent and self.descriptor.state_channels > 0
+
+    @property
     def multiple_of(self) -> int:
         return self.descriptor.multiple_of
 
@@ -56,6 +67,8 @@ def receptive_radius(module: nn.Module) -> int:
         # 9x9 head, two 3x3 per block, trunk 3x3, sub-pixel stages (3x3 at growing scales), 9x9 tail at full scale.
         return 4 + 2 * c.blocks + 1 + 2 + 1
     if isinstance(module, FastSR):
+        return 2 + module.config.layers + 1
+    if isinstance(module, RecurrentSR):  # as FastSR; the state path's 3x3 is no wider than the 5x5 head
         return 2 + module.config.layers + 1
     return 32
 

@@ -58,6 +58,7 @@ class ModelDescriptor:
     slab_thickness: int = 0  # THICK_SLICES: the thickness (in fine slices) it undoes
     temporal_window: int = 1  # FRAMES: how many frames it sees (1 = the current one only)
     recurrent: bool = False  # FRAMES: carries a state from frame to frame
+    state_channels: int = 0  # recurrent: S, the state's channels at LR resolution (packed beside the frame)
     multiple_of: int = 1  # input height and width must be multiples of this (the engine pads)
     width: int = DEFAULT_WIDTH  # feature channels at the widest layer, for the engine's memory estimate
     source: str = "srstream"  # "srstream" for our cards, "spandrel" for third-party files
@@ -79,6 +80,7 @@ class ModelDescriptor:
                    channels=int(card["channels"]), restores=restores, config=config,
                    slab_thickness=int(training["thickness"]) if restores is Restores.THICK_SLICES else 0,
                    temporal_window=int(temporal.get("window", 1)), recurrent=bool(temporal.get("recurrent", False)),
+                   state_channels=int(temporal.get("state_channels", 0)),
                    width=int(config.get("width", DEFAULT_WIDTH)),
                    evaluations=tuple(_evaluation(k, v) for k, v in card.get("evaluation", {}).items()),
                    card=card)
@@ -91,6 +93,11 @@ class ModelDescriptor:
                 "source": "spandrel"}
         return cls(name=name, architecture=architecture, scale=scale, channels=channels, multiple_of=multiple_of,
                    source="spandrel", card=card)
+
+    @property
+    def input_channels(self) -> int:
+        """What the network itself takes: the frame's channels, and a recurrent model's state packed beside them."""
+        return self.channels + self.state_channels
 
     @property
     def through_plane(self) -> bool:

@@ -18,12 +18,14 @@ from torch import nn
 from training.atomic import atomic_path
 from training.descriptor import ModelDescriptor
 from training.fast_generator import FastConfig, FastSR
+from training.recurrent_generator import RecurrentConfig, RecurrentSR
 from training.srresnet import SRResNet, SRResNetConfig
 
 SHIPPED_DIR = Path(__file__).resolve().parent / "shipped"
 ARCHITECTURES: dict[str, tuple[type, type]] = {
     "srresnet": (SRResNet, SRResNetConfig),
     "fast": (FastSR, FastConfig),
+    "recurrent": (RecurrentSR, RecurrentConfig),
 }
 
 
@@ -56,6 +58,9 @@ def save_weights(model: nn.Module, path: str | Path, card: dict[str, Any]) -> Pa
     full_card = {"architecture": architecture_of(model), "config": model.config.to_dict(),
                  "scale": model.config.scale, "channels": model.config.channels,
                  "value_range": [0.0, 1.0], **card}
+    if isinstance(model, RecurrentSR):  # what the engine needs to pack the state beside each frame
+        full_card.update(restores="frames", temporal={"window": 0, "recurrent": True,
+                                                       "state_channels": model.state_channels})
     with atomic_path(path) as tmp:
         save_file(state, tmp, metadata={"format": "pt"})
     with atomic_path(path.with_suffix(".json")) as tmp:

@@ -49,7 +49,7 @@ class TensorRTBackend:
                  device: int = 0, runtime: str | None = None) -> None:
         self.runtime = find_runtime(runtime)
         self.device = torch.device("cuda", device)
-        self.profile = profile or Profile(channels=spec.channels)
+        self.profile = profile or Profile(channels=spec.input_channels)
         if self.runtime.is_rtx:
             major, minor = torch.cuda.get_device_capability(self.device)
             targets = (f"{major}.{minor}",)
