@@ -1,0 +1,131 @@
+"""A BIDS dataset's anatomical images, selected by entities, each with the JSON sidecars that apply to it."""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from medical.discover import Task
+from medical.volume import Volume, VolumeError
+
+if TYPE_CHECKING:
+    from bids import BIDSLayout
+    from bids.layout import BIDSFile
+
+# Structural images whose voxels are intensities to restore; quantitative maps (T1map, ...) and multi-volume
+# suffixes (PDT2, MPM's) need --suffix, since upscaling a map's values is a choice to make knowingly.
+ANAT_SUFFIXES = ("T1w", "T2w", "PDw", "T2starw", "FLAIR", "inplaneT1", "inplaneT2", "angio")
+
+
+def is_bids_root(path: str | Path) -> bool:
+    """Whether `path` is a folder with a dataset_description.json (how BIDS marks a dataset's root)."""
+    return (Path(path) / "dataset_description.json").is_file()
+
+
+def open_dataset(root: str | Path) -> BIDSLayout:
+    """The dataset at `root`, indexed by pybids (file names only: sidecars are read per image, see `metadata`)."""
+    from bids import BIDSLayout, BIDSLayoutIndexer
+    from bids.exceptions import BIDSValidationError
+
+    root = Path(root)
+    if not root.is_dir():
+        raise VolumeError(f"{root}: no such directory")
+    if not is_bids_root(root):
+        raise VolumeError(f"{root}: not a BIDS dataset (no dataset_description.json)")
+    try:
+        # Without metadata indexing one broken sidecar fails its own image, not the whole dataset.
+        return BIDSLayout(root, indexer=BIDSLayoutIndexer(index_metadata=False))
+    except BIDSValidationError as exc:
+        raise VolumeError(f"{root / 'dataset_description.json'}: {_first_line(exc)}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0]
+
+
+def _check_labels(layout: BIDSLayout, kind: str, asked: list[str] | None, present: list[str]) -> None:
+    missing = sorted(set(asked or ()) - set(present))
+    if missing:
+        listed = ", ".join(present) or "none"
+        raise VolumeError(f"{layout.root}: no {kind} {', '.join(missing)} (the dataset has: {listed})")
+
+
+def _labels(values: list[str] | None, prefix: str) -> list[str] | None:
+    # BIDS apps take labels with or without their prefix: 01 and sub-01 alike.
+    return [v.removeprefix(prefix) for v in values] if values else None
+
+
+def select(layout: BIDSLayout, participants: list[str] | None = None, sessions: list[str] | None = None,
+           suffixes: list[str] | None = None, acquisitions: list[str] | None = None,
+           runs: list[int] | None = None) -> list[BIDSFile]:
+    """The NIfTI anat images matching every given entity (None: any); labels the dataset lacks are an error."""
+    participants, sessions = _labels(participants, "sub-"), _labels(sessions, "ses-")
+    _check_labels(layout, "participant", participants, layout.get_subjects())
+    _check_labels(layout, "session", sessions, layout.get_sessions())
+    filters: dict[str, Any] = {"datatype": "anat", "extension": [".nii", ".nii.gz"],
+                               "suffix": list(suffixes or ANAT_SUFFIXES)}
+    for entity, values in (("subject", participants), ("session", sessions), ("acquisition", acquisitions),
+                           ("run", runs)):
+        if values:
+            filters[entity] = values
+    images = layout.get(return_type="object", **filters)
+    if not images:
+        asked = ", ".join(f"{k}={v}" for k, v in filters.items() if k not in ("datatype", "extension"))
+        raise VolumeError(f"{layout.root}: no anatomical NIfTI images match the selection ({asked})")
+    return sorted(images, key=lambda f: f.path)
+
+
+def sidecars(layout: BIDSLayout, image: BIDSFile) -> tuple[str, ...]:
+    """The JSON sidecars that apply to `image` by BIDS inheritance, nearest first."""
+    found = layout.get_nearest(image.path, extension=".json", suffix=image.entities["suffix"], all_=True,
+                               strict=True) or []
+    return tuple(str(p) for p in found)
+
+
+def metadata(sidecar_paths: tuple[str, ...]) -> dict[str, Any]:
+    """The image's metadata: its sidecars merged, nearer ones overriding (BIDS inheritance)."""
+    merged: dict[str, Any] = {}
+    for path in reversed(sidecar_paths):
+        try:
+            data = json.loads(Path(path).read_text())
+        except json.JSONDecodeError as exc:
+            raise VolumeError(f"{path}: not valid JSON ({exc})") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise VolumeError(f"{path}: cannot read ({getattr(exc, 'strerror', None) or exc})") from None
+        if not isinstance(data, dict):
+            raise VolumeError(f"{path}: a sidecar must be a JSON object, not {type(data).__name__}")
+        merged.update(data)
+    return merged
+
+
+def slice_thickness(meta: dict[str, Any], sidecar_paths: tuple[str, ...]) -> float | None:
+    """SliceThickness (mm) from the metadata, checked; None where no sidecar gives it."""
+    value = meta.get("SliceThickness")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
+        raise VolumeError(f"{_origin('SliceThickness', sidecar_paths)}: SliceThickness {value!r} is not a "
+                          "positive number of mm")
+    return float(value)
+
+
+def _origin(key: str, sidecar_paths: tuple[str, ...]) -> str:
+    """The nearest sidecar that sets `key` (all of them parsed already by `metadata`)."""
+    return next(p for p in sidecar_paths if key in json.loads(Path(p).read_text()))
+
+
+@dataclass(frozen=True)
+class BidsTask(Task):
+    """A `Task` for one BIDS image: read as NIfTI, with its sidecars' SliceThickness, which NIfTI cannot hold."""
+
+    sidecars: tuple[str, ...] = ()
+
+    def read(self, volume_index: int | None) -> Volume:
+        """The volume, its slice axis's thickness taken from SliceThickness (what --through-plane plans with)."""
+        thickness = slice_thickness(metadata(self.sidecars), self.sidecars)
+        volume = super().read(volume_index)
+        if thickness is not None:
+            volume.meta["slice_thickness"] = thickness
+        return volume
