@@ -5,7 +5,9 @@ hands each Stream its share of the output. It keeps no state of any input; the S
 output. `run` hands those to the Streams' encoders; `iter_upscaled` hands them to its caller. The oldest waiting
 frame decides each call's kind, and frames of that kind are taken one from each input in turn (`take_in_turn`), so
 every camera gets its share of a busy engine. Live inputs drop their stale frames before each call (their policy,
-told how long a call takes); files are never dropped: their decoders wait instead.
+told how long a call takes); files are never dropped: their decoders wait instead. A recurrent model takes one
+frame of each input a call (its next frame needs this one's state): each Stream's memory (memory.py) gives the
+state its frame continues from, or none after a cut, a gap or a reconnect, and keeps the one that comes back.
 """
 from __future__ import annotations
 
@@ -46,16 +48,17 @@ class Batch:
             start += len(frames)
 
 
-def take_in_turn(streams: list[Stream], kind: BatchKind, batch: int) -> list[tuple[Stream, list[Decoded]]]:
-    """Up to `batch` frames of `kind`, one from each of `streams` in turn until none has more; the Streams that
-    gave any, each with its frames."""
+def take_in_turn(streams: list[Stream], kind: BatchKind, batch: int, per_stream: int | None = None
+                 ) -> list[tuple[Stream, list[Decoded]]]:
+    """Up to `batch` frames of `kind`, one from each of `streams` in turn until none has more (or each has given
+    `per_stream`); the Streams that gave any, each with its frames."""
     taken: dict[Stream, list[Decoded]] = {stream: [] for stream in streams}
     open_streams, count = list(streams), 0
     while open_streams and count < batch:
         for stream in list(open_streams):
             if count == batch:
                 break
-            frame = stream.take(kind)
+            frame = None if per_stream is not None and len(taken[stream]) >= per_stream else stream.take(kind)
             if frame is None:
                 open_streams.remove(stream)
             else:
@@ -154,13 +157,16 @@ class Scheduler:
         ready = sorted(heads, key=lambda s: heads[s].captured)
         kind = ready[0].batch_kind(heads[ready[0]])
         limit = self._live_limit() if any(s.live for s in ready) else self.settings.batch
-        parts = take_in_turn(ready, kind, limit)
+        parts = take_in_turn(ready, kind, limit, 1 if self.upscaler.spec.recurrent else None)
         return Batch(kind, parts) if parts else None
 
     def _upscale(self, batch: Batch) -> torch.Tensor:
         started = time.perf_counter()
-        y = self.upscaler.upscale_tensor(to_device_rgb(batch.frames, self.upscaler, batch.kind.colour),
-                                         batch.kind.size_out)
+        x = to_device_rgb(batch.frames, self.upscaler, batch.kind.colour)
+        if self.upscaler.spec.recurrent:
+            y = self._step(batch, x)
+        else:
+            y = self.upscaler.upscale_tensor(x, batch.kind.size_out)
         elapsed = time.perf_counter() - started
         per_frame = elapsed / len(batch.frames)
         self.frame_seconds = per_frame if not self.frame_seconds else 0.8 * self.frame_seconds + 0.2 * per_frame
@@ -169,4 +175,18 @@ class Scheduler:
         else:
             self.batch_spread = 0.8 * self.batch_spread + 0.2 * abs(elapsed - self.batch_seconds)
             self.batch_seconds = 0.8 * self.batch_seconds + 0.2 * elapsed
+        return y
+
+    def _step(self, batch: Batch, x: torch.Tensor) -> torch.Tensor:
+        # One frame per Stream (take_in_turn's per_stream): row i is parts[i]'s frame; no past = a zero row.
+        states = [stream.memory.state_for(frames[0], x[i], *stream.continuity()) for i, (stream, frames)
+                  in enumerate(batch.parts)]
+        if all(s is None for s in states):
+            state = None
+        else:
+            shape = next(s for s in states if s is not None).shape
+            state = torch.stack([s if s is not None else x.new_zeros(shape) for s in states])
+        y, new_states = self.upscaler.step(x, state, batch.kind.size_out)
+        for i, (stream, _) in enumerate(batch.parts):
+            stream.memory.keep(new_states[i])
         return y

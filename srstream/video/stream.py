@@ -26,6 +26,7 @@ from srstream.output_size import OutputSize
 from srstream.video.buffer import FrameBuffer, oldest_worth_upscaling
 from srstream.video.colour import Colour
 from srstream.video.frames import END, Decoded, FrameMaker, Upscaled
+from srstream.video.memory import StreamMemory
 from srstream.video.sink import EncodeOptions, Encoder, Sink, VideoOutputError, plan_output
 from srstream.video.source import Decoder, Source, VideoInputError, is_live
 from srstream.video.stats import Stats
@@ -97,6 +98,7 @@ class Stream:
         # A live buffer holds what max_latency allows at up to 60 fps; a file's, a few batches.
         capacity = int(60 * settings.max_latency) + settings.batch if self.live else settings.batch * 3
         self.buffer = FrameBuffer(capacity, self.live, wakeup)
+        self.memory = StreamMemory() if upscaler.spec.recurrent else None  # a recurrent model's state
         self.decoder: Source | None = None
         self.total: int | None = None
         try:
@@ -154,6 +156,10 @@ class Stream:
     def batch_kind(self, frame: Decoded) -> BatchKind:
         """What `frame` shares with the frames it can go through the engine with; known once the output is open."""
         return BatchKind(frame.kind, self.decoder.colour, self._size_out(frame))
+
+    def continuity(self) -> tuple[int, int]:
+        """(reconnects, frames dropped) so far: a rise in either breaks a recurrent model's past."""
+        return (self.decoder.reconnects if self.decoder is not None else 0), self.buffer.dropped
 
     def take(self, kind: BatchKind) -> Decoded | None:
         """Remove and return the head frame if it is of `kind`, else None."""
