@@ -24,7 +24,7 @@ from srstream.backends.precision import PRECISIONS
 from srstream.ray_tasks import RayUnavailable
 
 
-SUBCOMMANDS: tuple[str, ...] = ()  # modules beside `upscale`, each with add_parser(sub) and run(args) -> int
+SUBCOMMANDS: tuple[str, ...] = ("medical.bids.app",)  # modules beside `upscale`: add_parser(sub), run(args) -> int
 
 
 def build_parser() -> argparse.ArgumentParser:
