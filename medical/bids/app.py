@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from medical.bids.dataset import ANAT_SUFFIXES, BidsTask, metadata, open_dataset, select, sidecars
 from medical.bids.derivatives import check_output, derivative_stem, finish_sidecar, write_dataset
+from medical.report import report_path
 from medical.volume import VolumeError
 
 if TYPE_CHECKING:
@@ -64,7 +65,7 @@ def _finish(tasks: list[BidsTask], root: Path, out_dir: Path) -> int:
     """Make the report of every finished image its BIDS sidecar; how many could not be (each said on stderr)."""
     failed = 0
     for task in tasks:
-        report = out_dir / f"{task.name}.json"
+        report = report_path(out_dir, task)  # srmed's report is where BIDS wants the sidecar
         if not report.exists():  # failed, reported already
             continue
         try:
