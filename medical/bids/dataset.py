@@ -48,7 +48,7 @@ def _first_line(exc: BaseException) -> str:
 def _check_labels(layout: BIDSLayout, kind: str, asked: list[str] | None, present: list[str]) -> None:
     missing = sorted(set(asked or ()) - set(present))
     if missing:
-        listed = ", ".join(present) or "none"
+        listed = ", ".join(sorted(present)) or "none"
         raise VolumeError(f"{layout.root}: no {kind} {', '.join(missing)} (the dataset has: {listed})")
 
 
