@@ -45,6 +45,8 @@ def discover(inputs: list[str]) -> list[Task]:
         path = Path(item)
         if path.is_file() or formats.claiming(path):
             tasks.append(_file_task(path))
+        elif (path / "dataset_description.json").is_file():  # BIDS: its names and sidecars need the BIDS app
+            raise VolumeError(f"{path}: a BIDS dataset: use `srmed bids {path} OUTPUT_DIR participant`")
         elif path.is_dir():
             tasks.extend(_folder_tasks(path))
         else:
