@@ -1,0 +1,164 @@
+"""`srmed serve`: the DICOM node. Receives series (medical.node.receiver), upscales each once complete with
+`srmed upscale`'s plan (medical.node.job), queues the result on disk and delivers it (outbox, sender).
+
+Work dir layout: incoming/<series hash>/ (received, fsync'd before acknowledged), work/<job>/in|out (being
+upscaled), outbox/<job>/ (waiting to be delivered). On start, work/ goes back to be done again and outbox/ is sent.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import threading
+import time
+from pathlib import Path
+
+from medical.node import log
+from medical.volume import VolumeError
+
+
+def add_parser(sub) -> None:
+    """`srmed serve`'s options, with `srmed upscale`'s for the upscaling."""
+    from medical.commands import add_upscale_options
+
+    p = sub.add_parser("serve", help="a DICOM node: receive series by C-STORE, upscale, send the result on")
+    p.add_argument("--port", type=int, default=11112, help="DICOM port to listen on (default 11112)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine)")
+    p.add_argument("--ae-title", default="SRMED", help="our AE title (default SRMED)")
+    p.add_argument("--send-to", required=True, metavar="AET@HOST:PORT|URL",
+                   help="where derived series go: a DICOM node, or a DICOMweb root for STOW-RS")
+    p.add_argument("--allow-ae", nargs="+", default=[], metavar="AET",
+                   help="calling AE titles accepted (default: any, on the bound address)")
+    p.add_argument("--workdir", default="srmed-node", help="received, working and outgoing series (default "
+                   "./srmed-node)")
+    p.add_argument("--quiet-seconds", type=float, default=10, help="a series is complete once nothing new came "
+                   "for this long (default 10)")
+    p.add_argument("--series-size", type=int, metavar="N", help="or once it has N instances")
+    p.add_argument("--retry-seconds", type=float, default=10, help="first delay before resending to a "
+                   "destination that failed; it doubles up to --max-retry-seconds (default 10)")
+    p.add_argument("--max-retry-seconds", type=float, default=600)
+    p.add_argument("--max-association-bytes", type=int, default=4 << 30,
+                   help="most bytes one association may store (default 4 GiB)")
+    p.add_argument("--min-free-bytes", type=int, default=2 << 30,
+                   help="refuse instances that would leave less free space in --workdir (default 2 GiB)")
+    p.add_argument("--tls-cert", help="our certificate (PEM): listen and send with TLS")
+    p.add_argument("--tls-key", help="its private key (PEM)")
+    p.add_argument("--tls-ca", help="CA certificates (PEM) that peers' certificates must be signed by")
+    add_upscale_options(p, inputs=False)
+    p.set_defaults(run=run)
+
+
+class Node:
+    """The node's state on disk and its threads: the SCP receiving, a sender delivering, the caller upscaling."""
+
+    def __init__(self, args: argparse.Namespace, upscaler) -> None:
+        from medical.node.outbox import Outbox
+        from medical.node.security import Caps, ae_title, client_tls, server_tls
+        from medical.node.sender import destination
+
+        self.args, self.upscaler = args, upscaler
+        self.ae_title = ae_title(args.ae_title)
+        self.allowed = [ae_title(t) for t in args.allow_ae]
+        self.dest = destination(args.send_to)
+        self.server_tls = server_tls(args.tls_cert, args.tls_key, args.tls_ca)
+        self.client_tls = client_tls(args.tls_cert, args.tls_key, args.tls_ca)
+        root = Path(args.workdir).resolve()
+        self.incoming, self.work = root / "incoming", root / "work"
+        for folder in (self.incoming, self.work):
+            folder.mkdir(parents=True, exist_ok=True)
+        self.caps = Caps(args.max_association_bytes, args.min_free_bytes)
+        self.outbox = Outbox(root / "outbox", args.retry_seconds, args.max_retry_seconds)
+        self.stopping = threading.Event()
+
+    def recover(self) -> None:
+        """Series whose upscaling a stop interrupted go back to be done again (their instances are all there)."""
+        for folder in sorted(p for p in self.work.iterdir() if p.is_dir()):
+            shutil.rmtree(folder / "out", ignore_errors=True)
+            target = self.incoming / folder.name.split("-", 1)[-1]
+            if (folder / "in").is_dir() and not target.exists():
+                os.replace(folder / "in", target)
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def process(self, job: Path) -> None:
+        """Refuse or upscale the claimed series in `job`/in, and queue the derived series."""
+        from medical.node.job import upscale_series
+        from medical.node.security import shown
+        from medical.node.series import refusal, series_uid
+
+        inputs = job / "in"
+        try:
+            uid = shown(series_uid(inputs))
+            count = len(list(inputs.glob("*.dcm")))
+            why = refusal(inputs)
+            if why is not None:
+                log(f"series {uid} ({count} instances): refused, {why}; nothing sent")
+                return
+            log(f"series {uid}: {count} instances received; upscaling")
+            started = time.perf_counter()
+            derived = upscale_series(job, self.args, self.upscaler)
+            queued = self.outbox.put(derived, job.name)
+            log(f"series {uid}: upscaled in {time.perf_counter() - started:.1f} s, {len(queued.files)} "
+                f"instances queued for {self.dest.text}")
+        except Exception as exc:  # noqa: BLE001 - one bad series must not stop the node
+            log(f"series in {job.name}: failed, {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}; "
+                "nothing sent")
+        finally:
+            shutil.rmtree(job, ignore_errors=True)
+
+    def deliver(self) -> None:
+        """The sender's loop: every due job to the destination, until the node stops."""
+        from medical.node.sender import SendError, store
+
+        while not self.stopping.is_set():
+            for job in self.outbox.due():
+                if self.stopping.is_set():
+                    break
+                try:
+                    store(job.files, self.dest, self.ae_title, self.client_tls)
+                except (SendError, OSError, ValueError) as exc:
+                    delay = self.outbox.failed(job, str(exc))
+                    log(f"{str(exc).splitlines()[0]}; job {job.folder.name} stays queued, retry in {delay:g} s")
+                    continue
+                count = len(job.files)
+                self.outbox.delivered(job)
+                log(f"job {job.folder.name}: {count} instances delivered to {self.dest.text}")
+            self.stopping.wait(0.5)
+
+
+def run(args: argparse.Namespace) -> int:
+    """`srmed serve`: listen until interrupted; 1 (one line) if it cannot start."""
+    from medical.commands import check_options
+    from medical.engine import build_upscaler, check_model
+    from medical.node.receiver import Receiver
+    from medical.node.series import claim, complete
+    from srstream.engine import EngineError
+    from training.weights import ModelLoadError
+
+    try:
+        check_options(args)
+        node = Node(args, None)
+        node.upscaler = build_upscaler(args)
+        check_model(node.upscaler, args)
+        node.recover()
+        receiver = Receiver(node.ae_title, node.incoming, node.caps, node.allowed)
+        receiver.start(args.host, args.port, node.server_tls)
+    except (VolumeError, ModelLoadError, EngineError, OSError) as exc:
+        print(f"srmed: error: {exc}", file=sys.stderr)
+        return 1
+    sender = threading.Thread(target=node.deliver, name="srmed-sender", daemon=True)
+    sender.start()
+    log(f"listening on {args.host}:{args.port} as {node.ae_title} ({'TLS' if node.server_tls else 'no TLS'}, "
+        f"calling AEs: {' '.join(node.allowed) or 'any'}); derived series to {node.dest.text}; model "
+        f"{node.upscaler.spec.descriptor.name} on {node.upscaler.backend_name}")
+    try:
+        while True:
+            for folder in complete(node.incoming, args.quiet_seconds, args.series_size):
+                with receiver.lock:  # never while an instance of it is being written
+                    job = claim(folder, node.work)
+                node.process(job)
+            time.sleep(0.5)
+    finally:
+        node.stopping.set()
+        receiver.stop()
+        sender.join(timeout=40)
