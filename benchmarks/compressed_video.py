@@ -2,11 +2,14 @@
 real frames.
 
     python benchmarks/compressed_video.py [--frames 24] [--crf 18,23,28,35] [--models fast-x4,...] [--data CLIP ...]
+        [--model PATH ...]
 
 For each clip: the first N frames are the HR reference (cropped so both sides divide by 8, so that the x4 LR has
 the even sides yuv420p needs), the LR is their x4 area downscale (4x4 block means), encoded as one libx264 stream
 (PyAV, preset medium, yuv420p, one GOP, 3 B frames) at each CRF and decoded. Bicubic (MATLAB) and every model
-(`srstream.engine.Upscaler`, CPU) upscale the decoded LR. Reported per clip and CRF: Y-PSNR and SSIM (BT.601,
+(`srstream.engine.Upscaler`, CPU) upscale the decoded LR; a recurrent model (its card's `temporal.recurrent`)
+runs frame by frame in display order through `Upscaler.step`, carrying its state from frame to frame, from a zero
+state at the clip's start (as a live stream would), its fps timed over that loop. Reported per clip and CRF: Y-PSNR and SSIM (BT.601,
 4-pixel border shaved, `training.metrics`) and their gains over bicubic; the temporal stability of the error (mean
 absolute frame-to-frame change of SR - HR, and of bicubic - HR, and their ratio: below 1 flickers less than
 bicubic); and the model's CPU speed in frames a second at the LR size. A markdown table of the means over clips is
@@ -29,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.report import emit  # noqa: E402
 from srstream.engine import Upscaler  # noqa: E402
+from srstream.frame_format import from_float  # noqa: E402
 from training.codec import Encoding, compress  # noqa: E402
 from training.evaluate import bicubic_upscale  # noqa: E402
 from torchmetrics.functional.image import structural_similarity_index_measure  # noqa: E402
@@ -107,8 +111,32 @@ def scores(output: np.ndarray, hr: np.ndarray) -> dict[str, float]:
             "flicker": flicker(output, hr)}
 
 
+def model_key(model: str) -> str:
+    """A model's name in the report: a shipped name, a weights file's stem, or a checkpoint's run folder."""
+    path = Path(model)
+    if path.suffix == ".safetensors":
+        return path.stem
+    return path.parent.name if path.suffix == ".pt" else model
+
+
+def step_through(upscaler: Upscaler, lr: np.ndarray) -> np.ndarray:
+    """A recurrent model over the clip frame by frame in display order, its state carried, zero at frame 0."""
+    state, out = None, []
+    for frame in lr:
+        x = torch.from_numpy(frame).permute(2, 0, 1)[None].float().div_(255)
+        sr, state = upscaler.step(x, state)
+        out.append(from_float(sr, torch.uint8)[0].permute(1, 2, 0).cpu().numpy())
+    return np.stack(out)
+
+
 def upscale_timed(upscaler: Upscaler, lr: np.ndarray) -> tuple[np.ndarray, float]:
-    """The upscaled frames and the frames a second of the call (after a warm-up batch at this size)."""
+    """The upscaled frames and the frames a second of the call (after a warm-up batch at this size); a recurrent
+    model through `step_through`."""
+    if upscaler.spec.recurrent:
+        step_through(upscaler, lr[:1])  # warm-up at this size
+        started = time.perf_counter()
+        out = step_through(upscaler, lr)
+        return out, len(lr) / (time.perf_counter() - started)
     upscaler.upscale(lr[:upscaler.batch_size])
     started = time.perf_counter()
     out = upscaler.upscale(lr)
@@ -181,7 +209,7 @@ def record(report: dict, model: str) -> Path:
     from training.descriptor import with_evaluation
     from training.weights import resolve_model_path
 
-    key = Path(model).stem if model.endswith(".safetensors") else model
+    key = model_key(model)
     card_path = resolve_model_path(model).with_suffix(".json")
     card = json.loads(card_path.read_text())
     for clip in report["clips"]:
@@ -204,13 +232,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--crf", default="18,23,28,35", help="libx264 CRFs, comma-separated")
     parser.add_argument("--models", default=",".join(default_models()),
                         help="shipped names or weight files, comma-separated")
+    parser.add_argument("--model", dest="paths", action="append", default=[], metavar="PATH",
+                        help="a model file (.safetensors with its card, or a trainer checkpoint.pt) beside --models; "
+                             "recurrent ones are run with their state (repeatable)")
     parser.add_argument("--record", metavar="MODEL", help="also write MODEL's rows into its model card")
     parser.add_argument("--note", default="", help="a remark kept in the report (e.g. the machine was busy)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "compressed_video_cpu.json")
     args = parser.parse_args(argv)
     crfs = [int(c) for c in args.crf.split(",")]
-    upscalers = {Path(m).stem if m.endswith(".safetensors") else m: Upscaler(m, backend="cpu")
-                 for m in args.models.split(",")}
+    models = [m for m in args.models.split(",") if m] + [str(p) for p in args.paths]
+    upscalers = {model_key(m): Upscaler(m, backend="cpu") for m in models}
     clips, skipped = [], []
     for path in [*CLIPS, *args.data]:
         result = run_clip(path, args.frames, crfs, upscalers) if path.is_file() else "no such file"
@@ -227,7 +258,9 @@ def main(argv: list[str] | None = None) -> int:
               "ssim": f"every {SSIM_STRIDE}th frame, float32 (|diff| to training.metrics.ssim_y on a frame: "
                       f"{max(c['ssim_check'] for c in clips):.1e})",
               "hardware": f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads",
-              "backends": {m: u.label for m, u in upscalers.items()}, "clips": clips, "skipped": skipped,
+              "backends": {m: u.label for m, u in upscalers.items()},
+              "models": {model_key(m): m for m in models},
+              "recurrent": [m for m, u in upscalers.items() if u.spec.recurrent], "clips": clips, "skipped": skipped,
               "summary": summary(clips, crfs, list(upscalers))}
     emit(report, args.out)
     print("\n" + table(report))

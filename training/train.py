@@ -37,6 +37,7 @@ from training.degrade import degrade, imresize
 from training.discriminator import Discriminator
 from training.losses import (VGGWeightsMissing, content_loss, discriminator_loss,
                              generator_adversarial_loss)
+from training.recurrent_generator import RecurrentSR, pack_state, unpack_state
 from training.weights import build_generator, load_checkpoint, load_generator, save_weights
 
 SAMPLE_BASE_INDEX = 1 << 39  # sample-grid crops come from indices training never reaches
@@ -70,6 +71,28 @@ def _hardware(device: torch.device) -> str:
     return f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
 
 
+class ClipUnroll(nn.Module):
+    """A recurrent generator run causally over (B, T, C, h, w) LR clips from a zero state, as (B*T, C, H, W) SR.
+
+    One module, so that DDP sees one forward (and one backward) a step however many frames the clip has; the
+    state is not detached, so the gradient flows back through the whole clip (BPTT)."""
+
+    def __init__(self, generator: RecurrentSR) -> None:
+        super().__init__()
+        self.generator = generator
+
+    def forward(self, clips: torch.Tensor) -> torch.Tensor:
+        """(B, T, C, h, w) LR clips -> (B*T, C, H, W) SR frames in (clip, frame) order, as `_batch` flattens HR."""
+        config = self.generator.config
+        state, frames = None, []
+        for t in range(clips.shape[1]):
+            packed = pack_state(clips[:, t], state, config.state_channels)
+            out = self.generator(packed.contiguous(memory_format=torch.channels_last))
+            sr, state = unpack_state(out, config.channels, config.scale)
+            frames.append(sr)
+        return torch.stack(frames, dim=1).flatten(0, 1)
+
+
 class Trainer:
     """Holds the networks, optimisers and data of one run; `run()` trains to `train.steps`."""
 
@@ -86,9 +109,11 @@ class Trainer:
         # channels_last is ~15% faster for these convs on CPU (oneDNN) and what tensor cores want on CUDA.
         self.generator = build_generator(arch, arch_config).to(self.device, memory_format=torch.channels_last)
         train = config["train"]
+        self.recurrent = isinstance(self.generator, RecurrentSR)
+        if self.recurrent and config["data"]["degradation"] != "camera":
+            raise ConfigError("a recurrent model trains on clips: data.degradation = \"camera\"")
         if train["init"]:
-            source, _ = load_generator(train["init"])
-            self.generator.load_state_dict(source.state_dict())
+            self._load_init(train["init"])
         self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=train["lr"],
                                       betas=(train["beta1"], train["beta2"]))
         # An exponential moving average of the generator's weights (train.ema = its decay, 0 = off) is what the
@@ -106,11 +131,12 @@ class Trainer:
         self.seconds = 0.0
         if self.checkpoint_path.is_file():
             self._restore(load_checkpoint(self.checkpoint_path))
-        self.g_train: nn.Module = self.generator
+        # A recurrent generator trains unrolled over each clip: g_train takes LR clips and gives every frame's SR.
+        self.g_train: nn.Module = ClipUnroll(self.generator) if self.recurrent else self.generator
         self.d_train: nn.Module | None = self.discriminator
         if self.world > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
-            self.g_train = DistributedDataParallel(self.generator, device_ids=ids)
+            self.g_train = DistributedDataParallel(self.g_train, device_ids=ids)
             if self.discriminator is not None:
                 self.d_train = DistributedDataParallel(self.discriminator, device_ids=ids)
         self.dataset = self._dataset()
@@ -118,6 +144,15 @@ class Trainer:
         self.amp = train["amp"] and (self.device.type == "cuda" or cpu_has_native_bf16())
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed patch size: the fastest conv algorithm is found once
+
+    def _load_init(self, path: str) -> None:
+        """Start from `train.init`: the same architecture's weights, or, for a recurrent generator, a FastSR's
+        (`load_fast`: with its state path at zero it starts as exactly that single-frame model)."""
+        source, _ = load_generator(path)
+        if self.recurrent and not isinstance(source, RecurrentSR):
+            self.generator.load_fast(source.state_dict())
+        else:
+            self.generator.load_state_dict(source.state_dict())
 
     def _dataset(self) -> HRCrops | CameraClips:
         """HR crops (degraded on the batch), or, for the 'camera' degradation, (HR, LR) clips made in the workers."""
@@ -150,6 +185,8 @@ class Trainer:
             **({"camera": CameraSettings.from_dict(c["data"]["camera"]).to_dict(),
                 "batch": f"{c['train']['batch_size']} clips x {c['data']['camera']['frames']} frames"}
                if c["data"]["degradation"] == "camera" else {}),
+            **({"unroll": "each clip in display order from a zero state, backpropagated through the whole clip; "
+                          "content loss on every frame, equally weighted"} if self.recurrent else {}),
             "content_loss": c["content"]["loss"], "lr": c["train"]["lr"], "lr_schedule": c["train"]["lr_schedule"],
             "adversarial_weight": c["adversarial"]["weight"] if self.gan else 0.0, "ema": c["train"]["ema"],
             "init": c["train"]["init"], "seed": c["seed"], "hardware": _hardware(self.device),
@@ -276,9 +313,13 @@ class Trainer:
                           prefetch_factor=4 if workers > 0 else None)
 
     def _batch(self, batch: torch.Tensor | list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """HR (and LR, for clip pairs: clips x frames flattened into one batch) on the device, channels-last."""
+        """HR (and LR, for clip pairs: clips x frames flattened into one batch) on the device, channels-last; a
+        recurrent generator gets its HR flattened the same way but its LR as (clips, frames, C, h, w) clips."""
         if isinstance(batch, torch.Tensor):
             return batch.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last), None
+        if self.recurrent:  # ClipUnroll gives SR in the flattened order, (clip, frame)
+            hr, lr = (x.to(self.device, non_blocking=True) for x in batch)
+            return hr.flatten(0, 1).contiguous(memory_format=torch.channels_last), lr
         hr, lr = (x.flatten(0, 1).to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
                   for x in batch)
         return hr, lr
@@ -295,7 +336,11 @@ class Trainer:
         shipped = self.shipped_generator()
         shipped.eval()
         with torch.no_grad():
-            sr = shipped(lr_img).clamp(0, 1)
+            if self.recurrent:  # the middle frame with the past of the frames before it
+                clips = torch.stack([low[:len(low) // 2 + 1] for _, low in samples]).to(self.device)
+                sr = ClipUnroll(shipped)(clips).unflatten(0, clips.shape[:2])[:, -1].clamp(0, 1)
+            else:
+                sr = shipped(lr_img).clamp(0, 1)
         shipped.train()
         bicubic = imresize(lr_img, scale, antialias=False).clamp(0, 1)
         rows = torch.cat([bicubic, sr, hr], dim=3)  # bicubic | SR | HR side by side
