@@ -53,8 +53,7 @@ def associate(dest: Destination, calling_aet: str, contexts: list, tls: ssl.SSLC
     assoc = ae.associate(dest.host, dest.port, ae_title=dest.aet, ext_neg=roles, evt_handlers=handlers,
                          tls_args=(tls, dest.host) if tls else None)
     if not assoc.is_established:
-        why = "rejected our association" if assoc.is_rejected else "aborted" if assoc.is_aborted else \
-            "did not answer"
+        why = "rejected our association" if assoc.is_rejected else "not reachable (refused, dropped or timed out)"
         raise SendError(f"{dest.text}: {why}")
     return assoc
 
