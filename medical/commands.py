@@ -24,7 +24,8 @@ from srstream.backends.precision import PRECISIONS
 from srstream.ray_tasks import RayUnavailable
 
 
-SUBCOMMANDS: tuple[str, ...] = ("medical.bids.app",)  # modules beside `upscale`: add_parser(sub), run(args) -> int
+SUBCOMMANDS: tuple[str, ...] = ("medical.bids.app",  # modules beside `upscale`: add_parser(sub), run(args) -> int
+                                "medical.node.command")
 
 
 def build_parser() -> argparse.ArgumentParser:
