@@ -18,7 +18,7 @@ import math
 import sys
 from pathlib import Path
 
-from medical import formats
+from medical import formats, pacs_pull
 from medical.volume import VolumeError
 from srstream.backends.precision import PRECISIONS
 from srstream.ray_tasks import RayUnavailable
@@ -44,8 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
 def add_upscale_options(up: argparse.ArgumentParser, inputs: bool = True) -> None:
     """The options of `srmed upscale`; without `inputs` (IN... and -o), for subcommands that find their own."""
     if inputs:
-        up.add_argument("inputs", nargs="+", metavar="IN", help=".nii/.nii.gz files or folders of DICOM files")
+        up.add_argument("inputs", nargs="*", metavar="IN", help=".nii/.nii.gz files or folders of DICOM files")
         up.add_argument("-o", "--output", required=True, metavar="OUTDIR")
+        pacs_pull.add_options(up)  # --from-pacs, --send-to: IN fetched from a PACS, results stored back
     up.add_argument("--scale", type=float, default=None,
                     help="in-plane: 2 or 4 (picks mri-xN; default 2); through-plane: the factor, any ratio "
                     "(shorthand for --spacing SPACING/N)")
@@ -134,11 +135,13 @@ def upscale_command(args: argparse.Namespace) -> int:
     from training.weights import ModelLoadError
 
     try:
+        pacs_pull.prepare(args)  # with --from-pacs: fetches the input into OUTDIR/.pacs/
         tasks = discover(args.inputs)
         check_options(args)
         upscaler = build_upscaler(args)
         check_model(upscaler, args)
         done, skipped, failed = run_all(tasks, args, upscaler)
+        pacs_pull.send_back(args, tasks)  # with --send-to: each derived series stored there
     except (VolumeError, ModelLoadError, EngineError, RayUnavailable) as exc:
         print(f"srmed: error: {exc}", file=sys.stderr)
         return 1

@@ -14,7 +14,7 @@ DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "out_dir": "runs/srresnet-x4",
     "model": {"architecture": "srresnet", "scale": 4, "channels": 3, "width": 64, "blocks": 16,
-              "batch_norm": True, "image_skip": False, "layers": 4},
+              "batch_norm": True, "image_skip": False, "layers": 4, "hidden": 13},
     "data": {"train": [], "patch_size": 96, "degradation": "bicubic", "sigma": 0.0, "thickness": 0,
              "workers": 2,
              # 'acquisition' (thick slices as scanners make them): each sample draws its slice spacing (in
@@ -33,7 +33,8 @@ DEFAULTS: dict[str, Any] = {
 PHASES = ("srresnet", "srgan")
 SCHEDULES = ("constant", "drop_half", "cosine")
 ARCH_KEYS = {"srresnet": ("scale", "channels", "width", "blocks", "batch_norm", "image_skip"),
-             "fast": ("scale", "channels", "width", "layers")}
+             "fast": ("scale", "channels", "width", "layers"),
+             "recurrent": ("scale", "channels", "width", "layers", "hidden")}
 
 
 class ConfigError(ValueError):
