@@ -199,3 +199,15 @@ def assert_derived_like_local(derived: list[pydicom.Dataset], sources: list[Path
         assert np.allclose([float(v) for v in got.ImagePositionPatient],
                            [float(v) for v in want.ImagePositionPatient], atol=1e-5)
         assert np.array_equal(got.pixel_array, want.pixel_array)
+
+
+def assert_iod_clean(ds: pydicom.Dataset, scratch: Path) -> None:
+    """dciodvfy (dicom3tools) finds no errors in `ds` as the PACS returned it (skipped where not installed)."""
+    import shutil
+
+    if shutil.which("dciodvfy") is None:
+        return
+    ds.save_as(scratch, enforce_file_format=True)
+    report = subprocess.run(["dciodvfy", str(scratch)], capture_output=True, text=True, timeout=60)
+    errors = [line for line in (report.stdout + report.stderr).splitlines() if line.startswith("Error")]
+    assert errors == [], errors

@@ -10,7 +10,8 @@ from pathlib import Path
 import pydicom
 import pytest
 
-from orthanc import FAST, Node, Orthanc, as_new_series, assert_derived_like_local, ge_slices, needs_orthanc
+from orthanc import (FAST, Node, Orthanc, as_new_series, assert_derived_like_local, assert_iod_clean, ge_slices,
+                     needs_orthanc)
 
 pytestmark = needs_orthanc
 
@@ -60,6 +61,7 @@ def test_series_from_the_pacs_come_back_upscaled_and_bad_ones_are_refused(orthan
     for series in derived:
         datasets = pacs.datasets(series)
         by_source[str(datasets[0].ReferencedSeriesSequence[0].SeriesInstanceUID)] = datasets
+        assert_iod_clean(datasets[0], tmp_path / "check.dcm")
     for folder in (first, tmp_path / "second"):
         uid = str(pydicom.dcmread(next(folder.iterdir())).SeriesInstanceUID)
         assert_derived_like_local(by_source[uid], sorted(folder.iterdir()), local_upscale(folder, tmp_path /
