@@ -182,3 +182,30 @@ def test_destination_down_then_up_delivers_across_a_restart(tmp_path):
         node.stop()
     finally:
         pacs.stop()
+
+
+@pytest.mark.skipif(__import__("shutil").which("openssl") is None, reason="needs openssl to make a certificate")
+def test_tls_node_answers_tls_peers_only(tmp_path):
+    import logging
+    import ssl
+    import subprocess
+
+    from pynetdicom import AE
+    from pynetdicom.sop_class import Verification
+
+    cert, key = tmp_path / "node.pem", tmp_path / "node.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-days", "1", "-subj", "/CN=127.0.0.1"], check=True, capture_output=True, timeout=60)
+    node = Node(tmp_path / "node", "X@127.0.0.1:1", "--tls-cert", str(cert), "--tls-key", str(key)).start()
+    try:
+        trust = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(cert))
+        trust.check_hostname = False
+        ae = AE(ae_title="TESTSCU")
+        ae.add_requested_context(Verification)
+        assoc = ae.associate("127.0.0.1", node.port, ae_title="SRMED", tls_args=(trust, "127.0.0.1"))
+        assert assoc.is_established and assoc.send_c_echo().Status == 0
+        assoc.release()
+        logging.getLogger("pynetdicom").setLevel(logging.CRITICAL)
+        assert not ae.associate("127.0.0.1", node.port, ae_title="SRMED").is_established  # plain TCP: no
+    finally:
+        node.stop()
