@@ -5,9 +5,7 @@ while torch loads, ends with one line and exit 130 (outputs finished or removed,
 """
 from __future__ import annotations
 
-import sys
-
-from srstream.signals import interruptible
+from srstream.signals import exit_after, interruptible
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,5 +18,10 @@ def main(argv: list[str] | None = None) -> int:
     return interruptible("srstream", load)
 
 
+def entry() -> None:
+    """The console script: `main` on the command line, exiting with its status."""
+    exit_after(main)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

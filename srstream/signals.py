@@ -5,7 +5,7 @@ import signal
 import sys
 import threading
 from contextlib import contextmanager
-from typing import Callable, Iterator
+from typing import Callable, Iterator, NoReturn
 
 
 @contextmanager
@@ -48,3 +48,14 @@ def interruptible(prog: str, load: Callable[[], Callable[[], int]]) -> int:
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
+
+
+def exit_after(main: Callable[[], int]) -> NoReturn:
+    """A process's entry point: run `main` and exit with its status. Once it has returned, its work is finished or
+    cleaned up, so a late Ctrl-C or SIGTERM is ignored: at shutdown Python gives SIGINT back its default action,
+    which would kill a finished run with no message (a parent sees -2 instead of 0 or 130)."""
+    code = main()
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
+    sys.exit(code)

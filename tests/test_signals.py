@@ -95,3 +95,42 @@ def test_a_batch_interrupted_mid_run_finishes_what_it_has(tmp_path):
     for path in out.glob("*.mp4"):
         with av.open(str(path)) as c:
             assert sum(1 for _ in c.decode(video=0)) >= 1
+
+
+LATE_SIGNAL_PROGRAM = '''
+import sys
+import time
+from pathlib import Path
+
+from srstream.signals import exit_after
+
+
+class SlowTeardown:  # torch's objects take a while to tear down at shutdown; this one says when it starts
+    def __init__(self, marker):
+        self.marker, self.sleep = marker, time.sleep
+
+    def __del__(self):
+        self.marker.write_text("tearing down")
+        self.sleep(2)
+
+
+keep = SlowTeardown(Path(sys.argv[1]))
+exit_after(lambda: 0)
+'''
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_a_signal_after_the_work_finished_keeps_exit_0(tmp_path, sig):
+    # Python gives SIGINT back its default action at shutdown: without exit_after a signal then killed a finished
+    # srmed run with no message (CI saw -2 for a volume that was written)
+    (tmp_path / "late.py").write_text(LATE_SIGNAL_PROGRAM)
+    marker = tmp_path / "teardown"
+    proc = subprocess.Popen([sys.executable, str(tmp_path / "late.py"), str(marker)], cwd=ROOT,
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 60
+    while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert marker.exists(), proc.stderr.read() if proc.poll() is not None else "no teardown within 60 s"
+    proc.send_signal(getattr(signal, sig))
+    assert proc.wait(timeout=30) == 0, proc.stderr.read()
