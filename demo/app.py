@@ -14,6 +14,7 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
+from srstream.defaults import video_model
 from srstream.engine import Upscaler
 from training.weights import shipped_models
 
@@ -193,7 +194,7 @@ def video_tab(engines: Engines, settings: PageConfig) -> None:
         with gr.Row():
             with gr.Column():
                 source = gr.Video(label=f"Short clip (up to {settings.video_limit_s:.0f} s)", elem_id="video-in")
-                model = gr.Dropdown(_rgb_models(), value=_default(_rgb_models(), "fast-x4"), label="Model",
+                model = gr.Dropdown(_rgb_models(), value=_default(_rgb_models(), video_model()), label="Model",
                                     elem_id="video-model")
                 size_box = gr.Textbox(label="Output size", placeholder=SIZE_HINT, elem_id="video-size-in")
                 button = gr.Button("Upscale", variant="primary", elem_id="video-run")

@@ -5,17 +5,12 @@ while torch loads, ends with one line and exit 130 (volumes are written under te
 """
 from __future__ import annotations
 
-from srstream.signals import exit_after, interruptible
+from srstream.signals import exit_after, run_command
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run srmed: 0 done, 1 if any volume failed (one line each on stderr), 130 interrupted."""
-    def load():
-        from medical.commands import run_command  # torch and the rest: signals are held until this returns
-
-        return lambda: run_command(argv)
-
-    return interruptible("srmed", load)
+    return run_command("srmed", "medical.commands", argv)
 
 
 def entry() -> None:

@@ -5,17 +5,12 @@ while torch loads, ends with one line and exit 130 (outputs finished or removed,
 """
 from __future__ import annotations
 
-from srstream.signals import exit_after, interruptible
+from srstream.signals import exit_after, run_command
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run one srstream command: 0 done, 1 an error (one line on stderr), 130 interrupted."""
-    def load():
-        from srstream.commands import run_command  # torch and the rest: signals are held until this returns
-
-        return lambda: run_command(argv)
-
-    return interruptible("srstream", load)
+    return run_command("srstream", "srstream.commands", argv)
 
 
 def entry() -> None:

@@ -9,13 +9,14 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from srstream import __version__
+from srstream import __version__, defaults
 from srstream.backends.precision import PRECISIONS
 from srstream.backends.tensorrt_build import TensorRTError
 from srstream.engine import BACKENDS, EngineError, Upscaler
 from srstream.images import IMAGE_SUFFIXES, ImageError, read_image, write_image
 from srstream.output_size import OutputSizeError, from_options
 from srstream.ray_tasks import RayUnavailable
+from srstream.tune_command import add_parser as add_tune_parser
 from training.weights import ModelLoadError, shipped_models
 
 
@@ -42,6 +43,14 @@ def _upscaler(args: argparse.Namespace, batch: int) -> Upscaler:
     return upscaler
 
 
+def _choose_model(args: argparse.Namespace, video: bool) -> None:
+    """Without -m, the default for video or for images, noted in the log line."""
+    args.model_note = ""
+    if not args.model:
+        args.model = defaults.video_model() if video else defaults.IMAGE_MODEL
+        args.model_note = f" ({defaults.why(args.model)})"
+
+
 def cmd_upscale(args: argparse.Namespace) -> int:
     from srstream.video.source import is_video_input
 
@@ -49,6 +58,7 @@ def cmd_upscale(args: argparse.Namespace) -> int:
         raise ValueError("upscale needs IN and OUT (or several IN and an OUTDIR)")
     inputs, target = args.paths[:-1], args.paths[-1]
     videos = [is_video_input(i) for i in inputs]
+    _choose_model(args, video=any(videos))
     if any(videos):
         if not all(videos):
             bad = next(i for i, v in zip(inputs, videos) if not v)
@@ -71,7 +81,8 @@ def cmd_images(args: argparse.Namespace, source: Path, target: Path) -> int:
     first = read_image(jobs[0][0])  # a bad single input fails here, before any model is loaded
     upscaler = _upscaler(args, 1)
     if not args.quiet:
-        print(f"srstream: {upscaler.spec.name} x{upscaler.scale} on {upscaler.label}", file=sys.stderr)
+        print(f"srstream: {upscaler.spec.name} x{upscaler.scale} on {upscaler.label}{args.model_note}",
+              file=sys.stderr)
     failed = 0
     for n, (src, dst) in enumerate(tqdm(jobs, desc="upscaling", unit="img", disable=len(jobs) == 1 or args.quiet)):
         try:
@@ -91,6 +102,7 @@ def cmd_images(args: argparse.Namespace, source: Path, target: Path) -> int:
 def cmd_batch(args: argparse.Namespace) -> int:
     from srstream.video.commands import cmd_batch as run
 
+    _choose_model(args, video=True)
     return run(args)
 
 
@@ -138,8 +150,8 @@ TTA_HELP = ("self-ensemble: average the model over the 8 flips and transposes of
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
     """The model and how the engine runs it: the same for upscale and batch."""
-    parser.add_argument("-m", "--model", default="srresnet-x4",
-                        help="shipped name or weights path (default %(default)s)")
+    parser.add_argument("-m", "--model", help=f"shipped name or weights path (default {defaults.VIDEO_MODEL} for "
+                        f"video, {defaults.IMAGE_MODEL} for images)")
     parser.add_argument("--backend", default="auto", choices=BACKENDS)
     parser.add_argument("--batch", type=int, default=4, help="frames per engine call (video)")
     parser.add_argument("--tta", action="store_true", help=TTA_HELP)
@@ -229,13 +241,14 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """srstream's command line: upscale, batch, export, models."""
+    """srstream's command line: upscale, batch, export, tune, models."""
     parser = argparse.ArgumentParser(prog="srstream", description="SRGAN super-resolution for images and video")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_upscale(sub)
     _add_batch(sub)
     _add_export(sub)
+    add_tune_parser(sub)
     models = sub.add_parser("models", help="list the shipped models and their measured PSNR")
     models.set_defaults(func=cmd_models)
     return parser

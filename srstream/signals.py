@@ -1,6 +1,7 @@
 """SIGTERM (a service manager or `kill` stopping us) handled as Ctrl-C: every front door finishes what it has."""
 from __future__ import annotations
 
+import importlib
 import signal
 import sys
 import threading
@@ -48,6 +49,16 @@ def interruptible(prog: str, load: Callable[[], Callable[[], int]]) -> int:
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
+
+
+def run_command(prog: str, module: str, argv: list[str] | None) -> int:
+    """`module.run_command(argv)` under `interruptible`: the module, and torch with it, is imported with signals
+    held, so a front door's entry point imports nothing heavy before it handles them."""
+    def load() -> Callable[[], int]:
+        run = importlib.import_module(module).run_command
+        return lambda: run(argv)
+
+    return interruptible(prog, load)
 
 
 def exit_after(main: Callable[[], int]) -> NoReturn:

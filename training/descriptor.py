@@ -35,13 +35,14 @@ class Evaluation:
     ssim_y: float | None = None
     task: str | None = None
     gain_db: float | None = None
+    baseline: str = "cubic"  # what a task's gain is over
 
     def summary(self) -> str:
         """The row as `srstream models` prints it."""
         if self.psnr_y is not None:
             return f"{self.name} {self.psnr_y:.2f} dB"
         if self.task is not None and self.gain_db is not None:
-            return f"{self.task} {self.gain_db:+.2f} dB vs cubic"
+            return f"{self.task} {self.gain_db:+.2f} dB vs {self.baseline}"
         return self.name
 
 
@@ -130,6 +131,12 @@ class ModelDescriptor:
         """How it was trained, as its card says (empty for third-party files)."""
         return dict(self.card.get("training", {}))
 
+    @property
+    def camera_degradation(self) -> dict[str, Any] | None:
+        """The camera degradation it was trained with (`training.camera_degrade.CameraSettings` values), if any."""
+        recorded = self.training.get("camera")
+        return dict(recorded) if isinstance(recorded, dict) else None
+
     def evaluation(self, name: str) -> Evaluation | None:
         """The row measured on `name` (Set5, t1_head, ...), if any."""
         return next((e for e in self.evaluations if e.name == name), None)
@@ -147,4 +154,4 @@ def with_evaluation(card: dict[str, Any], name: str, row: dict[str, Any]) -> dic
 
 def _evaluation(name: str, row: dict[str, Any]) -> Evaluation:
     return Evaluation(name=name, psnr_y=row.get("psnr_y"), ssim_y=row.get("ssim_y"), task=row.get("task"),
-                      gain_db=row.get("gain_db"))
+                      gain_db=row.get("gain_db"), baseline=row.get("baseline", "cubic"))

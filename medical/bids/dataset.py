@@ -88,16 +88,21 @@ def metadata(sidecar_paths: tuple[str, ...]) -> dict[str, Any]:
     """The image's metadata: its sidecars merged, nearer ones overriding (BIDS inheritance)."""
     merged: dict[str, Any] = {}
     for path in reversed(sidecar_paths):
-        try:
-            data = json.loads(Path(path).read_text())
-        except json.JSONDecodeError as exc:
-            raise VolumeError(f"{path}: not valid JSON ({exc})") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise VolumeError(f"{path}: cannot read ({getattr(exc, 'strerror', None) or exc})") from None
-        if not isinstance(data, dict):
-            raise VolumeError(f"{path}: a sidecar must be a JSON object, not {type(data).__name__}")
-        merged.update(data)
+        merged.update(read_json_object(Path(path)))
     return merged
+
+
+def read_json_object(path: Path) -> dict[str, Any]:
+    """A BIDS JSON file (a sidecar, a dataset description), which must hold one object; else a one-line error."""
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise VolumeError(f"{path}: not valid JSON ({exc})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise VolumeError(f"{path}: cannot read ({getattr(exc, 'strerror', None) or exc})") from None
+    if not isinstance(data, dict):
+        raise VolumeError(f"{path}: must be a JSON object, not {type(data).__name__}")
+    return data
 
 
 def slice_thickness(meta: dict[str, Any], sidecar_paths: tuple[str, ...]) -> float | None:

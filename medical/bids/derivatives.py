@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from medical.bids.dataset import read_json_object
 from medical.volume import VolumeError
 from training.atomic import atomic_path
 
@@ -58,18 +59,6 @@ def description(source_root: Path, out_dir: Path, source_description: dict[str, 
             "SourceDatasets": [source], "DatasetLinks": {"raw": _raw_link(out_dir, source_root)}}
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise VolumeError(f"{path}: not valid JSON ({exc})") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise VolumeError(f"{path}: cannot read ({getattr(exc, 'strerror', None) or exc})") from None
-    if not isinstance(data, dict):
-        raise VolumeError(f"{path}: not a JSON object")
-    return data
-
-
 def _write(path: Path, text: str) -> None:
     # Atomically, as srmed writes everything: a file that exists is whole.
     try:
@@ -91,7 +80,7 @@ def check_output(out_dir: Path, source_root: Path) -> None:
                           "srstream)")
     target = out_dir / "dataset_description.json"
     if target.exists():
-        generated = _read_json(target).get("GeneratedBy")
+        generated = read_json_object(target).get("GeneratedBy")
         if not any(isinstance(g, dict) and g.get("Name") == "srstream" for g in generated or []):
             raise VolumeError(f"{target}: {out_dir} holds another dataset, not srstream's derivatives")
 
@@ -105,7 +94,7 @@ def write_dataset(out_dir: Path, source_root: Path) -> None:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise VolumeError(f"{out_dir}: cannot create ({exc.strerror or exc})") from None
-    source_description = _read_json(source_root / "dataset_description.json")
+    source_description = read_json_object(source_root / "dataset_description.json")
     _write_json(target, description(source_root, out_dir, source_description))
     ignore = out_dir / ".bidsignore"
     lines = ignore.read_text().splitlines() if ignore.exists() else []
@@ -151,7 +140,7 @@ def finish_sidecar(path: Path, source_meta: dict[str, Any], source: str) -> bool
     srmed writes its report last, as the mark of a finished volume; this runs after, and again on every rerun, so
     a run cut off between the two leaves a report that the next run finishes.
     """
-    data = _read_json(path)
+    data = read_json_object(path)
     if "srstream" in data:
         return False
     _write_json(path, sidecar(data, source_meta, source))

@@ -1,0 +1,110 @@
+"""Per-camera adaptation: fine-tune a camera model on one camera's own footage (`srstream tune`).
+
+The footage is what the camera delivers (compressed, at its own resolution). It serves as HR, and the camera
+degradation the model was trained with (blur, resize, noise, the codec) makes its LR, so the model learns that
+camera's scenes and encoder one scale down: the zero-shot idea of ZSSR (Shocher et al. 2018), as srmed tunes a
+model on each volume's own slices. Clips are T consecutive frames cropped at one place, so they keep the footage's
+real motion for the codec's inter-frame coding. No frame of any reference is ever seen.
+"""
+from __future__ import annotations
+
+import copy
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from training.camera_degrade import CameraSettings, degrade_clip
+from training.hardware import cpu_has_native_bf16
+
+
+@dataclass(frozen=True)
+class TuneSettings:
+    """How long and how hard to tune: wall-clock seconds (or a step cap), clips a step, HR patch, learning rate."""
+
+    seconds: float = 300.0
+    max_steps: int | None = None
+    batch: int = 4
+    patch: int = 128
+    lr: float = 2e-5
+    seed: int = 0
+
+
+def footage_clip(footage: np.ndarray, rng: np.random.Generator, frames: int, patch: int) -> np.ndarray:
+    """`frames` consecutive frames of `footage` (N, H, W, 3) uint8, cropped at one random place, flipped and
+    turned at random: (T, patch, patch, 3)."""
+    start = int(rng.integers(len(footage) - frames + 1))
+    top = int(rng.integers(footage.shape[1] - patch + 1))
+    left = int(rng.integers(footage.shape[2] - patch + 1))
+    clip = footage[start:start + frames, top:top + patch, left:left + patch]
+    if rng.random() < 0.5:
+        clip = clip[:, :, ::-1]
+    return np.ascontiguousarray(np.rot90(clip, k=int(rng.integers(4)), axes=(1, 2)))
+
+
+def check_footage(footage: np.ndarray, source: str, frames: int, patch: int) -> None:
+    """One line (ValueError naming `source`) when the footage cannot give a single training clip."""
+    if footage.ndim != 4 or footage.shape[-1] != 3:
+        raise ValueError(f"{source}: footage must be RGB frames (N, H, W, 3), not {footage.shape}")
+    if len(footage) < frames:
+        raise ValueError(f"{source}: {len(footage)} frames; tuning needs at least {frames}")
+    if min(footage.shape[1:3]) < patch:
+        raise ValueError(f"{source}: frames of {footage.shape[2]}x{footage.shape[1]} are smaller than the "
+                         f"{patch} px training patch")
+
+
+def _pairs(footage: np.ndarray, rng: np.random.Generator, camera: CameraSettings, scale: int,
+           batch: int, patch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch of (HR, LR) frames in [0, 1], (B x T, 3, P, P) and (B x T, 3, P/scale, P/scale)."""
+    hrs, lrs = [], []
+    for _ in range(batch):
+        hr = footage_clip(footage, rng, camera.frames, patch)
+        lr, _ = degrade_clip(hr, rng, camera, scale)
+        hrs.append(hr)
+        lrs.append(lr)
+    as_float = lambda c: torch.from_numpy(np.concatenate(c)).permute(0, 3, 1, 2).float().div_(255.0)  # noqa: E731
+    return as_float(hrs), as_float(lrs)
+
+
+def fine_tune(module: nn.Module, footage: np.ndarray, camera: CameraSettings, scale: int,
+              settings: TuneSettings = TuneSettings(), source: str = "footage",
+              progress: bool = True) -> tuple[nn.Module, dict]:
+    """A copy of `module` (a single-frame x`scale` model) tuned on `footage` (N, H, W, 3) uint8, and a log of the
+    run. bf16 autocast on CPUs with native bf16; stops after `settings.seconds` (or `max_steps`)."""
+    patch = settings.patch - settings.patch % (2 * scale)  # even LR sides for the codec's yuv420p
+    check_footage(footage, source, camera.frames, patch)
+    tuned = copy.deepcopy(module).float().train()
+    optimiser = torch.optim.Adam(tuned.parameters(), lr=settings.lr)
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if cpu_has_native_bf16() else nullcontext()
+    rng = np.random.default_rng(settings.seed)
+    steps, losses, started = 0, [], time.perf_counter()
+    bar = tqdm(total=round(settings.seconds), desc="tuning", unit="s", disable=not progress)
+    while time.perf_counter() - started < settings.seconds and steps < (settings.max_steps or 1 << 62):
+        hr, lr = _pairs(footage, rng, camera, scale, settings.batch, patch)
+        with autocast:
+            loss = F.l1_loss(tuned(lr).float(), hr)
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        losses.append(loss.item())
+        steps += 1
+        bar.update(min(round(time.perf_counter() - started), bar.total) - bar.n)
+        bar.set_postfix(step=steps, l1=f"{np.mean(losses[-20:]):.4f}")
+    bar.close()
+    log = {"steps": steps, "clips": steps * settings.batch, "frames_a_clip": camera.frames, "patch": patch,
+           "footage_frames": len(footage), "footage_size": f"{footage.shape[2]}x{footage.shape[1]}",
+           "seconds": round(time.perf_counter() - started, 1), "lr": settings.lr,
+           "first_l1": round(float(np.mean(losses[:20])), 5) if losses else None,
+           "last_l1": round(float(np.mean(losses[-20:])), 5) if losses else None}
+    return tuned.eval(), log
+
+
+def camera_settings(recorded: dict | None, frames: int | None = None) -> CameraSettings:
+    """The camera degradation a model was trained with (its card's record), or the default one; `frames` a clip."""
+    camera = CameraSettings.from_dict(recorded) if recorded else CameraSettings()
+    return replace(camera, frames=frames) if frames else camera
