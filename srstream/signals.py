@@ -65,7 +65,11 @@ def exit_after(main: Callable[[], int]) -> NoReturn:
     """A process's entry point: run `main` and exit with its status. Once it has returned, its work is finished or
     cleaned up, so a late Ctrl-C or SIGTERM is ignored: at shutdown Python gives SIGINT back its default action,
     which would kill a finished run with no message (a parent sees -2 instead of 0 or 130)."""
-    code = main()
+    code = 130
+    try:
+        code = main()
+    except KeyboardInterrupt:  # in the instant after `main` returned, before the handlers below
+        pass
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, signal.SIG_IGN)

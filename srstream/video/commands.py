@@ -70,7 +70,8 @@ def cmd_video(args: argparse.Namespace, inputs: list[str], target: str,
         check_output(source, path, args.overwrite, args.segment_time)
     upscaler: Upscaler = upscaler_for(args.batch)
     if not args.quiet:
-        print(f"srstream: {upscaler.spec.name} x{upscaler.scale} on {upscaler.label}{args.model_note}", file=sys.stderr)
+        print(f"srstream: {upscaler.spec.name} x{upscaler.scale} on {upscaler.label}{args.model_note}",
+              file=sys.stderr)
     if not several:
         stats = upscale_video(inputs[0], out, upscaler, options, batch=args.batch, duration=args.duration,
                               overwrite=args.overwrite, progress=not (args.quiet or args.json),
