@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from srstream.backends import NAMES
+
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -11,7 +13,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m demo", description=__doc__.split("\n")[0])
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 for every interface)")
     parser.add_argument("--port", type=int, default=7860)
-    parser.add_argument("--backend", default="auto", help="auto, tensorrt, cuda, cpu or onnxruntime")
+    parser.add_argument("--backend", default="auto", choices=NAMES)
     parser.add_argument("--video-limit", type=float, default=20.0, help="longest clip accepted, in seconds")
     parser.add_argument("--max-file-size", default="200mb", help="largest upload accepted")
     args = parser.parse_args(argv)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from medical import formats, pacs_pull
 from medical.volume import VolumeError
+from srstream import backends
 from srstream.backends.precision import PRECISIONS
 from srstream.ray_tasks import RayUnavailable
 
@@ -52,7 +53,7 @@ def add_upscale_options(up: argparse.ArgumentParser, inputs: bool = True) -> Non
                     "(shorthand for --spacing SPACING/N)")
     up.add_argument("-m", "--model", help="model name or path (default: mri-x<scale> in-plane; mri-thick, "
                     "for any ratio, with --through-plane)")
-    up.add_argument("--backend", default="auto")
+    up.add_argument("--backend", default="auto", choices=backends.NAMES)
     up.add_argument("--precision", default="auto", choices=PRECISIONS,
                     help="number format: auto (default) is fp16 on CUDA, bf16 on CPUs with native bf16, else fp32")
     up.add_argument("--through-plane", action="store_true", help="upscale only the slice axis (thick slices)")

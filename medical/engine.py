@@ -42,9 +42,9 @@ def check_model(upscaler: Upscaler, args: argparse.Namespace) -> None:
 
 def with_spec(upscaler: Upscaler, spec: ModelSpec) -> Upscaler:
     """An engine like `upscaler` running `spec` (other weights)."""
+    from srstream.backends.registry import backend_type
     from srstream.engine import Upscaler
 
-    # Weights tuned for one volume would need a TensorRT engine of their own (a build per volume): CUDA instead.
-    backend = "cuda" if upscaler.backend_name == "tensorrt" else upscaler.backend_name
+    backend = backend_type(upscaler.backend_name).for_tuned_weights or upscaler.backend_name
     return Upscaler(spec, backend=backend, batch_size=upscaler.batch_size, tta=upscaler.tta,
                     precision=upscaler.precision)

@@ -15,8 +15,7 @@ import torch.nn.functional as F
 from medical.intensity import robust_window
 from medical.volume import Volume
 from srstream.models import ModelSpec
-from training.acquisition import Acquisition
-from training.acquisition import degrade as acquisition_degrade
+from training.acquisition import Acquisition, acquire
 from training.degrade import degrade
 
 
@@ -45,7 +44,7 @@ def _degraded(hr: torch.Tensor, pixels: Acquisition | None, thickness: int, r: i
               rng: np.random.Generator) -> torch.Tensor:
     """The input the model learns from: `hr` through the acquisition (at a random phase), a slab, or bicubic x r."""
     if pixels is not None:
-        return acquisition_degrade(hr, pixels, first=float(rng.uniform(0, pixels.spacing))).clamp(0, 1)
+        return acquire(hr, pixels, first=float(rng.uniform(0, pixels.spacing))).clamp(0, 1)
     return degrade(hr, r, "slab") if thickness else degrade(hr, r)
 
 

@@ -29,7 +29,7 @@ def self_supervised_budget(option: str, upscaler: Upscaler, through_plane: bool)
     if option == "off":
         return None
     if option == "auto":
-        if through_plane and upscaler.device.type == "cuda" and upscaler.spec.descriptor.scale == 1:
+        if through_plane and upscaler.device.type == "cuda" and upscaler.spec.descriptor.through_plane:
             return Budget(GPU_SECONDS_CAP, ECLARE_PATCHES)
         return None
     seconds = float(option)

@@ -6,7 +6,9 @@
     -> the backend (backends: a registry, one module per backend) -> output size (resample) -> frames out
 
 Each step is its own module and knows nothing of the others; this file only wires them. Video, medical and the
-demo all upscale through `Upscaler.upscale`; nothing else runs a generator. The engine holds no state: a recurrent
+demo all run models through an `Upscaler` (`upscale`; video's scheduler `upscale_tensor`, and `step` for a
+recurrent model); only fine-tuning (srmed's per-volume step, `srstream tune`) runs a network itself, to train it.
+The engine holds no state: a recurrent
 model's state goes in and comes out of `Upscaler.step`, and the caller (a video Stream) keeps it.
 """
 from __future__ import annotations

@@ -114,7 +114,7 @@ def simulate(fine: torch.Tensor, acquisition: Acquisition, first: float = 0.0, d
     return torch.movedim(torch.tensordot(w, torch.movedim(fine, dim, 0), dims=1), 0, dim)
 
 
-def degrade(hr: torch.Tensor, acquisition: Acquisition, first: float = 0.0) -> torch.Tensor:
+def acquire(hr: torch.Tensor, acquisition: Acquisition, first: float = 0.0) -> torch.Tensor:
     """(N, C, H, W) -> the same size: thick slices along H (`simulate`), then cubic interpolation back onto the H
     rows, which is what through-plane inference starts from."""
     h = hr.shape[-2]
@@ -136,9 +136,9 @@ def random_acquisition(rng: np.random.Generator, ratios: tuple[float, float] = (
 def degrade_batch(hr: torch.Tensor, rng: np.random.Generator, ratios: tuple[float, float] = (2.0, 6.0),
                   thickness_ratios: tuple[float, float] = (0.5, 1.25),
                   profiles: tuple[str, ...] = PROFILES) -> torch.Tensor:
-    """`degrade` of each sample of (N, C, H, W) with its own random acquisition and phase, clamped to [0, 1]."""
+    """`acquire` on each sample of (N, C, H, W) with its own random acquisition and phase, clamped to [0, 1]."""
     out = torch.empty_like(hr)
     for i in range(hr.shape[0]):
         acquisition = random_acquisition(rng, tuple(ratios), tuple(thickness_ratios), tuple(profiles))
-        out[i:i + 1] = degrade(hr[i:i + 1], acquisition, first=float(rng.uniform(0, acquisition.spacing)))
+        out[i:i + 1] = acquire(hr[i:i + 1], acquisition, first=float(rng.uniform(0, acquisition.spacing)))
     return out.clamp_(0, 1)

@@ -69,6 +69,8 @@ class BackendType:
     name: str = ""
     auto_rank: int | None = None
     fixed_precision: str | None = None
+    for_tuned_weights: str | None = None  # the backend for weights tuned on one input, where this one would
+    # build an engine per set of weights (TensorRT): None runs them here
 
     def available(self) -> Availability:
         """Whether it can run on this machine (cheap; `auto` asks every ranked backend)."""

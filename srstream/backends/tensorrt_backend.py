@@ -96,6 +96,7 @@ class TensorRTType(BackendType):
     name = "tensorrt"
     auto_rank = 0
     fixed_precision = "fp16"
+    for_tuned_weights = "cuda"  # an engine build per tuned volume would cost more than the tuning saves
 
     def available(self) -> Availability:
         from srstream import backends  # through the package, so that a replaced `tensorrt_available` is honoured
