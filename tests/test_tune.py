@@ -14,7 +14,7 @@ from srstream.defaults import IMAGE_MODEL, video_model
 from srstream.models import load_model
 from srstream.tune_command import read_footage
 from training.camera_degrade import CameraSettings
-from training.footage_tune import TuneSettings, _pairs, fine_tune
+from training.footage_tune import TuneSettings, _pairs, fine_tune, fitted_patch
 
 CLIP = DATA / "video" / "vtest_320x180_2s.mp4"  # real surveillance footage, 50 frames
 
@@ -51,6 +51,16 @@ def test_srstream_tune_writes_a_model_that_m_takes(tmp_path, capsys):
     assert video.stat().st_size > 0
     assert main(["tune", str(CLIP), "-o", str(out), "--seconds", "1", "-q"]) == 1  # exists: one line, untouched
     assert "already exists" in capsys.readouterr().err
+
+
+def test_the_patch_fits_small_footage_and_tiny_footage_is_refused():
+    frames = read_footage(str(CLIP), frames=6, duration=None)
+    small = frames[:, :120, :180]  # as Vid4's foliage shrunk x4
+    assert fitted_patch(small, "cam", 5, 128, 4) == 120
+    with pytest.raises(ValueError, match="cam: frames of 40x40 are too small to tune on"):
+        fitted_patch(frames[:, :40, :40], "cam", 5, 128, 4)
+    with pytest.raises(ValueError, match="cam: 3 frames; tuning needs at least 5"):
+        fitted_patch(frames[:3], "cam", 5, 128, 4)
 
 
 @pytest.mark.parametrize("args,message", [

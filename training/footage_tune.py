@@ -22,6 +22,8 @@ from tqdm import tqdm
 from training.camera_degrade import CameraSettings, degrade_clip
 from training.hardware import cpu_has_native_bf16
 
+MIN_LR_PATCH = 16  # LR pixels a side: smaller clips teach little and codecs pad them
+
 
 @dataclass(frozen=True)
 class TuneSettings:
@@ -47,15 +49,19 @@ def footage_clip(footage: np.ndarray, rng: np.random.Generator, frames: int, pat
     return np.ascontiguousarray(np.rot90(clip, k=int(rng.integers(4)), axes=(1, 2)))
 
 
-def check_footage(footage: np.ndarray, source: str, frames: int, patch: int) -> None:
-    """One line (ValueError naming `source`) when the footage cannot give a single training clip."""
+def fitted_patch(footage: np.ndarray, source: str, frames: int, patch: int, scale: int) -> int:
+    """`patch`, shrunk to what the frames hold and to a multiple of 2 x `scale` (even LR sides for the codec's
+    yuv420p); a one-line ValueError naming `source` when the footage cannot give a single training clip."""
     if footage.ndim != 4 or footage.shape[-1] != 3:
         raise ValueError(f"{source}: footage must be RGB frames (N, H, W, 3), not {footage.shape}")
     if len(footage) < frames:
         raise ValueError(f"{source}: {len(footage)} frames; tuning needs at least {frames}")
-    if min(footage.shape[1:3]) < patch:
-        raise ValueError(f"{source}: frames of {footage.shape[2]}x{footage.shape[1]} are smaller than the "
-                         f"{patch} px training patch")
+    patch = min(patch, *footage.shape[1:3])
+    patch -= patch % (2 * scale)
+    if patch < MIN_LR_PATCH * scale:
+        raise ValueError(f"{source}: frames of {footage.shape[2]}x{footage.shape[1]} are too small to tune on "
+                         f"(at least {MIN_LR_PATCH * scale} px a side)")
+    return patch
 
 
 def _pairs(footage: np.ndarray, rng: np.random.Generator, camera: CameraSettings, scale: int,
@@ -76,8 +82,7 @@ def fine_tune(module: nn.Module, footage: np.ndarray, camera: CameraSettings, sc
               progress: bool = True) -> tuple[nn.Module, dict]:
     """A copy of `module` (a single-frame x`scale` model) tuned on `footage` (N, H, W, 3) uint8, and a log of the
     run. bf16 autocast on CPUs with native bf16; stops after `settings.seconds` (or `max_steps`)."""
-    patch = settings.patch - settings.patch % (2 * scale)  # even LR sides for the codec's yuv420p
-    check_footage(footage, source, camera.frames, patch)
+    patch = fitted_patch(footage, source, camera.frames, settings.patch, scale)
     tuned = copy.deepcopy(module).float().train()
     optimiser = torch.optim.Adam(tuned.parameters(), lr=settings.lr)
     autocast = torch.autocast("cpu", dtype=torch.bfloat16) if cpu_has_native_bf16() else nullcontext()
