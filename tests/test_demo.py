@@ -77,7 +77,7 @@ def test_image_tab_in_a_browser(page, tmp_path, server):
     page.get_by_role("tab", name="Image").click()
     page.locator("#image-in input[type=file]").set_input_files(str(EXAMPLES / "foreman.png"))
     page.locator("#image-model input").fill("fast-x4")
-    page.keyboard.press("Enter")
+    page.get_by_role("option", name="fast-x4", exact=True).click()  # "camera-fast-x4" matches the text too
     page.locator("#image-run").click()
     page.wait_for_function("document.querySelector('#image-size textarea').value.includes('->')")
     assert page.locator("#image-size textarea").input_value() == (

@@ -7,7 +7,7 @@ so that a DataLoader worker reproduces a sample exactly.
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import av
 import numpy as np
@@ -85,7 +85,15 @@ def _picture_type(frame: av.VideoFrame) -> str:
 
 def compress(frames: np.ndarray, encoding: Encoding, fps: int = 25) -> np.ndarray:
     """(T, H, W, 3) uint8 RGB frames as they come out of an encode/decode round trip with `encoding`."""
-    decoded, _ = decode(encode(frames, encoding, fps))
+    try:
+        data = encode(frames, encoding, fps)
+    except av.error.FFmpegError:
+        if encoding.container == "matroska":
+            raise
+        # MP4's muxer refuses some very short libx265 GOPs with B frames (about half of 2-frame 16 px clips, which
+        # stopped a training run's data worker); Matroska carries the same bitstream, so the frames are the same.
+        data = encode(frames, replace(encoding, container="matroska"), fps)
+    decoded, _ = decode(data)
     if len(decoded) != len(frames):
         raise RuntimeError(f"{encoding.codec} returned {len(decoded)} of {len(frames)} frames")
     return decoded
