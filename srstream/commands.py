@@ -16,7 +16,6 @@ from srstream.engine import BACKENDS, EngineError, Upscaler
 from srstream.images import IMAGE_SUFFIXES, ImageError, read_image, write_image
 from srstream.output_size import OutputSizeError, from_options
 from srstream.ray_tasks import RayUnavailable
-from srstream.tune_command import add_parser as add_tune_parser
 from training.weights import ModelLoadError, shipped_models
 
 
@@ -108,6 +107,12 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from srstream.export_command import cmd_export as run
+
+    return run(args)
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from srstream.tune_command import cmd_tune as run  # the codec and training code: only for this command
 
     return run(args)
 
@@ -240,6 +245,22 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     export.set_defaults(func=cmd_export)
 
 
+def _add_tune(sub: argparse._SubParsersAction) -> None:
+    tune = sub.add_parser("tune", help="fine-tune a camera model on one camera's footage (a file or stream) and "
+                          "write a model file for -m")
+    tune.add_argument("input", metavar="IN", help="the camera's footage: a video file or rtsp://... stream")
+    tune.add_argument("-o", "--output", required=True, metavar="FILE",
+                      help="the tuned model (.safetensors, with its card beside it as .json)")
+    tune.add_argument("-m", "--model", help=f"the model to start from (default {defaults.VIDEO_MODEL})")
+    tune.add_argument("--seconds", type=float, default=300.0, help="training time (default %(default)s)")
+    tune.add_argument("-t", "--duration", type=float, help="read at most this many seconds of footage")
+    tune.add_argument("--frames", type=int, default=250, help="read at most this many frames (default %(default)s)")
+    tune.add_argument("--seed", type=int, default=0)
+    tune.add_argument("-y", "--overwrite", action="store_true", help="replace an existing output")
+    tune.add_argument("-q", "--quiet", action="store_true")
+    tune.set_defaults(func=cmd_tune)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """srstream's command line: upscale, batch, export, tune, models."""
     parser = argparse.ArgumentParser(prog="srstream", description="SRGAN super-resolution for images and video")
@@ -248,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_upscale(sub)
     _add_batch(sub)
     _add_export(sub)
-    add_tune_parser(sub)
+    _add_tune(sub)
     models = sub.add_parser("models", help="list the shipped models and their measured PSNR")
     models.set_defaults(func=cmd_models)
     return parser

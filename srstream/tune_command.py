@@ -1,5 +1,6 @@
 """`srstream tune`: adapt a camera model to one camera by fine-tuning it on that camera's own recent footage
-(`training.footage_tune`), and write a model file that `-m` takes."""
+(`training.footage_tune`), and write a model file that `-m` takes. Its options are in `srstream.commands`; this
+module is imported only when the command runs."""
 from __future__ import annotations
 
 import argparse
@@ -9,28 +10,11 @@ from pathlib import Path
 import av
 import numpy as np
 
-from srstream.defaults import VIDEO_MODEL, video_model
+from srstream.defaults import video_model
 from srstream.models import load_model
 from srstream.video.source import VideoInputError, is_video_input, open_input
 from training.footage_tune import TuneSettings, camera_settings, fine_tune
 from training.weights import save_weights
-
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    """`srstream tune IN -o OUT.safetensors [-m MODEL] [--seconds S] [-t SECONDS] [--frames N]`."""
-    tune = sub.add_parser("tune", help="fine-tune a camera model on one camera's footage (a file or stream) and "
-                          "write a model file for -m")
-    tune.add_argument("input", metavar="IN", help="the camera's footage: a video file or rtsp://... stream")
-    tune.add_argument("-o", "--output", required=True, metavar="FILE",
-                      help="the tuned model (.safetensors, with its card beside it as .json)")
-    tune.add_argument("-m", "--model", help=f"the model to start from (default {VIDEO_MODEL})")
-    tune.add_argument("--seconds", type=float, default=300.0, help="training time (default %(default)s)")
-    tune.add_argument("-t", "--duration", type=float, help="read at most this many seconds of footage")
-    tune.add_argument("--frames", type=int, default=250, help="read at most this many frames (default %(default)s)")
-    tune.add_argument("--seed", type=int, default=0)
-    tune.add_argument("-y", "--overwrite", action="store_true", help="replace an existing output")
-    tune.add_argument("-q", "--quiet", action="store_true")
-    tune.set_defaults(func=cmd_tune)
-
 
 def read_footage(source: str, frames: int, duration: float | None) -> np.ndarray:
     """Up to `frames` decoded frames (N, H, W, 3) uint8 RGB from the start of `source` (within `duration` s)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -109,7 +109,6 @@ def fine_tune(module: nn.Module, footage: np.ndarray, camera: CameraSettings, sc
     return tuned.eval(), log
 
 
-def camera_settings(recorded: dict | None, frames: int | None = None) -> CameraSettings:
-    """The camera degradation a model was trained with (its card's record), or the default one; `frames` a clip."""
-    camera = CameraSettings.from_dict(recorded) if recorded else CameraSettings()
-    return replace(camera, frames=frames) if frames else camera
+def camera_settings(recorded: dict | None) -> CameraSettings:
+    """The camera degradation a model was trained with (its card's record), or the default one."""
+    return CameraSettings.from_dict(recorded) if recorded else CameraSettings()
