@@ -13,9 +13,11 @@ from training.codec import CODECS, Encoding, compress, decode, encode
 from training.config import ConfigError
 from training.data import load_image
 from training.train import Trainer
+from training.video_frames import list_videos, load_video
 from training.weights import load_generator
 
 PHOTO = DATA / "train" / "167062.png"
+CLIP = DATA / "video" / "vtest_320x180_2s.mp4"  # real surveillance footage: people walk past a still camera
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -139,3 +141,61 @@ def test_tiny_training_run_through_the_trainer(tiny, tmp_path):
     assert descriptor.scale == 4
     resumed = Trainer(config)  # the checkpoint of the last step is there
     assert resumed.step == 3
+
+
+def test_real_video_is_shrunk_by_area_averages():
+    import av
+
+    with av.open(str(CLIP)) as container:
+        first = next(container.decode(video=0)).to_ndarray(format="rgb24").astype(np.float64)
+    video = load_video(CLIP, prescale=2)
+    assert video.shape[1:] == (90, 160, 3) and len(video) >= 48  # 2 s at 25 fps, 320x180 halved
+    means = first.reshape(90, 2, 160, 2, 3).mean(axis=(1, 3))
+    assert np.abs(video[0] - means).max() <= 0.5 + 1e-9  # rounded 2x2 block means of the decoded frame
+    assert len(load_video(CLIP, prescale=1, max_frames=5)) == 5
+
+
+def found_in(video: np.ndarray, clip: np.ndarray) -> bool:
+    """Whether `clip` (T, P, P, 3) is video[t:t+T, y:y+P, x:x+P] for some t, y, x."""
+    t, p = clip.shape[:2]
+    corners = np.lib.stride_tricks.sliding_window_view(video, (4, 4, 3), axis=(1, 2, 3))[:, :, :, 0]
+    for s, y, x in np.argwhere((corners == clip[0, :4, :4]).all(axis=(-1, -2, -3))):
+        if s + t <= len(video) and np.array_equal(video[s:s + t, y:y + p, x:x + p], clip):
+            return True
+    return False
+
+
+def test_real_video_clips_carry_the_cameras_own_motion():
+    settings = CameraSettings(frames=4, codec_p=1.0, codecs=("libx264",))
+    data = CameraClips([DATA / "train"], 64, 4, settings, seed=3, videos=[CLIP], video_p=1.0)
+    video = data.videos[0]
+    hr, lr, log = data.clip(5)
+    assert log[0] == f"motion real ({CLIP.name})" and hr.shape == (4, 64, 64, 3) and lr.shape == (4, 16, 16, 3)
+    assert np.array_equal(data.clip(5)[1], lr)  # seeded per sample, codec included
+    # the clip is consecutive frames of the shrunk footage cropped at one place (then flipped or turned)
+    clips = [np.rot90(c, k, axes=(1, 2)) for c in (hr, hr[:, :, ::-1]) for k in range(4)]
+    assert any(found_in(video, c) for c in clips)
+    mixed = CameraClips([DATA / "train"], 64, 4, settings, seed=3, videos=[CLIP], video_p=0.5)
+    sources = {mixed.clip(i)[2][0].startswith("motion real") for i in range(16)}
+    assert sources == {True, False}  # both photos and footage are drawn
+
+
+def test_bad_training_video_is_a_one_line_error(tmp_path, tiny):
+    with pytest.raises(FileNotFoundError, match=f"{tmp_path}: no video files"):
+        list_videos([tmp_path])
+    with pytest.raises(ValueError, match="SOURCES.md: not a readable video"):
+        load_video(DATA / "SOURCES.md")
+    with pytest.raises(ValueError, match=f"{CLIP}: .* too few or too small"):
+        CameraClips([DATA / "train"], 64, 4, CameraSettings(), videos=[CLIP], video_prescale=4)  # 80x45 px
+    with pytest.raises(ConfigError, match="video_p"):
+        tiny(data={"degradation": '"camera"', "patch_size": 64, "video_p": 1.5}, model={"architecture": '"fast"'})
+
+
+def test_a_run_on_photos_and_footage_names_its_videos_on_the_card(tiny):
+    config = tiny(data={"degradation": '"camera"', "patch_size": 64, "camera.frames": 3, "video_p": 0.5,
+                        "videos": f'["{CLIP}"]', "camera.codecs": '["libx264"]'},
+                  model={"architecture": '"fast"', "width": 16, "layers": 1},
+                  train={"steps": 2, "batch_size": 2, "lr": 1e-3})
+    path = Trainer(config).run()
+    training = json.loads(path.with_suffix(".json").read_text())["training"]
+    assert training["videos"] == [str(CLIP)] and training["video_p"] == 0.5 and training["video_prescale"] == 2

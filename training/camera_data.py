@@ -1,5 +1,5 @@
-"""Training pairs for the camera degradation: HR clips from still photos (synthetic camera motion) and their LR
-clips through blur, noise, JPEG and a real codec, made in the DataLoader workers.
+"""Training pairs for the camera degradation: HR clips from still photos (synthetic camera motion) and from real
+video (its own motion), and their LR clips through blur, noise, JPEG and a real codec, made in the DataLoader workers.
 
 Sample i of a run with seed s is always the same clip and degradation (its RNG is seeded by (s, i)), as HRCrops
 guarantees for single crops, so a resumed run draws the same data.
@@ -16,13 +16,18 @@ from tqdm import tqdm
 from training.camera_clips import camera_clip
 from training.camera_degrade import CameraSettings, degrade_clip
 from training.data import list_images, load_image
+from training.video_frames import list_videos, load_video, video_clip
 
 
 class CameraClips(Dataset):
-    """(HR, LR) clip pairs in [0, 1]: (T, 3, P, P) and (T, 3, P/scale, P/scale); RGB photos cached as uint8."""
+    """(HR, LR) clip pairs in [0, 1]: (T, 3, P, P) and (T, 3, P/scale, P/scale); photos and videos cached as uint8.
+
+    With `videos`, a sample is a real clip with probability `video_p`, else a photo under synthetic motion.
+    """
 
     def __init__(self, folders: list[str | Path], patch_size: int, scale: int, settings: CameraSettings,
-                 seed: int = 0, length: int = 1 << 40, progress: bool = False) -> None:
+                 seed: int = 0, length: int = 1 << 40, progress: bool = False, videos: list[str | Path] = (),
+                 video_p: float = 0.5, video_prescale: int = 2) -> None:
         self.files = list_images(folders)
         self.patch_size, self.scale, self.settings, self.seed, self.length = (patch_size, scale, settings, seed,
                                                                               length)
@@ -31,6 +36,15 @@ class CameraClips(Dataset):
         small = [f for f, im in zip(self.files, self.images) if min(im.shape[:2]) < patch_size]
         if small:
             raise ValueError(f"{small[0]}: smaller than the {patch_size}px training patch")
+        self.video_files = list_videos(videos) if videos else []
+        self.video_p = video_p if self.video_files else 0.0
+        clips = tqdm(self.video_files, desc="decoding videos", disable=not progress, leave=False)
+        self.videos = [load_video(f, video_prescale) for f in clips]
+        for f, video in zip(self.video_files, self.videos):
+            if len(video) < settings.frames or min(video.shape[1:3]) < patch_size:
+                raise ValueError(f"{f}: {len(video)} frames of {video.shape[2]}x{video.shape[1]} after the "
+                                 f"x{video_prescale} shrink, too few or too small for {settings.frames}-frame "
+                                 f"{patch_size}px clips")
         degrade_clip(np.zeros((2, patch_size, patch_size, 3), np.uint8), np.random.default_rng(0),
                      CameraSettings(codec_p=0.0), scale)  # wrong sizes fail here, not in a worker
 
@@ -40,10 +54,15 @@ class CameraClips(Dataset):
     def clip(self, index: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
         """Sample `index` as uint8 HR and LR clips (T, H, W, 3) and the degradation steps applied."""
         rng = np.random.default_rng([self.seed, index])
-        image = self.images[rng.integers(len(self.images))]
         s = self.settings
-        motion = s.motions[rng.integers(len(s.motions))]
-        hr = camera_clip(image, rng, s.frames, self.patch_size, motion, s.speed, s.zoom, s.degrees)
+        if self.video_p and rng.random() < self.video_p:
+            which = int(rng.integers(len(self.videos)))
+            hr = video_clip(self.videos[which], rng, s.frames, self.patch_size)
+            motion = f"real ({self.video_files[which].name})"
+        else:
+            image = self.images[rng.integers(len(self.images))]
+            motion = s.motions[rng.integers(len(s.motions))]
+            hr = camera_clip(image, rng, s.frames, self.patch_size, motion, s.speed, s.zoom, s.degrees)
         if rng.random() < 0.5:
             hr = hr[:, :, ::-1]
         hr = np.ascontiguousarray(np.rot90(hr, k=int(rng.integers(4)), axes=(1, 2)))

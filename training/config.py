@@ -22,7 +22,10 @@ DEFAULTS: dict[str, Any] = {
              "ratios": [2.0, 6.0], "thickness_ratios": [0.5, 1.25], "profiles": ["box", "gaussian"],
              # 'camera' (compressed camera footage): clips from the photos under synthetic camera motion, through
              # blur, resize, noise, JPEG and a real codec (training/camera_degrade.py); its probabilities and ranges.
-             "camera": CameraSettings().to_dict()},
+             "camera": CameraSettings().to_dict(),
+             # real video for 'camera' clips (files or folders), drawn with probability video_p, each frame
+             # area-shrunk by video_prescale first (delivered video is itself compressed).
+             "videos": [], "video_p": 0.5, "video_prescale": 2},
     "train": {"steps": 100_000, "batch_size": 16, "lr": 1e-4, "beta1": 0.9, "beta2": 0.999,
               "lr_schedule": "constant", "init": "", "amp": True,
               "minutes": 0.0, "ema": 0.0},
@@ -123,6 +126,9 @@ def _check_camera(config: dict[str, Any]) -> None:
         settings = CameraSettings.from_dict(config["data"]["camera"])
     except (TypeError, ValueError) as exc:
         raise ConfigError(str(exc)) from None
+    data = config["data"]
+    if not 0 <= data["video_p"] <= 1 or not isinstance(data["video_prescale"], int) or data["video_prescale"] < 1:
+        raise ConfigError("data.video_p is a probability (0 to 1) and data.video_prescale a whole factor >= 1")
     if "libx265" in settings.codecs and patch // scale < 16:
         raise ConfigError("libx265 needs frames of 16 px or more: data.patch_size >= 16 x model.scale, or "
                           "data.camera.codecs = [\"libx264\"]")

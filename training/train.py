@@ -159,7 +159,9 @@ class Trainer:
         config, data = self.config, self.config["data"]
         if data["degradation"] == "camera":
             return CameraClips(data["train"], data["patch_size"], config["model"]["scale"],
-                               CameraSettings.from_dict(data["camera"]), config["seed"], progress=self.rank == 0)
+                               CameraSettings.from_dict(data["camera"]), config["seed"], progress=self.rank == 0,
+                               videos=data["videos"], video_p=data["video_p"],
+                               video_prescale=data["video_prescale"])
         return HRCrops(data["train"], data["patch_size"], config["model"]["channels"], config["seed"],
                        progress=self.rank == 0)
 
@@ -182,6 +184,9 @@ class Trainer:
             "thickness": c["data"]["thickness"],
             **({"ratios": c["data"]["ratios"], "thickness_ratios": c["data"]["thickness_ratios"],
                 "profiles": c["data"]["profiles"]} if c["data"]["degradation"] == "acquisition" else {}),
+            **({"videos": [str(Path(p)) for p in c["data"]["videos"]], "video_p": c["data"]["video_p"],
+                "video_prescale": c["data"]["video_prescale"]}
+               if c["data"]["degradation"] == "camera" and c["data"]["videos"] else {}),
             **({"camera": CameraSettings.from_dict(c["data"]["camera"]).to_dict(),
                 "batch": f"{c['train']['batch_size']} clips x {c['data']['camera']['frames']} frames"}
                if c["data"]["degradation"] == "camera" else {}),
