@@ -39,7 +39,7 @@ from training.evaluate import bicubic_upscale  # noqa: E402
 from training.footage_tune import TuneSettings, camera_settings, fine_tune  # noqa: E402
 from torchmetrics.functional.image import structural_similarity_index_measure  # noqa: E402
 from training.metrics import psnr_y, rgb_to_y, ssim_y  # noqa: E402
-from training.weights import SHIPPED_DIR  # noqa: E402
+from training.weights import shipped_models  # noqa: E402
 
 VIDEO = ROOT.parent / "shared" / "data" / "video"
 CLIPS = [VIDEO / "vtest.avi", VIDEO / "small.mp4"]
@@ -50,9 +50,8 @@ SSIM_STRIDE = 4  # SSIM on every 4th frame (frames 0, 4, 8, ...): a 720p SSIM co
 
 
 def default_models() -> list[str]:
-    """The shipped RGB x4 video models, with camera-fast-x4 when it is shipped."""
-    models = ["fast-x4", "srresnet-x4", "srgan-x4"]
-    return models + (["camera-fast-x4"] if (SHIPPED_DIR / "camera-fast-x4.safetensors").is_file() else [])
+    """Every shipped RGB x4 model (the ones that take video), by name."""
+    return [name for name, d in shipped_models().items() if d.scale == SCALE and d.channels == 3]
 
 
 def read_hr(path: Path, count: int) -> np.ndarray:
