@@ -194,8 +194,8 @@ def video_tab(engines: Engines, settings: PageConfig) -> None:
         with gr.Row():
             with gr.Column():
                 source = gr.Video(label=f"Short clip (up to {settings.video_limit_s:.0f} s)", elem_id="video-in")
-                model = gr.Dropdown(_rgb_models(), value=_default(_rgb_models(), video_model()), label="Model",
-                                    elem_id="video-model")
+                default = _default(_rgb_models(), video_model(settings.backend))
+                model = gr.Dropdown(_rgb_models(), value=default, label="Model", elem_id="video-model")
                 size_box = gr.Textbox(label="Output size", placeholder=SIZE_HINT, elem_id="video-size-in")
                 button = gr.Button("Upscale", variant="primary", elem_id="video-run")
             with gr.Column():

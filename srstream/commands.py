@@ -46,7 +46,7 @@ def _choose_model(args: argparse.Namespace, video: bool) -> None:
     """Without -m, the default for video or for images, noted in the log line."""
     args.model_note = ""
     if not args.model:
-        args.model = defaults.video_model() if video else defaults.IMAGE_MODEL
+        args.model = defaults.video_model(args.backend, args.precision) if video else defaults.IMAGE_MODEL
         args.model_note = f" ({defaults.why(args.model)})"
 
 
@@ -118,9 +118,11 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    for name, model in shipped_models().items():
+    models = shipped_models()
+    width = max(map(len, models), default=0)
+    for name, model in models.items():
         figures = ", ".join(e.summary() for e in model.evaluations)
-        print(f"{name:<16} {model.architecture:<10} {model.scale_label:<4} {model.channels}ch  {figures}")
+        print(f"{name:<{width}}  {model.architecture:<10} {model.scale_label:<4} {model.channels}ch  {figures}")
     return 0
 
 
@@ -155,8 +157,9 @@ TTA_HELP = ("self-ensemble: average the model over the 8 flips and transposes of
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
     """The model and how the engine runs it: the same for upscale and batch."""
-    parser.add_argument("-m", "--model", help=f"shipped name or weights path (default {defaults.VIDEO_MODEL} for "
-                        f"video, {defaults.IMAGE_MODEL} for images)")
+    parser.add_argument("-m", "--model", help=f"shipped name or weights path (default for video: "
+                        f"{defaults.VIDEO_MODEL_GPU} on a GPU, {defaults.VIDEO_MODEL} on a CPU; for images: "
+                        f"{defaults.IMAGE_MODEL})")
     parser.add_argument("--backend", default="auto", choices=BACKENDS)
     parser.add_argument("--batch", type=int, default=4, help="frames per engine call (video)")
     parser.add_argument("--tta", action="store_true", help=TTA_HELP)

@@ -49,7 +49,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     if args.seconds <= 0 or args.frames < 2:
         raise ValueError("--seconds must be above 0 and --frames at least 2")
     footage = read_footage(args.input, args.frames, args.duration)  # a bad input fails before the model loads
-    spec = load_model(args.model or video_model())
+    spec = load_model(args.model or video_model("cpu"))  # tuning trains on the CPU
     descriptor = spec.descriptor
     if spec.recurrent or descriptor.source != "srstream" or descriptor.channels != 3 or descriptor.scale < 2:
         raise ValueError(f"{descriptor.name}: tune takes srstream's single-frame RGB upscalers (camera-fast-x4, "

@@ -1,4 +1,5 @@
 """The shipped weights beat bicubic on real images they were never trained on (Set5 is evaluation-only)."""
+import numpy as np
 import pytest
 
 from conftest import DATA
@@ -39,3 +40,35 @@ def test_srgan_is_a_real_second_phase_of_srresnet():
     with torch.no_grad():
         gan_detail, base_detail = detail(gan(lr).clamp(0, 1)), detail(base(lr).clamp(0, 1))
     assert gan_detail > 1.2 * base_detail  # measured 0.0606 vs 0.0370 (HR 0.0443): sharper, and noisier
+
+
+@pytest.fixture(scope="module")
+def compressed_footage():
+    """12 real 720p frames (vtest, an evaluation clip), shrunk x4 by area and through libx264 at CRF 28 as one GOP:
+    the HR and the decoded LR, as benchmarks/compressed_video.py makes them."""
+    import av
+
+    from training.codec import Encoding, compress
+
+    with av.open(str(DATA / "video" / "vtest_720p_1s.mp4")) as container:
+        frames = [f.to_ndarray(format="rgb24") for _, f in zip(range(12), container.decode(video=0))]
+    hr = np.stack(frames)[:, 180:540, 320:960]  # 640x360 of the scene's middle
+    lr = np.round(hr.reshape(12, 90, 4, 160, 4, 3).astype(np.float64).mean(axis=(2, 4))).astype(np.uint8)
+    return hr, compress(lr, Encoding(crf=28, preset="medium", bframes=3))
+
+
+@pytest.mark.parametrize("name", ["camera-fast-x4", "camera-srresnet-x4"])
+def test_camera_models_beat_bicubic_on_compressed_real_footage(name, compressed_footage):
+    from srstream.engine import Upscaler
+    from training.metrics import psnr_y
+
+    hr, lr = compressed_footage
+    sr = Upscaler(name, backend="cpu", precision="fp32").upscale(lr)
+    bicubic = np.stack([ev.bicubic_upscale(f, 4) for f in lr])
+    gain = np.mean([psnr_y(s, h, 4) - psnr_y(b, h, 4) for s, b, h in zip(sr, bicubic, hr)])
+
+    def flicker(out: np.ndarray) -> float:  # how much the error changes from frame to frame
+        return float(np.abs(np.diff(out.astype(np.float32) - hr, axis=0)).mean())
+
+    assert gain > 0.5, gain
+    assert flicker(sr) < flicker(bicubic)

@@ -9,8 +9,10 @@ import torch
 import torch.nn.functional as F
 
 from conftest import DATA, EXAMPLES
+from srstream import backends
+from srstream.backends import BackendType
 from srstream.cli import main
-from srstream.defaults import IMAGE_MODEL, video_model
+from srstream.defaults import IMAGE_MODEL, VIDEO_MODEL, VIDEO_MODEL_GPU, video_model
 from srstream.models import load_model
 from srstream.tune_command import read_footage
 from training.camera_degrade import CameraSettings
@@ -80,6 +82,38 @@ def test_tune_errors_are_one_line_and_write_nothing(tmp_path, capsys, args, mess
 def test_video_and_images_get_their_own_default_model(tmp_path, capsys):
     assert main(["upscale", str(CLIP), str(tmp_path / "v.mp4"), "-t", "0.2"]) == 0
     err = capsys.readouterr().err
-    assert f"srstream: {video_model()} x4 on" in err and "(the video default: best on compressed footage)" in err
+    assert video_model("cpu") == VIDEO_MODEL
+    assert f"srstream: {VIDEO_MODEL} x4 on cpu" in err and "(the video default on a CPU: best on compressed" in err
     assert main(["upscale", str(DATA / "set5" / "bird.png"), str(tmp_path / "b.png")]) == 0
     assert f"srstream: {IMAGE_MODEL} x4 on" in capsys.readouterr().err
+
+
+class Accelerator(BackendType):
+    """A backend that says it runs on a GPU (bicubic on the CPU underneath): what the video default asks."""
+
+    name = "gpu-test"
+    auto_rank = -1
+    fixed_precision = "fp32"
+    accelerator = True
+
+    def create(self, spec, precision: str, **options):
+        class Bicubic:
+            name, device, precision, dtype = "gpu-test", torch.device("cpu"), "fp32", torch.float32
+            capabilities: frozenset[str] = frozenset()
+
+            def __call__(self, x: torch.Tensor) -> torch.Tensor:
+                return F.interpolate(x.float(), scale_factor=spec.scale, mode="bicubic", align_corners=False)
+        return Bicubic()
+
+
+def test_on_a_gpu_the_video_default_is_the_default_size_camera_model(tmp_path, capsys):
+    backends.register(Accelerator())
+    try:
+        assert video_model() == VIDEO_MODEL_GPU and video_model("cpu") == VIDEO_MODEL
+        assert main(["upscale", str(CLIP), str(tmp_path / "v.mp4"), "-t", "0.2"]) == 0
+        err = capsys.readouterr().err
+        assert f"srstream: {VIDEO_MODEL_GPU} x4 on gpu-test" in err and "(the video default on a GPU" in err
+        assert main(["upscale", str(CLIP), str(tmp_path / "c.mp4"), "-t", "0.2", "--backend", "cpu"]) == 0
+        assert f"srstream: {VIDEO_MODEL} x4 on cpu" in capsys.readouterr().err
+    finally:
+        backends.unregister("gpu-test")

@@ -71,6 +71,7 @@ class BackendType:
     fixed_precision: str | None = None
     for_tuned_weights: str | None = None  # the backend for weights tuned on one input, where this one would
     # build an engine per set of weights (TensorRT): None runs them here
+    accelerator: bool = False  # runs on a GPU: the video default may then be a larger model (srstream/defaults.py)
 
     def available(self) -> Availability:
         """Whether it can run on this machine (cheap; `auto` asks every ranked backend)."""

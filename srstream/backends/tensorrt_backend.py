@@ -97,6 +97,7 @@ class TensorRTType(BackendType):
     auto_rank = 0
     fixed_precision = "fp16"
     for_tuned_weights = "cuda"  # an engine build per tuned volume would cost more than the tuning saves
+    accelerator = True
 
     def available(self) -> Availability:
         from srstream import backends  # through the package, so that a replaced `tensorrt_available` is honoured

@@ -131,6 +131,7 @@ class TorchCudaType(BackendType):
 
     name = "cuda"
     auto_rank = 1
+    accelerator = True
 
     def available(self) -> Availability:
         if torch.cuda.is_available():
