@@ -18,17 +18,21 @@ from tqdm import tqdm
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
 
+def files_under(folder: Path, suffixes: set[str], what: str) -> list[Path]:
+    """The files under `folder` (recursive) with one of `suffixes`, sorted; none is an error naming `what`."""
+    found = sorted(p for p in folder.rglob("*") if p.suffix.lower() in suffixes)
+    if not found:
+        raise FileNotFoundError(f"{folder}: no {what} in it")
+    return found
+
+
 def list_images(folders: list[str | Path]) -> list[Path]:
     """All image files under the given folders (recursive), sorted; a missing or empty folder is an error."""
     files: list[Path] = []
-    for folder in folders:
-        folder = Path(folder)
+    for folder in map(Path, folders):
         if not folder.is_dir():
             raise FileNotFoundError(f"{folder}: no such directory of training images")
-        found = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-        if not found:
-            raise FileNotFoundError(f"{folder}: no PNG/JPEG/WebP images in it")
-        files += found
+        files += files_under(folder, IMAGE_SUFFIXES, "PNG/JPEG/WebP images")
     return files
 
 

@@ -14,6 +14,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from training.data import files_under
+
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".ts", ".m4v"}
 
 
@@ -26,10 +28,7 @@ def list_videos(paths: list[str | Path]) -> list[Path]:
             continue
         if not path.is_dir():
             raise FileNotFoundError(f"{path}: no such video file or directory")
-        found = sorted(p for p in path.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES)
-        if not found:
-            raise FileNotFoundError(f"{path}: no video files in it ({', '.join(sorted(VIDEO_SUFFIXES))})")
-        files += found
+        files += files_under(path, VIDEO_SUFFIXES, f"video files ({', '.join(sorted(VIDEO_SUFFIXES))})")
     return files
 
 
