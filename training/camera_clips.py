@@ -80,6 +80,14 @@ def _zoom_rotate(image: np.ndarray, rng: np.random.Generator, frames: int, size:
     return _warp(image, centres, scales, angles, size)
 
 
+def flip_and_turn(clip: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A (T, H, W, 3) clip mirrored left-right with probability 1/2, then turned by a random multiple of 90 degrees
+    (the same for every frame)."""
+    if rng.random() < 0.5:
+        clip = clip[:, :, ::-1]
+    return np.ascontiguousarray(np.rot90(clip, k=int(rng.integers(4)), axes=(1, 2)))
+
+
 def camera_clip(image: np.ndarray, rng: np.random.Generator, frames: int, size: int, motion: str,
                 speed: float = 6.0, zoom: float = 0.02, degrees: float = 1.0) -> np.ndarray:
     """(frames, size, size, 3) uint8 HR clip of `image` (H, W, 3) under `motion` (one of MOTIONS); `speed` in HR

@@ -13,7 +13,7 @@ import torch
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from training.camera_clips import camera_clip
+from training.camera_clips import camera_clip, flip_and_turn
 from training.camera_degrade import CameraSettings, degrade_clip
 from training.data import list_images, load_image
 from training.video_frames import list_videos, load_video, video_clip
@@ -63,9 +63,7 @@ class CameraClips(Dataset):
             image = self.images[rng.integers(len(self.images))]
             motion = s.motions[rng.integers(len(s.motions))]
             hr = camera_clip(image, rng, s.frames, self.patch_size, motion, s.speed, s.zoom, s.degrees)
-        if rng.random() < 0.5:
-            hr = hr[:, :, ::-1]
-        hr = np.ascontiguousarray(np.rot90(hr, k=int(rng.integers(4)), axes=(1, 2)))
+        hr = flip_and_turn(hr, rng)
         lr, log = degrade_clip(hr, rng, s, self.scale)
         return hr, lr, [f"motion {motion}", *log]
 

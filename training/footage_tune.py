@@ -19,8 +19,10 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from training.camera_clips import flip_and_turn
 from training.camera_degrade import CameraSettings, degrade_clip
 from training.hardware import cpu_has_native_bf16
+from training.video_frames import video_clip
 
 MIN_LR_PATCH = 16  # LR pixels a side: smaller clips teach little and codecs pad them
 
@@ -40,13 +42,7 @@ class TuneSettings:
 def footage_clip(footage: np.ndarray, rng: np.random.Generator, frames: int, patch: int) -> np.ndarray:
     """`frames` consecutive frames of `footage` (N, H, W, 3) uint8, cropped at one random place, flipped and
     turned at random: (T, patch, patch, 3)."""
-    start = int(rng.integers(len(footage) - frames + 1))
-    top = int(rng.integers(footage.shape[1] - patch + 1))
-    left = int(rng.integers(footage.shape[2] - patch + 1))
-    clip = footage[start:start + frames, top:top + patch, left:left + patch]
-    if rng.random() < 0.5:
-        clip = clip[:, :, ::-1]
-    return np.ascontiguousarray(np.rot90(clip, k=int(rng.integers(4)), axes=(1, 2)))
+    return flip_and_turn(video_clip(footage, rng, frames, patch), rng)
 
 
 def fitted_patch(footage: np.ndarray, source: str, frames: int, patch: int, scale: int) -> int:

@@ -12,9 +12,9 @@ from pathlib import Path
 import av
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from training.data import files_under
+from training.degrade import box_downsample
 
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".ts", ".m4v"}
 
@@ -33,11 +33,8 @@ def list_videos(paths: list[str | Path]) -> list[Path]:
 
 
 def _shrink(frames: list[np.ndarray], prescale: int) -> np.ndarray:
-    """(T, H/prescale, W/prescale, 3) uint8 area averages of RGB frames (edges cropped to whole blocks)."""
-    batch = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float()
-    if prescale > 1:
-        h, w = batch.shape[-2] // prescale * prescale, batch.shape[-1] // prescale * prescale
-        batch = F.avg_pool2d(batch[..., :h, :w], prescale)
+    """(T, H/prescale, W/prescale, 3) uint8 block means of RGB frames (a partial block at an edge is dropped)."""
+    batch = box_downsample(torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float(), prescale)
     return batch.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
 
 
