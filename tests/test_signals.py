@@ -134,3 +134,18 @@ def test_a_signal_after_the_work_finished_keeps_exit_0(tmp_path, sig):
     assert marker.exists(), proc.stderr.read() if proc.poll() is not None else "no teardown within 60 s"
     proc.send_signal(getattr(signal, sig))
     assert proc.wait(timeout=30) == 0, proc.stderr.read()
+
+
+def test_ctrl_c_while_an_output_is_being_finished_waits_for_it():
+    """The input has ended and the encoder is draining when Ctrl-C comes: the wait goes on to the end (the output is
+    then finished, not left as a hidden partial file) and the interrupt is reported, to be raised again after."""
+    import os
+    import threading
+
+    from srstream.video.stream import _join_through_interrupts
+
+    encoder = threading.Thread(target=time.sleep, args=(0.6,))
+    encoder.start()
+    threading.Timer(0.1, os.kill, (os.getpid(), signal.SIGINT)).start()
+    assert _join_through_interrupts(encoder) is True
+    assert not encoder.is_alive()

@@ -99,8 +99,14 @@ class Scheduler:
         finally:
             for stream in self.streams:
                 stream.stop_reading()
-            for stream in self.streams:
-                stream.close(keep=True)
+            interrupted = False
+            for stream in self.streams:  # every one, even if a Ctrl-C comes while one is being finished
+                try:
+                    stream.close(keep=True)
+                except KeyboardInterrupt:
+                    interrupted = True
+            if interrupted:
+                raise KeyboardInterrupt
 
     def batches(self) -> Iterator[tuple[Batch, torch.Tensor]]:
         """Each engine call's frames and output (N, 3, H, W), until every Stream has ended. Closing the Streams

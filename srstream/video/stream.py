@@ -195,12 +195,13 @@ class Stream:
         self.close(keep=True)
 
     def close(self, keep: bool = True) -> None:
-        """Stop reading, flush the encoder and finish the output (a playable file), or drop it."""
+        """Stop reading, flush the encoder and finish the output (a playable file), or drop it; a Ctrl-C that came
+        meanwhile is raised again once the output is finished."""
         if self.finished:
             return
         self.finished = True
         self.stop.set()
-        written = self._finish_output(keep)
+        written, interrupted = self._finish_output(keep)
         if self.decoder is not None:
             if self._reading:  # a stream closed before it started has no thread to wait for
                 self.decoder.join(timeout=5)
@@ -217,6 +218,8 @@ class Stream:
         self.stats.set_latency(list(self.latencies))
         if self.maker is None and self.stats.error is None:
             self.stats.error = f"{self.source}: no video frames could be decoded"
+        if interrupted:
+            raise KeyboardInterrupt
 
     def crash_safe(self) -> bool:
         """Whether the output is written so that a killed process leaves it playable: as asked, else for live
@@ -226,12 +229,14 @@ class Stream:
         known = [s for s in (self.settings.duration, _length_s(self.decoder.container)) if s]
         return self.live or not known or min(known) >= CRASH_SAFE_AFTER_S
 
-    def _finish_output(self, keep: bool) -> int:
-        """Flush the encoder and close (or abort) the sink; the frames written."""
-        written = 0
+    def _finish_output(self, keep: bool) -> tuple[int, bool]:
+        """Flush the encoder and close (or abort) the sink; the frames written, and whether a Ctrl-C came while
+        waiting for the encoder (the input had just ended): the output is finished all the same, since stopping
+        there would leave its hidden temporary file behind, neither finished nor removed."""
+        written, interrupted = 0, False
         if self.encoder is not None:
             self.encode_q.put(END)
-            self.encoder.join()
+            interrupted = _join_through_interrupts(self.encoder)
             written = self.encoder.written
             if self.encoder.error is not None and self.stats.error is None:
                 self.stats.error = _write_error(self.output, self.encoder.error)
@@ -246,7 +251,10 @@ class Stream:
             except (av.error.FFmpegError, OSError, ValueError) as exc:
                 self.sink.abort(keep_written=written > 0)
                 self.stats.error = self.stats.error or _write_error(self.output, exc)
-        return written
+            except KeyboardInterrupt:  # in the trailer's write: the file is not whole, so it goes
+                self.sink.abort(keep_written=written > 0)
+                raise
+        return written, interrupted
 
     def _service(self) -> Decoded | None:
         """Move the packets and the end marker at the head of the buffer along; the frame now at its head."""
@@ -293,6 +301,17 @@ class Stream:
         for packet in self.early_packets:
             self.encode_q.put(packet)
         self.early_packets.clear()
+
+
+def _join_through_interrupts(thread: threading.Thread) -> bool:
+    """Wait for `thread` to end even through Ctrl-C; whether one came meanwhile."""
+    interrupted = False
+    while True:
+        try:
+            thread.join()
+            return interrupted
+        except KeyboardInterrupt:
+            interrupted = True
 
 
 def _length_s(container: av.container.InputContainer) -> float | None:
