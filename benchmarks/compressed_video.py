@@ -19,6 +19,7 @@ LR footage as delivered, degraded further, is its training data; the HR frames a
 from __future__ import annotations
 
 import argparse
+import json
 import platform
 import sys
 import time
@@ -192,8 +193,9 @@ def summary(clips: list[dict], crfs: list[int], models: list[str]) -> dict:
     out: dict = {}
     for crf in crfs:
         rows = [c["crf"][str(crf)] for c in clips]
-        out[str(crf)] = {m: {k: round(float(np.mean([r[m][k] for r in rows])), 3 if k != "ssim_gain" else 4)
-                             for k in ("gain_db", "ssim_gain", "flicker_ratio", "fps")} for m in models}
+        out[str(crf)] = {m: {**{k: round(float(np.mean([r[m][k] for r in rows])), 3 if k != "ssim_gain" else 4)
+                                for k in ("gain_db", "ssim_gain", "flicker_ratio", "fps")},
+                             "worst_gain_db": round(min(r[m]["gain_db"] for r in rows), 3)} for m in models}
     return out
 
 
@@ -232,8 +234,6 @@ def run_clip(path: Path, frames: int, crfs: list[int], upscalers: dict[str, Upsc
 def record(report: dict, model: str) -> Path:
     """Write `model`'s means over the clips, one row per CRF ('compressed_crf28'), into its model card (as
     `srstream models` shows them); the per-clip figures stay in the report. Returns the card path."""
-    import json
-
     from training.descriptor import with_evaluation
     from training.weights import resolve_model_path
 
@@ -243,12 +243,21 @@ def record(report: dict, model: str) -> Path:
     clips = ", ".join(f"{Path(c['clip']).name} ({c['frames']} frames)" for c in report["clips"])
     for crf, models in report["summary"].items():
         row = models[key]
+        worst = row.get("worst_gain_db", min(c["crf"][crf][key]["gain_db"] for c in report["clips"]))
         card = with_evaluation(card, f"compressed_crf{crf}", {
             "task": f"video x264 CRF {crf}", "gain_db": row["gain_db"], "baseline": "bicubic",
+            "worst_gain_db": worst, "fps": row["fps"],
             "ssim_gain": row["ssim_gain"], "flicker_ratio": row["flicker_ratio"],
-            "data": f"benchmarks/compressed_video.py: {clips}, x4 area downscale, mean over clips"})
+            "data": f"benchmarks/compressed_video.py: {clips}, x4 area downscale, mean over clips",
+            "report": report.get("path", "")})
     card_path.write_text(json.dumps(card, indent=2) + "\n")
     return card_path
+
+
+def _relative(path: Path) -> str:
+    """`path` as the cards name a report: relative to the repository where it lies inside it."""
+    path = path.resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -266,9 +275,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="also tune each camera model on each decoded clip for this long (srstream tune)")
     parser.add_argument("--record", metavar="MODEL", action="append", default=[],
                         help="also write MODEL's mean gains into its model card (repeatable)")
+    parser.add_argument("--from", dest="from_report", type=Path, metavar="REPORT",
+                        help="measure nothing: --record from this earlier report (JSON)")
     parser.add_argument("--note", default="", help="a remark kept in the report (e.g. the machine was busy)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "compressed_video_cpu.json")
     args = parser.parse_args(argv)
+    if args.from_report:
+        report = {**json.loads(args.from_report.read_text()), "path": _relative(args.from_report)}
+        for model in args.record:
+            print(f"recorded in {record(report, model)}", file=sys.stderr)
+        return 0
     crfs = [int(c) for c in args.crf.split(",")]
     models = [m for m in args.models.split(",") if m] + [str(p) for p in args.paths]
     upscalers = {model_key(m): Upscaler(m, backend="cpu") for m in models}
@@ -291,7 +307,8 @@ def main(argv: list[str] | None = None) -> int:
               "backends": {m: u.label for m, u in upscalers.items()},
               "models": {model_key(m): m for m in models},
               "recurrent": [m for m, u in upscalers.items() if u.spec.recurrent], "clips": clips, "skipped": skipped,
-              "tune_seconds": args.tune, "summary": summary(clips, crfs, measured(clips))}
+              "tune_seconds": args.tune, "summary": summary(clips, crfs, measured(clips)),
+              "path": _relative(args.out)}
     emit(report, args.out)
     print("\n" + table(report))
     for model in args.record:

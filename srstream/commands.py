@@ -46,8 +46,9 @@ def _choose_model(args: argparse.Namespace, video: bool) -> None:
     """Without -m, the default for video or for images, noted in the log line."""
     args.model_note = ""
     if not args.model:
-        args.model = defaults.video_model(args.backend, args.precision) if video else defaults.IMAGE_MODEL
-        args.model_note = f" ({defaults.why(args.model)})"
+        accelerator = defaults.on_accelerator(args.backend, args.precision)
+        args.model = defaults.video_model(args.backend, args.precision) if video else defaults.image_model()
+        args.model_note = f" ({defaults.why(args.model, video, accelerator)})"
 
 
 def cmd_upscale(args: argparse.Namespace) -> int:
@@ -123,6 +124,9 @@ def cmd_models(args: argparse.Namespace) -> int:
     for name, model in models.items():
         figures = ", ".join(e.summary() for e in model.evaluations)
         print(f"{name:<{width}}  {model.architecture:<10} {model.scale_label:<4} {model.channels}ch  {figures}")
+    print()
+    for line in defaults.verdict_lines():
+        print(line)
     return 0
 
 
@@ -157,9 +161,8 @@ TTA_HELP = ("self-ensemble: average the model over the 8 flips and transposes of
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
     """The model and how the engine runs it: the same for upscale and batch."""
-    parser.add_argument("-m", "--model", help=f"shipped name or weights path (default for video: "
-                        f"{defaults.VIDEO_MODEL_GPU} on a GPU, {defaults.VIDEO_MODEL} on a CPU; for images: "
-                        f"{defaults.IMAGE_MODEL})")
+    parser.add_argument("-m", "--model", help="shipped name or weights path (default: the rule's pick of the "
+                        "shipped models for video on this hardware, or for images; `srstream models` says which)")
     parser.add_argument("--backend", default="auto", choices=BACKENDS)
     parser.add_argument("--batch", type=int, default=4, help="frames per engine call (video)")
     parser.add_argument("--tta", action="store_true", help=TTA_HELP)
@@ -254,7 +257,7 @@ def _add_tune(sub: argparse._SubParsersAction) -> None:
     tune.add_argument("input", metavar="IN", help="the camera's footage: a video file or rtsp://... stream")
     tune.add_argument("-o", "--output", required=True, metavar="FILE",
                       help="the tuned model (.safetensors, with its card beside it as .json)")
-    tune.add_argument("-m", "--model", help=f"the model to start from (default {defaults.VIDEO_MODEL})")
+    tune.add_argument("-m", "--model", help="the model to start from (default: the video default on a CPU)")
     tune.add_argument("--seconds", type=float, default=300.0, help="training time (default %(default)s)")
     tune.add_argument("-t", "--duration", type=float, help="read at most this many seconds of footage")
     tune.add_argument("--frames", type=int, default=250, help="read at most this many frames (default %(default)s)")

@@ -12,7 +12,8 @@ from conftest import DATA, EXAMPLES
 from srstream import backends
 from srstream.backends import BackendType
 from srstream.cli import main
-from srstream.defaults import IMAGE_MODEL, VIDEO_MODEL, VIDEO_MODEL_GPU, video_model
+from srstream.default_rule import pick
+from srstream.defaults import image_model, video_model, video_table
 from srstream.models import load_model
 from srstream.tune_command import read_footage
 from training.camera_degrade import CameraSettings
@@ -82,10 +83,10 @@ def test_tune_errors_are_one_line_and_write_nothing(tmp_path, capsys, args, mess
 def test_video_and_images_get_their_own_default_model(tmp_path, capsys):
     assert main(["upscale", str(CLIP), str(tmp_path / "v.mp4"), "-t", "0.2"]) == 0
     err = capsys.readouterr().err
-    assert video_model("cpu") == VIDEO_MODEL
-    assert f"srstream: {VIDEO_MODEL} x4 on cpu" in err and "(the video default on a CPU: best on compressed" in err
+    model = video_model("cpu")
+    assert f"srstream: {model} x4 on cpu" in err and "(the video default on a CPU: within 0.05 dB of the best" in err
     assert main(["upscale", str(DATA / "set5" / "bird.png"), str(tmp_path / "b.png")]) == 0
-    assert f"srstream: {IMAGE_MODEL} x4 on" in capsys.readouterr().err
+    assert f"srstream: {image_model()} x4 on" in capsys.readouterr().err
 
 
 class Accelerator(BackendType):
@@ -106,14 +107,16 @@ class Accelerator(BackendType):
         return Bicubic()
 
 
-def test_on_a_gpu_the_video_default_is_the_default_size_camera_model(tmp_path, capsys):
+def test_on_a_gpu_the_video_default_is_the_rules_pick_among_every_model(tmp_path, capsys):
     backends.register(Accelerator())
     try:
-        assert video_model() == VIDEO_MODEL_GPU and video_model("cpu") == VIDEO_MODEL
+        gpu, cpu = pick(video_table(accelerator=True)), pick(video_table(accelerator=False))
+        assert "srresnet-x4" in video_table(accelerator=True) and "srresnet-x4" not in video_table()  # 12x the cost
+        assert video_model() == gpu and video_model("cpu") == cpu
         assert main(["upscale", str(CLIP), str(tmp_path / "v.mp4"), "-t", "0.2"]) == 0
         err = capsys.readouterr().err
-        assert f"srstream: {VIDEO_MODEL_GPU} x4 on gpu-test" in err and "(the video default on a GPU" in err
+        assert f"srstream: {gpu} x4 on gpu-test" in err and "(the video default on a GPU" in err
         assert main(["upscale", str(CLIP), str(tmp_path / "c.mp4"), "-t", "0.2", "--backend", "cpu"]) == 0
-        assert f"srstream: {VIDEO_MODEL} x4 on cpu" in capsys.readouterr().err
+        assert f"srstream: {cpu} x4 on cpu" in capsys.readouterr().err
     finally:
         backends.unregister("gpu-test")

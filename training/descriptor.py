@@ -36,6 +36,8 @@ class Evaluation:
     task: str | None = None
     gain_db: float | None = None
     baseline: str = "cubic"  # what a task's gain is over
+    worst_gain_db: float | None = None  # a task over several clips or images: the gain on the worst one
+    fps: float | None = None  # a video task: frames a second at the LR size on the benchmark's CPU
 
     def summary(self) -> str:
         """The row as `srstream models` prints it."""
@@ -154,4 +156,5 @@ def with_evaluation(card: dict[str, Any], name: str, row: dict[str, Any]) -> dic
 
 def _evaluation(name: str, row: dict[str, Any]) -> Evaluation:
     return Evaluation(name=name, psnr_y=row.get("psnr_y"), ssim_y=row.get("ssim_y"), task=row.get("task"),
-                      gain_db=row.get("gain_db"), baseline=row.get("baseline", "cubic"))
+                      gain_db=row.get("gain_db"), baseline=row.get("baseline", "cubic"),
+                      worst_gain_db=row.get("worst_gain_db"), fps=row.get("fps"))

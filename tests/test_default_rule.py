@@ -1,0 +1,91 @@
+"""The written rule that picks the default models, on made-up tables and on the shipped benchmark's JSON."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from srstream import defaults
+from srstream.default_rule import Standing, eligible, pick, shortfalls
+from training.weights import shipped_models
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _table(**rows: dict[str, tuple[float, float | None]]):
+    return {m: {c: Standing(*v) for c, v in r.items()} for m, r in rows.items()}
+
+
+def test_a_model_more_than_the_margin_below_the_best_anywhere_is_not_eligible():
+    table = _table(a={"crf18": (1.00, 0.2), "crf35": (0.00, -0.1)},
+                   b={"crf18": (0.96, 0.3), "crf35": (0.30, 0.1)},
+                   c={"crf18": (0.50, 0.4), "crf35": (0.31, 0.2)})
+    assert eligible(table) == ["b"]  # a trails at crf35 by 0.30, c at crf18 by 0.50
+    assert shortfalls(table, "a") == ["crf35: 0.00 dB, 0.31 below c"]
+    assert pick(table) == "b"
+
+
+def test_among_the_eligible_the_best_worst_clip_wins():
+    table = _table(a={"crf28": (0.50, -0.3)}, b={"crf28": (0.47, 0.05)}, c={"crf28": (0.40, 0.9)})
+    assert eligible(table) == ["a", "b"] and pick(table) == "b"
+
+
+def test_a_condition_not_measured_makes_a_model_ineligible():
+    table = _table(a={"crf18": (0.5, 0.1), "crf28": (0.5, 0.1)}, b={"crf18": (0.9, 0.5)})
+    assert shortfalls(table, "b") == ["crf28: not measured"] and pick(table) == "a"
+
+
+def test_where_no_model_is_eligible_the_one_trailing_least_is_picked():
+    table = _table(a={"crf18": (1.0, 0.0), "crf35": (0.0, 0.0)}, b={"crf18": (0.8, 0.0), "crf35": (0.1, 0.0)})
+    assert eligible(table) == [] and pick(table) == "a"  # a trails by 0.10, b by 0.20
+
+
+def _report_table(report: dict, accelerator: bool) -> dict:
+    """The rule's table straight from a compressed_video.py report: mean and worst-clip gain per CRF."""
+    shipped = shipped_models()
+    models = [m for m in report["models"] if m in shipped]
+    if not accelerator:
+        keep = defaults.affordable({m: sum(r[m]["fps"] for r in report["summary"].values()) / len(report["summary"])
+                                    for m in models})
+        models = [m for m in models if m in keep]
+    return {m: {f"crf{crf}": Standing(row[m]["gain_db"], min(c["crf"][crf][m]["gain_db"] for c in report["clips"]))
+                for crf, row in report["summary"].items()} for m in models}
+
+
+def _default_report() -> dict:
+    """The report the video default was chosen on: the one its card names."""
+    row = shipped_models()[defaults.video_model("cpu")].card["evaluation"]["compressed_crf28"]
+    return json.loads((ROOT / row["report"]).read_text())
+
+
+def test_the_shipped_video_defaults_are_the_rules_pick_on_the_benchmarks_json():
+    report = _default_report()
+    for accelerator in (False, True):
+        from_json = pick(_report_table(report, accelerator))
+        assert from_json == pick(defaults.video_table(accelerator=accelerator))
+    assert defaults.video_model("cpu") == pick(_report_table(report, False))
+    assert defaults.video_model("cpu") == "fast-x4"  # what the rule makes of the six-clip figures (issue 27)
+
+
+def test_the_cards_carry_the_benchmarks_figures_for_every_model_it_measured():
+    report = _default_report()
+    shipped = shipped_models()
+    for model in report["models"]:
+        for crf, row in report["summary"].items():
+            card = shipped[model].card["evaluation"][f"compressed_crf{crf}"]
+            worst = min(c["crf"][crf][model]["gain_db"] for c in report["clips"])
+            assert abs(card["gain_db"] - row[model]["gain_db"]) < 2e-3 and abs(card["worst_gain_db"] - worst) < 1e-3
+
+
+def test_the_image_default_is_the_rules_pick_on_set5_and_set14():
+    table = defaults.image_table()
+    assert defaults.image_model() == pick(table) == "srresnet-x4"
+    assert all(table["srresnet-x4"][s].mean >= table[m][s].mean - 0.05 for m in table for s in ("Set5", "Set14"))
+
+
+def test_srstream_models_names_each_default_and_where_the_others_lose(capsys):
+    from srstream.cli import main
+
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "default for video on a CPU: fast-x4" in out and "default for images: srresnet-x4" in out
+    assert "camera-fast-x4 is not the default for video on a CPU: crf18" in out
