@@ -1,12 +1,17 @@
-"""Compressed-video fidelity: real footage shrunk x4, through libx264 at several CRFs, upscaled, compared with the
-real frames.
+"""Compressed-video fidelity: real footage shrunk x4 (or x2), through libx264 at several CRFs and camera bitrates,
+upscaled, compared with the real frames.
 
-    python benchmarks/compressed_video.py [--frames 24] [--crf 18,23,28,35] [--models fast-x4,...] [--data CLIP ...]
-        [--model PATH ...]
+    python benchmarks/compressed_video.py [--split heldout|tune|all] [--clips-root DIR] [--scale 4] [--frames 16]
+        [--crf 18,23,28,35] [--kbps 256,1024] [--models fast-x4,...] [--data CLIP ...] [--model PATH ...]
 
-For each clip: the first N frames are the HR reference (cropped so both sides divide by 8, so that the x4 LR has
-the even sides yuv420p needs), the LR is their x4 area downscale (4x4 block means), encoded as one libx264 stream
-(PyAV, preset medium, yuv420p, one GOP, 3 B frames) at each CRF and decoded. Bicubic (MATLAB) and every model
+The clips are `benchmarks/footage_clips.toml` (16 real clips from 8 sources, kept outside the repository under
+--clips-root; `split` "tune" may be used to choose settings, "heldout" is only reported) plus vtest.avi and
+small.mp4 from ../shared/data/video (held out). Means are over sources, each source weighted as one (Vid4's four
+clips count once), beside the worst clip. For each clip: the first N frames are the HR reference (cropped so both
+sides divide by 2 x scale, so that the LR has the even sides yuv420p needs), the LR is their area downscale (block
+means), encoded as one libx264 stream (PyAV, preset medium, yuv420p, one GOP, 3 B frames) at each CRF and at each
+average bitrate (kbit/s at the LR size, VBV capped at it) and decoded. A model of another scale than --scale runs
+as `--outscale` does: its output resampled to the HR size. Bicubic (MATLAB) and every model
 (`srstream.engine.Upscaler`, CPU) upscale the decoded LR; a recurrent model (its card's `temporal.recurrent`)
 runs frame by frame in display order through `Upscaler.step`, carrying its state from frame to frame, from a zero
 state at the clip's start (as a live stream would), its fps timed over that loop. Reported per clip and CRF: Y-PSNR and SSIM (BT.601,
@@ -35,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.report import emit  # noqa: E402
 from srstream.engine import Upscaler  # noqa: E402
 from srstream.frame_format import from_float  # noqa: E402
-from training.codec import Encoding, compress  # noqa: E402
+from training.codec import Encoding, compress_with_facts  # noqa: E402
 from training.evaluate import bicubic_upscale  # noqa: E402
 from training.footage_tune import TuneSettings, camera_settings, fine_tune  # noqa: E402
 from torchmetrics.functional.image import structural_similarity_index_measure  # noqa: E402
@@ -44,6 +49,8 @@ from training.weights import shipped_models  # noqa: E402
 
 VIDEO = ROOT.parent / "shared" / "data" / "video"
 CLIPS = [VIDEO / "vtest.avi", VIDEO / "small.mp4"]
+MANIFEST = ROOT / "benchmarks" / "footage_clips.toml"
+CLIPS_ROOT = ROOT.parent / "data" / "bench-video"
 SCALE = 4
 MIN_FRAMES = 3
 MIN_LR_SIDE = 32
@@ -51,8 +58,25 @@ SSIM_STRIDE = 4  # SSIM on every 4th frame (frames 0, 4, 8, ...): a 720p SSIM co
 
 
 def default_models() -> list[str]:
-    """Every shipped RGB x4 model (the ones that take video), by name."""
-    return [name for name, d in shipped_models().items() if d.scale == SCALE and d.channels == 3]
+    """Every shipped RGB x2/x4 model (the ones that take video), by name."""
+    return [name for name, d in shipped_models().items() if d.scale in (2, 4) and d.channels == 3]
+
+
+def manifest_clips(split: str, root: Path) -> list[tuple[Path, str]]:
+    """(file, source group) of the manifest's clips in `split` ('all' for both), then the shared clips (held out)."""
+    import tomllib
+
+    clips = tomllib.loads(MANIFEST.read_text())["clip"]
+    chosen = [(root / c["file"], c["group"]) for c in clips if split == "all" or c["split"] == split]
+    shared = [(path, "shared-" + path.stem) for path in CLIPS] if split in ("all", "heldout") else []
+    return chosen + shared
+
+
+def conditions(crfs: list[int], kbps: list[int]) -> dict[str, Encoding]:
+    """Each condition's name ('crf28', 'kbps256') and its libx264 encoding."""
+    out = {f"crf{c}": Encoding("libx264", c, "medium", bframes=3) for c in crfs}
+    out.update({f"kbps{k}": Encoding("libx264", 23, "medium", bframes=3, kbps=k) for k in kbps})
+    return out
 
 
 def read_hr(path: Path, count: int) -> np.ndarray:
@@ -131,17 +155,21 @@ def step_through(upscaler: Upscaler, lr: np.ndarray) -> np.ndarray:
     return np.stack(out)
 
 
-def upscale_timed(upscaler: Upscaler, lr: np.ndarray) -> tuple[np.ndarray, float]:
-    """The upscaled frames and the frames a second of the call (after a warm-up batch at this size); a recurrent
-    model through `step_through`."""
+def upscale_timed(upscaler: Upscaler, lr: np.ndarray, hr_size: tuple[int, int], facts: list | None = None
+                  ) -> tuple[np.ndarray, float]:
+    """The upscaled frames (resampled to `hr_size`, (H, W), where the model's scale is another) and the frames a
+    second of the call (after a warm-up batch at this size); a recurrent model through `step_through`. A model
+    that takes the QP gets the decoder's `facts` for each frame, as the video front door gives them."""
+    size = None if upscaler.scale == SCALE else (hr_size[1], hr_size[0])
     if upscaler.spec.recurrent:
         step_through(upscaler, lr[:1])  # warm-up at this size
         started = time.perf_counter()
         out = step_through(upscaler, lr)
         return out, len(lr) / (time.perf_counter() - started)
-    upscaler.upscale(lr[:upscaler.batch_size])
+    facts = facts if upscaler.spec.descriptor.takes_qp else None
+    upscaler.upscale(lr[:upscaler.batch_size], size, facts and facts[:upscaler.batch_size])
     started = time.perf_counter()
-    out = upscaler.upscale(lr)
+    out = upscaler.upscale(lr, size, facts)
     return np.asarray(out), len(lr) / (time.perf_counter() - started)
 
 
@@ -160,11 +188,11 @@ def tuned_on(footage: np.ndarray, upscalers: dict[str, Upscaler], seconds: float
     return out
 
 
-def measure_crf(hr: np.ndarray, lr: np.ndarray, crf: int, upscalers: dict[str, Upscaler],
-                tune_seconds: float = 0.0) -> dict:
-    """Bicubic and every model on the LR clip through libx264 at `crf`: scores, gains and ratios over bicubic;
-    with `tune_seconds`, also each camera model tuned on the decoded clip."""
-    decoded = compress(lr, Encoding("libx264", crf, "medium", bframes=3))
+def measure_condition(hr: np.ndarray, lr: np.ndarray, encoding: Encoding, upscalers: dict[str, Upscaler],
+                      tune_seconds: float = 0.0) -> dict:
+    """Bicubic and every model on the LR clip through `encoding`: scores, gains and ratios over bicubic; with
+    `tune_seconds`, also each camera model tuned on the decoded clip."""
+    decoded, facts = compress_with_facts(lr, encoding)
     bicubic = np.stack([bicubic_upscale(f, SCALE) for f in decoded])
     base = scores(bicubic, hr)
     row = {"lr_psnr_y": round(float(np.mean([psnr_y(d, c, 0) for d, c in zip(decoded, lr)])), 3),
@@ -172,7 +200,7 @@ def measure_crf(hr: np.ndarray, lr: np.ndarray, crf: int, upscalers: dict[str, U
     if tune_seconds:
         upscalers = {**upscalers, **tuned_on(decoded, upscalers, tune_seconds)}
     for name, upscaler in upscalers.items():
-        sr, fps = upscale_timed(upscaler, decoded)
+        sr, fps = upscale_timed(upscaler, decoded, hr.shape[1:3], facts)
         s = scores(sr, hr)
         row[name] = {"psnr_y": round(s["psnr_y"], 3), "ssim_y": round(s["ssim_y"], 4),
                      "gain_db": round(s["psnr_y"] - base["psnr_y"], 3),
@@ -184,36 +212,47 @@ def measure_crf(hr: np.ndarray, lr: np.ndarray, crf: int, upscalers: dict[str, U
 
 def measured(clips: list[dict]) -> list[str]:
     """The models in the report, as measured (tuned copies included), in order."""
-    row = clips[0]["crf"][next(iter(clips[0]["crf"]))]
+    row = clips[0]["conditions"][next(iter(clips[0]["conditions"]))]
     return [m for m, r in row.items() if isinstance(r, dict) and "gain_db" in r]
 
 
-def summary(clips: list[dict], crfs: list[int], models: list[str]) -> dict:
-    """Per CRF and model: the means over clips of the gains, the flicker ratio and fps."""
+def by_source(clips: list[dict], value) -> float:
+    """The mean over sources of the mean over each source's clips of `value(clip)`: each source weighs as one."""
+    groups: dict[str, list[float]] = {}
+    for clip in clips:
+        groups.setdefault(clip["group"], []).append(value(clip))
+    return float(np.mean([np.mean(v) for v in groups.values()]))
+
+
+def summary(clips: list[dict], names: list[str], models: list[str]) -> dict:
+    """Per condition and model: the source-weighted means of the gains, the flicker ratio and fps, and the worst
+    clip's gain."""
     out: dict = {}
-    for crf in crfs:
-        rows = [c["crf"][str(crf)] for c in clips]
-        out[str(crf)] = {m: {**{k: round(float(np.mean([r[m][k] for r in rows])), 3 if k != "ssim_gain" else 4)
-                                for k in ("gain_db", "ssim_gain", "flicker_ratio", "fps")},
-                             "worst_gain_db": round(min(r[m]["gain_db"] for r in rows), 3)} for m in models}
+    for cond in names:
+        out[cond] = {m: {**{k: round(by_source(clips, lambda c, k=k, m=m: c["conditions"][cond][m][k]),
+                                     3 if k != "ssim_gain" else 4)
+                            for k in ("gain_db", "ssim_gain", "flicker_ratio", "fps")},
+                         "worst_gain_db": round(min(c["conditions"][cond][m]["gain_db"] for c in clips), 3),
+                         "worse_flicker_clips": sum(c["conditions"][cond][m]["flicker_ratio"] > 1 for c in clips)}
+                     for m in models}
     return out
 
 
 def table(report: dict) -> str:
     """The summary as a markdown table (one row per CRF and model), then per-clip gains."""
     clips = [Path(c["clip"]).name for c in report["clips"]]
-    lines = ["| CRF | model | mean gain dB | SSIM gain | flicker ratio | fps (LR) | " +
+    lines = ["| condition | model | mean gain dB | SSIM gain | flicker ratio | fps (LR) | " +
              " | ".join(f"{c} gain dB" for c in clips) + " |",
              "|---|---|---|---|---|---|" + "---|" * len(clips)]
-    for crf, models in report["summary"].items():
+    for cond, models in report["summary"].items():
         for name, s in models.items():
-            per_clip = " | ".join(f"{c['crf'][crf][name]['gain_db']:+.2f}" for c in report["clips"])
-            lines.append(f"| {crf} | {name} | {s['gain_db']:+.2f} | {s['ssim_gain']:+.4f} | {s['flicker_ratio']:.3f} "
-                         f"| {s['fps']:.1f} | {per_clip} |")
+            per_clip = " | ".join(f"{c['conditions'][cond][name]['gain_db']:+.2f}" for c in report["clips"])
+            lines.append(f"| {cond} | {name} | {s['gain_db']:+.2f} | {s['ssim_gain']:+.4f} | "
+                         f"{s['flicker_ratio']:.3f} | {s['fps']:.1f} | {per_clip} |")
     return "\n".join(lines)
 
 
-def run_clip(path: Path, frames: int, crfs: list[int], upscalers: dict[str, Upscaler],
+def run_clip(path: Path, group: str, frames: int, encodings: dict[str, Encoding], upscalers: dict[str, Upscaler],
              tune_seconds: float = 0.0) -> dict | str:
     """One clip's report, or the reason it was skipped."""
     hr = read_hr(path, frames)
@@ -221,13 +260,13 @@ def run_clip(path: Path, frames: int, crfs: list[int], upscalers: dict[str, Upsc
     if reason:
         return reason
     lr = area_downscale(hr)
-    result = {"clip": str(path), "frames": len(hr), "hr": f"{hr.shape[2]}x{hr.shape[1]}",
+    result = {"clip": str(path), "group": group, "frames": len(hr), "hr": f"{hr.shape[2]}x{hr.shape[1]}",
               "lr": f"{lr.shape[2]}x{lr.shape[1]}",
-              "ssim_check": float(check_ssim(bicubic_upscale(lr[0], SCALE), hr[0])), "crf": {}}
-    for crf in crfs:
-        row = result["crf"][str(crf)] = measure_crf(hr, lr, crf, upscalers, tune_seconds)
-        print(f"{path.name} crf {crf}: " + ", ".join(f"{m} {r['gain_db']:+.2f} dB" for m, r in row.items()
-                                                     if isinstance(r, dict) and "gain_db" in r), file=sys.stderr)
+              "ssim_check": float(check_ssim(bicubic_upscale(lr[0], SCALE), hr[0])), "conditions": {}}
+    for cond, encoding in encodings.items():
+        row = result["conditions"][cond] = measure_condition(hr, lr, encoding, upscalers, tune_seconds)
+        print(f"{path.name} {cond}: " + ", ".join(f"{m} {r['gain_db']:+.2f} dB" for m, r in row.items()
+                                                  if isinstance(r, dict) and "gain_db" in r), file=sys.stderr)
     return result
 
 
@@ -240,15 +279,17 @@ def record(report: dict, model: str) -> Path:
     key = model_key(model)
     card_path = resolve_model_path(model).with_suffix(".json")
     card = json.loads(card_path.read_text())
-    clips = ", ".join(f"{Path(c['clip']).name} ({c['frames']} frames)" for c in report["clips"])
-    for crf, models in report["summary"].items():
+    clips = ", ".join(f"{Path(c['clip']).stem} ({c['frames']} frames)" for c in report["clips"])
+    prefix = "compressed_" if report["scale"] == 4 else f"compressed_x{report['scale']}_"
+    for cond, models in report["summary"].items():
         row = models[key]
-        worst = row.get("worst_gain_db", min(c["crf"][crf][key]["gain_db"] for c in report["clips"]))
-        card = with_evaluation(card, f"compressed_crf{crf}", {
-            "task": f"video x264 CRF {crf}", "gain_db": row["gain_db"], "baseline": "bicubic",
-            "worst_gain_db": worst, "fps": row["fps"],
+        what = f"CRF {cond[3:]}" if cond.startswith("crf") else f"{cond[4:]} kbit/s"
+        card = with_evaluation(card, prefix + cond, {
+            "task": f"video x{report['scale']} x264 {what}", "gain_db": row["gain_db"], "baseline": "bicubic",
+            "worst_gain_db": row["worst_gain_db"], "fps": row["fps"],
             "ssim_gain": row["ssim_gain"], "flicker_ratio": row["flicker_ratio"],
-            "data": f"benchmarks/compressed_video.py: {clips}, x4 area downscale, mean over clips",
+            "data": f"benchmarks/compressed_video.py --split {report['split']}: {clips}; x{report['scale']} area "
+                    "downscale; mean over sources (each weighs as one)",
             "report": report.get("path", "")})
     card_path.write_text(json.dumps(card, indent=2) + "\n")
     return card_path
@@ -264,8 +305,13 @@ def main(argv: list[str] | None = None) -> int:
     """Measure every clip, print and write the report; 2 when no clip could be measured."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", action="append", default=[], type=Path, help="another clip (repeatable)")
-    parser.add_argument("--frames", type=int, default=24, help="first N frames of each clip (default 24)")
+    parser.add_argument("--split", choices=("heldout", "tune", "all"), default="heldout",
+                        help="which clips of benchmarks/footage_clips.toml (default: heldout)")
+    parser.add_argument("--clips-root", type=Path, default=CLIPS_ROOT, help="where the manifest's files are")
+    parser.add_argument("--scale", type=int, choices=(2, 4), default=4, help="the downscale factor (default 4)")
+    parser.add_argument("--frames", type=int, default=16, help="first N frames of each clip (default 16)")
     parser.add_argument("--crf", default="18,23,28,35", help="libx264 CRFs, comma-separated")
+    parser.add_argument("--kbps", default="256,1024", help="libx264 average bitrates at the LR size (kbit/s)")
     parser.add_argument("--models", default=",".join(default_models()),
                         help="shipped names or weight files, comma-separated")
     parser.add_argument("--model", dest="paths", action="append", default=[], metavar="PATH",
@@ -285,12 +331,16 @@ def main(argv: list[str] | None = None) -> int:
         for model in args.record:
             print(f"recorded in {record(report, model)}", file=sys.stderr)
         return 0
-    crfs = [int(c) for c in args.crf.split(",")]
+    global SCALE
+    SCALE = args.scale
+    encodings = conditions([int(c) for c in args.crf.split(",") if c], [int(k) for k in args.kbps.split(",") if k])
     models = [m for m in args.models.split(",") if m] + [str(p) for p in args.paths]
     upscalers = {model_key(m): Upscaler(m, backend="cpu") for m in models}
     clips, skipped = [], []
-    for path in [*CLIPS, *args.data]:
-        result = run_clip(path, args.frames, crfs, upscalers, args.tune) if path.is_file() else "no such file"
+    inputs = manifest_clips(args.split, args.clips_root) + [(p, p.stem) for p in args.data]
+    for path, group in inputs:
+        result = (run_clip(path, group, args.frames, encodings, upscalers, args.tune) if path.is_file()
+                  else "no such file")
         if isinstance(result, str):
             print(f"skipped {path}: {result}", file=sys.stderr)
             skipped.append({"clip": str(path), "why": result})
@@ -299,15 +349,17 @@ def main(argv: list[str] | None = None) -> int:
     if not clips:
         print("error: no clip could be measured", file=sys.stderr)
         return 2
-    report = {"benchmark": "compressed_video", "note": args.note, "scale": SCALE, "downscale": "area (4x4 block means)",
-              "codec": "libx264 preset medium yuv420p, one GOP, 3 B frames (PyAV)", "frames_asked": args.frames,
+    report = {"benchmark": "compressed_video", "note": args.note, "scale": SCALE, "split": args.split,
+              "downscale": f"area ({SCALE}x{SCALE} block means)", "weighting": "mean over sources, each weighs as one",
+              "codec": "libx264 preset medium yuv420p, one GOP, 3 B frames (PyAV); CRF, or ABR at kbit/s with the "
+                       "VBV capped at it", "frames_asked": args.frames,
               "ssim": f"every {SSIM_STRIDE}th frame, float32 (|diff| to training.metrics.ssim_y on a frame: "
                       f"{max(c['ssim_check'] for c in clips):.1e})",
               "hardware": f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads",
               "backends": {m: u.label for m, u in upscalers.items()},
               "models": {model_key(m): m for m in models},
               "recurrent": [m for m, u in upscalers.items() if u.spec.recurrent], "clips": clips, "skipped": skipped,
-              "tune_seconds": args.tune, "summary": summary(clips, crfs, measured(clips)),
+              "tune_seconds": args.tune, "summary": summary(clips, list(encodings), measured(clips)),
               "path": _relative(args.out)}
     emit(report, args.out)
     print("\n" + table(report))

@@ -1,6 +1,7 @@
 """The one inference engine: `Upscaler` composes the steps a batch of frames goes through.
 
-    frames in (frame_format) -> channels (frame_format) -> a recurrent model's state packed beside them
+    frames in (frame_format) -> channels (frame_format) -> the codec's QP plane beside them, for a model that takes
+    it (training.compression: the decoder's, else a blind estimate) -> a recurrent model's state packed beside them
     (training.recurrent_generator) -> self-ensemble views (tta) -> batches (backend_call)
     -> tiles sized to the memory budget, shrunk on OOM (tile_budget, tiling) -> multiple-of padding (padding)
     -> the backend (backends: a registry, one module per backend) -> output size (resample) -> frames out
@@ -33,6 +34,7 @@ from srstream.padding import run_padded
 from srstream.resample import resize_to
 from srstream.tile_budget import MIN_TILE, TileBudget, run_shrinking
 from srstream.tta import self_ensemble, tta_views
+from training.compression import Compression, estimated
 from training.recurrent_generator import pack_state, unpack_state
 
 __all__ = ["BACKENDS", "MIN_TILE", "EngineError", "Upscaler", "tta_views"]
@@ -77,7 +79,7 @@ class Upscaler:
         if tta and self.spec.recurrent:  # flipped views would each need a past of their own
             raise EngineError(f"{self.spec.name}: --tta does not apply to a recurrent model")
         self.tta = tta
-        self._noted_no_past = False
+        self._noted_no_past = self._noted_estimate = False
         log.info("srstream: model %s (x%d) on %s", self.spec.name, self.spec.scale, self.label)
 
     # What it runs and where.
@@ -125,19 +127,22 @@ class Upscaler:
 
     # The steps, in the order a batch meets them.
 
-    def upscale(self, frames: np.ndarray | torch.Tensor, size: tuple[int, int] | None = None
-                ) -> np.ndarray | torch.Tensor:
+    def upscale(self, frames: np.ndarray | torch.Tensor, size: tuple[int, int] | None = None,
+                compression: list[Compression | None] | None = None) -> np.ndarray | torch.Tensor:
         """Upscale frames and return the same kind: numpy (H, W[, C]) or (N, H, W, C), or torch (N, C, H, W);
-        uint8, uint16 or float in [0, 1]. `size` (width, height) resamples the output to that size."""
+        uint8, uint16 or float in [0, 1]. `size` (width, height) resamples the output to that size. `compression`
+        (one per frame) is what the decoder said of each frame, for a model that takes the QP."""
         if isinstance(frames, torch.Tensor):
-            return from_float(self.upscale_tensor(to_float(frames), size), frames.dtype).to(frames.device)
+            return from_float(self.upscale_tensor(to_float(frames), size, compression), frames.dtype).to(frames.device)
         parts = NumpyFrames.split(frames)
-        return parts.join(self.upscale_tensor(parts.color_nchw(self.to_device), size), self.to_device)
+        return parts.join(self.upscale_tensor(parts.color_nchw(self.to_device), size, compression), self.to_device)
 
-    def upscale_tensor(self, x: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
+    def upscale_tensor(self, x: torch.Tensor, size: tuple[int, int] | None = None,
+                       compression: list[Compression | None] | None = None) -> torch.Tensor:
         """(N, C, H, W) float in [0, 1] -> (N, C, rH, rW) float32 in [0, 1] on the backend's device; with `size`
-        (width, height), the model's output is resampled to it there (Lanczos, antialiased). A recurrent model
-        takes each frame as one with no past (noted once in the log)."""
+        (width, height), the model's output is resampled to it there (Lanczos, antialiased). A model that takes
+        the QP gets each frame's `compression` (the decoder's, else a blind estimate). A recurrent model takes each
+        frame as one with no past (noted once in the log)."""
         if self.spec.recurrent:
             if not self._noted_no_past:
                 log.info("srstream: %s is a video model; these images are upscaled each with no past frames",
@@ -145,6 +150,8 @@ class Upscaler:
                 self._noted_no_past = True
             return self.step(x, None, size)[0]
         x, grey = fit_channels(x, self.spec.channels, self.spec.name)
+        if self.spec.descriptor.takes_qp:
+            x = torch.cat([x, self.qp_planes(x, compression)], dim=1)
         if self.tta:
             y = self_ensemble(x, self._in_batches, transpose=self.spec.descriptor.transposable)
         else:
@@ -163,6 +170,22 @@ class Upscaler:
         y, new_state = unpack_state(self._in_batches(packed), self.spec.channels, self.scale)
         y = resize_to(y, size).clamp_(0, 1)
         return (to_grey(y) if grey else y), new_state
+
+    def qp_planes(self, x: torch.Tensor, compression: list[Compression | None] | None) -> torch.Tensor:
+        """(N, 1, H, W) QP planes for (N, C, H, W) frames: the decoder's facts where given, else the blind estimate
+        from the frame's pixels (the first time, said in the log with the QP it found)."""
+        facts = list(compression) if compression is not None else [None] * x.shape[0]
+        planes = []
+        for frame, fact in zip(x, facts):
+            if fact is None:
+                pixels = frame[:3].mul(255).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+                fact = estimated(pixels)
+                if not self._noted_estimate:
+                    log.warning("srstream: %s takes the codec's QP; none came with these frames: a blind estimate from "
+                             "the pixels (QP %.0f)", self.spec.name, fact.mean_qp)
+                    self._noted_estimate = True
+            planes.append(torch.from_numpy(fact.plane(*frame.shape[-2:])))
+        return self.to_device(torch.stack(planes)[:, None]).to(x.dtype)
 
     def _in_batches(self, x: torch.Tensor) -> torch.Tensor:
         # Whole batches may go straight to a pipelining backend; tiles and padded frames take the tiled path.

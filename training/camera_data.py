@@ -14,7 +14,8 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from training.camera_clips import camera_clip, flip_and_turn
-from training.camera_degrade import CameraSettings, degrade_clip
+from training.camera_degrade import CameraSettings, degrade_clip, degrade_clip_with_qp
+from training.compression import qp_plane
 from training.data import list_images, load_image
 from training.video_frames import list_videos, load_video, video_clip
 
@@ -22,15 +23,18 @@ from training.video_frames import list_videos, load_video, video_clip
 class CameraClips(Dataset):
     """(HR, LR) clip pairs in [0, 1]: (T, 3, P, P) and (T, 3, P/scale, P/scale); photos and videos cached as uint8.
 
-    With `videos`, a sample is a real clip with probability `video_p`, else a photo under synthetic motion.
+    With `videos`, a sample is a real clip with probability `video_p`, else a photo under synthetic motion. With
+    `qp_plane`, each LR frame has a fourth channel: the decoder's QP map / 51 over its pixels (a model that takes
+    the QP learns from what the codec really did to that clip).
     """
 
     def __init__(self, folders: list[str | Path], patch_size: int, scale: int, settings: CameraSettings,
                  seed: int = 0, length: int = 1 << 40, progress: bool = False, videos: list[str | Path] = (),
-                 video_p: float = 0.5, video_prescale: int = 2) -> None:
+                 video_p: float = 0.5, video_prescale: int = 2, qp_plane: bool = False) -> None:
         self.files = list_images(folders)
         self.patch_size, self.scale, self.settings, self.seed, self.length = (patch_size, scale, settings, seed,
                                                                               length)
+        self.qp_plane = qp_plane
         files = tqdm(self.files, desc="caching images", disable=not progress, leave=False)
         self.images = [load_image(f, 3) for f in files]
         small = [f for f, im in zip(self.files, self.images) if min(im.shape[:2]) < patch_size]
@@ -53,6 +57,11 @@ class CameraClips(Dataset):
 
     def clip(self, index: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
         """Sample `index` as uint8 HR and LR clips (T, H, W, 3) and the degradation steps applied."""
+        hr, lr, _, log = self.clip_with_qp(index)
+        return hr, lr, log
+
+    def clip_with_qp(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+        """`clip`, with the LR frames' QP maps (T, h/16, w/16)."""
         rng = np.random.default_rng([self.seed, index])
         s = self.settings
         if self.video_p and rng.random() < self.video_p:
@@ -64,10 +73,14 @@ class CameraClips(Dataset):
             motion = s.motions[rng.integers(len(s.motions))]
             hr = camera_clip(image, rng, s.frames, self.patch_size, motion, s.speed, s.zoom, s.degrees)
         hr = flip_and_turn(hr, rng)
-        lr, log = degrade_clip(hr, rng, s, self.scale)
-        return hr, lr, [f"motion {motion}", *log]
+        lr, qp, log = degrade_clip_with_qp(hr, rng, s, self.scale)
+        return hr, lr, qp, [f"motion {motion}", *log]
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        hr, lr, _ = self.clip(index)
+        hr, lr, qp, _ = self.clip_with_qp(index)
         as_float = lambda c: torch.from_numpy(c).permute(0, 3, 1, 2).float().div_(255.0)  # noqa: E731
-        return as_float(hr), as_float(lr)
+        low = as_float(lr)
+        if self.qp_plane:
+            planes = np.stack([qp_plane(q, *lr.shape[1:3]) for q in qp])
+            low = torch.cat([low, torch.from_numpy(planes)[:, None]], dim=1)
+        return as_float(hr), low

@@ -23,7 +23,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 from training.camera_clips import MOTIONS
-from training.codec import CODECS, PRESETS, Encoding, compress
+from training.codec import CODECS, PRESETS, Encoding, compress_with_facts
+from training.compression import blocks_of
 
 BLURS = ("isotropic", "anisotropic", "motion", "defocus")
 RESIZES = ("area", "bilinear", "bicubic")
@@ -247,27 +248,39 @@ def _stage(clip: torch.Tensor, rng: np.random.Generator, s: CameraSettings, lr_s
     return clip
 
 
-def _compress(clip: np.ndarray, rng: np.random.Generator, s: CameraSettings, log: list[str]) -> np.ndarray:
-    """JPEG (with `jpeg_p`) and the codec (with `codec_p`), JPEG usually first."""
+def _compress(clip: np.ndarray, rng: np.random.Generator, s: CameraSettings, log: list[str]
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """JPEG (with `jpeg_p`) and the codec (with `codec_p`), JPEG usually first; and each frame's QP map as the
+    decoder gave it (zeros where no codec ran, or the codec exports none)."""
     quality = int(rng.integers(s.jpeg_quality[0], s.jpeg_quality[1] + 1)) if rng.random() < s.jpeg_p else 0
     encoding = draw_encoding(rng, s) if rng.random() < s.codec_p else None
     jpeg_last = rng.random() < s.jpeg_after_codec_p
     if quality and not jpeg_last:
         clip = jpeg(clip, quality)
         log.append(f"jpeg q{quality}")
+    t, h, w = clip.shape[:3]
+    qp = np.zeros((t, *blocks_of(h, w)), np.float32)
     if encoding is not None:
-        clip = compress(clip, encoding)
-        log.append(f"{encoding.codec} crf {encoding.crf} {encoding.preset} bf {encoding.bframes} "
-                   f"{encoding.container}")
+        clip, facts = compress_with_facts(clip, encoding)
+        qp = np.stack([f.qp if f is not None else q for f, q in zip(facts, qp)])
+        rate = f"{encoding.kbps} kbit/s" if encoding.kbps else f"crf {encoding.crf}"
+        log.append(f"{encoding.codec} {rate} {encoding.preset} bf {encoding.bframes} {encoding.container}")
     if quality and jpeg_last:
         clip = jpeg(clip, quality)
         log.append(f"jpeg q{quality}")
-    return clip
+    return clip, qp
 
 
 def degrade_clip(hr: np.ndarray, rng: np.random.Generator, settings: CameraSettings, scale: int
                  ) -> tuple[np.ndarray, list[str]]:
     """The LR clip (T, H/scale, W/scale, 3) uint8 of an HR clip (T, H, W, 3) uint8, and what was done to it."""
+    lr, _, log = degrade_clip_with_qp(hr, rng, settings, scale)
+    return lr, log
+
+
+def degrade_clip_with_qp(hr: np.ndarray, rng: np.random.Generator, settings: CameraSettings, scale: int
+                         ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """`degrade_clip`, with each LR frame's QP map (T, h/16, w/16) on H.264's scale as the decoder gave it."""
     t, h, w = hr.shape[:3]
     if h % scale or w % scale or (h // scale) % 2 or (w // scale) % 2:
         raise ValueError(f"clip {w}x{h}: sides must be multiples of {2 * scale} (even LR sides for yuv420p)")
@@ -279,4 +292,5 @@ def degrade_clip(hr: np.ndarray, rng: np.random.Generator, settings: CameraSetti
     kind = settings.resizes[rng.integers(len(settings.resizes))]
     clip = resize(clip, lr_size, kind)
     log.append(f"resize {kind} {lr_size[1]}x{lr_size[0]}")
-    return _compress(_to_uint8(clip), rng, settings, log), log
+    lr, qp = _compress(_to_uint8(clip), rng, settings, log)
+    return lr, qp, log

@@ -12,19 +12,23 @@ from dataclasses import dataclass, replace
 import av
 import numpy as np
 
+from training.compression import DECODER_OPTIONS, Compression, from_decoder, picture_type
+
 CODECS = ("libx264", "libx265")
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow")
 
 
 @dataclass(frozen=True)
 class Encoding:
-    """How a clip is compressed: codec, constant rate factor, preset, B frames between references, container."""
+    """How a clip is compressed: codec, constant rate factor, preset, B frames between references, container; a
+    `kbps` above 0 replaces the CRF by an average bitrate (ABR, as cameras set it), with the VBV capped at it."""
 
     codec: str = "libx264"
     crf: int = 28
     preset: str = "medium"
     bframes: int = 2
     container: str = "matroska"
+    kbps: int = 0
 
     def __post_init__(self) -> None:
         if self.codec not in CODECS:
@@ -33,14 +37,20 @@ class Encoding:
             raise ValueError(f"unknown preset {self.preset!r}: use one of {', '.join(PRESETS)}")
         if not 0 <= self.crf <= 51:
             raise ValueError(f"crf {self.crf}: must be 0..51")
+        if self.kbps < 0:
+            raise ValueError(f"kbps {self.kbps}: must be 0 (CRF) or a bitrate above 0")
 
 
 def _options(encoding: Encoding, frames: int) -> dict[str, str]:
     """Encoder options for one GOP spanning the clip, one thread, quiet."""
+    kbps = encoding.kbps
     if encoding.codec == "libx264":
-        return {"crf": str(encoding.crf), "preset": encoding.preset, "bf": str(encoding.bframes),
+        rate = ({"b": f"{kbps}k", "maxrate": f"{kbps}k", "bufsize": f"{2 * kbps}k"} if kbps
+                else {"crf": str(encoding.crf)})
+        return {**rate, "preset": encoding.preset, "bf": str(encoding.bframes),
                 "g": str(max(frames, 1)), "threads": "1", "sc_threshold": "0"}
-    params = (f"crf={encoding.crf}:bframes={encoding.bframes}:keyint={max(frames, 1)}:min-keyint=1:"
+    rate = f"bitrate={kbps}:vbv-maxrate={kbps}:vbv-bufsize={2 * kbps}" if kbps else f"crf={encoding.crf}"
+    params = (f"{rate}:bframes={encoding.bframes}:keyint={max(frames, 1)}:min-keyint=1:"
               f"scenecut=0:pools=none:frame-threads=1:wpp=0:log-level=none")
     return {"preset": encoding.preset, "x265-params": params}
 
@@ -66,25 +76,37 @@ def encode(frames: np.ndarray, encoding: Encoding, fps: int = 25) -> bytes:
 
 def decode(data: bytes) -> tuple[np.ndarray, list[str]]:
     """Frames (T, H, W, 3) uint8 RGB of an in-memory video, and each frame's picture type ('I', 'P' or 'B')."""
-    frames, types = [], []
+    frames, facts, types = _decode(data)
+    return frames, types
+
+
+def decode_with_facts(data: bytes) -> tuple[np.ndarray, list[Compression | None]]:
+    """Frames (T, H, W, 3) uint8 RGB of an in-memory video, and what the decoder says of each frame's
+    compression (`training.compression`; None where it says nothing: HEVC, say)."""
+    frames, facts, _ = _decode(data)
+    return frames, facts
+
+
+def _decode(data: bytes) -> tuple[np.ndarray, list[Compression | None], list[str]]:
+    frames, facts, types = [], [], []
     with av.open(io.BytesIO(data), "r") as container:
-        for frame in container.decode(video=0):
+        stream = container.streams.video[0]
+        stream.codec_context.options = dict(DECODER_OPTIONS)
+        for frame in container.decode(stream):
             frames.append(frame.to_ndarray(format="rgb24"))
-            types.append(_picture_type(frame))
-    return np.stack(frames), types
-
-
-def _picture_type(frame: av.VideoFrame) -> str:
-    """'I', 'P', 'B' (or '?') for a decoded frame, across PyAV versions."""
-    kind = frame.pict_type
-    if isinstance(kind, int):  # PyAV 14+: the AVPictureType number
-        return {1: "I", 2: "P", 3: "B"}.get(int(kind), "?")
-    name = getattr(kind, "name", str(kind))
-    return name[-1] if name and name[-1] in "IPB" else "?"
+            facts.append(from_decoder(frame))
+            types.append(picture_type(frame))
+    return np.stack(frames), facts, types
 
 
 def compress(frames: np.ndarray, encoding: Encoding, fps: int = 25) -> np.ndarray:
     """(T, H, W, 3) uint8 RGB frames as they come out of an encode/decode round trip with `encoding`."""
+    return compress_with_facts(frames, encoding, fps)[0]
+
+
+def compress_with_facts(frames: np.ndarray, encoding: Encoding, fps: int = 25
+                        ) -> tuple[np.ndarray, list[Compression | None]]:
+    """`compress`, and the decoder's compression facts of each frame (its QP map, its picture type)."""
     try:
         data = encode(frames, encoding, fps)
     except av.error.FFmpegError:
@@ -93,7 +115,7 @@ def compress(frames: np.ndarray, encoding: Encoding, fps: int = 25) -> np.ndarra
         # MP4's muxer refuses some very short libx265 GOPs with B frames (about half of 2-frame 16 px clips, which
         # stopped a training run's data worker); Matroska carries the same bitstream, so the frames are the same.
         data = encode(frames, replace(encoding, container="matroska"), fps)
-    decoded, _ = decode(data)
+    decoded, facts = decode_with_facts(data)
     if len(decoded) != len(frames):
         raise RuntimeError(f"{encoding.codec} returned {len(decoded)} of {len(frames)} frames")
-    return decoded
+    return decoded, facts

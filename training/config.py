@@ -14,7 +14,8 @@ DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "out_dir": "runs/srresnet-x4",
     "model": {"architecture": "srresnet", "scale": 4, "channels": 3, "width": 64, "blocks": 16,
-              "batch_norm": True, "image_skip": False, "layers": 4, "hidden": 13},
+              "batch_norm": True, "image_skip": False, "layers": 4, "hidden": 13,
+              "qp_input": False},  # fast: the codec's QP plane as a fourth input channel (training.compression)
     "data": {"train": [], "patch_size": 96, "degradation": "bicubic", "sigma": 0.0, "thickness": 0,
              "workers": 2,
              # 'acquisition' (thick slices as scanners make them): each sample draws its slice spacing (in
@@ -36,7 +37,7 @@ DEFAULTS: dict[str, Any] = {
 PHASES = ("srresnet", "srgan")
 SCHEDULES = ("constant", "drop_half", "cosine")
 ARCH_KEYS = {"srresnet": ("scale", "channels", "width", "blocks", "batch_norm", "image_skip"),
-             "fast": ("scale", "channels", "width", "layers"),
+             "fast": ("scale", "channels", "width", "layers", "qp_input"),
              "recurrent": ("scale", "channels", "width", "layers", "hidden")}
 
 
@@ -92,6 +93,10 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> di
         raise ConfigError(f"train.lr_schedule {config['train']['lr_schedule']!r}: use one of {', '.join(SCHEDULES)}")
     if config["model"]["architecture"] not in ARCH_KEYS:
         raise ConfigError(f"model.architecture {config['model']['architecture']!r}: use one of {', '.join(ARCH_KEYS)}")
+    if config["model"]["qp_input"] and (config["model"]["architecture"] != "fast"
+                                        or config["data"]["degradation"] != "camera"):
+        raise ConfigError("model.qp_input is for the fast architecture trained on data.degradation = \"camera\" "
+                          "(the codec's QP comes from its encodes)")
     if not config["data"]["train"]:
         raise ConfigError("data.train is empty: give one or more folders of HR training images")
     if config["data"]["patch_size"] % config["model"]["scale"]:

@@ -62,6 +62,7 @@ class ModelDescriptor:
     temporal_window: int = 1  # FRAMES: how many frames it sees (1 = the current one only)
     recurrent: bool = False  # FRAMES: carries a state from frame to frame
     state_channels: int = 0  # recurrent: S, the state's channels at LR resolution (packed beside the frame)
+    takes_qp: bool = False  # a plane of the codec's QP / 51 goes in beside the frame (training.compression)
     multiple_of: int = 1  # input height and width must be multiples of this (the engine pads)
     width: int = DEFAULT_WIDTH  # feature channels at the widest layer, for the engine's memory estimate
     source: str = "srstream"  # "srstream" for our cards, "spandrel" for third-party files
@@ -84,6 +85,7 @@ class ModelDescriptor:
                    slab_thickness=int(training["thickness"]) if restores is Restores.THICK_SLICES else 0,
                    temporal_window=int(temporal.get("window", 1)), recurrent=bool(temporal.get("recurrent", False)),
                    state_channels=int(temporal.get("state_channels", 0)),
+                   takes_qp=bool(config.get("qp_input", False)),
                    width=int(config.get("width", DEFAULT_WIDTH)),
                    evaluations=tuple(_evaluation(k, v) for k, v in card.get("evaluation", {}).items()),
                    card=card)
@@ -99,8 +101,9 @@ class ModelDescriptor:
 
     @property
     def input_channels(self) -> int:
-        """What the network itself takes: the frame's channels, and a recurrent model's state packed beside them."""
-        return self.channels + self.state_channels
+        """What the network itself takes: the frame's channels, the QP plane where it takes one, and a recurrent
+        model's state packed beside them."""
+        return self.channels + int(self.takes_qp) + self.state_channels
 
     @property
     def through_plane(self) -> bool:

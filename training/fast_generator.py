@@ -15,6 +15,7 @@ class FastConfig:
     channels: int = 3
     width: int = 64
     layers: int = 4
+    qp_input: bool = False  # a plane of the codec's QP / 51 beside the frame (training.compression)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -24,7 +25,8 @@ class FastSR(nn.Module):
     """5x5 conv, `layers` 3x3 convs (PReLU), a 3x3 conv to C*r^2 channels and one PixelShuffle(r).
 
     The input is repeated r^2 times and added before the shuffle, so the network learns only the residual over
-    nearest-neighbour upsampling; that costs no convolution and makes training converge much sooner.
+    nearest-neighbour upsampling; that costs no convolution and makes training converge much sooner. With
+    `qp_input` the first convolution also sees the QP plane (input channel C), which the residual leaves out.
     """
 
     def __init__(self, config: FastConfig = FastConfig()) -> None:
@@ -33,7 +35,7 @@ class FastSR(nn.Module):
             raise ValueError(f"FastSR scale must be >= 2, got {config.scale}")
         self.config = config
         w, c, r = config.width, config.channels, config.scale
-        layers: list[nn.Module] = [nn.Conv2d(c, w, 5, padding=2), nn.PReLU(w)]
+        layers: list[nn.Module] = [nn.Conv2d(c + int(config.qp_input), w, 5, padding=2), nn.PReLU(w)]
         for _ in range(config.layers):
             layers += [nn.Conv2d(w, w, 3, padding=1), nn.PReLU(w)]
         layers.append(nn.Conv2d(w, c * r * r, 3, padding=1))
@@ -46,10 +48,20 @@ class FastSR(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         r2 = self.config.scale ** 2
-        return self.shuffle(self.body(x) + x.repeat_interleave(r2, dim=1))
+        frame = x[:, :self.config.channels] if self.config.qp_input else x
+        return self.shuffle(self.body(x) + frame.repeat_interleave(r2, dim=1))
+
+    def load_without_qp(self, state_dict: dict[str, torch.Tensor]) -> None:
+        """Start a QP-input model from the weights of the same network without it: the QP's input weights at zero,
+        so it begins as exactly that model and learns what the QP adds."""
+        state = dict(state_dict)
+        head = state["body.0.weight"]
+        if self.config.qp_input and head.shape[1] == self.config.channels:
+            state["body.0.weight"] = torch.cat([head, head.new_zeros(head.shape[0], 1, *head.shape[2:])], dim=1)
+        self.load_state_dict(state)
 
 
 def macs_per_lr_pixel(config: FastConfig) -> int:
     """Multiply-accumulates per input pixel (convolutions only)."""
     w, c, r = config.width, config.channels, config.scale
-    return 25 * c * w + config.layers * 9 * w * w + 9 * w * c * r * r
+    return 25 * (c + int(config.qp_input)) * w + config.layers * 9 * w * w + 9 * w * c * r * r

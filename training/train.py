@@ -37,6 +37,7 @@ from training.degrade import degrade, imresize
 from training.discriminator import Discriminator
 from training.losses import (VGGWeightsMissing, content_loss, discriminator_loss,
                              generator_adversarial_loss)
+from training.fast_generator import FastSR
 from training.recurrent_generator import RecurrentSR, pack_state, unpack_state
 from training.weights import build_generator, load_checkpoint, load_generator, save_weights
 
@@ -151,6 +152,8 @@ class Trainer:
         source, _ = load_generator(path)
         if self.recurrent and not isinstance(source, RecurrentSR):
             self.generator.load_fast(source.state_dict())
+        elif isinstance(self.generator, FastSR):
+            self.generator.load_without_qp(source.state_dict())
         else:
             self.generator.load_state_dict(source.state_dict())
 
@@ -161,7 +164,8 @@ class Trainer:
             return CameraClips(data["train"], data["patch_size"], config["model"]["scale"],
                                CameraSettings.from_dict(data["camera"]), config["seed"], progress=self.rank == 0,
                                videos=data["videos"], video_p=data["video_p"],
-                               video_prescale=data["video_prescale"])
+                               video_prescale=data["video_prescale"],
+                               qp_plane=bool(config["model"].get("qp_input", False)))
         return HRCrops(data["train"], data["patch_size"], config["model"]["channels"], config["seed"],
                        progress=self.rank == 0)
 
@@ -347,7 +351,7 @@ class Trainer:
             else:
                 sr = shipped(lr_img).clamp(0, 1)
         shipped.train()
-        bicubic = imresize(lr_img, scale, antialias=False).clamp(0, 1)
+        bicubic = imresize(lr_img[:, :3], scale, antialias=False).clamp(0, 1)  # the frame, not a QP plane
         rows = torch.cat([bicubic, sr, hr], dim=3)  # bicubic | SR | HR side by side
         grid = torch.cat(list(rows), dim=1)
         from torchvision.utils import save_image

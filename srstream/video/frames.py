@@ -18,6 +18,7 @@ import torch
 
 from srstream.engine import Upscaler
 from srstream.video.colour import Colour, from_rgb, to_rgb
+from training.compression import Compression, from_decoder
 from srstream.video.yuv import Layout, layout_of, planes_to_rgb, read_planes, rgb_to_planes, write_frame
 
 END = object()  # the last item of a queue between two threads: decoder -> scheduler, scheduler -> encoder
@@ -34,6 +35,7 @@ class Decoded:
     rgb: np.ndarray | None = None
     received: float = field(default=0.0, compare=False)  # time.monotonic() when decoded
     captured: float = field(default=0.0, compare=False)  # estimated time.monotonic() of capture (live latency)
+    compression: Compression | None = field(default=None, compare=False, repr=False)  # the decoder's QP map
 
     @property
     def size(self) -> tuple[int, int]:
@@ -63,10 +65,12 @@ def decode(frame: av.VideoFrame, colour: Colour, pts: int, time_base: Fraction, 
            captured: float) -> Decoded:
     """A `Decoded` of a PyAV frame: planes where we convert the format ourselves, else swscale's RGB."""
     layout = layout_of(frame.format.name, frame.width, frame.height)
+    facts = from_decoder(frame)
     if layout is not None:
         return Decoded(pts, time_base, planes=read_planes(frame, layout), layout=layout, received=received,
-                       captured=captured)
-    return Decoded(pts, time_base, rgb=to_rgb(frame, colour), received=received, captured=captured)
+                       captured=captured, compression=facts)
+    return Decoded(pts, time_base, rgb=to_rgb(frame, colour), received=received, captured=captured,
+                   compression=facts)
 
 
 def to_device_rgb(group: list[Decoded], upscaler: Upscaler, colour: Colour) -> torch.Tensor:

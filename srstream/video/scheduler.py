@@ -81,6 +81,7 @@ class Scheduler:
         self.batch_spread = 0.0  # moving average of its absolute deviation from that average
         self.frame_seconds = 0.0  # moving average of a call's time per frame
         self.waiting, self.concurrency = waiting, concurrency
+        self._qp_noted: set[Stream] = set()
 
     def run(self) -> None:
         """Upscale into every Stream's output until all have ended; Ctrl-C finishes them all (marked interrupted)
@@ -171,6 +172,9 @@ class Scheduler:
         x = to_device_rgb(batch.frames, self.upscaler, batch.kind.colour)
         if self.upscaler.spec.recurrent:
             y = self._step(batch, x)
+        elif self.upscaler.spec.descriptor.takes_qp:
+            self._note_qp_source(batch)
+            y = self.upscaler.upscale_tensor(x, batch.kind.size_out, [d.compression for d in batch.frames])
         else:
             y = self.upscaler.upscale_tensor(x, batch.kind.size_out)
         elapsed = time.perf_counter() - started
@@ -182,6 +186,17 @@ class Scheduler:
             self.batch_spread = 0.8 * self.batch_spread + 0.2 * abs(elapsed - self.batch_seconds)
             self.batch_seconds = 0.8 * self.batch_seconds + 0.2 * elapsed
         return y
+
+    def _note_qp_source(self, batch: Batch) -> None:
+        """Say once per input where a QP-taking model's QP comes from: the decoder, or a blind estimate."""
+        for stream, frames in batch.parts:
+            if stream not in self._qp_noted:
+                self._qp_noted.add(stream)
+                fact = frames[0].compression
+                source = (f"the decoder (mean QP {fact.mean_qp:.0f} on frame 1)" if fact is not None else
+                          "a blind estimate from the pixels (its decoder exports no QP)")
+                log.warning("srstream: %s: the QP for %s comes from %s", stream.source,
+                         self.upscaler.spec.name, source)
 
     def _step(self, batch: Batch, x: torch.Tensor) -> torch.Tensor:
         # One frame per Stream (take_in_turn's per_stream): row i is parts[i]'s frame; no past = a zero row.

@@ -19,6 +19,7 @@ import av
 from srstream.video.buffer import CaptureClock, FrameBuffer
 from srstream.video.colour import Colour, colour_of
 from srstream.video.frames import END, decode
+from training.compression import DECODER_OPTIONS
 
 log = logging.getLogger("srstream.video")
 
@@ -218,6 +219,7 @@ class Decoder(threading.Thread):
         self._ended = self._close_on_exit = False
         self.stream = self.container.streams.video[0]
         self.stream.thread_type = "AUTO"
+        self.stream.codec_context.options = dict(DECODER_OPTIONS)  # each frame's QP map, where the codec has one
         self.colour: Colour | None = None
         self.rotation = 0  # counter-clockwise degrees from the input's display matrix
         self.error: BaseException | None = None
@@ -326,6 +328,7 @@ class Decoder(threading.Thread):
                 return
             self.stream = self.container.streams.video[0]
             self.stream.thread_type = "AUTO"
+            self.stream.codec_context.options = dict(DECODER_OPTIONS)
             self.reconnects += 1
             # A restarted camera starts its clock again: continue one frame after the last timestamp we wrote.
             self._offset = (self._last_pts or 0) + self._frame_ticks() - (self.stream.start_time or 0)

@@ -1,0 +1,176 @@
+"""Compression facts (issue 27, point 1): the decoder's QP map read from real encodes, carried from the source
+through the scheduler to the engine, the blind estimate where the decoder says nothing, and the fallback on bad
+side data."""
+from __future__ import annotations
+
+import io
+import logging
+
+import av
+import numpy as np
+import pytest
+import torch
+
+from conftest import DATA
+from training import compression
+from training.codec import Encoding, compress_with_facts, decode_with_facts, encode
+
+CLIP = DATA / "video" / "vtest_320x180_2s.mp4"  # real surveillance footage, H.264
+
+
+def real_frames(count: int = 6) -> np.ndarray:
+    with av.open(str(CLIP)) as c:
+        frames = [f.to_ndarray(format="rgb24") for _, f in zip(range(count), c.decode(video=0))]
+    return np.stack(frames)
+
+
+def _encode(frames: np.ndarray, codec: str, options: dict[str, str]) -> bytes:
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format="matroska") as out:
+        stream = out.add_stream(codec, rate=25)
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        stream.options = options
+        for i, rgb in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+            frame.pts = i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    return buffer.getvalue()
+
+
+def test_h264_constant_qp_is_read_back_block_by_block():
+    frames = real_frames(4)
+    data = _encode(frames, "libx264", {"qp": "30", "bf": "0", "g": "4",
+                                       "x264-params": "ipratio=1.0:pbratio=1.0:aq-mode=0"})
+    decoded, facts = decode_with_facts(data)
+    first = facts[0]
+    assert first is not None and first.source == "decoder" and first.picture == "I"
+    assert first.qp.shape == (12, 20)  # 180x320 in 16-px macroblocks
+    assert all(f is not None and np.all(f.qp == 30) for f in facts)  # every block of every frame at that QP
+    assert [f.picture for f in facts] == ["I", "P", "P", "P"]
+
+
+def test_a_higher_crf_gives_a_higher_qp_map_and_the_plane_is_qp_over_51():
+    frames = real_frames(4)
+    low = compress_with_facts(frames, Encoding("libx264", 18, "medium", bframes=2))[1]
+    high = compress_with_facts(frames, Encoding("libx264", 35, "medium", bframes=2))[1]
+    assert np.mean([f.mean_qp for f in high]) > np.mean([f.mean_qp for f in low]) + 10
+    plane = high[0].plane(180, 320)
+    assert plane.shape == (180, 320) and plane.dtype == np.float32
+    assert np.allclose(plane[:16, :16], high[0].qp[0, 0] / 51) and np.allclose(plane[-1, -1], high[0].qp[-1, -1] / 51)
+
+
+def test_mpeg2_quantiser_scale_is_brought_to_h264s_scale():
+    data = _encode(real_frames(2), "mpeg2video", {"qscale": "8", "g": "1"})
+    _, facts = decode_with_facts(data)
+    assert facts[0] is not None and np.allclose(facts[0].mean_qp, 12 + 6 * np.log2(facts[0].qp.size and 8), atol=3)
+
+
+def test_hevc_exports_no_qp_so_the_facts_are_none():
+    decoded, facts = decode_with_facts(encode(real_frames(2), Encoding("libx265", 28, "fast", bframes=0)))
+    assert len(decoded) == 2 and facts == [None, None]
+
+
+class _Side:
+    def __init__(self, kind: str, qp_map=None, raises: bool = False):
+        self.type, self.nb_blocks, self.qp = kind, 4, 20
+        self.codec_type = type("T", (), {"name": "H264"})()
+        self._map, self._raises = qp_map, raises
+
+    def qp_map(self):
+        if self._raises:
+            raise RuntimeError("Expected frame size to match number of blocks in side data")
+        return self._map
+
+
+class _Frame:
+    width, height, pict_type = 64, 32, 1
+
+    def __init__(self, side):
+        self.side_data = side
+
+
+@pytest.mark.parametrize("side, expected", [
+    ([], None),  # nothing exported
+    ([_Side("Type.VIDEO_ENC_PARAMS", raises=True)], 20.0),  # blocks that do not tile: the frame's base QP
+    ([_Side("Type.VIDEO_ENC_PARAMS", np.full((2, 4), np.nan))], None),  # malformed values
+    ([_Side("Type.VIDEO_ENC_PARAMS", "garbage")], 20.0),  # not a map: the frame's base QP
+])
+def test_missing_or_malformed_side_data_never_raises(side, expected):
+    facts = compression.from_decoder(_Frame(side))
+    assert (facts is None) if expected is None else facts.mean_qp == expected
+
+
+def qp_model(tmp_path):
+    """fast-x4 widened to take the QP (zero weights on it): the same output as fast-x4, whatever the QP."""
+    from training.fast_generator import FastConfig, FastSR
+    from training.weights import load_generator, save_weights
+
+    source, descriptor = load_generator("fast-x4")
+    module = FastSR(FastConfig(qp_input=True))
+    module.load_without_qp(source.state_dict())
+    card = {**descriptor.card, "name": "qp-model", "config": {**descriptor.card["config"], "qp_input": True}}
+    return save_weights(module, tmp_path / "qp-model.safetensors", card)
+
+
+def test_a_model_widened_for_the_qp_starts_as_exactly_the_model_it_came_from(tmp_path):
+    from srstream.engine import Upscaler
+
+    qp_up, base = Upscaler(qp_model(tmp_path), backend="cpu", precision="fp32"), Upscaler("fast-x4", backend="cpu",
+                                                                                          precision="fp32")
+    frames = real_frames(2)
+    facts = [compression.constant(40.0, 180, 320), compression.constant(5.0, 180, 320)]
+    assert qp_up.spec.input_channels == 4 and qp_up.spec.descriptor.takes_qp
+    assert np.array_equal(qp_up.upscale(frames, compression=facts), base.upscale(frames))
+
+
+def test_the_engine_puts_each_frames_qp_plane_beside_it(tmp_path):
+    from srstream.engine import Upscaler
+
+    up = Upscaler(qp_model(tmp_path), backend="cpu", precision="fp32")
+    x = torch.rand(2, 3, 32, 48)
+    planes = up.qp_planes(x, [compression.constant(51.0, 32, 48), compression.constant(25.5, 32, 48)])
+    assert planes.shape == (2, 1, 32, 48) and torch.allclose(planes[0], torch.ones(1)) and torch.allclose(
+        planes[1], torch.full((1,), 0.5))
+
+
+def test_the_video_front_door_carries_the_decoders_qp_to_the_engine(tmp_path, caplog):
+    from srstream.cli import main
+
+    model = qp_model(tmp_path)
+    with av.open(str(CLIP)) as c:
+        stream = c.streams.video[0]
+        stream.codec_context.options = dict(compression.DECODER_OPTIONS)
+        first = compression.from_decoder(next(c.decode(stream)))
+    with caplog.at_level(logging.WARNING, logger="srstream.video"):
+        assert main(["upscale", str(CLIP), str(tmp_path / "o.mp4"), "-m", str(model), "-t", "0.2", "-q"]) == 0
+    said = [r.getMessage() for r in caplog.records if "the QP for qp-model" in r.getMessage()]
+    assert said == [f"srstream: {CLIP}: the QP for qp-model comes from the decoder (mean QP {first.mean_qp:.0f} "
+                    "on frame 1)"]
+
+
+def test_without_side_data_the_engine_falls_back_to_the_blind_estimate_once(tmp_path, caplog):
+    from srstream.cli import main
+
+    model = qp_model(tmp_path)
+    hevc = tmp_path / "hevc.mkv"
+    hevc.write_bytes(encode(real_frames(6), Encoding("libx265", 30, "fast", bframes=0)))
+    with caplog.at_level(logging.WARNING):
+        assert main(["upscale", str(hevc), str(tmp_path / "o.mp4"), "-m", str(model), "-q"]) == 0
+    said = [r.getMessage() for r in caplog.records if "QP" in r.getMessage()]
+    assert len(said) == 2  # where it comes from, and the estimate's value once
+    assert "a blind estimate from the pixels (its decoder exports no QP)" in said[0]
+    assert "takes the codec's QP; none came with these frames: a blind estimate" in said[1]
+
+
+def test_camera_training_clips_carry_the_decoders_qp_as_a_fourth_channel():
+    from training.camera_data import CameraClips
+    from training.camera_degrade import CameraSettings
+
+    settings = CameraSettings(codec_p=1.0, codecs=("libx264",), x265_p=0.0, jpeg_p=0.0, crf=(30, 30))
+    clips = CameraClips([DATA / "train"], 64, 4, settings, qp_plane=True)
+    hr, lr = clips[0]
+    _, lr8, qp, _ = clips.clip_with_qp(0)
+    assert hr.shape == (5, 3, 64, 64) and lr.shape == (5, 4, 16, 16)
+    assert torch.allclose(lr[:, 3], torch.from_numpy(qp / 51).float().repeat_interleave(16, 1).repeat_interleave(16, 2))
+    assert 25 < qp.mean() < 51

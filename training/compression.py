@@ -1,0 +1,144 @@
+"""What the codec says about each frame: the quantiser of each block and the picture type.
+
+The decoder exports them as side data (FFmpeg's VIDEO_ENC_PARAMS, asked for with the decoder option
+`export_side_data=venc_params`): H.264 gives a QP per 16x16 macroblock, MPEG-2 and MPEG-4 part 2 a quantiser scale
+per macroblock, VP9 a frame's quantiser index; HEVC and AV1 (dav1d) export nothing (README, "Compression facts").
+Everything is brought to H.264's QP scale (0-51), where one step is about 12 % more quantiser step size. Where the
+decoder says nothing (images, image sequences, other codecs, damaged side data), `estimated` guesses each block's QP
+from the pixels (`training.qp_estimator`; `benchmarks/qp_estimate.py` measures it against the true QP of encodes).
+A model that takes the QP sees it as one plane beside the frame: QP / 51, each block's value over its pixels.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+QP_MAX = 51.0
+BLOCK = 16  # side of the blocks a QP map is given on (H.264's macroblocks)
+DECODER_OPTIONS = {"export_side_data": "venc_params"}  # set on a decoder's codec context before it decodes
+DECODER = "decoder"
+ESTIMATE = "estimate"
+
+
+@dataclass(frozen=True)
+class Compression:
+    """One frame's compression: QP per 16x16 block on H.264's scale, its picture type, and where that came from
+    ('decoder' or 'estimate')."""
+
+    qp: np.ndarray  # (ceil(H/16), ceil(W/16)) float32
+    picture: str = "?"  # 'I', 'P', 'B' or '?'
+    source: str = DECODER
+
+    @property
+    def mean_qp(self) -> float:
+        """The frame's mean QP."""
+        return float(self.qp.mean())
+
+    def plane(self, height: int, width: int) -> np.ndarray:
+        """The model's input plane (height, width) float32 in [0, 1]: each block's QP / 51 over its pixels (the
+        block grid scaled to the frame where the frame was resized after decoding)."""
+        return qp_plane(self.qp, height, width)
+
+
+def qp_plane(qp: np.ndarray, height: int, width: int) -> np.ndarray:
+    """A per-block QP map as a (height, width) float32 plane in [0, 1]: each 16-px block's QP / 51 over its pixels
+    where the map fits the frame's block grid, else the map stretched over the frame (a frame resized after
+    decoding)."""
+    if qp.shape == blocks_of(height, width):
+        rows, cols = np.arange(height) // BLOCK, np.arange(width) // BLOCK
+    else:
+        rows = np.minimum((np.arange(height) * qp.shape[0]) // max(height, 1), qp.shape[0] - 1)
+        cols = np.minimum((np.arange(width) * qp.shape[1]) // max(width, 1), qp.shape[1] - 1)
+    return (np.clip(qp, 0, QP_MAX)[rows][:, cols] / QP_MAX).astype(np.float32)
+
+
+def blocks_of(height: int, width: int) -> tuple[int, int]:
+    """The QP map's shape for a frame of height x width."""
+    return math.ceil(height / BLOCK), math.ceil(width / BLOCK)
+
+
+def constant(qp: float, height: int, width: int, picture: str = "?", source: str = ESTIMATE) -> Compression:
+    """A frame whose every block has QP `qp`."""
+    return Compression(np.full(blocks_of(height, width), qp, np.float32), picture, source)
+
+
+# --- from the decoder ---------------------------------------------------------------------------------------------
+
+def _h264_scale(values: np.ndarray, codec_type: str) -> np.ndarray | None:
+    """A quantiser map of `codec_type` on H.264's QP scale; None for a type not known."""
+    values = values.astype(np.float32)
+    if codec_type == "H264":
+        return values
+    if codec_type == "MPEG2":  # quantiser scale q: step ~ 2q, H.264's step doubles every 6 QP (q 2 ~ QP 18)
+        return 12.0 + 6.0 * np.log2(np.maximum(values, 1.0))
+    if codec_type == "VP9":  # quantiser index 0-255: libvpx's --crf 0-63 and its index run about 4:1 to QP
+        return values / 4.0
+    return None
+
+
+def picture_type(frame) -> str:
+    """'I', 'P', 'B' (or '?') for a decoded PyAV frame, across PyAV versions."""
+    kind = frame.pict_type
+    if isinstance(kind, int):  # PyAV 14+: the AVPictureType number
+        return {1: "I", 2: "P", 3: "B"}.get(int(kind), "?")
+    name = getattr(kind, "name", str(kind))
+    return name[-1] if name and name[-1] in "IPB" else "?"
+
+
+def _enc_params(frame):
+    for side in frame.side_data:
+        if str(getattr(side, "type", "")).endswith("VIDEO_ENC_PARAMS"):
+            return side
+    return None
+
+
+def from_decoder(frame) -> Compression | None:
+    """The compression facts a decoded PyAV frame carries (None where it carries none, or they do not parse)."""
+    try:
+        params = _enc_params(frame)
+        if params is None:
+            return None
+        codec_type = getattr(params.codec_type, "name", str(params.codec_type))
+        shape = blocks_of(frame.height, frame.width)
+        try:
+            raw = np.asarray(params.qp_map()) if params.nb_blocks else None
+        except (RuntimeError, ValueError):  # blocks that do not tile the frame (VP9 segments): the frame's base QP
+            raw = None
+        if raw is None or raw.ndim != 2 or raw.size == 0:
+            raw = np.full(shape, params.qp, np.float32)
+        qp = _h264_scale(raw, codec_type)
+        if qp is None or not np.isfinite(qp).all():
+            return None
+        if qp.shape != shape:  # another block size than 16 (MPEG-2 fields, say): brought onto the 16-px grid
+            qp = qp_plane(qp, *shape) * QP_MAX
+        return Compression(np.clip(qp, 0, QP_MAX).astype(np.float32), picture_type(frame), DECODER)
+    except Exception:  # side data is the input's and may be anything: never fail a frame over it
+        return None
+
+
+# --- blind, from the pixels -----------------------------------------------------------------------------------------
+
+def luma(rgb: np.ndarray) -> np.ndarray:
+    """BT.601 luma of (H, W, 3) RGB (uint8, or float in [0, 1]) as 0-255 uint8."""
+    x = rgb.astype(np.float32)
+    if rgb.dtype != np.uint8:
+        x = x * 255.0
+    return np.clip(x[..., 0] * 0.299 + x[..., 1] * 0.587 + x[..., 2] * 0.114 + 0.5, 0, 255).astype(np.uint8)
+
+
+def estimated(rgb: np.ndarray) -> Compression:
+    """The blind estimate (training.qp_estimator: a QP for each block) as a frame's compression facts; QP 0 where
+    the estimator's weights are missing."""
+    from training.qp_estimator import qp_map
+
+    qp = qp_map(rgb)
+    if qp is None:
+        return constant(0.0, rgb.shape[0], rgb.shape[1])
+    return Compression(qp, "?", ESTIMATE)
+
+
+def estimate_qp(rgb: np.ndarray) -> float:
+    """A frame's mean QP on H.264's scale guessed from its pixels alone."""
+    return estimated(rgb).mean_qp

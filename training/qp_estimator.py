@@ -1,0 +1,145 @@
+"""The blind QP estimate: a small CNN that reads a decoded frame's luma and gives the QP of each 16x16 block on
+H.264's scale, for frames whose decoder exports none (HEVC, AV1, images, image sequences).
+
+Trained (`python -m training.qp_estimator --out FILE`) on clips of the training photos through libx264 at CRFs and
+bitrates drawn at random, a tenth left uncompressed (QP 0), against the QP maps the decoder exported for them;
+measured on real footage it never saw by `benchmarks/qp_estimate.py`. The shipped weights are
+`training/shipped/qp-estimator.safetensors` (not a model `-m` takes: `shipped_models` lists cards, it has none).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from training.compression import BLOCK, QP_MAX, blocks_of, luma
+
+WEIGHTS = Path(__file__).resolve().parent / "shipped" / "qp-estimator.safetensors"
+TRAIN = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "sr" / "train"
+
+
+class QPNet(nn.Module):
+    """Luma (N, 1, H, W) in [0, 1], sides multiples of 16 -> QP / 51 per 16x16 block (N, 1, H/16, W/16).
+
+    Four stride-2 stages (each a 3x3 conv and a ReLU) bring 16x16 blocks to one position, where a 3x3 context and a
+    1x1 head read the block's quantisation; the first stage sees the pixels at full resolution, where the codec's
+    rounding shows."""
+
+    def __init__(self, width: int = 24) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [nn.Conv2d(1, width, 3, padding=1), nn.ReLU()]
+        for _ in range(4):
+            layers += [nn.Conv2d(width, width, 3, stride=2, padding=1), nn.ReLU()]
+        layers += [nn.Conv2d(width, width, 3, padding=1), nn.ReLU(), nn.Conv2d(width, 1, 1)]
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.body(y - 0.5))
+
+
+@lru_cache(maxsize=1)
+def shipped() -> QPNet | None:
+    """The shipped estimator in eval mode, or None where its file is missing."""
+    if not WEIGHTS.is_file():
+        return None
+    net = QPNet()
+    net.load_state_dict(load_file(str(WEIGHTS)))
+    return net.eval()
+
+
+def qp_map(rgb: np.ndarray, net: QPNet | None = None) -> np.ndarray | None:
+    """The estimated QP of each 16x16 block (ceil(H/16), ceil(W/16)) of an RGB frame; None without weights."""
+    net = net or shipped()
+    if net is None:
+        return None
+    y = torch.from_numpy(luma(rgb).astype(np.float32) / 255.0)[None, None]
+    h, w = y.shape[-2:]
+    y = F.pad(y, (0, (-w) % BLOCK, 0, (-h) % BLOCK), mode="replicate")
+    with torch.no_grad():
+        out = net(y)[0, 0].numpy() * QP_MAX
+    return out[:blocks_of(h, w)[0], :blocks_of(h, w)[1]].astype(np.float32)
+
+
+# --- training ------------------------------------------------------------------------------------------------------
+
+def make_pairs(count: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(luma uint8 (H, W), QP map (H/16, W/16)) for frames of `count` photo clips through random encodes."""
+    from training.camera_clips import camera_clip
+    from training.codec import Encoding, compress_with_facts
+    from training.data import list_images, load_image
+
+    rng = np.random.default_rng(seed)
+    paths = list_images([TRAIN])
+    pairs = []
+    while len(pairs) < 3 * count:
+        image = load_image(paths[rng.integers(len(paths))])
+        h, w = (image.shape[0] // 2) * 2, (image.shape[1] // 2) * 2
+        image = image[:h, :w].reshape(h // 2, 2, w // 2, 2, 3).mean(axis=(1, 3)).round().astype(np.uint8)
+        size = int(rng.integers(4, 9)) * 16
+        if min(image.shape[:2]) < size + 16:
+            continue
+        clip = camera_clip(image, rng, 3, size, "pan", 4.0, 0.0, 0.0)
+        if rng.random() < 0.1:
+            frames, maps = clip, [np.zeros(blocks_of(size, size), np.float32)] * 3
+        else:
+            kbps = int(rng.integers(20, 400)) if rng.random() < 0.3 else 0
+            encoding = Encoding("libx264", int(rng.integers(0, 48)), str(rng.choice(["veryfast", "medium"])),
+                                bframes=int(rng.integers(0, 3)), kbps=kbps)
+            frames, facts = compress_with_facts(clip, encoding)
+            maps = [f.qp for f in facts]
+        pairs += [(luma(f), m) for f, m in zip(frames, maps)]
+    return pairs
+
+
+def train(pairs: list[tuple[np.ndarray, np.ndarray]], seconds: float, seed: int = 0) -> QPNet:
+    """Fit a QPNet to the pairs (L1 on QP / 51, Adam, batches of 16 same-size frames) for `seconds`."""
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    net = QPNet()
+    opt = torch.optim.Adam(net.parameters(), lr=2e-3)
+    by_size: dict[tuple[int, int], list[int]] = {}
+    for i, (y, _) in enumerate(pairs):
+        by_size.setdefault(y.shape, []).append(i)
+    sizes = list(by_size)
+    started, step = time.monotonic(), 0
+    while time.monotonic() - started < seconds:
+        group = by_size[sizes[rng.integers(len(sizes))]]
+        pick = rng.choice(group, size=min(16, len(group)), replace=False)
+        y = torch.from_numpy(np.stack([pairs[i][0] for i in pick]).astype(np.float32) / 255.0)[:, None]
+        target = torch.from_numpy(np.stack([pairs[i][1] for i in pick]) / QP_MAX)[:, None]
+        loss = F.l1_loss(net(y), target)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        step += 1
+        if step % 200 == 0:
+            print(f"step {step}: L1 {loss.item() * QP_MAX:.2f} QP", file=sys.stderr)
+    return net.eval()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="train the blind QP estimate on encodes of the training photos")
+    parser.add_argument("--clips", type=int, default=1500, help="photo clips of 3 frames (default %(default)s)")
+    parser.add_argument("--seconds", type=float, default=300.0, help="training time (default %(default)s)")
+    parser.add_argument("--out", type=Path, default=WEIGHTS)
+    args = parser.parse_args(argv)
+    pairs = make_pairs(args.clips, seed=0)
+    print(f"{len(pairs)} frames", file=sys.stderr)
+    net = train(pairs, args.seconds)
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(args.out),
+              metadata={"what": "blind QP estimate (training.qp_estimator)", "frames": str(len(pairs)),
+                        "seconds": str(args.seconds)})
+    print(f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
