@@ -182,7 +182,8 @@ def tuned_on(footage: np.ndarray, upscalers: dict[str, Upscaler], seconds: float
         if descriptor.camera_degradation is None or upscaler.spec.recurrent:
             continue
         module, log = fine_tune(upscaler.spec.module, footage, camera_settings(descriptor.camera_degradation),
-                                SCALE, TuneSettings(seconds=seconds), progress=False)
+                                SCALE, TuneSettings(seconds=seconds), progress=False,
+                                qp_input=descriptor.takes_qp)
         print(f"  tuned {name}: {log['steps']} steps, L1 {log['first_l1']} -> {log['last_l1']}", file=sys.stderr)
         out[f"{name}+tuned"] = Upscaler(upscaler.spec.tuned(module, name=f"{name}+tuned", tuned=log), backend="cpu")
     return out
@@ -295,6 +296,25 @@ def record(report: dict, model: str) -> Path:
     return card_path
 
 
+def merged(reports: list[dict]) -> dict:
+    """One report of several runs over the same clips, frames and conditions (their encodes and bicubic are the
+    same: libx264 is deterministic here), each model's rows from the run that measured it; the summary anew."""
+    first = reports[0]
+    for other in reports[1:]:
+        if [(c["clip"], c["frames"]) for c in other["clips"]] != [(c["clip"], c["frames"]) for c in first["clips"]]:
+            raise SystemExit("error: --merge: the reports measured other clips or frame counts")
+        for a, b in zip(first["clips"], other["clips"]):
+            for cond in a["conditions"]:
+                if a["conditions"][cond]["bicubic"] != b["conditions"][cond]["bicubic"]:
+                    raise SystemExit(f"error: --merge: {a['clip']} {cond}: bicubic differs between the reports")
+                a["conditions"][cond].update({k: v for k, v in b["conditions"][cond].items() if k != "bicubic"})
+        first["models"].update(other["models"])
+        first["backends"].update(other["backends"])
+        first["note"] = "; ".join(n for n in (first["note"], other["note"]) if n)
+    first["summary"] = summary(first["clips"], list(first["summary"]), measured(first["clips"]))
+    return first
+
+
 def _relative(path: Path) -> str:
     """`path` as the cards name a report: relative to the repository where it lies inside it."""
     path = path.resolve()
@@ -323,9 +343,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="also write MODEL's mean gains into its model card (repeatable)")
     parser.add_argument("--from", dest="from_report", type=Path, metavar="REPORT",
                         help="measure nothing: --record from this earlier report (JSON)")
+    parser.add_argument("--merge", nargs="+", type=Path, metavar="REPORT",
+                        help="measure nothing: merge these reports of other models on the same clips into --out")
     parser.add_argument("--note", default="", help="a remark kept in the report (e.g. the machine was busy)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "compressed_video_cpu.json")
     args = parser.parse_args(argv)
+    if args.merge:
+        report = {**merged([json.loads(p.read_text()) for p in args.merge]), "path": _relative(args.out)}
+        emit(report, args.out)
+        print("\n" + table(report))
+        return 0
     if args.from_report:
         report = {**json.loads(args.from_report.read_text()), "path": _relative(args.from_report)}
         for model in args.record:

@@ -42,13 +42,43 @@ def _upscaler(args: argparse.Namespace, batch: int) -> Upscaler:
     return upscaler
 
 
-def _choose_model(args: argparse.Namespace, video: bool) -> None:
-    """Without -m, the default for video or for images, noted in the log line."""
+def _asked_factor(args: argparse.Namespace, first_input: str, video: bool) -> float | None:
+    """The upscaling factor the output size asks for (--outscale, or --size against the first input's size), or
+    None where it asks for none (or the input's size cannot be known before it is opened: a network stream)."""
+    size = from_options(args.outscale, args.size)
+    if size.outscale is not None:
+        return size.outscale
+    if size.width is None and size.height is None:
+        return None
+    if video:
+        from srstream.video.source import classify, probe_size
+
+        if classify(first_input).network:
+            return None
+        width, height = probe_size(first_input)
+    else:
+        path = Path(first_input)
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if path.is_dir() else [path]
+        if not files:
+            return None
+        height, width = read_image(files[0]).shape[:2]
+    out_w, out_h = size.resolve(width, height, defaults.SCALE)
+    return max(out_w / width, out_h / height)
+
+
+def _choose_model(args: argparse.Namespace, video: bool, first_input: str = "") -> None:
+    """Without -m, the default for video or for images at the scale the output size asks for (x2 where it asks at
+    most 2x and an x2 default is shipped), noted in the log line."""
     args.model_note = ""
     if not args.model:
         accelerator = defaults.on_accelerator(args.backend, args.precision)
-        args.model = defaults.video_model(args.backend, args.precision) if video else defaults.image_model()
-        args.model_note = f" ({defaults.why(args.model, video, accelerator)})"
+        factor = _asked_factor(args, first_input, video) if first_input else None
+        scale = 2 if factor is not None and factor <= 2 and defaults.has_scale(2, video) else defaults.SCALE
+        if video:
+            args.model = defaults.video_model(args.backend, args.precision, scale)
+        else:
+            args.model = defaults.image_model(scale)
+        args.model_note = f" ({defaults.why(args.model, video, accelerator, scale)})"
 
 
 def cmd_upscale(args: argparse.Namespace) -> int:
@@ -58,7 +88,7 @@ def cmd_upscale(args: argparse.Namespace) -> int:
         raise ValueError("upscale needs IN and OUT (or several IN and an OUTDIR)")
     inputs, target = args.paths[:-1], args.paths[-1]
     videos = [is_video_input(i) for i in inputs]
-    _choose_model(args, video=any(videos))
+    _choose_model(args, any(videos), inputs[0])
     if any(videos):
         if not all(videos):
             bad = next(i for i, v in zip(inputs, videos) if not v)

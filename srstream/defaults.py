@@ -1,9 +1,10 @@
 """Which shipped model runs when `-m` is not given: the pick of the written rule (`srstream.default_rule`) over the
 shipped models' measured rows, never a name written here.
 
-Video: the conditions are the card rows `compressed_*` (`benchmarks/compressed_video.py`: each CRF and bitrate, mean
-gain over bicubic and the worst clip's). The candidates are the shipped RGB models of the asked scale that take
-video; on a CPU only those that cost at most `CPU_COST` times the cheapest (their benchmark fps), on a GPU all.
+Video: the conditions are the card rows `compressed_*` (x4) and `compressed_x2_*` (x2) of
+`benchmarks/compressed_video.py`: each CRF and bitrate, mean gain over bicubic and the worst clip's. The candidates
+are the shipped RGB models measured at that scale (an x4 model at x2 has its output resampled, as --outscale 2
+does); on a CPU only those that cost at most `CPU_COST` times the cheapest (their benchmark fps), on a GPU all.
 Images: the conditions are Set5 and Set14 (Y-PSNR) and the `jpeg_*` rows, the candidates every single-frame RGB
 model of the scale.
 """
@@ -11,13 +12,14 @@ from __future__ import annotations
 
 from srstream import backends
 from srstream.default_rule import MARGIN_DB, Standing, Table, eligible, pick, shortfalls
-from training.descriptor import ModelDescriptor, Restores
+from training.descriptor import Evaluation, ModelDescriptor, Restores
 from training.weights import shipped_models
 
 SCALE = 4  # the scale of the default models where the output size does not ask for another
 CPU_COST = 1.3  # on a CPU, a default costs at most this many times the cheapest measured video model
 FALLBACK = "fast-x4"  # a tree whose cards carry no benchmark rows
 IMAGE_SETS = ("Set5", "Set14")
+IMAGE_GAINS = ("Set5_gain", "Set14_gain")
 VIDEO_PREFIX, JPEG_PREFIX = "compressed_", "jpeg_"
 
 
@@ -35,9 +37,17 @@ def _rgb(models: dict[str, ModelDescriptor], scale: int) -> dict[str, ModelDescr
             and d.restores in (Restores.IMAGE, Restores.FRAMES)}
 
 
-def _fps(descriptor: ModelDescriptor) -> float | None:
-    rows = [e.fps for e in descriptor.evaluations if e.name.startswith(VIDEO_PREFIX) and e.fps]
-    return sum(rows) / len(rows) if rows else None
+def _prefix(scale: int) -> str:
+    return VIDEO_PREFIX if scale == SCALE else f"{VIDEO_PREFIX}x{scale}_"
+
+
+def _video_rows(descriptor: ModelDescriptor, scale: int) -> dict[str, Evaluation]:
+    """A model's compressed-footage rows at `scale` (its output resampled where its own scale is another), by
+    condition ('crf28', 'kbps256')."""
+    prefix = _prefix(scale)
+    return {e.name[len(prefix):]: e for e in descriptor.evaluations
+            if e.name.startswith(prefix) and e.gain_db is not None
+            and (scale != SCALE or not e.name.startswith(f"{VIDEO_PREFIX}x"))}
 
 
 def affordable(fps: dict[str, float | None]) -> set[str]:
@@ -48,37 +58,40 @@ def affordable(fps: dict[str, float | None]) -> set[str]:
 
 def video_table(scale: int = SCALE, accelerator: bool = False,
                 models: dict[str, ModelDescriptor] | None = None) -> Table:
-    """The rule's table for video: each candidate's compressed-footage rows (mean and worst-clip gain)."""
-    candidates = {n: d for n, d in _rgb(shipped_models() if models is None else models, scale).items()
-                  if any(e.name.startswith(VIDEO_PREFIX) and e.gain_db is not None for e in d.evaluations)}
+    """The rule's table for video at `scale`: each candidate's compressed-footage rows (mean and worst-clip gain)."""
+    shipped = shipped_models() if models is None else models
+    rows = {n: _video_rows(d, scale) for n, d in shipped.items() if d.channels == 3
+            and d.restores in (Restores.IMAGE, Restores.FRAMES)}
+    rows = {n: r for n, r in rows.items() if r}
     if not accelerator:
-        keep = affordable({n: _fps(d) for n, d in candidates.items()})
-        candidates = {n: d for n, d in candidates.items() if n in keep}
-    return {n: {e.name[len(VIDEO_PREFIX):]: Standing(e.gain_db, e.worst_gain_db) for e in d.evaluations
-                if e.name.startswith(VIDEO_PREFIX) and e.gain_db is not None} for n, d in candidates.items()}
+        speeds = {n: [e.fps for e in r.values() if e.fps] for n, r in rows.items()}
+        keep = affordable({n: sum(s) / len(s) if s else None for n, s in speeds.items()})
+        rows = {n: r for n, r in rows.items() if n in keep}
+    return {n: {c: Standing(e.gain_db, e.worst_gain_db) for c, e in r.items()} for n, r in rows.items()}
 
 
 def image_table(scale: int = SCALE, models: dict[str, ModelDescriptor] | None = None) -> Table:
-    """The rule's table for images: Set5/Set14 Y-PSNR (the same bicubic for every model, so PSNR ranks as gain
-    does) and the JPEG'd-photo rows, for every single-frame RGB model of `scale`."""
+    """The rule's table for images: each single-frame RGB model's gain over bicubic on Set5, Set14 and their LR as
+    JPEG (`benchmarks/images.py`: mean and worst image); where a card has none of those rows, its Set5/Set14
+    Y-PSNR (the same bicubic for every model, so PSNR ranks as gain does)."""
     table: Table = {}
     for name, d in _rgb(shipped_models() if models is None else models, scale).items():
         if d.restores is not Restores.IMAGE:
             continue
-        row = {e.name: Standing(e.psnr_y, e.worst_gain_db) for e in d.evaluations
-               if e.name in IMAGE_SETS and e.psnr_y is not None}
-        row.update({e.name: Standing(e.gain_db, e.worst_gain_db) for e in d.evaluations
-                    if e.name.startswith(JPEG_PREFIX) and e.gain_db is not None})
+        row = {e.name: Standing(e.gain_db, e.worst_gain_db) for e in d.evaluations
+               if (e.name in IMAGE_GAINS or e.name.startswith(JPEG_PREFIX)) and e.gain_db is not None}
+        if not row:
+            row = {e.name: Standing(e.psnr_y) for e in d.evaluations if e.name in IMAGE_SETS and e.psnr_y is not None}
         if row:
             table[name] = row
     return table
 
 
-def video_model(backend: str = "auto", precision: str = "auto", scale: int = SCALE) -> str | None:
-    """The video default at `scale` for the hardware `backend` runs on; None where no model of that scale is
-    shipped with benchmark rows (at SCALE: FALLBACK)."""
-    chosen = pick(video_table(scale, on_accelerator(backend, precision)))
-    return chosen if chosen or scale != SCALE else FALLBACK
+def video_model(backend: str = "auto", precision: str = "auto", scale: int = SCALE) -> str:
+    """The video default at `scale` for the hardware `backend` runs on (at SCALE where no model of `scale` has
+    the benchmark's rows; FALLBACK where none has)."""
+    accelerator = on_accelerator(backend, precision)
+    return pick(video_table(scale, accelerator)) or pick(video_table(SCALE, accelerator)) or FALLBACK
 
 
 def image_model(scale: int = SCALE) -> str:
@@ -86,12 +99,17 @@ def image_model(scale: int = SCALE) -> str:
     return pick(image_table(scale)) or pick(image_table(SCALE)) or FALLBACK
 
 
-def why(model: str, video: bool = True, accelerator: bool = False) -> str:
+def has_scale(scale: int, video: bool = True) -> bool:
+    """Whether a default of `scale` is shipped (a model of that scale with the rule's figures)."""
+    return bool(video_table(scale, accelerator=True) if video else image_table(scale))
+
+
+def why(model: str, video: bool = True, accelerator: bool = False, scale: int = SCALE) -> str:
     """The log line's note on a default model: the rule that chose it, or why it is only the closest."""
     if not video:
         return "the image default: the rule's pick on Set5, Set14 and JPEG'd photos"
-    where = "a GPU" if accelerator else "a CPU"
-    table = video_table(accelerator=accelerator)
+    where = (f"x{scale} " if scale != SCALE else "") + ("a GPU" if accelerator else "a CPU")
+    table = video_table(scale, accelerator=accelerator)
     if model not in table:
         return f"the video default on {where}: no shipped model has compressed-footage figures"
     if model in eligible(table):
@@ -101,15 +119,12 @@ def why(model: str, video: bool = True, accelerator: bool = False) -> str:
             f"trails least ({'; '.join(shortfalls(table, model))})")
 
 
-def losses(table: Table, model: str) -> list[str]:
-    """Where `model` loses under the rule in `table` (for its card and `srstream models`)."""
-    return shortfalls(table, model) if model in table else []
-
-
 def verdict_lines() -> list[str]:
     """The rule's verdicts as `srstream models` prints them: each default, then where each other model loses."""
     tables = {"video on a CPU": video_table(), "video on a GPU": video_table(accelerator=True),
               "images": image_table()}
+    if has_scale(2):
+        tables.update({"x2 video on a CPU": video_table(2), "x2 video on a GPU": video_table(2, accelerator=True)})
     lines = [f"default for {what}: {pick(table) or FALLBACK}" for what, table in tables.items()]
     for what, table in tables.items():
         chosen = pick(table)

@@ -60,7 +60,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
               f"({footage.shape[2]}x{footage.shape[1]}) for {args.seconds:g} s", file=sys.stderr)
     module, log = fine_tune(spec.module, footage, camera, descriptor.scale,
                             TuneSettings(seconds=args.seconds, seed=args.seed), source=args.input,
-                            progress=not args.quiet)
+                            progress=not args.quiet, qp_input=descriptor.takes_qp)
     tuned = descriptor.with_card(name=out.stem, evaluation={},
                                  tuned={"base": descriptor.name, "footage": args.input, **log})
     save_weights(module, out, tuned.card)

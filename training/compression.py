@@ -71,8 +71,8 @@ def _h264_scale(values: np.ndarray, codec_type: str) -> np.ndarray | None:
     values = values.astype(np.float32)
     if codec_type == "H264":
         return values
-    if codec_type == "MPEG2":  # quantiser scale q: step ~ 2q, H.264's step doubles every 6 QP (q 2 ~ QP 18)
-        return 12.0 + 6.0 * np.log2(np.maximum(values, 1.0))
+    if codec_type == "MPEG2":  # MPEG-1/2/4 part 2: a value proportional to the quantiser step (FFmpeg's export);
+        return 6.0 + 6.0 * np.log2(np.maximum(values, 1.0))  # H.264's step doubles every 6 QP: 4 ~ QP 18, 16 ~ 30
     if codec_type == "VP9":  # quantiser index 0-255: libvpx's --crf 0-63 and its index run about 4:1 to QP
         return values / 4.0
     return None

@@ -51,14 +51,18 @@ class FastSR(nn.Module):
         frame = x[:, :self.config.channels] if self.config.qp_input else x
         return self.shuffle(self.body(x) + frame.repeat_interleave(r2, dim=1))
 
-    def load_without_qp(self, state_dict: dict[str, torch.Tensor]) -> None:
-        """Start a QP-input model from the weights of the same network without it: the QP's input weights at zero,
-        so it begins as exactly that model and learns what the QP adds."""
+    def load_compatible(self, state_dict: dict[str, torch.Tensor]) -> list[str]:
+        """Start from a FastSR of the same trunk: without the QP input (its weights on the QP at zero, so this one
+        begins as exactly that model), or of another scale (the tail, whose shape differs, keeps its fresh
+        initialisation). Returns the names not taken over."""
         state = dict(state_dict)
-        head = state["body.0.weight"]
-        if self.config.qp_input and head.shape[1] == self.config.channels:
+        head = state.get("body.0.weight")
+        if head is not None and self.config.qp_input and head.shape[1] == self.config.channels:
             state["body.0.weight"] = torch.cat([head, head.new_zeros(head.shape[0], 1, *head.shape[2:])], dim=1)
-        self.load_state_dict(state)
+        own = self.state_dict()
+        skipped = [k for k, v in state.items() if k not in own or own[k].shape != v.shape]
+        self.load_state_dict({k: v for k, v in state.items() if k not in skipped}, strict=False)
+        return skipped
 
 
 def macs_per_lr_pixel(config: FastConfig) -> int:

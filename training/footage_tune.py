@@ -20,7 +20,8 @@ from torch import nn
 from tqdm import tqdm
 
 from training.camera_clips import flip_and_turn
-from training.camera_degrade import CameraSettings, degrade_clip
+from training.camera_degrade import CameraSettings, degrade_clip_with_qp
+from training.compression import qp_plane
 from training.hardware import cpu_has_native_bf16
 from training.video_frames import video_clip
 
@@ -61,23 +62,30 @@ def fitted_patch(footage: np.ndarray, source: str, frames: int, patch: int, scal
 
 
 def _pairs(footage: np.ndarray, rng: np.random.Generator, camera: CameraSettings, scale: int,
-           batch: int, patch: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """A batch of (HR, LR) frames in [0, 1], (B x T, 3, P, P) and (B x T, 3, P/scale, P/scale)."""
-    hrs, lrs = [], []
+           batch: int, patch: int, qp_input: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch of (HR, LR) frames in [0, 1], (B x T, 3, P, P) and (B x T, 3, P/scale, P/scale); with `qp_input`,
+    each LR frame with a fourth channel: its QP map from the decoder (training.compression), as the model sees it
+    at work."""
+    hrs, lrs, planes = [], [], []
     for _ in range(batch):
         hr = footage_clip(footage, rng, camera.frames, patch)
-        lr, _ = degrade_clip(hr, rng, camera, scale)
+        lr, qp, _ = degrade_clip_with_qp(hr, rng, camera, scale)
         hrs.append(hr)
         lrs.append(lr)
+        planes += [qp_plane(q, *lr.shape[1:3]) for q in qp]
     as_float = lambda c: torch.from_numpy(np.concatenate(c)).permute(0, 3, 1, 2).float().div_(255.0)  # noqa: E731
-    return as_float(hrs), as_float(lrs)
+    low = as_float(lrs)
+    if qp_input:
+        low = torch.cat([low, torch.from_numpy(np.stack(planes))[:, None]], dim=1)
+    return as_float(hrs), low
 
 
 def fine_tune(module: nn.Module, footage: np.ndarray, camera: CameraSettings, scale: int,
               settings: TuneSettings = TuneSettings(), source: str = "footage",
-              progress: bool = True) -> tuple[nn.Module, dict]:
-    """A copy of `module` (a single-frame x`scale` model) tuned on `footage` (N, H, W, 3) uint8, and a log of the
-    run. bf16 autocast on CPUs with native bf16; stops after `settings.seconds` (or `max_steps`)."""
+              progress: bool = True, qp_input: bool = False) -> tuple[nn.Module, dict]:
+    """A copy of `module` (a single-frame x`scale` model; `qp_input`: one that takes the QP plane) tuned on
+    `footage` (N, H, W, 3) uint8, and a log of the run. bf16 autocast on CPUs with native bf16; stops after
+    `settings.seconds` (or `max_steps`)."""
     patch = fitted_patch(footage, source, camera.frames, settings.patch, scale)
     tuned = copy.deepcopy(module).float().train()
     optimiser = torch.optim.Adam(tuned.parameters(), lr=settings.lr)
@@ -86,7 +94,7 @@ def fine_tune(module: nn.Module, footage: np.ndarray, camera: CameraSettings, sc
     steps, losses, started = 0, [], time.perf_counter()
     bar = tqdm(total=round(settings.seconds), desc="tuning", unit="s", disable=not progress)
     while time.perf_counter() - started < settings.seconds and steps < (settings.max_steps or 1 << 62):
-        hr, lr = _pairs(footage, rng, camera, scale, settings.batch, patch)
+        hr, lr = _pairs(footage, rng, camera, scale, settings.batch, patch, qp_input)
         with autocast:
             loss = F.l1_loss(tuned(lr).float(), hr)
         optimiser.zero_grad(set_to_none=True)

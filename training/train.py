@@ -153,7 +153,9 @@ class Trainer:
         if self.recurrent and not isinstance(source, RecurrentSR):
             self.generator.load_fast(source.state_dict())
         elif isinstance(self.generator, FastSR):
-            self.generator.load_without_qp(source.state_dict())
+            skipped = self.generator.load_compatible(source.state_dict())
+            if skipped and self.rank == 0:
+                print(f"train.init {path}: kept the fresh {', '.join(skipped)} (another shape)", file=sys.stderr)
         else:
             self.generator.load_state_dict(source.state_dict())
 

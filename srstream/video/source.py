@@ -170,6 +170,13 @@ def open_input(source: str, timeout_s: float = 10.0) -> av.container.InputContai
     return container
 
 
+def probe_size(source: str, timeout_s: float = 10.0) -> tuple[int, int]:
+    """(width, height) of an input's first video stream as its container declares it."""
+    with open_input(source, timeout_s) as container:
+        context = container.streams.video[0].codec_context
+        return context.width, context.height
+
+
 def _reason(exc: av.error.FFmpegError) -> str:
     return getattr(exc, "strerror", None) or str(exc)
 
