@@ -328,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", choices=("heldout", "tune", "all"), default="heldout",
                         help="which clips of benchmarks/footage_clips.toml (default: heldout)")
     parser.add_argument("--clips-root", type=Path, default=CLIPS_ROOT, help="where the manifest's files are")
-    parser.add_argument("--scale", type=int, choices=(2, 4), default=4, help="the downscale factor (default 4)")
+    parser.add_argument("--scale", type=int, choices=(2, 3, 4), default=4, help="the downscale factor (default 4)")
     parser.add_argument("--frames", type=int, default=16, help="first N frames of each clip (default 16)")
     parser.add_argument("--crf", default="18,23,28,35", help="libx264 CRFs, comma-separated")
     parser.add_argument("--kbps", default="256,1024", help="libx264 average bitrates at the LR size (kbit/s)")

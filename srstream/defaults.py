@@ -5,8 +5,8 @@ Video: the conditions are the card rows `compressed_*` (x4) and `compressed_x2_*
 `benchmarks/compressed_video.py`: each CRF and bitrate, mean gain over bicubic and the worst clip's. The candidates
 are the shipped RGB models measured at that scale (an x4 model at x2 has its output resampled, as --outscale 2
 does); on a CPU only those that cost at most `CPU_COST` times the cheapest (their benchmark fps), on a GPU all.
-Images: the conditions are Set5 and Set14 (Y-PSNR) and the `jpeg_*` rows, the candidates every single-frame RGB
-model of the scale.
+Images: the conditions are the gains over bicubic on Set5, Set14 and their LR as JPEG (`benchmarks/images.py`), the
+candidates every single-frame RGB model of the scale.
 """
 from __future__ import annotations
 

@@ -63,6 +63,10 @@ class CameraSettings:
     presets: tuple = ("ultrafast", "veryfast", "fast", "medium")
     bframes: tuple = (0, 3)
     containers: tuple = CONTAINERS
+    abr_p: float = 0.0  # of encoded clips, those at an average bitrate (as cameras are set) instead of a CRF
+    abr_bpp: tuple = (0.05, 1.0)  # its bits per pixel and frame, log-uniform (256 kbit/s at 320x180, 25 fps: 0.18)
+    sharpen_p: float = 0.0  # the camera's ISP sharpening (an unsharp mask at sensor resolution, before the shrink)
+    sharpen_amount: tuple = (0.3, 1.0)
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -200,15 +204,28 @@ def jpeg(clip: np.ndarray, quality: int) -> np.ndarray:
     return np.stack(out)
 
 
-def draw_encoding(rng: np.random.Generator, settings: CameraSettings) -> Encoding:
-    """A codec (libx265 with `x265_p` when both are allowed), CRF, preset, B frames and container."""
+def draw_encoding(rng: np.random.Generator, settings: CameraSettings, size: tuple[int, int] = (0, 0),
+                  fps: int = 25) -> Encoding:
+    """A codec (libx265 with `x265_p` when both are allowed), CRF, preset, B frames and container; with `abr_p`,
+    an average bitrate for frames of `size` (h, w) instead of the CRF."""
     codecs = settings.codecs
     codec = codecs[0] if len(codecs) == 1 else ("libx265" if rng.random() < settings.x265_p else "libx264")
     crf = int(rng.integers(settings.crf[0], settings.crf[1] + 1))
     preset = settings.presets[rng.integers(len(settings.presets))]
     bframes = int(rng.integers(settings.bframes[0], settings.bframes[1] + 1))
     container = settings.containers[rng.integers(len(settings.containers))]
-    return Encoding(codec, crf, preset, bframes, container)
+    kbps = 0
+    if settings.abr_p and rng.random() < settings.abr_p:  # drawn only when asked: older runs draw as before
+        lo, hi = settings.abr_bpp
+        bpp = math.exp(rng.uniform(math.log(lo), math.log(hi)))
+        kbps = max(1, round(bpp * size[0] * size[1] * fps / 1000))
+    return Encoding(codec, crf, preset, bframes, container, kbps)
+
+
+def sharpen(clip: torch.Tensor, amount: float, sigma: float = 1.0) -> torch.Tensor:
+    """An unsharp mask: the clip plus `amount` times its difference from a Gaussian blur of it (as an ISP does)."""
+    blurred = apply_kernel(clip, gaussian_kernel2d(sigma, sigma, 0.0))
+    return (clip + amount * (clip - blurred)).clamp(0, 1)
 
 
 # --- the chain ------------------------------------------------------------------------------------------------------
@@ -253,7 +270,7 @@ def _compress(clip: np.ndarray, rng: np.random.Generator, s: CameraSettings, log
     """JPEG (with `jpeg_p`) and the codec (with `codec_p`), JPEG usually first; and each frame's QP map as the
     decoder gave it (zeros where no codec ran, or the codec exports none)."""
     quality = int(rng.integers(s.jpeg_quality[0], s.jpeg_quality[1] + 1)) if rng.random() < s.jpeg_p else 0
-    encoding = draw_encoding(rng, s) if rng.random() < s.codec_p else None
+    encoding = draw_encoding(rng, s, clip.shape[1:3]) if rng.random() < s.codec_p else None
     jpeg_last = rng.random() < s.jpeg_after_codec_p
     if quality and not jpeg_last:
         clip = jpeg(clip, quality)
@@ -286,7 +303,12 @@ def degrade_clip_with_qp(hr: np.ndarray, rng: np.random.Generator, settings: Cam
         raise ValueError(f"clip {w}x{h}: sides must be multiples of {2 * scale} (even LR sides for yuv420p)")
     lr_size = (h // scale, w // scale)
     log: list[str] = []
-    clip = _stage(_to_float(hr), rng, settings, lr_size, 1.0, False, log)
+    clip = _to_float(hr)
+    if settings.sharpen_p and rng.random() < settings.sharpen_p:  # drawn only when asked, as abr_p
+        amount = float(rng.uniform(*settings.sharpen_amount))
+        clip = sharpen(clip, amount)
+        log.append(f"sharpen {amount:.2f}")
+    clip = _stage(clip, rng, settings, lr_size, 1.0, False, log)
     if rng.random() < settings.second_order_p:
         clip = _stage(clip, rng, settings, lr_size, 0.3, True, log)  # at LR scale: lighter
     kind = settings.resizes[rng.integers(len(settings.resizes))]

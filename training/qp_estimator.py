@@ -104,7 +104,7 @@ def train(pairs: list[tuple[np.ndarray, np.ndarray]], seconds: float, seed: int 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     net = QPNet()
-    opt = torch.optim.Adam(net.parameters(), lr=2e-3)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     by_size: dict[tuple[int, int], list[int]] = {}
     for i, (y, _) in enumerate(pairs):
         by_size.setdefault(y.shape, []).append(i)
@@ -115,13 +115,13 @@ def train(pairs: list[tuple[np.ndarray, np.ndarray]], seconds: float, seed: int 
         pick = rng.choice(group, size=min(16, len(group)), replace=False)
         y = torch.from_numpy(np.stack([pairs[i][0] for i in pick]).astype(np.float32) / 255.0)[:, None]
         target = torch.from_numpy(np.stack([pairs[i][1] for i in pick]) / QP_MAX)[:, None]
-        loss = F.l1_loss(net(y), target)
+        loss = F.smooth_l1_loss(net(y) * QP_MAX, target * QP_MAX, beta=2.0)  # in QP: MSE near, L1 far
         opt.zero_grad()
         loss.backward()
         opt.step()
         step += 1
         if step % 200 == 0:
-            print(f"step {step}: L1 {loss.item() * QP_MAX:.2f} QP", file=sys.stderr)
+            print(f"step {step}: loss {loss.item():.2f} (QP)", file=sys.stderr)
     return net.eval()
 
 
@@ -130,8 +130,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clips", type=int, default=1500, help="photo clips of 3 frames (default %(default)s)")
     parser.add_argument("--seconds", type=float, default=300.0, help="training time (default %(default)s)")
     parser.add_argument("--out", type=Path, default=WEIGHTS)
+    parser.add_argument("--cache", type=Path, help="keep the encoded frames here (.npz) and reuse them")
     args = parser.parse_args(argv)
-    pairs = make_pairs(args.clips, seed=0)
+    if args.cache and args.cache.is_file():
+        stored = np.load(args.cache, allow_pickle=False)
+        pairs = [(stored[f"y{i}"], stored[f"q{i}"]) for i in range(len(stored.files) // 2)]
+    else:
+        pairs = make_pairs(args.clips, seed=0)
+        if args.cache:
+            np.savez(args.cache, **{f"{k}{i}": v for i, (y, q) in enumerate(pairs) for k, v in (("y", y), ("q", q))})
     print(f"{len(pairs)} frames", file=sys.stderr)
     net = train(pairs, args.seconds)
     save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(args.out),
