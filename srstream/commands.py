@@ -153,7 +153,8 @@ def cmd_models(args: argparse.Namespace) -> int:
     width = max(map(len, models), default=0)
     for name, model in models.items():
         figures = ", ".join(e.summary() for e in model.evaluations)
-        print(f"{name:<{width}}  {model.architecture:<10} {model.scale_label:<4} {model.channels}ch  {figures}")
+        channels = f"{model.channels}ch" + ("+qp" if model.takes_qp else "")  # takes the codec's QP beside the frame
+        print(f"{name:<{width}}  {model.architecture:<10} {model.scale_label:<4} {channels:<6} {figures}")
     print()
     for line in defaults.verdict_lines():
         print(line)

@@ -108,15 +108,16 @@ def why(model: str, video: bool = True, accelerator: bool = False, scale: int = 
     """The log line's note on a default model: the rule that chose it, or why it is only the closest."""
     if not video:
         return "the image default: the rule's pick on Set5, Set14 and JPEG'd photos"
-    where = (f"x{scale} " if scale != SCALE else "") + ("a GPU" if accelerator else "a CPU")
+    what = ("the video default" if scale == SCALE else f"the x{scale} video default") + (
+        " on a GPU" if accelerator else " on a CPU")
     table = video_table(scale, accelerator=accelerator)
     if model not in table:
-        return f"the video default on {where}: no shipped model has compressed-footage figures"
+        return f"{what}: no shipped model has compressed-footage figures"
     if model in eligible(table):
-        return (f"the video default on {where}: within {MARGIN_DB} dB of the best at every CRF on real compressed "
-                "footage, and the best worst clip")
-    return (f"the video default on {where}: no model is within {MARGIN_DB} dB of the best at every CRF; this one "
-            f"trails least ({'; '.join(shortfalls(table, model))})")
+        return (f"{what}: within {MARGIN_DB} dB of the best at every CRF and bitrate on real compressed footage, "
+                "and the best worst clip")
+    return (f"{what}: no model is within {MARGIN_DB} dB of the best everywhere; this one trails least "
+            f"({'; '.join(shortfalls(table, model))})")
 
 
 def verdict_lines() -> list[str]:

@@ -181,8 +181,8 @@ class Upscaler:
                 pixels = frame[:3].mul(255).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
                 fact = estimated(pixels)
                 if not self._noted_estimate:
-                    log.warning("srstream: %s takes the codec's QP; none came with these frames: a blind estimate from "
-                             "the pixels (QP %.0f)", self.spec.name, fact.mean_qp)
+                    log.warning("srstream: %s takes the codec's QP; none came with these frames: a blind estimate "
+                                "from the pixels (QP %.0f)", self.spec.name, fact.mean_qp)
                     self._noted_estimate = True
             planes.append(torch.from_numpy(fact.plane(*frame.shape[-2:])))
         return self.to_device(torch.stack(planes)[:, None]).to(x.dtype)

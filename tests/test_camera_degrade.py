@@ -199,3 +199,52 @@ def test_a_run_on_photos_and_footage_names_its_videos_on_the_card(tiny):
     path = Trainer(config).run()
     training = json.loads(path.with_suffix(".json").read_text())["training"]
     assert training["videos"] == [str(CLIP)] and training["video_p"] == 0.5 and training["video_prescale"] == 2
+
+
+def test_an_average_bitrate_codes_a_real_clip_at_about_that_rate_and_lower_rates_cost_more_qp():
+    from training.codec import compress_with_facts
+
+    hr = np.stack([f for f in load_video(CLIP, 1)[:24]])[:, :176, :320]
+    sizes, qps = {}, {}
+    for kbps in (60, 600):
+        encoding = Encoding("libx264", 23, "medium", bframes=2, kbps=kbps)
+        sizes[kbps] = len(encode(hr, encoding)) * 8 / (len(hr) / 25) / 1000
+        qps[kbps] = np.mean([f.mean_qp for f in compress_with_facts(hr, encoding)[1]])
+    assert 0.5 * 600 < sizes[600] < 1.5 * 600 and sizes[60] < 0.3 * sizes[600]  # ABR lands near the rate asked
+    assert qps[60] > qps[600] + 6
+
+
+def test_camera_abr_and_isp_sharpening_are_drawn_only_when_asked(pan_clip):
+    plain = CameraSettings(blur_p=0, noise_p=0, second_order_p=0, jpeg_p=0, codec_p=1.0, codecs=("libx264",),
+                           x265_p=0.0, resizes=("area",), resize_range=(1.0, 1.0))
+    asked = CameraSettings(**{**plain.to_dict(), "abr_p": 1.0, "sharpen_p": 1.0,
+                              **{k: tuple(v) for k, v in plain.to_dict().items() if isinstance(v, list)}})
+    _, log_plain = degrade_clip(pan_clip, np.random.default_rng(5), plain, 4)
+    _, log_asked = degrade_clip(pan_clip, np.random.default_rng(5), asked, 4)
+    assert not any("sharpen" in s or "kbit/s" in s for s in log_plain)
+    assert log_asked[0].startswith("sharpen ") and any(" kbit/s " in s for s in log_asked)
+
+
+def test_isp_sharpening_raises_the_detail_of_a_real_photo_and_keeps_its_mean(pan_clip):
+    import torch
+
+    from training.camera_degrade import sharpen
+
+    x = torch.from_numpy(pan_clip).permute(0, 3, 1, 2).float() / 255
+    y = sharpen(x, 0.8)
+    detail = lambda t: (t[..., 1:, :] - t[..., :-1, :]).abs().mean().item()  # noqa: E731
+    assert detail(y) > 1.3 * detail(x) and abs(y.mean().item() - x.mean().item()) < 0.01
+
+
+def test_clean_resize_shrinks_the_clips_the_codec_skips_by_that_kernel_and_says_qp_0(pan_clip):
+    from training.camera_degrade import degrade_clip_with_qp
+
+    settings = CameraSettings(blur_p=0, noise_p=0, second_order_p=0, jpeg_p=0, codec_p=0.5, codecs=("libx264",),
+                              x265_p=0.0, resizes=("area",), resize_range=(1.0, 1.0), clean_resize="bicubic")
+    seen = set()
+    for seed in range(12):
+        lr, qp, log = degrade_clip_with_qp(pan_clip, np.random.default_rng(seed), settings, 4)
+        coded = any(s.startswith("libx264") for s in log)
+        assert (qp.min() > 0) == coded and all(("bicubic" in s) != coded for s in log if s.startswith("resize"))
+        seen.add(coded)
+    assert seen == {True, False}

@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from srstream import defaults
 from srstream.default_rule import Standing, eligible, pick, shortfalls
 from training.weights import shipped_models
@@ -40,46 +42,53 @@ def test_where_no_model_is_eligible_the_one_trailing_least_is_picked():
 
 
 def _report_table(report: dict, accelerator: bool) -> dict:
-    """The rule's table straight from a compressed_video.py report: mean and worst-clip gain per CRF."""
+    """The rule's table straight from a compressed_video.py report: mean and worst-clip gain per condition."""
     shipped = shipped_models()
     models = [m for m in report["models"] if m in shipped]
+    summary = report["summary"]
     if not accelerator:
-        keep = defaults.affordable({m: sum(r[m]["fps"] for r in report["summary"].values()) / len(report["summary"])
-                                    for m in models})
+        keep = defaults.affordable({m: sum(r[m]["fps"] for r in summary.values()) / len(summary) for m in models})
         models = [m for m in models if m in keep]
-    return {m: {f"crf{crf}": Standing(row[m]["gain_db"], min(c["crf"][crf][m]["gain_db"] for c in report["clips"]))
-                for crf, row in report["summary"].items()} for m in models}
+    return {m: {cond: Standing(row[m]["gain_db"], min(c["conditions"][cond][m]["gain_db"] for c in report["clips"]))
+                for cond, row in summary.items()} for m in models}
 
 
-def _default_report() -> dict:
-    """The report the video default was chosen on: the one its card names."""
-    row = shipped_models()[defaults.video_model("cpu")].card["evaluation"]["compressed_crf28"]
+def _default_report(scale: int = 4) -> dict:
+    """The report the video default at `scale` was chosen on: the one its card names."""
+    prefix = "compressed_" if scale == 4 else f"compressed_x{scale}_"
+    row = shipped_models()[defaults.video_model("cpu", scale=scale)].card["evaluation"][prefix + "crf28"]
     return json.loads((ROOT / row["report"]).read_text())
 
 
-def test_the_shipped_video_defaults_are_the_rules_pick_on_the_benchmarks_json():
-    report = _default_report()
+@pytest.mark.parametrize("scale", [4, 2])
+def test_the_shipped_video_defaults_are_the_rules_pick_on_the_benchmarks_json(scale):
+    report = _default_report(scale)
+    assert report["scale"] == scale and report["split"] == "heldout" and len(report["clips"]) >= 10
+    assert len({c["group"] for c in report["clips"]}) >= 4
     for accelerator in (False, True):
-        from_json = pick(_report_table(report, accelerator))
-        assert from_json == pick(defaults.video_table(accelerator=accelerator))
-    assert defaults.video_model("cpu") == pick(_report_table(report, False))
-    assert defaults.video_model("cpu") == "fast-x4"  # what the rule makes of the six-clip figures (issue 27)
+        assert pick(_report_table(report, accelerator)) == pick(defaults.video_table(scale, accelerator))
+    assert defaults.video_model("cpu", scale=scale) == pick(_report_table(report, False))
 
 
-def test_the_cards_carry_the_benchmarks_figures_for_every_model_it_measured():
-    report = _default_report()
+@pytest.mark.parametrize("scale", [4, 2])
+def test_the_cards_carry_the_benchmarks_figures_for_every_model_it_measured(scale):
+    report = _default_report(scale)
+    prefix = "compressed_" if scale == 4 else f"compressed_x{scale}_"
     shipped = shipped_models()
-    for model in report["models"]:
-        for crf, row in report["summary"].items():
-            card = shipped[model].card["evaluation"][f"compressed_crf{crf}"]
-            worst = min(c["crf"][crf][model]["gain_db"] for c in report["clips"])
+    for model in (m for m in report["models"] if m in shipped):
+        for cond, row in report["summary"].items():
+            card = shipped[model].card["evaluation"][prefix + cond]
+            worst = min(c["conditions"][cond][model]["gain_db"] for c in report["clips"])
             assert abs(card["gain_db"] - row[model]["gain_db"]) < 2e-3 and abs(card["worst_gain_db"] - worst) < 1e-3
 
 
-def test_the_image_default_is_the_rules_pick_on_set5_and_set14():
+def test_the_image_default_is_the_rules_pick_on_set5_set14_and_jpeg_photos():
     table = defaults.image_table()
-    assert defaults.image_model() == pick(table) == "srresnet-x4"
-    assert all(table["srresnet-x4"][s].mean >= table[m][s].mean - 0.05 for m in table for s in ("Set5", "Set14"))
+    assert set(next(iter(table.values()))) == {"Set5_gain", "Set14_gain", "jpeg_q75", "jpeg_q50"}
+    report = json.loads((ROOT / "benchmarks" / "results" / "images_cpu.json").read_text())
+    from_json = {m: {c: Standing(rows[m]["gain_db"], rows[m]["worst_gain_db"]) for c, rows in
+                     report["conditions"].items()} for m in table}
+    assert defaults.image_model() == pick(table) == pick(from_json) == "srresnet-x4"
 
 
 def test_srstream_models_names_each_default_and_where_the_others_lose(capsys):
@@ -87,5 +96,19 @@ def test_srstream_models_names_each_default_and_where_the_others_lose(capsys):
 
     assert main(["models"]) == 0
     out = capsys.readouterr().out
-    assert "default for video on a CPU: fast-x4" in out and "default for images: srresnet-x4" in out
+    assert f"default for video on a CPU: {defaults.video_model('cpu')}" in out
+    assert "default for images: srresnet-x4" in out and f"default for x2 video on a CPU: " in out
     assert "camera-fast-x4 is not the default for video on a CPU: crf18" in out
+
+
+@pytest.mark.parametrize("option, scale", [(["--outscale", "2"], 2), (["--size", "640x-1"], 2), (["--outscale", "3"], 4),
+                                           ([], 4)])
+def test_the_output_size_picks_the_default_of_its_scale(tmp_path, capsys, option, scale):
+    from srstream.cli import main
+
+    clip = ROOT / "tests" / "data" / "video" / "vtest_320x180_2s.mp4"
+    assert main(["upscale", str(clip), str(tmp_path / "o.mp4"), "-t", "0.2", *option]) == 0
+    model = defaults.video_model("cpu", scale=scale)
+    err = capsys.readouterr().err
+    assert f"srstream: {model} x{shipped_models()[model].scale} on cpu" in err
+    assert ("(the x2 video default on a CPU" in err) == (scale == 2)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import io
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
 import torch
@@ -67,6 +67,8 @@ class CameraSettings:
     abr_bpp: tuple = (0.05, 1.0)  # its bits per pixel and frame, log-uniform (256 kbit/s at 320x180, 25 fps: 0.18)
     sharpen_p: float = 0.0  # the camera's ISP sharpening (an unsharp mask at sensor resolution, before the shrink)
     sharpen_amount: tuple = (0.3, 1.0)
+    clean_resize: str = ""  # where set, a clip the codec skips (1 - codec_p) is shrunk by this kind: a QP model
+    # learns that QP 0 is the benchmark's clean LR (MATLAB-like "bicubic"), so it matches a bicubic model on images
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -79,6 +81,8 @@ class CameraSettings:
         _check_names("motions", self.motions, MOTIONS)
         _check_names("blurs", self.blurs, BLURS)
         _check_names("resizes", self.resizes, RESIZES)
+        if self.clean_resize:
+            _check_names("clean_resize", (self.clean_resize,), RESIZES)
         _check_names("codecs", self.codecs, CODECS)
         _check_names("presets", self.presets, PRESETS)
         _check_names("containers", self.containers, CONTAINERS)
@@ -265,12 +269,14 @@ def _stage(clip: torch.Tensor, rng: np.random.Generator, s: CameraSettings, lr_s
     return clip
 
 
-def _compress(clip: np.ndarray, rng: np.random.Generator, s: CameraSettings, log: list[str]
-              ) -> tuple[np.ndarray, np.ndarray]:
+def _compress(clip: np.ndarray, rng: np.random.Generator, s: CameraSettings, log: list[str],
+              coded: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
     """JPEG (with `jpeg_p`) and the codec (with `codec_p`), JPEG usually first; and each frame's QP map as the
     decoder gave it (zeros where no codec ran, or the codec exports none)."""
     quality = int(rng.integers(s.jpeg_quality[0], s.jpeg_quality[1] + 1)) if rng.random() < s.jpeg_p else 0
-    encoding = draw_encoding(rng, s, clip.shape[1:3]) if rng.random() < s.codec_p else None
+    if coded is None:
+        coded = rng.random() < s.codec_p
+    encoding = draw_encoding(rng, s, clip.shape[1:3]) if coded else None
     jpeg_last = rng.random() < s.jpeg_after_codec_p
     if quality and not jpeg_last:
         clip = jpeg(clip, quality)
@@ -303,6 +309,11 @@ def degrade_clip_with_qp(hr: np.ndarray, rng: np.random.Generator, settings: Cam
         raise ValueError(f"clip {w}x{h}: sides must be multiples of {2 * scale} (even LR sides for yuv420p)")
     lr_size = (h // scale, w // scale)
     log: list[str] = []
+    coded = None
+    if settings.clean_resize:  # decided before any shrink, and only when asked: older runs draw as before
+        coded = rng.random() < settings.codec_p
+        if not coded:
+            settings = replace(settings, resizes=(settings.clean_resize,))
     clip = _to_float(hr)
     if settings.sharpen_p and rng.random() < settings.sharpen_p:  # drawn only when asked, as abr_p
         amount = float(rng.uniform(*settings.sharpen_amount))
@@ -314,5 +325,5 @@ def degrade_clip_with_qp(hr: np.ndarray, rng: np.random.Generator, settings: Cam
     kind = settings.resizes[rng.integers(len(settings.resizes))]
     clip = resize(clip, lr_size, kind)
     log.append(f"resize {kind} {lr_size[1]}x{lr_size[0]}")
-    lr, qp = _compress(_to_uint8(clip), rng, settings, log)
+    lr, qp = _compress(_to_uint8(clip), rng, settings, log, coded)
     return lr, qp, log

@@ -44,9 +44,12 @@ def bicubic_upscale(lr: np.ndarray, scale: int) -> np.ndarray:
 
 
 @torch.no_grad()
-def model_upscale(model: nn.Module, lr: np.ndarray) -> np.ndarray:
-    """Run a generator on an 8-bit (H, W, C) image; the output is rounded to 8 bit."""
+def model_upscale(model: nn.Module, lr: np.ndarray, qp: float | None = None) -> np.ndarray:
+    """Run a generator on an 8-bit (H, W, C) image; the output is rounded to 8 bit. A model that takes the QP
+    gets the plane of `qp` (0 for the benchmark's clean LR: nothing was quantised)."""
     x = torch.from_numpy(np.array(lr, dtype=np.float32)).permute(2, 0, 1)[None].div(255)
+    if qp is not None:
+        x = torch.cat([x, torch.full_like(x[:, :1], qp / 51.0)], dim=1)
     return _to_uint8(model(x).double().mul(255))
 
 
@@ -67,13 +70,14 @@ def _metric_view(image: np.ndarray, grey: bool) -> np.ndarray:
 
 
 def evaluate(model: nn.Module, files: list[Path], scale: int, channels: int = 3,
-             progress: bool = False) -> dict[str, Any]:
-    """Per-image and mean Y-PSNR/SSIM of `model` and of bicubic over HR `files`."""
+             progress: bool = False, qp: float | None = None) -> dict[str, Any]:
+    """Per-image and mean Y-PSNR/SSIM of `model` (given the plane of `qp` where it takes the QP) and of bicubic
+    over HR `files`."""
     rows = []
     for path in tqdm(files, desc="evaluating", disable=not progress, leave=False):
         hr_full, grey = _read(path, channels)
         hr, lr = benchmark_lr(hr_full, scale)
-        sr, bicubic = model_upscale(model, lr), bicubic_upscale(lr, scale)
+        sr, bicubic = model_upscale(model, lr, qp), bicubic_upscale(lr, scale)
         ref = _metric_view(hr, grey)
         sr_m, bic_m = _metric_view(sr, grey), _metric_view(bicubic, grey)
         rows.append({"image": path.name, "psnr_y": psnr_y(sr_m, ref, scale), "ssim_y": ssim_y(sr_m, ref, scale),
@@ -114,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
         if descriptor.scale != args.scale:
             raise ValueError(f"{args.model}: model is x{descriptor.scale}, asked to evaluate x{args.scale}")
         files = image_files(args.data)
-        result = evaluate(model, files, args.scale, descriptor.channels, progress=not args.json)
+        result = evaluate(model, files, args.scale, descriptor.channels, progress=not args.json,
+                          qp=0.0 if descriptor.takes_qp else None)
     except (ModelLoadError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -33,16 +33,17 @@ class QPNet(nn.Module):
     1x1 head read the block's quantisation; the first stage sees the pixels at full resolution, where the codec's
     rounding shows."""
 
-    def __init__(self, width: int = 24) -> None:
+    def __init__(self, width: int = 32) -> None:
         super().__init__()
-        layers: list[nn.Module] = [nn.Conv2d(1, width, 3, padding=1), nn.ReLU()]
+        layers: list[nn.Module] = [nn.Conv2d(1, width, 3, padding=1), nn.ReLU(),
+                                   nn.Conv2d(width, width, 3, padding=1), nn.ReLU()]
         for _ in range(4):
             layers += [nn.Conv2d(width, width, 3, stride=2, padding=1), nn.ReLU()]
         layers += [nn.Conv2d(width, width, 3, padding=1), nn.ReLU(), nn.Conv2d(width, 1, 1)]
         self.body = nn.Sequential(*layers)
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.body(y - 0.5))
+        return self.body((y - 0.5) * 4).clamp(0, 1)
 
 
 @lru_cache(maxsize=1)
@@ -100,28 +101,29 @@ def make_pairs(count: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
 
 
 def train(pairs: list[tuple[np.ndarray, np.ndarray]], seconds: float, seed: int = 0) -> QPNet:
-    """Fit a QPNet to the pairs (L1 on QP / 51, Adam, batches of 16 same-size frames) for `seconds`."""
+    """Fit a QPNet to the pairs (L1 in QP, Adam, batches of 32 crops of 4x4 blocks at random places) for
+    `seconds`."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     net = QPNet()
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    by_size: dict[tuple[int, int], list[int]] = {}
-    for i, (y, _) in enumerate(pairs):
-        by_size.setdefault(y.shape, []).append(i)
-    sizes = list(by_size)
     started, step = time.monotonic(), 0
     while time.monotonic() - started < seconds:
-        group = by_size[sizes[rng.integers(len(sizes))]]
-        pick = rng.choice(group, size=min(16, len(group)), replace=False)
-        y = torch.from_numpy(np.stack([pairs[i][0] for i in pick]).astype(np.float32) / 255.0)[:, None]
-        target = torch.from_numpy(np.stack([pairs[i][1] for i in pick]) / QP_MAX)[:, None]
-        loss = F.smooth_l1_loss(net(y) * QP_MAX, target * QP_MAX, beta=2.0)  # in QP: MSE near, L1 far
+        ys, targets = [], []
+        for i in rng.integers(len(pairs), size=32):
+            y, qp = pairs[i]
+            by, bx = int(rng.integers(qp.shape[0] - 3)), int(rng.integers(qp.shape[1] - 3))
+            ys.append(y[by * BLOCK:(by + 4) * BLOCK, bx * BLOCK:(bx + 4) * BLOCK])
+            targets.append(qp[by:by + 4, bx:bx + 4])
+        y = torch.from_numpy(np.stack(ys).astype(np.float32) / 255.0)[:, None]
+        target = torch.from_numpy(np.stack(targets).astype(np.float32) / QP_MAX)[:, None]
+        loss = F.l1_loss(net(y) * QP_MAX, target * QP_MAX)
         opt.zero_grad()
         loss.backward()
         opt.step()
         step += 1
         if step % 200 == 0:
-            print(f"step {step}: loss {loss.item():.2f} (QP)", file=sys.stderr)
+            print(f"step {step}: L1 {loss.item():.2f} QP", file=sys.stderr)
     return net.eval()
 
 
