@@ -34,7 +34,7 @@ from srstream.padding import run_padded
 from srstream.resample import resize_to
 from srstream.tile_budget import MIN_TILE, TileBudget, run_shrinking
 from srstream.tta import self_ensemble, tta_views
-from training.compression import Compression, estimated
+from training.compression import ASSUMED, Compression, estimated
 from training.recurrent_generator import pack_state, unpack_state
 
 __all__ = ["BACKENDS", "MIN_TILE", "EngineError", "Upscaler", "tta_views"]
@@ -181,8 +181,10 @@ class Upscaler:
                 pixels = frame[:3].mul(255).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
                 fact = estimated(pixels)
                 if not self._noted_estimate:
-                    log.warning("srstream: %s takes the codec's QP; none came with these frames: a blind estimate "
-                                "from the pixels (QP %.0f)", self.spec.name, fact.mean_qp)
+                    how = ("taken as clean (QP 0): no QP estimator is shipped" if fact.source == ASSUMED else
+                           f"a blind estimate from the pixels (QP {fact.mean_qp:.0f})")
+                    log.warning("srstream: %s takes the codec's QP; none came with these frames: %s",
+                                self.spec.name, how)
                     self._noted_estimate = True
             planes.append(torch.from_numpy(fact.plane(*frame.shape[-2:])))
         return self.to_device(torch.stack(planes)[:, None]).to(x.dtype)

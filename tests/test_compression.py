@@ -155,7 +155,7 @@ def test_the_video_front_door_carries_the_decoders_qp_to_the_engine(tmp_path, ca
                     "on frame 1)"]
 
 
-def test_without_side_data_the_engine_falls_back_to_the_blind_estimate_once(tmp_path, caplog):
+def test_without_side_data_the_engine_takes_the_frames_as_clean_and_says_so_once(tmp_path, caplog):
     from srstream.cli import main
 
     model = qp_model(tmp_path)
@@ -165,8 +165,8 @@ def test_without_side_data_the_engine_falls_back_to_the_blind_estimate_once(tmp_
         assert main(["upscale", str(hevc), str(tmp_path / "o.mp4"), "-m", str(model), "-q"]) == 0
     said = [r.getMessage() for r in caplog.records if "QP" in r.getMessage()]
     assert len(said) == 2  # where it comes from, and the estimate's value once
-    assert "a blind estimate from the pixels (its decoder exports no QP)" in said[0]
-    assert "takes the codec's QP; none came with these frames: a blind estimate" in said[1]
+    assert "comes from the engine: its decoder exports none" in said[0]
+    assert "takes the codec's QP; none came with these frames: taken as clean (QP 0)" in said[1]
 
 
 def test_camera_training_clips_carry_the_decoders_qp_as_a_fourth_channel():

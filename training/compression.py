@@ -20,6 +20,7 @@ BLOCK = 16  # side of the blocks a QP map is given on (H.264's macroblocks)
 DECODER_OPTIONS = {"export_side_data": "venc_params"}  # set on a decoder's codec context before it decodes
 DECODER = "decoder"
 ESTIMATE = "estimate"
+ASSUMED = "assumed"  # no decoder facts and no estimator: taken as clean
 
 
 @dataclass(frozen=True)
@@ -129,13 +130,14 @@ def luma(rgb: np.ndarray) -> np.ndarray:
 
 
 def estimated(rgb: np.ndarray) -> Compression:
-    """The blind estimate (training.qp_estimator: a QP for each block) as a frame's compression facts; QP 0 where
-    the estimator's weights are missing."""
+    """The blind estimate (training.qp_estimator: a QP for each block) as a frame's compression facts; where no
+    estimator is shipped, the frame taken as clean (QP 0, source 'assumed'): a QP model then does what it does on
+    clean input rather than smooth what it cannot see was compressed."""
     from training.qp_estimator import qp_map
 
     qp = qp_map(rgb)
     if qp is None:
-        return constant(0.0, rgb.shape[0], rgb.shape[1])
+        return constant(0.0, rgb.shape[0], rgb.shape[1], source=ASSUMED)
     return Compression(qp, "?", ESTIMATE)
 
 

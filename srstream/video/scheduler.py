@@ -194,7 +194,7 @@ class Scheduler:
                 self._qp_noted.add(stream)
                 fact = frames[0].compression
                 source = (f"the decoder (mean QP {fact.mean_qp:.0f} on frame 1)" if fact is not None else
-                          "a blind estimate from the pixels (its decoder exports no QP)")
+                          "the engine: its decoder exports none")
                 log.warning("srstream: %s: the QP for %s comes from %s", stream.source,
                          self.upscaler.spec.name, source)
 
