@@ -42,38 +42,32 @@ def _upscaler(args: argparse.Namespace, batch: int) -> Upscaler:
     return upscaler
 
 
-def _asked_factor(args: argparse.Namespace, first_input: str, video: bool) -> float | None:
-    """The upscaling factor the output size asks for (--outscale, or --size against the first input's size), or
-    None where it asks for none (or the input's size cannot be known before it is opened: a network stream)."""
+def _asked_factor(args: argparse.Namespace, first_input: str) -> float | None:
+    """The upscaling factor a video's output size asks for (--outscale, or --size against the first input's size),
+    or None where it asks for none (or the input's size cannot be known before it is opened: a network stream)."""
     size = from_options(args.outscale, args.size)
     if size.outscale is not None:
         return size.outscale
     if size.width is None and size.height is None:
         return None
-    if video:
-        from srstream.video.source import classify, probe_size
+    from srstream.video.source import classify, probe_size
 
-        if classify(first_input).network:
-            return None
-        width, height = probe_size(first_input)
-    else:
-        path = Path(first_input)
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if path.is_dir() else [path]
-        if not files:
-            return None
-        height, width = read_image(files[0]).shape[:2]
+    if classify(first_input).network:
+        return None
+    width, height = probe_size(first_input)
     out_w, out_h = size.resolve(width, height, defaults.SCALE)
     return max(out_w / width, out_h / height)
 
 
 def _choose_model(args: argparse.Namespace, video: bool, first_input: str = "") -> None:
-    """Without -m, the default for video or for images at the scale the output size asks for (x2 where it asks at
-    most 2x and an x2 default is shipped), noted in the log line."""
+    """Without -m, the default for images, or for video at the scale the output size asks for (x2 where it asks
+    at most 2x and x2 figures are shipped; images stay with the x4 default, which no x2 model was measured
+    against), noted in the log line."""
     args.model_note = ""
     if not args.model:
         accelerator = defaults.on_accelerator(args.backend, args.precision)
-        factor = _asked_factor(args, first_input, video) if first_input else None
-        scale = 2 if factor is not None and factor <= 2 and defaults.has_scale(2, video) else defaults.SCALE
+        factor = _asked_factor(args, first_input) if first_input and video else None
+        scale = 2 if factor is not None and factor <= 2 and defaults.has_scale(2) else defaults.SCALE
         if video:
             args.model = defaults.video_model(args.backend, args.precision, scale)
         else:

@@ -1,7 +1,9 @@
 """The written rule that makes a model a default. A model is eligible only if, on every condition of its benchmark
 (each CRF and bitrate of `benchmarks/compressed_video.py` for video; Set5, Set14 and JPEG'd photos for images), its
-mean gain is at least every other candidate's minus `MARGIN_DB`. Among the eligible, the one whose worst clip (or
-image) is best wins. A model that is not measured on a condition cannot be eligible.
+mean gain is at least every other candidate's minus `MARGIN_DB`, and, where the benchmark measures it, its error
+flickers at most `MAX_FLICKER` times as much as bicubic's (issue 27's stability goal: a model that sharpens each
+frame differently is no default for video). Among the eligible, the one whose worst clip (or image) is best wins.
+A model that is not measured on a condition cannot be eligible.
 
 The rule only compares numbers; `srstream.defaults` decides which models are candidates (what the hardware runs)
 and reads their measured rows from the cards.
@@ -11,15 +13,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 MARGIN_DB = 0.05  # a default may trail the best model on a condition by this much, no more
+MAX_FLICKER = 1.05  # and its error may change from frame to frame at most 5 % more than bicubic's
 TOLERANCE = 1e-9  # cards round to 0.001 dB; this only absorbs float error
 
 
 @dataclass(frozen=True)
 class Standing:
-    """One model on one condition: its mean gain over the baseline, and its gain on the worst clip or image."""
+    """One model on one condition: its mean gain over the baseline, its gain on the worst clip or image, and (video)
+    the flicker of its error against bicubic's."""
 
     mean: float
     worst: float | None = None
+    flicker: float | None = None
 
 
 Table = dict[str, dict[str, Standing]]  # model -> condition -> standing
@@ -45,6 +50,8 @@ def shortfalls(table: Table, model: str, margin: float = MARGIN_DB) -> list[str]
             out.append(f"{condition}: not measured")
         elif standing.mean < best - margin - TOLERANCE:
             out.append(f"{condition}: {standing.mean:.2f} dB, {best - standing.mean:.2f} below {leader}")
+        elif standing.flicker is not None and standing.flicker > MAX_FLICKER + TOLERANCE:
+            out.append(f"{condition}: its error flickers {standing.flicker:.2f}x bicubic's")
     return out
 
 

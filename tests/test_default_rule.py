@@ -36,9 +36,21 @@ def test_a_condition_not_measured_makes_a_model_ineligible():
     assert shortfalls(table, "b") == ["crf28: not measured"] and pick(table) == "a"
 
 
+def test_a_model_whose_error_flickers_more_than_5_percent_over_bicubics_is_not_eligible():
+    table = {"steady": {"crf28": Standing(0.70, 0.2, 0.98)}, "jittery": {"crf28": Standing(0.73, 0.3, 1.12)}}
+    assert eligible(table) == ["steady"] and pick(table) == "steady"
+    assert shortfalls(table, "jittery") == ["crf28: its error flickers 1.12x bicubic's"]
+
+
 def test_where_no_model_is_eligible_the_one_trailing_least_is_picked():
     table = _table(a={"crf18": (1.0, 0.0), "crf35": (0.0, 0.0)}, b={"crf18": (0.8, 0.0), "crf35": (0.1, 0.0)})
     assert eligible(table) == [] and pick(table) == "a"  # a trails by 0.10, b by 0.20
+
+
+def test_a_cpu_default_costs_at_most_1_3_times_the_cheapest_measured_model():
+    assert defaults.affordable({"fast": 30.0, "fast-ish": 24.0, "big": 2.5, "unmeasured": None}) == {"fast",
+                                                                                                      "fast-ish"}
+    assert defaults.affordable({"a": None, "b": None}) == {"a", "b"}  # nothing measured: nothing to exclude
 
 
 def _report_table(report: dict, accelerator: bool) -> dict:
@@ -49,7 +61,8 @@ def _report_table(report: dict, accelerator: bool) -> dict:
     if not accelerator:
         keep = defaults.affordable({m: sum(r[m]["fps"] for r in summary.values()) / len(summary) for m in models})
         models = [m for m in models if m in keep]
-    return {m: {cond: Standing(row[m]["gain_db"], min(c["conditions"][cond][m]["gain_db"] for c in report["clips"]))
+    return {m: {cond: Standing(row[m]["gain_db"], min(c["conditions"][cond][m]["gain_db"] for c in report["clips"]),
+                               row[m]["flicker_ratio"])
                 for cond, row in summary.items()} for m in models}
 
 

@@ -112,7 +112,7 @@ def test_on_a_gpu_the_video_default_is_the_rules_pick_among_every_model(tmp_path
     backends.register(Accelerator())
     try:
         gpu, cpu = pick(video_table(accelerator=True)), pick(video_table(accelerator=False))
-        assert "srresnet-x4" in video_table(accelerator=True) and "srresnet-x4" not in video_table()  # 12x the cost
+        assert set(video_table()) <= set(video_table(accelerator=True))
         assert video_model() == gpu and video_model("cpu") == cpu
         assert main(["upscale", str(CLIP), str(tmp_path / "v.mp4"), "-t", "0.2"]) == 0
         err = capsys.readouterr().err

@@ -38,6 +38,7 @@ class Evaluation:
     baseline: str = "cubic"  # what a task's gain is over
     worst_gain_db: float | None = None  # a task over several clips or images: the gain on the worst one
     fps: float | None = None  # a video task: frames a second at the LR size on the benchmark's CPU
+    flicker_ratio: float | None = None  # a video task: the error's frame-to-frame change against bicubic's
 
     def summary(self) -> str:
         """The row as `srstream models` prints it."""
@@ -160,4 +161,5 @@ def with_evaluation(card: dict[str, Any], name: str, row: dict[str, Any]) -> dic
 def _evaluation(name: str, row: dict[str, Any]) -> Evaluation:
     return Evaluation(name=name, psnr_y=row.get("psnr_y"), ssim_y=row.get("ssim_y"), task=row.get("task"),
                       gain_db=row.get("gain_db"), baseline=row.get("baseline", "cubic"),
-                      worst_gain_db=row.get("worst_gain_db"), fps=row.get("fps"))
+                      worst_gain_db=row.get("worst_gain_db"), fps=row.get("fps"),
+                      flicker_ratio=row.get("flicker_ratio"))
