@@ -56,7 +56,7 @@ def shortfalls(table: Table, model: str, margin: float = MARGIN_DB) -> list[str]
 
 
 def eligible(table: Table, margin: float = MARGIN_DB) -> list[str]:
-    """The models within `margin` of the best mean gain on every condition, in table order."""
+    """The models within `margin` of the best mean gain on every condition, their error steady, in table order."""
     return [model for model in table if not shortfalls(table, model, margin)]
 
 
