@@ -321,8 +321,7 @@ def _relative(path: Path) -> str:
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Measure every clip, print and write the report; 2 when no clip could be measured."""
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", action="append", default=[], type=Path, help="another clip (repeatable)")
     parser.add_argument("--split", choices=("heldout", "tune", "all"), default="heldout",
@@ -347,17 +346,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="measure nothing: merge these reports of other models on the same clips into --out")
     parser.add_argument("--note", default="", help="a remark kept in the report (e.g. the machine was busy)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "compressed_video_cpu.json")
-    args = parser.parse_args(argv)
-    if args.merge:
-        report = {**merged([json.loads(p.read_text()) for p in args.merge]), "path": _relative(args.out)}
-        emit(report, args.out)
-        print("\n" + table(report))
-        return 0
-    if args.from_report:
-        report = {**json.loads(args.from_report.read_text()), "path": _relative(args.from_report)}
-        for model in args.record:
-            print(f"recorded in {record(report, model)}", file=sys.stderr)
-        return 0
+    return parser
+
+
+def measure(args: argparse.Namespace) -> dict | None:
+    """Every clip of the split (and --data) under every condition and model: the report, or None when no clip
+    could be measured."""
     global SCALE
     SCALE = args.scale
     encodings = conditions([int(c) for c in args.crf.split(",") if c], [int(k) for k in args.kbps.split(",") if k])
@@ -374,22 +368,37 @@ def main(argv: list[str] | None = None) -> int:
         else:
             clips.append(result)
     if not clips:
-        print("error: no clip could be measured", file=sys.stderr)
-        return 2
-    report = {"benchmark": "compressed_video", "note": args.note, "scale": SCALE, "split": args.split,
-              "downscale": f"area ({SCALE}x{SCALE} block means)", "weighting": "mean over sources, each weighs as one",
-              "codec": "libx264 preset medium yuv420p, one GOP, 3 B frames (PyAV); CRF, or ABR at kbit/s with the "
-                       "VBV capped at it", "frames_asked": args.frames,
-              "ssim": f"every {SSIM_STRIDE}th frame, float32 (|diff| to training.metrics.ssim_y on a frame: "
-                      f"{max(c['ssim_check'] for c in clips):.1e})",
-              "hardware": f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads",
-              "backends": {m: u.label for m, u in upscalers.items()},
-              "models": {model_key(m): m for m in models},
-              "recurrent": [m for m, u in upscalers.items() if u.spec.recurrent], "clips": clips, "skipped": skipped,
-              "tune_seconds": args.tune, "summary": summary(clips, list(encodings), measured(clips)),
-              "path": _relative(args.out)}
-    emit(report, args.out)
-    print("\n" + table(report))
+        return None
+    return {"benchmark": "compressed_video", "note": args.note, "scale": SCALE, "split": args.split,
+            "downscale": f"area ({SCALE}x{SCALE} block means)", "weighting": "mean over sources, each weighs as one",
+            "codec": "libx264 preset medium yuv420p, one GOP, 3 B frames (PyAV); CRF, or ABR at kbit/s with the "
+                     "VBV capped at it", "frames_asked": args.frames,
+            "ssim": f"every {SSIM_STRIDE}th frame, float32 (|diff| to training.metrics.ssim_y on a frame: "
+                    f"{max(c['ssim_check'] for c in clips):.1e})",
+            "hardware": f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads",
+            "backends": {m: u.label for m, u in upscalers.items()},
+            "models": {model_key(m): m for m in models},
+            "recurrent": [m for m, u in upscalers.items() if u.spec.recurrent], "clips": clips, "skipped": skipped,
+            "tune_seconds": args.tune, "summary": summary(clips, list(encodings), measured(clips)),
+            "path": _relative(args.out)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure every clip (or merge or record earlier reports), print and write the report; 2 when no clip could
+    be measured."""
+    args = _parser().parse_args(argv)
+    if args.merge:
+        report = {**merged([json.loads(p.read_text()) for p in args.merge]), "path": _relative(args.out)}
+    elif args.from_report:
+        report = {**json.loads(args.from_report.read_text()), "path": _relative(args.from_report)}
+    else:
+        report = measure(args)
+        if report is None:
+            print("error: no clip could be measured", file=sys.stderr)
+            return 2
+    if not args.from_report:
+        emit(report, args.out)
+        print("\n" + table(report))
     for model in args.record:
         print(f"recorded in {record(report, model)}", file=sys.stderr)
     return 0
