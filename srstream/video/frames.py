@@ -62,10 +62,11 @@ class Upscaled:
 
 
 def decode(frame: av.VideoFrame, colour: Colour, pts: int, time_base: Fraction, received: float,
-           captured: float) -> Decoded:
-    """A `Decoded` of a PyAV frame: planes where we convert the format ourselves, else swscale's RGB."""
+           captured: float, read_qp: bool = False) -> Decoded:
+    """A `Decoded` of a PyAV frame: planes where we convert the format ourselves, else swscale's RGB; with
+    `read_qp`, the decoder's compression facts too (about 2 ms a 720p frame: only for a model that takes them)."""
     layout = layout_of(frame.format.name, frame.width, frame.height)
-    facts = from_decoder(frame)
+    facts = from_decoder(frame) if read_qp else None
     if layout is not None:
         return Decoded(pts, time_base, planes=read_planes(frame, layout), layout=layout, received=received,
                        captured=captured, compression=facts)

@@ -213,7 +213,7 @@ class Decoder(threading.Thread):
     own frame rate, as a camera would send it (ffmpeg's -re)."""
 
     def __init__(self, source: str, out: FrameBuffer, duration: float | None, retries: int, timeout_s: float,
-                 stop: threading.Event, live: bool | None = None) -> None:
+                 stop: threading.Event, live: bool | None = None, read_qp: bool = False) -> None:
         super().__init__(daemon=True, name="srstream-decode")
         self.source, self.out, self.duration, self.retries = source, out, duration, retries
         self.timeout_s, self.stop = timeout_s, stop
@@ -226,7 +226,9 @@ class Decoder(threading.Thread):
         self._ended = self._close_on_exit = False
         self.stream = self.container.streams.video[0]
         self.stream.thread_type = "AUTO"
-        self.stream.codec_context.options = dict(DECODER_OPTIONS)  # each frame's QP map, where the codec has one
+        self.read_qp = read_qp  # each frame's QP map, where the codec has one: only for a model that takes it
+        if read_qp:
+            self.stream.codec_context.options = dict(DECODER_OPTIONS)
         self.colour: Colour | None = None
         self.rotation = 0  # counter-clockwise degrees from the input's display matrix
         self.error: BaseException | None = None
@@ -274,7 +276,7 @@ class Decoder(threading.Thread):
                 return False
         received = time.monotonic()
         captured = self.clock.capture(seconds, received) if self.live else received
-        return self._put(decode(frame, self.colour, pts, self.stream.time_base, received, captured))
+        return self._put(decode(frame, self.colour, pts, self.stream.time_base, received, captured, self.read_qp))
 
     def _session(self) -> bool:
         """Demux until the end or the stop flag; False when the duration limit ended it."""
@@ -335,7 +337,8 @@ class Decoder(threading.Thread):
                 return
             self.stream = self.container.streams.video[0]
             self.stream.thread_type = "AUTO"
-            self.stream.codec_context.options = dict(DECODER_OPTIONS)
+            if self.read_qp:
+                self.stream.codec_context.options = dict(DECODER_OPTIONS)
             self.reconnects += 1
             # A restarted camera starts its clock again: continue one frame after the last timestamp we wrote.
             self._offset = (self._last_pts or 0) + self._frame_ticks() - (self.stream.start_time or 0)

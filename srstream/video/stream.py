@@ -103,7 +103,7 @@ class Stream:
         self.total: int | None = None
         try:
             self.decoder = Decoder(source, self.buffer, settings.duration, settings.retries, settings.timeout_s,
-                                   self.stop, self.live)
+                                   self.stop, self.live, read_qp=upscaler.spec.descriptor.takes_qp)
         except VideoInputError as exc:
             self.fail(exc)
             return
