@@ -57,9 +57,9 @@ MIN_LR_SIDE = 32
 SSIM_STRIDE = 4  # SSIM on every 4th frame (frames 0, 4, 8, ...): a 720p SSIM costs about a second on this CPU
 
 
-def default_models() -> list[str]:
-    """Every shipped RGB x2/x4 model (the ones that take video), by name."""
-    return [name for name, d in shipped_models().items() if d.scale in (2, 4) and d.channels == 3]
+def default_models(scale: int) -> list[str]:
+    """Every shipped RGB model of `scale` (the ones that take video), by name."""
+    return [name for name, d in shipped_models().items() if d.scale == scale and d.channels == 3]
 
 
 def manifest_clips(split: str, root: Path) -> list[tuple[Path, str]]:
@@ -331,8 +331,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--frames", type=int, default=16, help="first N frames of each clip (default 16)")
     parser.add_argument("--crf", default="18,23,28,35", help="libx264 CRFs, comma-separated")
     parser.add_argument("--kbps", default="256,1024", help="libx264 average bitrates at the LR size (kbit/s)")
-    parser.add_argument("--models", default=",".join(default_models()),
-                        help="shipped names or weight files, comma-separated")
+    parser.add_argument("--models", help="shipped names or weight files, comma-separated (default: every shipped "
+                        "RGB model of --scale)")
     parser.add_argument("--model", dest="paths", action="append", default=[], metavar="PATH",
                         help="a model file (.safetensors with its card, or a trainer checkpoint.pt) beside --models; "
                              "recurrent ones are run with their state (repeatable)")
@@ -355,7 +355,8 @@ def measure(args: argparse.Namespace) -> dict | None:
     global SCALE
     SCALE = args.scale
     encodings = conditions([int(c) for c in args.crf.split(",") if c], [int(k) for k in args.kbps.split(",") if k])
-    models = [m for m in args.models.split(",") if m] + [str(p) for p in args.paths]
+    names = args.models.split(",") if args.models is not None else default_models(SCALE)
+    models = [m for m in names if m] + [str(p) for p in args.paths]
     upscalers = {model_key(m): Upscaler(m, backend="cpu") for m in models}
     clips, skipped = [], []
     inputs = manifest_clips(args.split, args.clips_root) + [(p, p.stem) for p in args.data]
