@@ -13,6 +13,7 @@ import sys
 import time
 from functools import lru_cache
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -100,31 +101,45 @@ def make_pairs(count: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     return pairs
 
 
-def train(pairs: list[tuple[np.ndarray, np.ndarray]], seconds: float, seed: int = 0) -> QPNet:
+def train(pairs: list[tuple[np.ndarray, np.ndarray]], seconds: float, seed: int = 0,
+          net: QPNet | None = None, save: Callable[[QPNet], None] | None = None) -> QPNet:
     """Fit a QPNet to the pairs (L1 in QP, Adam, batches of 32 crops of 4x4 blocks at random places) for
-    `seconds`."""
+    `seconds`, the learning rate falling on a cosine to a hundredth; `save` is called every 5 minutes so that a
+    long run stopped early keeps what it reached."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    net = QPNet()
+    net = net or QPNet()
+    net.train()
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    started, step = time.monotonic(), 0
-    while time.monotonic() - started < seconds:
-        ys, targets = [], []
-        for i in rng.integers(len(pairs), size=32):
-            y, qp = pairs[i]
-            by, bx = int(rng.integers(qp.shape[0] - 3)), int(rng.integers(qp.shape[1] - 3))
-            ys.append(y[by * BLOCK:(by + 4) * BLOCK, bx * BLOCK:(bx + 4) * BLOCK])
-            targets.append(qp[by:by + 4, bx:bx + 4])
-        y = torch.from_numpy(np.stack(ys).astype(np.float32) / 255.0)[:, None]
-        target = torch.from_numpy(np.stack(targets).astype(np.float32) / QP_MAX)[:, None]
+    started, saved, step = time.monotonic(), time.monotonic(), 0
+    while (elapsed := time.monotonic() - started) < seconds:
+        for group in opt.param_groups:
+            group["lr"] = 1e-5 + (1e-3 - 1e-5) * 0.5 * (1 + np.cos(np.pi * elapsed / seconds))
+        y, target = _batch(pairs, rng)
         loss = F.l1_loss(net(y) * QP_MAX, target * QP_MAX)
         opt.zero_grad()
         loss.backward()
         opt.step()
         step += 1
         if step % 200 == 0:
-            print(f"step {step}: L1 {loss.item():.2f} QP", file=sys.stderr)
+            print(f"step {step} ({elapsed / 60:.0f} min): L1 {loss.item():.2f} QP", file=sys.stderr)
+        if save and time.monotonic() - saved > 300:
+            save(net.eval())
+            net.train()
+            saved = time.monotonic()
     return net.eval()
+
+
+def _batch(pairs: list[tuple[np.ndarray, np.ndarray]], rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """32 crops of 4x4 blocks at random places: luma in [0, 1] and QP / 51."""
+    ys, targets = [], []
+    for i in rng.integers(len(pairs), size=32):
+        y, qp = pairs[i]
+        by, bx = int(rng.integers(qp.shape[0] - 3)), int(rng.integers(qp.shape[1] - 3))
+        ys.append(y[by * BLOCK:(by + 4) * BLOCK, bx * BLOCK:(bx + 4) * BLOCK])
+        targets.append(qp[by:by + 4, bx:bx + 4])
+    y = torch.from_numpy(np.stack(ys).astype(np.float32) / 255.0)[:, None]
+    return y, torch.from_numpy(np.stack(targets).astype(np.float32) / QP_MAX)[:, None]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -133,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=300.0, help="training time (default %(default)s)")
     parser.add_argument("--out", type=Path, default=WEIGHTS)
     parser.add_argument("--cache", type=Path, help="keep the encoded frames here (.npz) and reuse them")
+    parser.add_argument("--resume", action="store_true", help="start from the weights in --out")
     args = parser.parse_args(argv)
     if args.cache and args.cache.is_file():
         stored = np.load(args.cache, allow_pickle=False)
@@ -142,10 +158,17 @@ def main(argv: list[str] | None = None) -> int:
         if args.cache:
             np.savez(args.cache, **{f"{k}{i}": v for i, (y, q) in enumerate(pairs) for k, v in (("y", y), ("q", q))})
     print(f"{len(pairs)} frames", file=sys.stderr)
-    net = train(pairs, args.seconds)
-    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(args.out),
-              metadata={"what": "blind QP estimate (training.qp_estimator)", "frames": str(len(pairs)),
-                        "seconds": str(args.seconds)})
+    net = None
+    if args.resume:
+        net = QPNet()
+        net.load_state_dict(load_file(str(args.out)))
+
+    def save(trained: QPNet) -> None:
+        save_file({k: v.contiguous() for k, v in trained.state_dict().items()}, str(args.out),
+                  metadata={"what": "blind QP estimate (training.qp_estimator)", "frames": str(len(pairs)),
+                            "seconds": str(args.seconds)})
+
+    save(train(pairs, args.seconds, net=net, save=save))
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
 
