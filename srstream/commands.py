@@ -16,6 +16,8 @@ from srstream.engine import BACKENDS, EngineError, Upscaler
 from srstream.images import IMAGE_SUFFIXES, ImageError, read_image, write_image
 from srstream.output_size import OutputSizeError, from_options
 from srstream.ray_tasks import RayUnavailable
+from srstream.redact import redact, redact_logging
+from srstream.site.commands import add_site_commands
 from training.weights import ModelLoadError, shipped_models
 
 
@@ -293,7 +295,7 @@ def _add_tune(sub: argparse._SubParsersAction) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """srstream's command line: upscale, batch, export, tune, models."""
+    """srstream's command line: upscale, batch, export, tune, models, serve, verify."""
     parser = argparse.ArgumentParser(prog="srstream", description="SRGAN super-resolution for images and video")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -303,6 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_tune(sub)
     models = sub.add_parser("models", help="list the shipped models and their measured PSNR")
     models.set_defaults(func=cmd_models)
+    add_site_commands(sub)
     return parser
 
 
@@ -310,9 +313,10 @@ def run_command(argv: list[str] | None = None) -> int:
     """Run one srstream command; 0 on success, 1 on an error (one line on stderr)."""
     args = build_parser().parse_args(_dash_values(sys.argv[1:] if argv is None else list(argv)))
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    redact_logging()
     try:
         return args.func(args)
     except (ImageError, ModelLoadError, EngineError, FileExistsError, ValueError, OSError, RayUnavailable,
             OutputSizeError, TensorRTError) as exc:
-        print(f"srstream: error: {exc}", file=sys.stderr)
+        print(f"srstream: error: {redact(str(exc))}", file=sys.stderr)
         return 1

@@ -11,6 +11,7 @@ from typing import Callable
 from srstream.engine import Upscaler
 from srstream.models import load_model
 from srstream.output_size import from_options
+from srstream.redact import redact
 from srstream.video.batch import Job, collect_inputs, run_batch
 from srstream.video.pipeline import Settings, check_output, output_name, upscale_many, upscale_video
 from srstream.video.sink import STDOUT, EncodeOptions, is_url
@@ -29,7 +30,7 @@ def _summary(stats: Stats) -> str:
         extra += f"; dropped {', '.join(stats.streams_dropped)}"
     if stats.latency_p95_s is not None:
         extra += f"; latency p50 {stats.latency_p50_s:.2f} s, p95 {stats.latency_p95_s:.2f} s"
-    return (f"wrote {stats.output}: {stats.frames_out} frames {stats.size_out[0]}x{stats.size_out[1]} in "
+    return (f"wrote {redact(str(stats.output))}: {stats.frames_out} frames {stats.size_out[0]}x{stats.size_out[1]} in "
             f"{stats.seconds:.1f}s ({stats.fps:.2f} fps, {stats.backend} {stats.precision}), {stats.reconnects} "
             f"reconnects, {stats.dropped_frames} dropped; copied {', '.join(stats.streams_copied) or 'no other streams'}"
             f"{extra}{' (interrupted)' if stats.interrupted else ''}")
@@ -89,7 +90,7 @@ def cmd_video(args: argparse.Namespace, inputs: list[str], target: str,
                            overwrite=args.overwrite)
     for stats in results:
         if stats.error:
-            print(f"srstream: error: {stats.error}", file=sys.stderr)
+            print(f"srstream: error: {redact(stats.error)}", file=sys.stderr)
         elif not (args.quiet or args.json):
             print(_summary(stats), file=sys.stderr)
     if args.json:

@@ -12,6 +12,7 @@ state its frame continues from, or none after a cut, a gap or a reconnect, and k
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from dataclasses import dataclass
@@ -70,11 +71,13 @@ def take_in_turn(streams: list[Stream], kind: BatchKind, batch: int, per_stream:
 class Scheduler:
     """Runs the engine for several Streams until all have ended (or on interrupt, finishes them all). With
     `waiting`, a callable giving the next Stream (or None), a new input starts whenever one ends, so that
-    `concurrency` inputs run at once (srstream batch)."""
+    `concurrency` inputs run at once (srstream batch). With `intake` and `serving`, Streams come and go for as long
+    as `serving` is set (srstream serve)."""
 
     def __init__(self, streams: list[Stream], upscaler: Upscaler, settings: Settings,
                  wakeup: threading.Condition, on_batch: Callable[[Stream, int], None] | None = None,
-                 waiting: Callable[[], Stream | None] | None = None, concurrency: int = 0) -> None:
+                 waiting: Callable[[], Stream | None] | None = None, concurrency: int = 0,
+                 intake: queue.Queue | None = None, serving: threading.Event | None = None) -> None:
         self.streams, self.upscaler, self.settings, self.wakeup = streams, upscaler, settings, wakeup
         self.on_batch = on_batch or (lambda stream, n: None)
         self.batch_seconds = 0.0  # moving average of one engine call
@@ -82,6 +85,9 @@ class Scheduler:
         self.frame_seconds = 0.0  # moving average of a call's time per frame
         self.waiting, self.concurrency = waiting, concurrency
         self._qp_noted: set[Stream] = set()
+        # srstream serve: Streams arrive on `intake` at any time, and while `serving` is set the engine waits for
+        # them even with none running; a finished one leaves the list (its owner keeps it).
+        self.intake, self.serving = intake, serving
 
     def run(self) -> None:
         """Upscale into every Stream's output until all have ended; Ctrl-C finishes them all (marked interrupted)
@@ -119,7 +125,7 @@ class Scheduler:
             self.upscaler.prepare(h, w, min(self.settings.batch, self.upscaler.batch_size))
         while True:
             self._refill()
-            if not any(s.active for s in self.streams):
+            if not any(s.active for s in self.streams) and not (self.serving and self.serving.is_set()):
                 return
             batch = self._gather()
             if batch is None:
@@ -143,6 +149,12 @@ class Scheduler:
         return max(1, min(self.settings.batch, int(share)))
 
     def _refill(self) -> None:
+        if self.intake is not None:
+            self.streams = [s for s in self.streams if s.active]
+            while not self.intake.empty():
+                stream = self.intake.get_nowait()
+                self.streams.append(stream)
+                stream.start()
         while self.waiting is not None and sum(s.active for s in self.streams) < self.concurrency:
             stream = self.waiting()
             if stream is None:

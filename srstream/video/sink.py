@@ -146,19 +146,26 @@ class Sink:
     that a killed process leaves it playable up to about a second before (plus what the encoder held). A URL output
     (rtsp://, rtmp://, udp://, srt://) is pushed live, `-` goes to standard output (`container`, default
     matroska), and with `segment_time` the output is a series of files NAME_000.EXT, NAME_001.EXT, ... cut at key
-    frames every `segment_time` seconds.
+    frames every `segment_time` seconds (with `segment_list`, a CSV line names each one as it is finished).
+    `metadata` goes into the container (each segment's); `carry=False` leaves the input's other streams out (a
+    published stream carries the picture alone).
     """
 
     def __init__(self, path: str | Path, input_container: av.container.InputContainer,
                  in_stream: av.video.stream.VideoStream, plan: OutputPlan, colour: Colour,
                  segment_time: float | None = None, rotation: int = 0, crash_safe: bool = False,
-                 container: str | None = None) -> None:
+                 container: str | None = None, metadata: dict[str, str] | None = None,
+                 segment_list: Path | None = None, carry: bool = True) -> None:
         self.url = str(path) if is_url(str(path)) else None
         self.stdout = str(path) == STDOUT
         self.path = Path(path) if self.url is None and not self.stdout else None
         self.tmp = None
         self.direct = False  # written under its own name (crash-safe), not renamed at the end
         target, fmt, options = self._target(segment_time, crash_safe, container)
+        if segment_time and segment_list is not None:  # a line per segment as it is finished (name, start, end)
+            options.update(segment_list=str(segment_list), segment_list_type="csv")
+        if metadata and options.get("segment_format", fmt) in ("mp4", "mov"):
+            _keep_own_tags(options, bool(segment_time))
         try:
             self.container = av.open(target, mode="w", format=fmt, options=options)
         except (av.error.FFmpegError, ValueError) as exc:
@@ -166,6 +173,7 @@ class Sink:
         self.container.metadata.update({k: v for k, v in input_container.metadata.items()
                                         if k.lower() in ("creation_time", "title", "comment", "language",
                                                          "location", "date")})
+        self.container.metadata.update(metadata or {})
         rate = in_stream.average_rate or in_stream.guessed_rate or Fraction(25)
         self.codec = plan.options.codec
         try:
@@ -181,7 +189,7 @@ class Sink:
         self.carried = CarriedStreams()
         self.map: dict[int, av.stream.Stream] = {}
         self.transcoders: dict[int, tuple] = {}
-        for stream in input_container.streams:
+        for stream in input_container.streams if carry else ():
             if stream.index == in_stream.index or stream.type == "video":
                 continue
             self._carry(stream)
@@ -312,6 +320,16 @@ _MUXER_CODECS: dict[str, dict[str, set[str] | None]] = {
     "avi": {"audio": {"mp3", "ac3", "aac", "pcm_s16le", "mp2"}, "subtitle": set(), "data": set()},
     "flv": {"audio": {"aac", "mp3"}, "subtitle": set(), "data": set()},
 }
+
+
+def _keep_own_tags(options: dict[str, str], segmented: bool) -> None:
+    """MP4 keeps metadata keys of its own (srstream's provenance) only with movflags +use_metadata_tags."""
+    if segmented:  # each segment's muxer takes its options as one string: a second movflags adds to the first
+        given = options.get("segment_format_options")
+        options["segment_format_options"] = f"{given}:movflags=+use_metadata_tags" if given \
+            else "movflags=+use_metadata_tags"
+    else:
+        options["movflags"] = options.get("movflags", "") + "+use_metadata_tags"
 
 
 def _encoder_opens(codec: str, size: tuple[int, int], pix_fmt: str) -> bool:

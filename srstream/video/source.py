@@ -6,13 +6,14 @@ A new kind of input is one `InputKind` subclass added to INPUT_KINDS; the Decode
 """
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import threading
 import time
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator, Protocol
+from typing import Callable, Iterator, Protocol
 
 import av
 
@@ -213,7 +214,8 @@ class Decoder(threading.Thread):
     own frame rate, as a camera would send it (ffmpeg's -re)."""
 
     def __init__(self, source: str, out: FrameBuffer, duration: float | None, retries: int, timeout_s: float,
-                 stop: threading.Event, live: bool | None = None, read_qp: bool = False) -> None:
+                 stop: threading.Event, live: bool | None = None, read_qp: bool = False,
+                 tap: Callable[[av.Packet], None] | None = None) -> None:
         super().__init__(daemon=True, name="srstream-decode")
         self.source, self.out, self.duration, self.retries = source, out, duration, retries
         self.timeout_s, self.stop = timeout_s, stop
@@ -226,6 +228,7 @@ class Decoder(threading.Thread):
         self._ended = self._close_on_exit = False
         self.stream = self.container.streams.video[0]
         self.stream.thread_type = "AUTO"
+        self.tap = tap  # given each video packet once decoded (keep_original: stream-copied as it came)
         self.read_qp = read_qp  # each frame's QP map, where the codec has one: only for a model that takes it
         if read_qp:
             self.stream.codec_context.options = dict(DECODER_OPTIONS)
@@ -287,6 +290,8 @@ class Decoder(threading.Thread):
                 for frame in self._frames(packet):
                     if not self._emit(frame):
                         return False
+                if self.tap is not None:
+                    self.tap(packet)
             elif packet.dts is not None and not self.network:
                 if not self._put(packet):
                     return False
@@ -318,11 +323,13 @@ class Decoder(threading.Thread):
 
     def _reconnect(self, exc: BaseException) -> None:
         delay = 0.5
-        for attempt in range(1, self.retries + 1):
+        attempts = itertools.count(1) if self.retries < 0 else range(1, self.retries + 1)
+        for attempt in attempts:
             if self.stop.is_set():
                 return
-            log.warning("srstream: %s dropped (%s); reconnect %d/%d in %.1fs", self.source, exc, attempt,
-                        self.retries, delay)
+            of = "" if self.retries < 0 else f"/{self.retries}"
+            log.warning("srstream: %s dropped (%s); reconnect %d%s in %.1fs", self.source, exc, attempt, of,
+                        delay)
             if self.stop.wait(delay):
                 return
             self._close_container()

@@ -5,6 +5,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from srstream.redact import redact
+
 
 @dataclass
 class Stats:
@@ -39,5 +41,9 @@ class Stats:
             self.latency_p95_s = round(float(np.percentile(seconds, 95)), 3)
 
     def to_dict(self) -> dict:
-        """The fields as a plain dict, as `--json` prints them."""
-        return asdict(self)
+        """The fields as a plain dict, as `--json` prints them: URLs without their credentials."""
+        fields = asdict(self)
+        for key in ("input", "output", "error"):
+            if fields[key] is not None:
+                fields[key] = redact(fields[key])
+        return fields

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
+from srstream.redact import redact
+
 if TYPE_CHECKING:
     from srstream.video.stream import Stream
 
@@ -21,7 +23,8 @@ class StatusLines:
         self.started = time.monotonic()
         self._last = 0.0
         for i, stream in enumerate(streams):
-            label = stream.source if len(stream.source) <= 40 else "..." + stream.source[-37:]
+            source = redact(stream.source)
+            label = source if len(source) <= 40 else "..." + source[-37:]
             self.bars[id(stream)] = tqdm(total=getattr(stream, "total", None), unit="frame",
                                          desc="upscaling" if len(streams) == 1 else label, position=i,
                                          disable=not enabled, dynamic_ncols=True, leave=True)

@@ -15,7 +15,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import av
 import numpy as np
@@ -27,7 +27,8 @@ from srstream.video.buffer import FrameBuffer, oldest_worth_upscaling
 from srstream.video.colour import Colour
 from srstream.video.frames import END, Decoded, FrameMaker, Upscaled
 from srstream.video.memory import StreamMemory
-from srstream.video.sink import EncodeOptions, Encoder, Sink, VideoOutputError, plan_output
+from srstream.video.publisher import Publisher, SinkLike, Tee
+from srstream.video.sink import EncodeOptions, Encoder, OutputPlan, Sink, VideoOutputError, plan_output
 from srstream.video.source import Decoder, Source, VideoInputError, is_live
 from srstream.video.stats import Stats
 
@@ -51,6 +52,9 @@ class Settings:
     max_latency: float = 2.0
     crash_safe: bool | None = None  # None: for live inputs and files longer than CRASH_SAFE_AFTER_S
     container: str | None = None  # the muxer, where the output's name cannot say (standard output)
+    restream: str | None = None  # a second output, published (a Publisher: it reconnects, never fails the run)
+    metadata: dict[str, str] | None = None  # into the output's container (provenance)
+    segment_list: bool = False  # segments: a CSV line per finished one (.NAME.segments.csv beside them)
 
 
 class BatchKind(NamedTuple):
@@ -77,7 +81,9 @@ class Stream:
     """One input and its output: decoder, buffer, output plan, frame maker, sink and encoder, and what happened."""
 
     def __init__(self, source: str, output: str | Path | None, upscaler: Upscaler, settings: Settings,
-                 wakeup: threading.Condition, announce_failures: bool = False) -> None:
+                 wakeup: threading.Condition, announce_failures: bool = False,
+                 latencies: collections.deque | None = None, tap: Callable[[av.Packet], None] | None = None
+                 ) -> None:
         self.source, self.output, self.settings = source, output, settings
         self.scale = upscaler.scale
         self.announce_failures = announce_failures  # several inputs: say at once when one fails mid-run
@@ -85,15 +91,18 @@ class Stream:
                            backend=upscaler.backend_name, precision=upscaler.precision, model=upscaler.spec.name)
         self.stop = threading.Event()
         self.maker: FrameMaker | None = None  # with the output plan, from the first frame
-        self.sink: Sink | None = None
+        self.sink: SinkLike | None = None
+        self.publisher: Publisher | None = None  # the restream, where the settings ask for one
         self.encoder: Encoder | None = None
         self.encode_q: queue.Queue = queue.Queue(maxsize=max(2, settings.batch * 2))
         self.early_packets: list[av.Packet] = []
         self.finished = self._reading = False
+        self.closed = threading.Event()  # set once close() has finished the output (and its segment list)
         self.started = time.perf_counter()
         self.started_monotonic = time.monotonic()
         self.exception: BaseException | None = None
-        self.latencies: collections.deque = collections.deque(maxlen=LATENCY_SAMPLES)
+        # the latencies of the frames written (a caller's deque may also feed a histogram)
+        self.latencies = latencies if latencies is not None else collections.deque(maxlen=LATENCY_SAMPLES)
         self.live = is_live(source) if settings.live is None else settings.live
         # A live buffer holds what max_latency allows at up to 60 fps; a file's, a few batches.
         capacity = int(60 * settings.max_latency) + settings.batch if self.live else settings.batch * 3
@@ -103,7 +112,7 @@ class Stream:
         self.total: int | None = None
         try:
             self.decoder = Decoder(source, self.buffer, settings.duration, settings.retries, settings.timeout_s,
-                                   self.stop, self.live, read_qp=upscaler.spec.descriptor.takes_qp)
+                                   self.stop, self.live, read_qp=upscaler.spec.descriptor.takes_qp, tap=tap)
         except VideoInputError as exc:
             self.fail(exc)
             return
@@ -201,6 +210,12 @@ class Stream:
             return
         self.finished = True
         self.stop.set()
+        try:
+            self._close(keep)
+        finally:
+            self.closed.set()
+
+    def _close(self, keep: bool) -> None:
         written, interrupted = self._finish_output(keep)
         if self.decoder is not None:
             if self._reading:  # a stream closed before it started has no thread to wait for
@@ -292,15 +307,39 @@ class Stream:
             return
         plan = plan_output(self.settings.options, colour, size)
         self.stats.size_out = plan.size
-        self.sink = Sink(self.output, self.decoder.container, self.decoder.stream, plan, colour,
-                         segment_time=self.settings.segment_time, rotation=self.decoder.rotation,
-                         crash_safe=self.crash_safe(), container=self.settings.container)
+        self.sink = self._open_sinks(plan, colour)
         self.maker = FrameMaker(plan.pix_fmt, colour, plan.size)
         self.encoder = Encoder(self.sink, self.maker, self.encode_q, self.latencies if self.live else None)
         self.encoder.start()
         for packet in self.early_packets:
             self.encode_q.put(packet)
         self.early_packets.clear()
+
+
+    def _open_sinks(self, plan: OutputPlan, colour: Colour) -> SinkLike:
+        """The output's sink, with a Publisher beside it when the settings ask for a restream."""
+        def sink_for(target: str | Path, carry: bool = True) -> Sink:
+            segments = self.settings.segment_time if carry else None
+            listing = None
+            if segments and self.settings.segment_list:
+                listing = segment_list_of(Path(target))
+            return Sink(target, self.decoder.container, self.decoder.stream, plan, colour, segment_time=segments,
+                        rotation=self.decoder.rotation, crash_safe=self.crash_safe() if carry else False,
+                        container=self.settings.container, metadata=self.settings.metadata,
+                        segment_list=listing, carry=carry)
+
+        url = self.settings.restream
+        if url is not None:
+            self.publisher = Publisher(url, lambda: sink_for(url, carry=False))
+            if str(self.output) == url:  # publishing is the output: it never fails the run
+                return self.publisher
+        first = sink_for(self.output)
+        return first if self.publisher is None else Tee([first, self.publisher])
+
+
+def segment_list_of(output: Path) -> Path:
+    """Where the segment muxer lists the finished segments of `output` (hidden, beside them)."""
+    return output.with_name(f".{output.stem}.segments.csv")
 
 
 def _join_through_interrupts(thread: threading.Thread) -> bool:

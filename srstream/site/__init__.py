@@ -1,0 +1,1 @@
+"""A site of cameras as a service: `srstream serve SITE.toml` and `srstream verify`."""

@@ -1,0 +1,157 @@
+"""Publishing that outlives the server it publishes to: `Publisher` pushes the upscaled frames to a URL (RTSP
+ANNOUNCE/RECORD over TCP into MediaMTX, go2rtc or GStreamer; RTMP) from a thread of its own, and when the server
+goes away it drops frames, tries again with back-off and resumes at the next frame once the server is back. `Tee`
+hands each frame to several sinks (the recording and the publisher), so a camera's stream is upscaled once.
+
+Both have the Sink methods the encode thread and the Stream call: write, mux_packet, close, abort, carried.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from typing import Callable, Protocol
+
+import av
+
+from srstream.redact import redact
+from srstream.video.sink import CarriedStreams
+
+log = logging.getLogger("srstream.video")
+QUEUE_FRAMES = 8  # a live viewer wants the newest frame: a publisher that falls behind drops the oldest
+BACKOFF_S = (0.5, 30.0)  # first and longest wait between attempts to reach the server
+
+
+class SinkLike(Protocol):
+    """What the encode thread writes into and the Stream finishes."""
+
+    carried: CarriedStreams
+
+    def write(self, frame: av.VideoFrame) -> None: ...
+
+    def mux_packet(self, packet: av.Packet) -> None: ...
+
+    def close(self) -> None: ...
+
+    def abort(self, keep_written: bool = False) -> None: ...
+
+
+class Publisher:
+    """Frames to `url` through sinks made by `open_sink`, reopened after every failure for as long as it runs.
+
+    Never raises into the encode thread: `up` says whether it is publishing, `published` counts frames sent,
+    `reconnects` the times it came back after a failure."""
+
+    def __init__(self, url: str, open_sink: Callable[[], SinkLike]) -> None:
+        self.url, self.open_sink = url, open_sink
+        self.carried = CarriedStreams()
+        self.up = False
+        self.published = self.dropped = self.reconnects = 0
+        self._frames: queue.Queue = queue.Queue(maxsize=QUEUE_FRAMES)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="srstream-publish")
+        self._thread.start()
+
+    def write(self, frame: av.VideoFrame) -> None:
+        """Queue a frame to publish; the oldest queued one goes when the publisher is behind."""
+        while True:
+            try:
+                self._frames.put_nowait(frame)
+                return
+            except queue.Full:
+                try:
+                    self._frames.get_nowait()
+                    self.dropped += 1
+                except queue.Empty:
+                    pass
+
+    def mux_packet(self, packet: av.Packet) -> None:
+        """Other streams are not published (the picture alone reaches the NVR)."""
+
+    def close(self) -> None:
+        """Send what is queued, close the connection and stop."""
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def abort(self, keep_written: bool = False) -> None:
+        self.close()
+
+    def _run(self) -> None:
+        delay, sink, failures = BACKOFF_S[0], None, 0
+        while not (self._stop.is_set() and self._frames.empty()):
+            try:
+                frame = self._frames.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if sink is None:
+                sink = self._connect(failures)
+                if sink is None:
+                    failures += 1
+                    self._wait(delay)
+                    delay = min(delay * 2, BACKOFF_S[1])
+                    continue
+                delay = BACKOFF_S[0]
+            try:
+                sink.write(frame)
+                self.published += 1
+            except (av.error.FFmpegError, OSError, ValueError) as exc:
+                log.warning("srstream: publishing to %s failed (%s); trying again", redact(self.url),
+                            str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+                sink.abort()
+                sink, self.up, failures = None, False, 1
+        if sink is not None:
+            try:
+                sink.close()
+            except (av.error.FFmpegError, OSError, ValueError):
+                sink.abort()
+        self.up = False
+
+    def _connect(self, failures: int):
+        try:
+            sink = self.open_sink()
+        except (av.error.FFmpegError, OSError, ValueError) as exc:
+            if failures == 0:
+                log.warning("srstream: cannot publish to %s (%s); trying again with back-off", redact(self.url),
+                            str(exc).splitlines()[0])
+            return None
+        if failures:
+            self.reconnects += 1
+            log.warning("srstream: publishing to %s again", redact(self.url))
+        self.up = True
+        return sink
+
+    def _wait(self, seconds: float) -> None:
+        """Back off, dropping the frames that come meanwhile (they would be stale when the server is back)."""
+        deadline = time.monotonic() + seconds
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            try:
+                self._frames.get(timeout=0.1)
+                self.dropped += 1
+            except queue.Empty:
+                pass
+
+
+class Tee:
+    """Each frame into every sink; other streams' packets into the first (the recording), whose carried streams it
+    reports. A failing first sink fails the output, as a lone one would; a Publisher never fails."""
+
+    def __init__(self, sinks: list[SinkLike]) -> None:
+        self.sinks = sinks
+        self.carried = sinks[0].carried
+
+    def write(self, frame: av.VideoFrame) -> None:
+        for sink in self.sinks:
+            sink.write(frame)
+
+    def mux_packet(self, packet: av.Packet) -> None:
+        self.sinks[0].mux_packet(packet)
+
+    def close(self) -> None:
+        for sink in self.sinks[1:]:
+            sink.close()
+        self.sinks[0].close()
+
+    def abort(self, keep_written: bool = False) -> None:
+        for sink in self.sinks:
+            sink.abort(keep_written)
