@@ -77,3 +77,36 @@ class Camera:
             if proc and proc.poll() is None:
                 proc.kill()
                 proc.wait(timeout=10)
+
+
+class Receiver:
+    """A server that accepts a published stream, as an NVR's restreamer does: ffmpeg listening for RTSP
+    ANNOUNCE/RECORD (`-rtsp_flags listen`) or an RTMP publisher (`-listen 1`) on 127.0.0.1, writing what it gets
+    to `out` (MPEG-TS) as a client reading the stream back would see it."""
+
+    def __init__(self, scheme: str, out: Path, port: int | None = None) -> None:
+        self.scheme, self.out, self.port = scheme, out, port or free_port()
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"rtsp://127.0.0.1:{self.port}/cam_sr" if self.scheme == "rtsp" else \
+            f"rtmp://127.0.0.1:{self.port}/live/cam_sr"
+
+    def start(self, out: Path | None = None) -> "Receiver":
+        self.out = out or self.out
+        listen = ["-rtsp_flags", "listen"] if self.scheme == "rtsp" else ["-listen", "1"]
+        self.proc = subprocess.Popen(["ffmpeg", "-v", "error", *listen, "-timeout", "60", "-i", self.url, "-c",
+                                      "copy", "-f", "mpegts", "-y", str(self.out)], stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        return self
+
+    def stop(self) -> None:
+        """End the server as a restart would (ffmpeg finishes the file it wrote)."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)

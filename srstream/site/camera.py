@@ -58,6 +58,7 @@ class CameraRunner(threading.Thread):
         self.last_frame = 0.0
         self.ended = False  # a file input that has been read to its end
         self.runs = 0
+        self.since: str | None = None  # when the current run started (UTC, ISO 8601)
         self._lock = threading.Lock()  # the finished runs' counts and the current Stream change together
         self._network = classify(camera.input).network
 
@@ -80,7 +81,7 @@ class CameraRunner(threading.Thread):
         publisher = stream.publisher if stream is not None else None
         publishing = None if self.camera.restream is None else bool(publisher is not None and publisher.up)
         return {"up": up, "publishing": publishing, "ended": self.ended, "runs": self.runs,
-                "error": None if up or self.error is None else redact(self.error)}
+                "since": self.since, "error": None if up or self.error is None else redact(self.error)}
 
     def recordings_bytes(self) -> int:
         return self.recordings.bytes_used() if self.recordings is not None else 0
@@ -101,6 +102,7 @@ class CameraRunner(threading.Thread):
                 continue
             delay = BACKOFF_S[0]
             self.runs += 1
+            self.since = started.isoformat(timespec="seconds")
             self._watch(stream, recorder, started)
             if stream.stats.error and not self._stopping.is_set():
                 self._note_error(stream.stats.error, first=True)

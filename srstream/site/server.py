@@ -124,13 +124,14 @@ class Server:
             if name in self.cameras:
                 self.cameras[name].stop()
         for name in touched:
-            runner = self.cameras.pop(name, None)
-            if runner is not None:
-                runner.join()
+            if name in self.cameras:
+                self.cameras[name].join()  # listed (as down) until replaced, so /healthz never loses it
         self.site = replace(self.site, cameras=site.cameras, path=site.path)
         for name in touched:
             if name in site.cameras:
                 self._start(site.cameras[name])
+            else:
+                self.cameras.pop(name, None)
         for model in [m for m in self.engines if all(self.model_of(c) != m for c in site.cameras.values())]:
             self.engines.pop(model).close()
         return touched

@@ -28,7 +28,7 @@ class SinkLike(Protocol):
 
     carried: CarriedStreams
 
-    def write(self, frame: av.VideoFrame) -> None: ...
+    def write(self, frame: av.VideoFrame) -> int | None: ...
 
     def mux_packet(self, packet: av.Packet) -> None: ...
 
@@ -50,6 +50,7 @@ class Publisher:
         self.published = self.dropped = self.reconnects = 0
         self._frames: queue.Queue = queue.Queue(maxsize=QUEUE_FRAMES)
         self._stop = threading.Event()
+        self._told = False  # the current outage has been logged
         self._thread = threading.Thread(target=self._run, daemon=True, name="srstream-publish")
         self._thread.start()
 
@@ -78,28 +79,33 @@ class Publisher:
         self.close()
 
     def _run(self) -> None:
-        delay, sink, failures = BACKOFF_S[0], None, 0
+        delay, sink, sent = BACKOFF_S[0], None, False
         while not (self._stop.is_set() and self._frames.empty()):
             try:
                 frame = self._frames.get(timeout=0.1)
             except queue.Empty:
                 continue
             if sink is None:
-                sink = self._connect(failures)
+                sink = self._open()
                 if sink is None:
-                    failures += 1
                     self._wait(delay)
                     delay = min(delay * 2, BACKOFF_S[1])
                     continue
-                delay = BACKOFF_S[0]
             try:
-                sink.write(frame)
-                self.published += 1
+                muxed = sink.write(frame)  # the connection is made with the first packet (RTSP ANNOUNCE, RTMP)
             except (av.error.FFmpegError, OSError, ValueError) as exc:
-                log.warning("srstream: publishing to %s failed (%s); trying again", redact(self.url),
-                            str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
                 sink.abort()
-                sink, self.up, failures = None, False, 1
+                sink = None
+                self._went_down(exc)
+                if not sent:  # never got through: the server is away, wait before the next attempt
+                    self._wait(delay)
+                    delay = min(delay * 2, BACKOFF_S[1])
+                sent = False
+                continue
+            self.published += 1
+            if muxed and not sent:
+                sent, delay = True, BACKOFF_S[0]
+                self._came_up()
         if sink is not None:
             try:
                 sink.close()
@@ -107,19 +113,26 @@ class Publisher:
                 sink.abort()
         self.up = False
 
-    def _connect(self, failures: int):
+    def _open(self):
         try:
-            sink = self.open_sink()
+            return self.open_sink()
         except (av.error.FFmpegError, OSError, ValueError) as exc:
-            if failures == 0:
-                log.warning("srstream: cannot publish to %s (%s); trying again with back-off", redact(self.url),
-                            str(exc).splitlines()[0])
+            self._went_down(exc)
             return None
-        if failures:
+
+    def _went_down(self, exc: BaseException) -> None:
+        """Say once per outage that the server cannot be reached."""
+        if self.up or not self._told:
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            log.warning("srstream: publishing to %s failed (%s); trying again with back-off", redact(self.url),
+                        redact(reason))
+        self.up, self._told = False, True
+
+    def _came_up(self) -> None:
+        if self._told:
             self.reconnects += 1
             log.warning("srstream: publishing to %s again", redact(self.url))
-        self.up = True
-        return sink
+        self.up, self._told = True, False
 
     def _wait(self, seconds: float) -> None:
         """Back off, dropping the frames that come meanwhile (they would be stale when the server is back)."""

@@ -234,6 +234,8 @@ class Sink:
                 # Segments can only start at key frames, and a live viewer needs them often.
                 opts["g"] = str(max(1, round(float(rate) * (segment_time or 1.0))))
                 opts["sc_threshold"] = "0"
+            if self.url:  # a live viewer: no frame waits for later ones (no lookahead, no B-frames)
+                opts["tune"] = "zerolatency"
         elif options.codec.endswith("_nvenc"):
             opts = {"cq": str(options.crf), "preset": options.preset if is_nvenc_preset(options.preset) else "p5"}
         video.options = opts
@@ -281,10 +283,13 @@ class Sink:
                     f.pts = None
                     self.container.mux(out.encode(f))
 
-    def write(self, frame: av.VideoFrame) -> None:
-        """Encode one upscaled frame (its pts and time_base already set to the input's)."""
-        for packet in self.video.encode(frame):
+    def write(self, frame: av.VideoFrame) -> int:
+        """Encode one upscaled frame (its pts and time_base already set to the input's); the packets muxed (the
+        encoder may hold the first frames)."""
+        packets = self.video.encode(frame)
+        for packet in packets:
             self.container.mux(packet)
+        return len(packets)
 
     def close(self) -> None:
         """Flush encoders, finish the file and move it to its real name."""

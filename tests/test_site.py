@@ -1,0 +1,264 @@
+"""`srstream serve SITE.toml` against real servers on 127.0.0.1: GStreamer RTSP cameras (with credentials in their
+URLs), ffmpeg accepting the re-stream over RTSP (ANNOUNCE/RECORD) and RTMP, Debian's Prometheus scraping /metrics;
+SIGHUP restarts only the camera that changed, SIGTERM finishes every segment, every segment passes `srstream
+verify`, and no credential reaches a log, a sidecar, metadata, /metrics or /healthz. The example systemd unit's
+command lines are run as systemd would run them.
+"""
+from __future__ import annotations
+
+import configparser
+import json
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from cameras import Camera, Receiver, camera_clip, needs_rtsp
+from conftest import EXAMPLES, ROOT, free_port
+
+SECRET = "hunter2-secret"
+
+
+def _get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+    except OSError:
+        return 0, ""
+
+
+def _wait(what: str, check, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.25)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _health(port: int) -> dict:
+    status, body = _get(f"http://127.0.0.1:{port}/healthz")
+    return json.loads(body) if status else {}
+
+
+def _metric(port: int, name: str, camera: str) -> float | None:
+    _, body = _get(f"http://127.0.0.1:{port}/metrics")
+    for line in body.splitlines():
+        if line.startswith(f'{name}{{camera="{camera}"}}'):
+            return float(line.split()[-1])
+    return None
+
+
+@pytest.fixture
+def cams(tmp_path):
+    made: list = []
+
+    def make(kind=Camera, *args):
+        thing = kind(*args).start() if kind is Camera else kind(*args).start()
+        made.append(thing)
+        return thing
+
+    yield make
+    for thing in made:
+        thing.kill() if isinstance(thing, Camera) else thing.stop()
+
+
+def _serve(site: Path, log: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "srstream.cli", "serve", str(site)], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=open(log, "w"))
+
+
+def _site(tmp_path: Path, port: int, cameras: str) -> Path:
+    site = tmp_path / "site.toml"
+    site.write_text(f'[server]\nmetrics = "127.0.0.1:{port}"\n[defaults]\nmodel = "fast-x4"\nsegment_time = 2\n'
+                    f"keep_original = true\n{cameras}")
+    return site
+
+
+def _frames(path: Path) -> tuple[int, int, int]:
+    import av
+
+    with av.open(str(path)) as c:
+        v = c.streams.video[0]
+        return v.codec_context.width, v.codec_context.height, sum(1 for _ in c.decode(video=0))
+
+
+def _prometheus(tmp_path: Path, target: int) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    config = tmp_path / "prometheus.yml"
+    config.write_text("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: srstream\n    static_configs:\n"
+                      f"      - targets: ['127.0.0.1:{target}']\n")
+    proc = subprocess.Popen(["prometheus", f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                             f"--web.listen-address=127.0.0.1:{port}"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    return proc, port
+
+
+@needs_rtsp
+def test_a_site_records_restreams_reloads_and_stops_with_verified_segments(cams, tmp_path):
+    a = cams(Camera, camera_clip(tmp_path / "a.ts", 60))
+    b = cams(Camera, camera_clip(tmp_path / "b.ts", 60))
+    receiver = cams(Receiver, "rtsp", tmp_path / "restream1.ts")
+    port = free_port()
+    cameras = (f'[cameras.a]\ninput = "{a.url.replace("rtsp://", f"rtsp://admin:{SECRET}@")}"\n'
+               f'record = "rec/a"\nrestream = "{receiver.url}"\n'
+               f'[cameras.b]\ninput = "{b.url.replace("rtsp://", f"rtsp://admin:{SECRET}@")}"\nrecord = "rec/b"\n'
+               'keep_bytes = "400K"\n')
+    site = _site(tmp_path, port, cameras)
+    log = tmp_path / "serve.log"
+    prometheus = None
+    serve = _serve(site, log)
+    try:
+        _wait("both cameras up", lambda: _health(port).get("status") == "ok")
+        if shutil.which("prometheus"):
+            prometheus, prom_port = _prometheus(tmp_path, port)
+        _wait("the re-stream published", lambda: _metric(port, "srstream_restream_up", "a") == 1.0)
+        time.sleep(4)
+        receiver.stop()  # the restreamer goes away ...
+        _wait("the re-stream seen down", lambda: _metric(port, "srstream_restream_up", "a") == 0.0, 30)
+        receiver.start(tmp_path / "restream2.ts")  # ... and comes back
+        _wait("publishing resumed", lambda: _metric(port, "srstream_restream_up", "a") == 1.0, 60)
+        time.sleep(3)
+        before = _health(port)["cameras"]
+        site.write_text(site.read_text().replace('record = "rec/b"', 'record = "rec/b"\ncrf = 23'))
+        serve.send_signal(signal.SIGHUP)
+        _wait("b restarted", lambda: _health(port).get("cameras", {}).get("b", {}).get("since") not in
+              (None, before["b"]["since"]), 60)
+        _wait("b up again", lambda: _health(port).get("status") == "ok", 60)
+        health = _health(port)
+        assert health["cameras"]["a"]["since"] == before["a"]["since"]  # the unchanged camera ran on
+        if prometheus is not None:
+            query = f"http://127.0.0.1:{prom_port}/api/v1/query?query=srstream_frames_out_total"
+            _wait("Prometheus scraped the frames", lambda: '"a"' in _get(query)[1] and '"b"' in _get(query)[1], 60)
+        scraped = _get(f"http://127.0.0.1:{port}/metrics")[1] + json.dumps(health)
+        time.sleep(3)
+        serve.send_signal(signal.SIGTERM)
+        assert serve.wait(timeout=60) == 0
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+        if prometheus is not None:
+            prometheus.terminate()
+            prometheus.wait(timeout=10)
+    receiver.stop()
+
+    assert "srstream_latency_seconds_bucket" in scraped and "process_resident_memory_bytes" in scraped
+    width, height, count = _frames(tmp_path / "restream2.ts")
+    assert (width, height) == (640, 360) and count > 25  # read back at the new size after the server came back
+    segments = sorted((tmp_path / "rec").glob("*/*_[0-9][0-9][0-9].mp4"))
+    originals = sorted((tmp_path / "rec").glob("*/*_orig_*.mkv"))
+    assert len([s for s in segments if s.parent.name == "a"]) >= 5 and originals
+    verify = subprocess.run([sys.executable, "-m", "srstream.cli", "verify", "--json", *map(str, segments)],
+                            capture_output=True, text=True, cwd=ROOT, timeout=120)
+    verdicts = json.loads(verify.stdout)
+    assert verify.returncode == 0, [v for v in verdicts if not v["ok"]]
+    assert all(v["model"] == "fast-x4" for v in verdicts)
+    b_dir = tmp_path / "rec" / "b"
+    b_files = [p for p in b_dir.iterdir() if p.is_file()]
+    largest = max(p.stat().st_size for p in b_files)
+    assert sum(p.stat().st_size for p in b_files) <= 400 * 1024 + 2 * largest  # the cap, and the open segments
+    first_run = sorted(b_dir.glob(".b_*.segments.csv"))[0].name.removeprefix(".").removesuffix(".segments.csv")
+    assert not (b_dir / f"{first_run}_000.mp4").exists()  # the oldest went first
+    written = log.read_text() + verify.stdout + scraped + "".join(
+        p.read_text() for p in (tmp_path / "rec").glob("*/*.json"))
+    assert SECRET not in written and "***@127.0.0.1" in written
+
+
+def test_site_file_errors_are_one_line_naming_the_key_and_the_file(tmp_path):
+    from srstream.site.config import SiteConfigError, load_site
+
+    def error(text: str) -> str:
+        path = tmp_path / "site.toml"
+        path.write_text(text)
+        with pytest.raises(SiteConfigError) as caught:
+            load_site(path)
+        message = str(caught.value)
+        assert "\n" not in message and str(path) in message
+        return message
+
+    camera = '[cameras.lobby]\ninput = "rtsp://admin:pw123@cam/1"\nrecord = "rec"\n'
+    assert "cameras.lobby.recrod: unknown key" in error(camera + 'recrod = "x"\n')
+    assert "server.port: unknown key" in error('[server]\nport = 1\n' + camera)
+    assert "cameras.lobby.keep" in error(camera + 'keep = "a week"\n')
+    assert "cameras.lobby.keep_bytes" in error(camera + 'keep_bytes = "lots"\n')
+    assert "server.metrics" in error('[server]\nmetrics = "9108"\n' + camera)
+    assert "no input" in error('[cameras.lobby]\nrecord = "rec"\n')
+    assert "neither record nor restream" in error('[cameras.lobby]\ninput = "rtsp://cam/1"\n')
+    assert "not valid TOML" in error("[cameras\n")
+    message = error('[cameras.lobby]\ninput = "rtsp://admin:pw123@cam/1"\nrestream = "rtsp://u:pw123@nvr"\n'
+                    'crf = "high"\n')
+    assert "cameras.lobby.crf" in message and "pw123" not in message
+
+    (tmp_path / "site.toml").write_text('[defaults]\nkeep = "7d"\nkeep_bytes = "50G"\nsegment_time = "2m"\n'
+                                        + camera + '[cameras.yard]\ninput = "rtsp://cam/2"\nrecord = "/r"\n'
+                                        'keep = "12h"\n')
+    site = load_site(tmp_path / "site.toml")
+    assert site.cameras["lobby"].keep == 7 * 86400 and site.cameras["yard"].keep == 12 * 3600
+    assert site.cameras["yard"].keep_bytes == 50 * 1024 ** 3 and site.cameras["lobby"].segment_time == 120
+    assert site.cameras["lobby"].record == tmp_path / "rec"  # relative to the site file
+    assert site.cameras["lobby"].shown_input == "rtsp://***@cam/1" and site.metrics == "127.0.0.1:9108"
+
+
+def test_credentials_never_reach_a_log_line_or_the_json():
+    import logging
+
+    from srstream.redact import RedactingFilter, redact
+    from srstream.video.stats import Stats
+
+    assert redact("rtsp://admin:p@ss:w0rd@cam.local:554/s1 dropped") == "rtsp://***@cam.local:554/s1 dropped"
+    assert redact("rtsp://cam.local/s1 and mail@example.com") == "rtsp://cam.local/s1 and mail@example.com"
+    record = logging.LogRecord("srstream", logging.WARNING, __file__, 1, "srstream: %s dropped",
+                               ("rtsp://u:secret@cam/1",), None)
+    RedactingFilter().filter(record)
+    assert record.getMessage() == "srstream: rtsp://***@cam/1 dropped"
+    stats = Stats(input="rtsp://u:secret@cam/1", output="rtmp://u:secret@nvr/live", error="rtsp://u:secret@cam/1: x")
+    assert "secret" not in json.dumps(stats.to_dict())
+
+
+@needs_rtsp
+def test_the_example_systemd_unit_runs_reloads_and_stops(cams, tmp_path):
+    """ExecStart, ExecReload and KillSignal of examples/site/srstream.service, with %E (the configuration
+    directory) and $MAINPID expanded as systemd would; the re-stream goes to an RTMP server."""
+    unit = configparser.ConfigParser(interpolation=None)
+    unit.read(EXAMPLES / "site" / "srstream.service")
+    service = unit["Service"]
+    camera = cams(Camera, camera_clip(tmp_path / "cam.ts", 40))
+    receiver = cams(Receiver, "rtmp", tmp_path / "restream.ts")
+    etc = tmp_path / "etc"
+    (etc / "srstream").mkdir(parents=True)
+    port = free_port()
+    site = _site(etc / "srstream", port, f'[cameras.lobby]\ninput = "{camera.url}"\nrecord = "{tmp_path / "rec"}"\n'
+                 f'restream = "{receiver.url}"\n')
+    assert site == etc / "srstream" / "site.toml"
+    argv = shlex.split(service["ExecStart"].replace("%E", str(etc)))
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    serve = subprocess.Popen(argv, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                             text=True)
+    try:
+        _wait("the camera up", lambda: _health(port).get("status") == "ok")
+        _wait("the re-stream published", lambda: _metric(port, "srstream_restream_up", "lobby") == 1.0, 60)
+        time.sleep(3)
+        reload = shlex.split(service["ExecReload"].replace("$MAINPID", str(serve.pid)))
+        subprocess.run(reload, check=True, timeout=10)
+        time.sleep(2)
+        assert _health(port)["cameras"]["lobby"]["runs"] == 1  # the file did not change: nothing restarted
+        serve.send_signal(getattr(signal, service["KillSignal"]))
+        assert serve.wait(timeout=int(service["TimeoutStopSec"])) == 0
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+    receiver.stop()
+    assert "reloaded" in serve.stderr.read()
+    assert _frames(tmp_path / "restream.ts")[:2] == (640, 360)
+    segments = sorted((tmp_path / "rec").glob("lobby_*_[0-9][0-9][0-9].mp4"))
+    assert segments and all(p.with_name(p.name + ".json").is_file() for p in segments)
