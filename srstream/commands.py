@@ -215,6 +215,8 @@ def _add_stream_options(parser: argparse.ArgumentParser) -> None:
                         help="drop frames to keep latency bounded (default: on for network streams, off for files)")
     parser.add_argument("--max-latency", type=float, default=2.0, metavar="SECONDS",
                         help="live: the most a frame may wait from capture to written (default %(default)s)")
+    parser.add_argument("--label", action="store_true", help="burn a small 'upscaled by srstream MODEL' into the "
+                        "picture (bottom left), so that a frame shown alone still says what it is")
     parser.add_argument("--crash-safe", action=argparse.BooleanOptionalAction, default=None,
                         help="write outputs that stay playable if the process is killed (fragmented MP4, Matroska "
                         "clusters of a second); default: on for live inputs and inputs of a minute or more")

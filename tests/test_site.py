@@ -262,3 +262,27 @@ def test_the_example_systemd_unit_runs_reloads_and_stops(cams, tmp_path):
     assert _frames(tmp_path / "restream.ts")[:2] == (640, 360)
     segments = sorted((tmp_path / "rec").glob("lobby_*_[0-9][0-9][0-9].mp4"))
     assert segments and all(p.with_name(p.name + ".json").is_file() for p in segments)
+
+
+def test_label_marks_the_bottom_left_corner_and_nothing_else(tmp_path):
+    """--label burns 'upscaled by srstream MODEL' into every frame: the pictures differ from an unlabelled run
+    only in a small box at the bottom left, and there clearly."""
+    import numpy as np
+
+    from conftest import EXAMPLES as examples
+
+    def run(out: Path, *extra: str) -> np.ndarray:
+        subprocess.run([sys.executable, "-m", "srstream.cli", "upscale", str(examples / "vtest_320x180.mp4"),
+                        str(out), "-m", "fast-x4", "-t", "0.3", "--crf", "0", "-q", *extra], check=True, cwd=ROOT,
+                       timeout=120)
+        import av
+
+        with av.open(str(out)) as c:
+            return np.stack([f.to_ndarray(format="rgb24").astype(int) for f in c.decode(video=0)])
+
+    plain, labelled = run(tmp_path / "plain.mkv"), run(tmp_path / "label.mkv", "--label")
+    changed = np.abs(plain - labelled).max(axis=(0, 3)) > 24
+    rows, cols = np.nonzero(changed)
+    height, width = changed.shape
+    assert len(rows) > 200  # the text is there
+    assert rows.min() > height * 0.85 and cols.max() < width * 0.6  # and nowhere but the bottom left

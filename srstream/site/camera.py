@@ -125,7 +125,8 @@ class CameraRunner(threading.Thread):
                             timeout_s=camera.timeout,
                             segment_time=camera.segment_time if camera.record is not None else None, live=True,
                             max_latency=camera.max_latency, crash_safe=True, restream=camera.restream,
-                            metadata=self.provenance.metadata(), segment_list=camera.record is not None)
+                            metadata=self.provenance.metadata(), segment_list=camera.record is not None,
+                            label=f"upscaled by srstream {self.provenance.model}" if camera.label else None)
         stream = Stream(camera.input, output, self.engine.upscaler, settings, self.engine.wakeup,
                         latencies=ObservedLatencies(self.observe_latency), tap=recorder)
         return stream, recorder

@@ -70,6 +70,7 @@ def cmd_video(args: argparse.Namespace, inputs: list[str], target: str,
     for source, path in jobs:  # before the model loads
         check_output(source, path, args.overwrite, args.segment_time)
     upscaler: Upscaler = upscaler_for(args.batch)
+    label = f"upscaled by srstream {upscaler.spec.name}" if args.label else None
     if not args.quiet:
         print(f"srstream: {upscaler.spec.name} x{upscaler.scale} on {upscaler.label}{args.model_note}",
               file=sys.stderr)
@@ -78,14 +79,15 @@ def cmd_video(args: argparse.Namespace, inputs: list[str], target: str,
                               overwrite=args.overwrite, progress=not (args.quiet or args.json),
                               retries=args.retries, timeout_s=args.timeout, segment_time=args.segment_time,
                               output_size=size, live=args.live, max_latency=args.max_latency,
-                              crash_safe=args.crash_safe, container=args.format if to_stdout else None)
+                              crash_safe=args.crash_safe, container=args.format if to_stdout else None,
+                              label=label)
         if args.json:
             print(json.dumps(stats.to_dict(), indent=2))
         elif not args.quiet:
             print(_summary(stats), file=sys.stderr)
         return 130 if stats.interrupted else 0
     settings = Settings(options, args.batch, args.duration, args.retries, args.timeout, args.segment_time, size,
-                        args.live, args.max_latency, args.crash_safe)
+                        args.live, args.max_latency, args.crash_safe, label=label)
     results = upscale_many(jobs, upscaler, settings, progress=not (args.quiet or args.json),
                            overwrite=args.overwrite)
     for stats in results:

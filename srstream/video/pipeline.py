@@ -122,16 +122,18 @@ def upscale_video(source: str, output: str | Path, upscaler: Upscaler, options: 
                   batch: int = 4, duration: float | None = None, overwrite: bool = False, progress: bool = True,
                   retries: int = 5, timeout_s: float = 10.0, segment_time: float | None = None,
                   output_size: OutputSize | None = None, live: bool | None = None,
-                  max_latency: float = 2.0, crash_safe: bool | None = None, container: str | None = None) -> Stats:
+                  max_latency: float = 2.0, crash_safe: bool | None = None, container: str | None = None,
+                  label: str | None = None) -> Stats:
     """Upscale every frame of `source` into `output` (a file, segments with `segment_time`, or a URL to push to),
     keeping timing, colour and the other streams. `output_size` (a factor or WxH) resamples the model's output;
     sizes a subsampled pixel format cannot hold are rounded to even, with a log line. `live` (default: for network
     streams) drops frames to keep latency within `max_latency` seconds. `crash_safe` (default: for live inputs
     and long files) writes a file that stays playable if the process is killed; `container` names the muxer where
-    the output's name cannot (`-`, standard output: matroska). Raises on a failed input or output."""
+    the output's name cannot (`-`, standard output: matroska); `label` is burnt into the picture. Raises on a
+    failed input or output."""
     check_output(source, output, overwrite, segment_time)
     settings = Settings(options or EncodeOptions(), batch, duration, retries, timeout_s, segment_time, output_size,
-                        live, max_latency, crash_safe, container)
+                        live, max_latency, crash_safe, container, label=label)
     wakeup = threading.Condition()
     stream = Stream(source, output, upscaler, settings, wakeup)
     if stream.exception is not None:

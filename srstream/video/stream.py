@@ -26,6 +26,7 @@ from srstream.output_size import OutputSize
 from srstream.video.buffer import FrameBuffer, oldest_worth_upscaling
 from srstream.video.colour import Colour
 from srstream.video.frames import END, Decoded, FrameMaker, Upscaled
+from srstream.video.label import burn_label
 from srstream.video.memory import StreamMemory
 from srstream.video.publisher import Publisher, SinkLike, Tee
 from srstream.video.sink import EncodeOptions, Encoder, OutputPlan, Sink, VideoOutputError, plan_output
@@ -55,6 +56,7 @@ class Settings:
     restream: str | None = None  # a second output, published (a Publisher: it reconnects, never fails the run)
     metadata: dict[str, str] | None = None  # into the output's container (provenance)
     segment_list: bool = False  # segments: a CSV line per finished one (.NAME.segments.csv beside them)
+    label: str | None = None  # burnt into the picture, bottom left ("upscaled by srstream MODEL")
 
 
 class BatchKind(NamedTuple):
@@ -180,6 +182,8 @@ class Stream:
 
     def emit(self, frames: list[Decoded], y: torch.Tensor) -> None:
         """Hand the engine's output `y` for `frames` (this input's, in order) to the encoder."""
+        if self.settings.label:
+            y = burn_label(y, self.settings.label)
         for frame, pixels in zip(frames, self.pixels(y)):
             self.encode_q.put(Upscaled(pixels, frame.pts, frame.time_base, frame.captured))
         self.stats.frames_in += len(frames)
