@@ -85,6 +85,7 @@ class Scheduler:
         self.frame_seconds = 0.0  # moving average of a call's time per frame
         self.waiting, self.concurrency = waiting, concurrency
         self._qp_noted: set[Stream] = set()
+        self._served: dict[Stream, float] = {}  # when each live input last had frames in a call
         # srstream serve: Streams arrive on `intake` at any time, and while `serving` is set the engine waits for
         # them even with none running; a finished one leaves the list (its owner keeps it).
         self.intake, self.serving = intake, serving
@@ -151,6 +152,7 @@ class Scheduler:
     def _refill(self) -> None:
         if self.intake is not None:
             self.streams = [s for s in self.streams if s.active]
+            self._served = {s: t for s, t in self._served.items() if s.active}
             while not self.intake.empty():
                 stream = self.intake.get_nowait()
                 self.streams.append(stream)
@@ -173,10 +175,17 @@ class Scheduler:
         if not heads:
             return None
         # The oldest waiting frame decides the kind of this call; frames of that kind from other inputs ride along.
-        ready = sorted(heads, key=lambda s: heads[s].captured)
+        # Live inputs go longest-unserved first: an engine too slow for all of them then drops frames evenly across
+        # the cameras (by oldest frame, a camera whose encoder lags drops more, which makes its frames newer and
+        # puts it last in every call: a few cameras would get almost nothing).
+        live = any(s.live for s in heads)
+        ready = sorted(heads, key=lambda s: (self._served.get(s, 0.0), heads[s].captured) if live
+                       else heads[s].captured)
         kind = ready[0].batch_kind(heads[ready[0]])
-        limit = self._live_limit() if any(s.live for s in ready) else self.settings.batch
+        limit = self._live_limit() if live else self.settings.batch
         parts = take_in_turn(ready, kind, limit, 1 if self.upscaler.spec.recurrent else None)
+        for stream, _ in parts:
+            self._served[stream] = now
         return Batch(kind, parts) if parts else None
 
     def _upscale(self, batch: Batch) -> torch.Tensor:
