@@ -286,3 +286,58 @@ def test_label_marks_the_bottom_left_corner_and_nothing_else(tmp_path):
     height, width = changed.shape
     assert len(rows) > 200  # the text is there
     assert rows.min() > height * 0.85 and cols.max() < width * 0.6  # and nowhere but the bottom left
+
+
+@needs_rtsp
+def test_on_a_ray_cluster_a_dead_nodes_camera_moves_to_the_other_node(cams, tmp_path):
+    """Two cameras on a head and a second node (127.0.0.1): one on each; the second node is killed outright and its
+    camera comes back on the head, recording on; the other camera never stops."""
+    from ray_cluster import RayCluster, ray_available
+
+    if not ray_available():
+        pytest.skip("needs Ray (srstream[ray])")
+    a = cams(Camera, camera_clip(tmp_path / "a.ts", 90))
+    b = cams(Camera, camera_clip(tmp_path / "b.ts", 90))
+    cluster = RayCluster(tmp_path)
+    port = free_port()
+    site = _site(tmp_path, port, f'[cameras.a]\ninput = "{a.url}"\nrecord = "rec/a"\n'
+                 f'[cameras.b]\ninput = "{b.url}"\nrecord = "rec/b"\n')
+    serve = None
+    try:
+        cluster.start()
+        serve = subprocess.Popen([sys.executable, "-m", "srstream.cli", "serve", str(site), "--ray",
+                                  cluster.address], cwd=ROOT, env=cluster.env, stdout=subprocess.DEVNULL,
+                                 stderr=open(tmp_path / "serve.log", "w"))
+        _wait("both cameras up", lambda: _health(port).get("status") == "ok", 180)
+        nodes = {name: h["node"] for name, h in _health(port)["cameras"].items()}
+        assert len(set(nodes.values())) == 2  # balanced: one camera a node
+        since = {name: h["since"] for name, h in _health(port)["cameras"].items()}
+        time.sleep(3)
+        cluster.kill_node()
+        _wait("a camera moved", lambda: len({h.get("node") for h in _health(port).get("cameras", {}).values()})
+              == 1 and _health(port)["status"] == "ok", 90)
+        after = _health(port)["cameras"]
+        moved = [name for name in nodes if after[name]["since"] != since[name]]
+        assert len(moved) == 1 and after[moved[0]]["node"] != nodes[moved[0]]
+        stayed = next(name for name in nodes if name not in moved)
+        assert after[stayed]["since"] == since[stayed]  # the camera on the surviving node ran on
+        time.sleep(4)
+        serve.send_signal(signal.SIGTERM)
+        assert serve.wait(timeout=120) == 0
+    finally:
+        if serve is not None and serve.poll() is None:
+            serve.kill()
+        cluster.stop()
+    runs = [p for p in (tmp_path / "rec" / moved[0]).glob(f".{moved[0]}_*.segments.csv") if "_orig" not in p.name]
+    assert len(runs) == 2  # one run on each node, the second after the move
+    # The dead node's last segments got their sidecars from the node that took the camera over (a note says so),
+    # all but a remnant killed before its first picture.
+    segments = sorted((tmp_path / "rec").glob("*/*_[0-9][0-9][0-9].mp4"))
+    remnants = [p for p in segments if not p.with_name(p.name + ".json").exists()]
+    assert len(remnants) <= 1 and all(p.stat().st_size < 1000 for p in remnants)
+    recovered = [json.loads(p.read_text()) for p in (tmp_path / "rec" / moved[0]).glob("*.json")]
+    assert any("writer stopped" in r.get("note", "") for r in recovered)
+    verify = subprocess.run([sys.executable, "-m", "srstream.cli", "verify",
+                             *[str(p) for p in segments if p not in remnants]],
+                            capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert verify.returncode == 0, verify.stdout

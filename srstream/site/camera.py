@@ -19,6 +19,7 @@ from srstream.site.config import Camera
 from srstream.site.original import OriginalRecorder
 from srstream.site.provenance import Provenance
 from srstream.site.recordings import Recordings, Run, run_stem
+from srstream.site.recovery import adopt
 from srstream.video.sink import EncodeOptions
 from srstream.video.source import classify
 from srstream.video.stream import LATENCY_SAMPLES, Progress, Settings, Stream
@@ -91,6 +92,19 @@ class CameraRunner(threading.Thread):
         return self.camera.name
 
     def run(self) -> None:
+        """Run the camera for ever; an unexpected error in one run is logged and the camera starts again."""
+        while not self._stopping.is_set():
+            try:
+                self._run()
+                return
+            except Exception as exc:  # a service keeps its cameras: say what went wrong and go on
+                log.error("srstream: %s: %s: %s; starting again", self.camera.name, type(exc).__name__,
+                          redact(str(exc)))
+                self._stopping.wait(BACKOFF_S[1])
+
+    def _run(self) -> None:
+        if self.recordings is not None and self.runs == 0:  # what an earlier writer left without a sidecar
+            adopt(self.camera.record, self.camera.name, active=set())
         delay = BACKOFF_S[0]
         while not self._stopping.is_set():
             started = datetime.now(timezone.utc)

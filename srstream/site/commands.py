@@ -21,9 +21,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.check:
         print(f"{site.path}: {len(site.cameras)} cameras: {', '.join(site.cameras)}", file=sys.stderr)
         return 0
-    from srstream.site.server import Server
+    if args.ray:
+        from srstream.site.ray_placement import RaySite
 
-    server = Server(site)
+        server = RaySite(site, args.ray)
+    else:
+        from srstream.site.server import Server
+
+        server = Server(site)
     reload = threading.Event()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGHUP, lambda signum, frame: reload.set())
@@ -32,6 +37,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         where = f"; metrics on http://{site.metrics}/metrics" if site.metrics else ""
         log.warning("srstream serve: %d cameras from %s%s", len(site.cameras), site.path, where)
         while server.failed is None:
+            server.tick()
             if reload.wait(0.5):
                 reload.clear()
                 _reload(server, args.site)
@@ -83,6 +89,9 @@ def add_site_commands(sub: argparse._SubParsersAction) -> None:
                            "record with provenance, metrics on /metrics and /healthz; SIGHUP reloads the file")
     serve.add_argument("site", metavar="SITE.toml")
     serve.add_argument("--check", action="store_true", help="check the file and exit")
+    serve.add_argument("--ray", nargs="?", const="auto", metavar="ADDRESS",
+                       help="place the cameras on a Ray cluster's nodes (one engine each; a dead node's cameras "
+                       "move to the others): HOST:PORT of the head, 'auto' (default) or 'local'")
     serve.set_defaults(func=cmd_serve)
     verify = sub.add_parser("verify", help="check recorded segments against their provenance: sidecar, hashes, "
                             "metadata, the original segments and the model's weights")

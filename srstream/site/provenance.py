@@ -61,11 +61,14 @@ def sidecar_of(segment: Path) -> Path:
 
 
 def write_sidecar(segment: Path, provenance: Provenance, start: datetime, end: datetime,
-                  originals: list[Path]) -> Path:
-    """Write the segment's sidecar (atomically: a reader never sees half of one)."""
+                  originals: list[Path], note: str | None = None) -> Path:
+    """Write the segment's sidecar (atomically: a reader never sees half of one); `note` says how it came to be
+    written late (a segment recovered after its writer stopped)."""
     record = {"format": FORMAT, **asdict(provenance), "segment": segment.name, "sha256": sha256_of(segment),
               "start": _iso(start), "end": _iso(end),
               "originals": [{"segment": p.name, "sha256": sha256_of(p)} for p in originals]}
+    if note:
+        record["note"] = note
     sidecar = sidecar_of(segment)
     tmp = sidecar.with_name(f".{sidecar.name}.partial")
     tmp.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
@@ -115,6 +118,16 @@ def verify(segment: Path, weights: Path | None = None) -> Verdict:
         checks.append((f"original {original['segment']}", found == original["sha256"], found))
     checks.append(_weights_check(record, weights))
     return verdict
+
+
+def inside(segment: Path) -> Provenance | None:
+    """The provenance a segment's container holds, None where it holds none or cannot be opened."""
+    try:
+        with av.open(str(segment)) as container:
+            record = json.loads(container.metadata.get(METADATA_KEY, "null"))
+        return Provenance(**record) if record else None
+    except (av.error.FFmpegError, OSError, ValueError, TypeError):
+        return None
 
 
 def _metadata_check(segment: Path, record: dict) -> tuple[str, bool, str]:

@@ -22,12 +22,35 @@ log = logging.getLogger("srstream.site")
 ORIGINAL_MARGIN_S = 2.0
 
 
-def _rows(listing: Path) -> list[tuple[str, str, str]]:
+def rows_of(listing: Path) -> list[tuple[str, str, str]]:
     """(name, start, end) of each segment a segment muxer has listed as finished."""
     try:
         with open(listing, newline="", encoding="utf-8") as f:
             return [(r[0], r[1], r[2]) for r in csv.reader(f) if len(r) >= 3]
     except FileNotFoundError:
+        return []
+
+
+def _mtime(path: Path) -> float:
+    """When the file was last written (0 for one removed meanwhile: another reader's retention)."""
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return 0.0
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _originals_named(segment: Path) -> list[str]:
+    """The original segments a segment's sidecar names (none without a readable sidecar)."""
+    try:
+        return [o["segment"] for o in json.loads(sidecar_of(segment).read_text()).get("originals", [])]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return []
 
 
@@ -80,13 +103,13 @@ class Recordings:
 
     def bytes_used(self) -> int:
         """Everything this camera keeps on disk: segments, originals and sidecars."""
-        return sum(p.stat().st_size for p in self._files() if p.exists())
+        return sum(_size(p) for p in self._files())
 
     def _new_segments(self, run: Run) -> int:
         """Sidecars for the segments listed since the last look (each once the originals it overlaps are
         finished, or its run has ended); how many."""
         before = run.lines_done
-        for name, start, end in _rows(run.listing)[run.lines_done:]:
+        for name, start, end in rows_of(run.listing)[run.lines_done:]:
             segment = self.directory / name
             begin = run.started + timedelta(seconds=float(start))
             finish = run.started + timedelta(seconds=float(end))
@@ -105,7 +128,7 @@ class Recordings:
         if recorder is None:
             return []
         spans = [(self.directory / name, started + timedelta(seconds=float(a)), started + timedelta(seconds=float(b)))
-                 for listing, started in recorder.series for name, a, b in _rows(listing)]
+                 for listing, started in recorder.series for name, a, b in rows_of(listing)]
         margin = timedelta(seconds=ORIGINAL_MARGIN_S)
         if recorder.writing and not any(end >= finish + margin for _, _, end in spans):
             return None
@@ -119,28 +142,43 @@ class Recordings:
         open_stems = {r.listing.name.removeprefix(".").removesuffix(".segments.csv") for r in self.runs if r.active}
         done = [p for p in self._files() if p.suffix != ".json" and "_orig_" not in p.name
                 and (sidecar_of(p).is_file() or not any(p.name.startswith(s) for s in open_stems))]
-        return sorted(done, key=lambda p: p.stat().st_mtime)
+        return sorted(done, key=_mtime)
 
     def _apply_limits(self) -> None:
         if self.keep_s is None and self.keep_bytes is None:
             return
         now = time.time()
+        finished = self._finished_segments()
         used = self.bytes_used() if self.keep_bytes is not None else 0
-        removed = False
-        for segment in self._finished_segments():
-            too_old = self.keep_s is not None and now - segment.stat().st_mtime > self.keep_s
-            too_big = self.keep_bytes is not None and used > self.keep_bytes
+        # The segments being written grow until the next cut: leave them the room the last ones took, so that the
+        # directory stays under keep_bytes all the time, not only just after a cut.
+        budget = (self.keep_bytes - self._headroom(finished)) if self.keep_bytes is not None else 0
+        for i, segment in enumerate(finished):
+            too_old = self.keep_s is not None and now - _mtime(segment) > self.keep_s
+            too_big = self.keep_bytes is not None and used > budget
             if not (too_old or too_big):
                 break
-            used -= self._remove(segment)
-            removed = True
-        if removed:
-            self._remove_orphan_originals()
+            used -= self._remove(segment, finished[i + 1] if i + 1 < len(finished) else None)
 
-    def _remove(self, segment: Path) -> int:
-        """Remove a segment and its sidecar; the bytes freed."""
+    def _original_files(self) -> list[Path]:
+        """This camera's original segments, oldest first."""
+        return sorted(self.directory.glob(f"{self.camera}_*_orig_*"), key=_mtime)
+
+    def _headroom(self, finished: list[Path]) -> int:
+        """The bytes of the newest finished segment and original: about what the open ones will reach."""
+        newest = [finished[-1]] if finished else []
+        return sum(_size(p) for p in newest + self._original_files()[-2:-1])
+
+    def _remove(self, segment: Path, following: Path | None) -> int:
+        """Remove a segment, its sidecar and the originals it names that the following segment does not; the bytes
+        freed (segments go oldest first, so no older one still names them; the original being written stays)."""
+        kept = set(_originals_named(following)) if following is not None else set()
+        originals = self._original_files()
+        writing = originals[-1].name if originals else None
+        group = [segment, sidecar_of(segment)] + [self.directory / name for name in _originals_named(segment)
+                                                   if name not in kept and name != writing]
         freed = 0
-        for path in (segment, sidecar_of(segment)):
+        for path in group:
             try:
                 freed += path.stat().st_size
                 path.unlink()
@@ -149,19 +187,3 @@ class Recordings:
         self.removed += 1
         log.info("srstream: %s: removed %s (retention)", self.camera, segment.name)
         return freed
-
-    def _remove_orphan_originals(self) -> None:
-        """Originals that no remaining sidecar names and that ended before the oldest remaining segment."""
-        remaining = self._finished_segments()
-        if not remaining:
-            return
-        oldest = remaining[0].stat().st_mtime
-        named: set[str] = set()
-        for segment in remaining:
-            try:
-                named.update(o["segment"] for o in json.loads(sidecar_of(segment).read_text()).get("originals", []))
-            except (OSError, ValueError, KeyError, TypeError):
-                continue
-        for original in self.directory.glob(f"{self.camera}_*_orig_*"):
-            if original.name not in named and original.stat().st_mtime < oldest:
-                original.unlink(missing_ok=True)

@@ -53,6 +53,9 @@ class EngineGroup:
     def batch_seconds(self) -> float:
         return self.scheduler.batch_seconds
 
+    def busy_seconds(self) -> float:
+        return self.scheduler.busy_seconds
+
     def close(self) -> None:
         """Stop once its cameras have finished."""
         self.serving.clear()
@@ -111,6 +114,9 @@ class Server:
                               lambda s, name=camera.name: self.metrics.latency.labels(name).observe(s))
         self.cameras[camera.name] = runner
         runner.start()
+
+    def tick(self) -> None:
+        """Called by the serve loop between signals (nothing to do in one process)."""
 
     def reload(self, site: Site) -> list[str]:
         """Restart the cameras that changed, start new ones, stop removed ones; the others run on. The names of

@@ -83,6 +83,7 @@ class Scheduler:
         self.batch_seconds = 0.0  # moving average of one engine call
         self.batch_spread = 0.0  # moving average of its absolute deviation from that average
         self.frame_seconds = 0.0  # moving average of a call's time per frame
+        self.busy_seconds = 0.0  # in engine calls, all told (its rise over wall time: how loaded the engine is)
         self.waiting, self.concurrency = waiting, concurrency
         self._qp_noted: set[Stream] = set()
         self._served: dict[Stream, float] = {}  # when each live input last had frames in a call
@@ -199,6 +200,7 @@ class Scheduler:
         else:
             y = self.upscaler.upscale_tensor(x, batch.kind.size_out)
         elapsed = time.perf_counter() - started
+        self.busy_seconds += elapsed
         per_frame = elapsed / len(batch.frames)
         self.frame_seconds = per_frame if not self.frame_seconds else 0.8 * self.frame_seconds + 0.2 * per_frame
         if not self.batch_seconds:

@@ -1,0 +1,234 @@
+"""`srstream serve SITE.toml --ray ADDRESS`: the site's cameras placed on a Ray cluster's nodes. Each alive node
+gets one `SiteWorker` actor (one engine per model there, on its GPU where it has one), which runs a Server for the
+cameras given to it. This process keeps the placement: a new camera goes to the worker whose engine is least busy
+(engine-seconds a second, measured by the workers), and every POLL_S it asks each worker how its cameras are; a worker
+that does not answer (its node died) is dropped and its cameras start on the others. Metrics and /healthz are
+served here, for the whole site.
+
+Recordings are written by the node that runs the camera, at the path the site file gives: point it at storage the
+nodes share.
+"""
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from dataclasses import replace
+from typing import Any
+
+from srstream.ray_tasks import RayUnavailable, _check_reachable
+from srstream.site.config import Camera, Site
+from srstream.site.metrics import Metrics
+
+log = logging.getLogger("srstream.site")
+POLL_S = 2.0
+ANSWER_S = 10.0  # a worker that takes longer than this to answer is taken for dead
+
+
+class SiteWorker:
+    """One node's Server (as a Ray actor): cameras are added and removed one at a time."""
+
+    def __init__(self, site: Site) -> None:
+        from srstream.site.server import Server
+
+        logging.basicConfig(level=logging.WARNING, format="%(message)s")
+        self.server = Server(replace(site, metrics=None, cameras={}))
+        self.started = time.monotonic()
+
+    def place(self, cameras: dict[str, Camera]) -> None:
+        """Run exactly these cameras (the changed ones restart, the others run on)."""
+        self.server.reload(replace(self.server.site, cameras=cameras))
+
+    def status(self) -> dict[str, Any]:
+        """Each camera's counts and health, and the engines' busy seconds so far."""
+        return {"cameras": {name: {"counts": r.counts(), "health": r.health(), "bytes": r.recordings_bytes()}
+                            for name, r in self.server.cameras.items()},
+                "busy": sum(e.busy_seconds() for e in self.server.engines.values()),
+                "batch": {e.model: e.batch_seconds() for e in self.server.engines.values()},
+                "clock": time.monotonic() - self.started}
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+class _CameraProxy:
+    """A camera as the metrics read it, from the last status its worker sent."""
+
+    def __init__(self, name: str, status: dict) -> None:
+        self.name, self._status = name, status
+
+    def counts(self) -> dict[str, int]:
+        return self._status["counts"]
+
+    def health(self) -> dict:
+        return self._status["health"]
+
+    def recordings_bytes(self) -> int:
+        return self._status["bytes"]
+
+
+class _EngineProxy:
+    def __init__(self, model: str, seconds: float) -> None:
+        self.model, self._seconds = model, seconds
+
+    def batch_seconds(self) -> float:
+        return self._seconds
+
+
+class RaySite:
+    """The placement of a site's cameras on the workers of a Ray cluster."""
+
+    def __init__(self, site: Site, address: str) -> None:
+        try:
+            import ray
+        except ImportError:
+            raise RayUnavailable("--ray needs Ray: pip install 'srstream[ray]'") from None
+        self.ray, self.site = ray, site
+        if address not in ("local", "auto"):
+            _check_reachable(address)
+        ours = signal.getsignal(signal.SIGTERM)
+        ray.init(address=None if address == "local" else address, include_dashboard=False, log_to_driver=False)
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, ours)  # Ray's core installs its own, which exits at once: ours finishes
+        self.workers: dict[str, Any] = {}  # node id -> actor
+        self.placed: dict[str, dict[str, Camera]] = {}  # node id -> its cameras
+        self.load: dict[str, tuple[float, float, float]] = {}  # node id -> (busy, clock, busy a second)
+        self.last: dict[str, dict] = {}  # camera -> its last status
+        self.moved: list[dict] = []  # cameras restarted elsewhere: when the worker was found dead, and which
+        self._batch: dict[str, dict[str, float]] = {}  # node id -> model -> seconds of a batch
+        self._polled = 0.0
+        self.gone: set[str] = set()  # nodes whose worker died: not used again by this run
+        self.metrics = Metrics(self._camera_views, self._engine_views)
+
+    def _camera_views(self) -> list[_CameraProxy]:
+        """Every camera of the site, as its worker last reported it (down until it has)."""
+        unknown = {"counts": {"frames_in": 0, "frames_out": 0, "dropped": 0, "reconnects": 0}, "bytes": 0,
+                   "health": {"up": False, "publishing": None, "error": "not reported by a worker yet"}}
+        return [_CameraProxy(name, self.last.get(name, unknown)) for name in self.site.cameras]
+
+    def _engine_views(self) -> list[_EngineProxy]:
+        return [_EngineProxy(f"{model}@{node[:8]}", s) for node, batch in self._batch.items()
+                for model, s in batch.items()]
+
+    def start(self) -> None:
+        """A worker on every alive node, the cameras spread over them, the metrics port open."""
+        self._add_workers()
+        for camera in self.site.cameras.values():
+            self._place(camera)
+        self._push(set(self.workers))
+        if self.site.metrics:
+            self.metrics.serve(self.site.metrics)
+
+    def _add_workers(self) -> None:
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        gpus = 1 if self.ray.cluster_resources().get("GPU", 0) >= 1 else 0
+        actor = self.ray.remote(num_cpus=0.5, num_gpus=gpus, max_restarts=0)(SiteWorker)
+        for node in self.ray.nodes():
+            if node["Alive"] and node["NodeID"] not in self.workers and node["NodeID"] not in self.gone:
+                node_id = node["NodeID"]
+                self.workers[node_id] = actor.options(
+                    scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False)).remote(self.site)
+                self.placed[node_id] = {}
+                log.warning("srstream: worker on node %s (%s)", node_id[:8], node.get("NodeManagerAddress"))
+
+    def _place(self, camera: Camera) -> str:
+        """Give `camera` to the least busy worker (by measured engine load, then by cameras); its node id."""
+        def busy(node: str) -> tuple[float, int]:
+            return (round(self.load.get(node, (0, 0, 0))[2], 1), len(self.placed[node]))
+
+        node = min(self.workers, key=busy)
+        self.placed[node][camera.name] = camera
+        return node
+
+    def _push(self, nodes: set[str]) -> None:
+        """Send the placement to these workers; one that cannot take it is dropped and its cameras move on."""
+        refs = {n: self.workers[n].place.remote(dict(self.placed[n])) for n in nodes}
+        failed = []
+        for node, ref in refs.items():
+            try:
+                self.ray.get(ref, timeout=120)
+            except self.ray.exceptions.RayError:
+                failed.append(node)
+        if failed:
+            self._move_from(failed)
+
+    def tick(self) -> None:
+        """Called by the serve loop: poll the workers every POLL_S."""
+        if time.monotonic() - self._polled >= POLL_S:
+            self._polled = time.monotonic()
+            self.poll()
+
+    def poll(self) -> None:
+        """Ask every worker how it is; move the cameras of those that do not answer."""
+        refs = {node: worker.status.remote() for node, worker in self.workers.items()}
+        dead = []
+        for node, ref in refs.items():
+            try:
+                status = self.ray.get(ref, timeout=ANSWER_S)
+            except (self.ray.exceptions.RayActorError, self.ray.exceptions.GetTimeoutError,
+                    self.ray.exceptions.RayError):
+                dead.append(node)
+                continue
+            busy, clock = status["busy"], status["clock"]
+            before = self.load.get(node)
+            rate = (busy - before[0]) / max(clock - before[1], 1e-6) if before else 0.0
+            self.load[node] = (busy, clock, rate)
+            self._batch[node] = status["batch"]
+            for camera in status["cameras"].values():
+                camera["health"]["node"] = node[:12]  # where it runs (/healthz)
+            self.last.update(status["cameras"])
+        if dead:
+            self._move_from(dead)
+
+    def _move_from(self, dead: list[str]) -> None:
+        found = time.time()
+        orphans = [camera for node in dead for camera in self.placed.pop(node).values()]
+        self.gone.update(dead)  # Ray may list a dead node as alive for a while yet
+        for node in dead:
+            self.ray.kill(self.workers.pop(node))  # a worker too slow to answer must not run its cameras twice
+            self.load.pop(node, None)
+            self._batch.pop(node, None)
+            log.warning("srstream: worker on node %s is gone; moving its cameras: %s", node[:8],
+                        ", ".join(c.name for c in orphans) or "none")
+        self._add_workers()  # a node that came back, or a new one
+        if not self.workers:
+            log.error("srstream: no Ray worker left; the cameras wait for a node")
+            return
+        touched = {self._place(camera) for camera in orphans}
+        self._push(touched)
+        self.moved += [{"camera": c.name, "found_dead_at": found} for c in orphans]
+
+    def reload(self, site: Site) -> list[str]:
+        """Restart changed cameras where they run, place new ones, remove those gone."""
+        touched = sorted(n for n in set(self.site.cameras) | set(site.cameras)
+                         if self.site.cameras.get(n) != site.cameras.get(n))
+        nodes = set()
+        for node, cameras in self.placed.items():
+            for name in touched:
+                if name in cameras:
+                    del cameras[name]
+                    nodes.add(node)
+                    if name in site.cameras:
+                        cameras[name] = site.cameras[name]
+        for name in touched:
+            if name in site.cameras and not any(name in c for c in self.placed.values()):
+                nodes.add(self._place(site.cameras[name]))
+        self.site = replace(self.site, cameras=site.cameras)
+        self._push(nodes)
+        return touched
+
+    @property
+    def failed(self) -> BaseException | None:
+        return None
+
+    def stop(self) -> None:
+        """Every worker finishes its segments; then Ray is left."""
+        refs = [worker.stop.remote() for worker in self.workers.values()]
+        try:
+            self.ray.get(refs, timeout=120)
+        except self.ray.exceptions.RayError:
+            pass
+        self.metrics.close()
+        self.ray.shutdown()
