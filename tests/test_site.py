@@ -104,6 +104,31 @@ def _prometheus(tmp_path: Path, target: int) -> tuple[subprocess.Popen, int]:
     return proc, port
 
 
+def _check_outputs(tmp_path: Path, log: str, scraped: str) -> None:
+    """After the site test: the re-stream read back at the new size, every segment verified, b's cap held with its
+    oldest segment gone, and no password anywhere srstream wrote."""
+    assert "srstream_latency_seconds_bucket" in scraped and "process_resident_memory_bytes" in scraped
+    width, height, count = _frames(tmp_path / "restream2.ts")
+    assert (width, height) == (640, 360) and count > 25  # read back at the new size after the server came back
+    segments = sorted((tmp_path / "rec").glob("*/*_[0-9][0-9][0-9].mp4"))
+    originals = sorted((tmp_path / "rec").glob("*/*_orig_*.mkv"))
+    assert len([s for s in segments if s.parent.name == "a"]) >= 5 and originals
+    verify = subprocess.run([sys.executable, "-m", "srstream.cli", "verify", "--json", *map(str, segments)],
+                            capture_output=True, text=True, cwd=ROOT, timeout=120)
+    verdicts = json.loads(verify.stdout)
+    assert verify.returncode == 0, [v for v in verdicts if not v["ok"]]
+    assert all(v["model"] == "fast-x4" for v in verdicts)
+    b_dir = tmp_path / "rec" / "b"
+    b_files = [p for p in b_dir.iterdir() if p.is_file()]
+    largest = max(p.stat().st_size for p in b_files)
+    assert sum(p.stat().st_size for p in b_files) <= 400 * 1024 + largest  # the cap (a segment of slack: the stop)
+    first_run = sorted(p for p in b_dir.glob(".b_*.segments.csv") if "_orig" not in p.name)[0].name.removeprefix(".").removesuffix(".segments.csv")
+    assert not (b_dir / f"{first_run}_000.mp4").exists()  # the oldest went first
+    written = log + verify.stdout + scraped + "".join(
+        p.read_text() for p in (tmp_path / "rec").glob("*/*.json"))
+    assert SECRET not in written and "***@127.0.0.1" in written
+
+
 @needs_rtsp
 def test_a_site_records_restreams_reloads_and_stops_with_verified_segments(cams, tmp_path):
     a = cams(Camera, camera_clip(tmp_path / "a.ts", 60))
@@ -152,26 +177,7 @@ def test_a_site_records_restreams_reloads_and_stops_with_verified_segments(cams,
             prometheus.wait(timeout=10)
     receiver.stop()
 
-    assert "srstream_latency_seconds_bucket" in scraped and "process_resident_memory_bytes" in scraped
-    width, height, count = _frames(tmp_path / "restream2.ts")
-    assert (width, height) == (640, 360) and count > 25  # read back at the new size after the server came back
-    segments = sorted((tmp_path / "rec").glob("*/*_[0-9][0-9][0-9].mp4"))
-    originals = sorted((tmp_path / "rec").glob("*/*_orig_*.mkv"))
-    assert len([s for s in segments if s.parent.name == "a"]) >= 5 and originals
-    verify = subprocess.run([sys.executable, "-m", "srstream.cli", "verify", "--json", *map(str, segments)],
-                            capture_output=True, text=True, cwd=ROOT, timeout=120)
-    verdicts = json.loads(verify.stdout)
-    assert verify.returncode == 0, [v for v in verdicts if not v["ok"]]
-    assert all(v["model"] == "fast-x4" for v in verdicts)
-    b_dir = tmp_path / "rec" / "b"
-    b_files = [p for p in b_dir.iterdir() if p.is_file()]
-    largest = max(p.stat().st_size for p in b_files)
-    assert sum(p.stat().st_size for p in b_files) <= 400 * 1024 + 2 * largest  # the cap, and the open segments
-    first_run = sorted(b_dir.glob(".b_*.segments.csv"))[0].name.removeprefix(".").removesuffix(".segments.csv")
-    assert not (b_dir / f"{first_run}_000.mp4").exists()  # the oldest went first
-    written = log.read_text() + verify.stdout + scraped + "".join(
-        p.read_text() for p in (tmp_path / "rec").glob("*/*.json"))
-    assert SECRET not in written and "***@127.0.0.1" in written
+    _check_outputs(tmp_path, log.read_text(), scraped)
 
 
 def test_site_file_errors_are_one_line_naming_the_key_and_the_file(tmp_path):
