@@ -347,3 +347,42 @@ def test_on_a_ray_cluster_a_dead_nodes_camera_moves_to_the_other_node(cams, tmp_
                              *[str(p) for p in segments if p not in remnants]],
                             capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert verify.returncode == 0, verify.stdout
+
+
+@needs_rtsp
+def test_segments_of_a_killed_server_get_their_sidecars_when_it_starts_again(cams, tmp_path):
+    """SIGKILL (a crash, an OOM kill, a power cut) leaves the last segments without sidecars; the next start writes
+    them from the provenance inside each segment, saying so, and they verify."""
+    camera = cams(Camera, camera_clip(tmp_path / "cam.ts", 60))
+    port = free_port()
+    site = _site(tmp_path, port, f'[cameras.lobby]\ninput = "{camera.url}"\nrecord = "rec"\n')
+    serve = _serve(site, tmp_path / "first.log")
+    try:
+        _wait("the camera up", lambda: _health(port).get("status") == "ok")
+        _wait("two segments finished", lambda: len(list((tmp_path / "rec").glob("*.mp4.json"))) >= 2, 60)
+
+        def open_segment_has_pictures() -> bool:  # crash-safe: a fragment a second reaches the disk
+            newest = sorted((tmp_path / "rec").glob("lobby_*_[0-9][0-9][0-9].mp4"))[-1]
+            return not newest.with_name(newest.name + ".json").exists() and newest.stat().st_size > 10_000
+
+        _wait("the open segment's first fragments", open_segment_has_pictures, 30)
+    finally:
+        serve.kill()
+        serve.wait(timeout=30)
+    first = sorted((tmp_path / "rec").glob("lobby_*_[0-9][0-9][0-9].mp4"))
+    orphans = [p for p in first if not p.with_name(p.name + ".json").exists()]
+    assert orphans  # the segment being written when it died
+    serve = _serve(site, tmp_path / "second.log")
+    try:
+        _wait("the camera up again", lambda: _health(port).get("status") == "ok")
+        serve.send_signal(signal.SIGTERM)
+        assert serve.wait(timeout=60) == 0
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+    adopted = [p for p in orphans if p.with_name(p.name + ".json").exists()]
+    assert adopted == orphans  # each with its pictures up to where the writer stopped
+    assert all("writer stopped" in json.loads(p.with_name(p.name + ".json").read_text())["note"] for p in adopted)
+    verify = subprocess.run([sys.executable, "-m", "srstream.cli", "verify", *map(str, adopted)],
+                            capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert verify.returncode == 0, verify.stdout

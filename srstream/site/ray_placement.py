@@ -1,6 +1,6 @@
 """`srstream serve SITE.toml --ray ADDRESS`: the site's cameras placed on a Ray cluster's nodes. Each alive node
-gets one `SiteWorker` actor (one engine per model there, on its GPU where it has one), which runs a Server for the
-cameras given to it. This process keeps the placement: a new camera goes to the worker whose engine is least busy
+gets one `SiteWorker` actor per GPU (one on a node without), each with one engine per model, running a Server for
+the cameras given to it. This process keeps the placement: a new camera goes to the worker whose engine is least busy
 (engine-seconds a second, measured by the workers), and every POLL_S it asks each worker how its cameras are; a worker
 that does not answer (its node died) is dropped and its cameras start on the others. Metrics and /healthz are
 served here, for the whole site.
@@ -91,14 +91,14 @@ class RaySite:
         ray.init(address=None if address == "local" else address, include_dashboard=False, log_to_driver=False)
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, ours)  # Ray's core installs its own, which exits at once: ours finishes
-        self.workers: dict[str, Any] = {}  # node id -> actor
-        self.placed: dict[str, dict[str, Camera]] = {}  # node id -> its cameras
-        self.load: dict[str, tuple[float, float, float]] = {}  # node id -> (busy, clock, busy a second)
+        self.workers: dict[str, Any] = {}  # "NODE_ID/GPU_INDEX" -> actor
+        self.placed: dict[str, dict[str, Camera]] = {}  # worker -> its cameras
+        self.load: dict[str, tuple[float, float, float]] = {}  # worker -> (busy, clock, busy a second)
         self.last: dict[str, dict] = {}  # camera -> its last status
         self.moved: list[dict] = []  # cameras restarted elsewhere: when the worker was found dead, and which
-        self._batch: dict[str, dict[str, float]] = {}  # node id -> model -> seconds of a batch
+        self._batch: dict[str, dict[str, float]] = {}  # worker -> model -> seconds of a batch
         self._polled = 0.0
-        self.gone: set[str] = set()  # nodes whose worker died: not used again by this run
+        self.gone: set[str] = set()  # node ids whose workers died: not used again by this run
         self.metrics = Metrics(self._camera_views, self._engine_views)
 
     def _camera_views(self) -> list[_CameraProxy]:
@@ -108,7 +108,7 @@ class RaySite:
         return [_CameraProxy(name, self.last.get(name, unknown)) for name in self.site.cameras]
 
     def _engine_views(self) -> list[_EngineProxy]:
-        return [_EngineProxy(f"{model}@{node[:8]}", s) for node, batch in self._batch.items()
+        return [_EngineProxy(f"{model}@{worker[:8]}{worker[-2:]}", s) for worker, batch in self._batch.items()
                 for model, s in batch.items()]
 
     def start(self) -> None:
@@ -121,36 +121,41 @@ class RaySite:
             self.metrics.serve(self.site.metrics)
 
     def _add_workers(self) -> None:
+        """A worker for each GPU of every alive node (one on a node without GPUs) not yet served."""
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-        gpus = 1 if self.ray.cluster_resources().get("GPU", 0) >= 1 else 0
-        actor = self.ray.remote(num_cpus=0.5, num_gpus=gpus, max_restarts=0)(SiteWorker)
         for node in self.ray.nodes():
-            if node["Alive"] and node["NodeID"] not in self.workers and node["NodeID"] not in self.gone:
-                node_id = node["NodeID"]
-                self.workers[node_id] = actor.options(
+            node_id = node["NodeID"]
+            if not node["Alive"] or node_id in self.gone or any(w.startswith(node_id) for w in self.workers):
+                continue
+            gpus = int(node.get("Resources", {}).get("GPU", 0))
+            actor = self.ray.remote(num_cpus=0.5, num_gpus=1 if gpus else 0, max_restarts=0)(SiteWorker)
+            for index in range(max(1, gpus)):
+                key = f"{node_id}/{index}"
+                self.workers[key] = actor.options(
                     scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False)).remote(self.site)
-                self.placed[node_id] = {}
-                log.warning("srstream: worker on node %s (%s)", node_id[:8], node.get("NodeManagerAddress"))
+                self.placed[key] = {}
+            log.warning("srstream: %d worker(s) on node %s (%s)", max(1, gpus), node_id[:8],
+                        node.get("NodeManagerAddress"))
 
     def _place(self, camera: Camera) -> str:
-        """Give `camera` to the least busy worker (by measured engine load, then by cameras); its node id."""
-        def busy(node: str) -> tuple[float, int]:
-            return (round(self.load.get(node, (0, 0, 0))[2], 1), len(self.placed[node]))
+        """Give `camera` to the least busy worker (by measured engine load, then by cameras); its worker id."""
+        def busy(worker: str) -> tuple[float, int]:
+            return (round(self.load.get(worker, (0, 0, 0))[2], 1), len(self.placed[worker]))
 
-        node = min(self.workers, key=busy)
-        self.placed[node][camera.name] = camera
-        return node
+        worker = min(self.workers, key=busy)
+        self.placed[worker][camera.name] = camera
+        return worker
 
-    def _push(self, nodes: set[str]) -> None:
+    def _push(self, keys: set[str]) -> None:
         """Send the placement to these workers; one that cannot take it is dropped and its cameras move on."""
-        refs = {n: self.workers[n].place.remote(dict(self.placed[n])) for n in nodes}
+        refs = {key: self.workers[key].place.remote(dict(self.placed[key])) for key in keys}
         failed = []
-        for node, ref in refs.items():
+        for worker, ref in refs.items():
             try:
                 self.ray.get(ref, timeout=120)
             except self.ray.exceptions.RayError:
-                failed.append(node)
+                failed.append(worker)
         if failed:
             self._move_from(failed)
 
@@ -162,35 +167,36 @@ class RaySite:
 
     def poll(self) -> None:
         """Ask every worker how it is; move the cameras of those that do not answer."""
-        refs = {node: worker.status.remote() for node, worker in self.workers.items()}
+        refs = {key: actor.status.remote() for key, actor in self.workers.items()}
         dead = []
-        for node, ref in refs.items():
+        for worker, ref in refs.items():
             try:
                 status = self.ray.get(ref, timeout=ANSWER_S)
             except (self.ray.exceptions.RayActorError, self.ray.exceptions.GetTimeoutError,
                     self.ray.exceptions.RayError):
-                dead.append(node)
+                dead.append(worker)
                 continue
             busy, clock = status["busy"], status["clock"]
-            before = self.load.get(node)
+            before = self.load.get(worker)
             rate = (busy - before[0]) / max(clock - before[1], 1e-6) if before else 0.0
-            self.load[node] = (busy, clock, rate)
-            self._batch[node] = status["batch"]
+            self.load[worker] = (busy, clock, rate)
+            self._batch[worker] = status["batch"]
             for camera in status["cameras"].values():
-                camera["health"]["node"] = node[:12]  # where it runs (/healthz)
+                camera["health"]["node"] = worker.split("/")[0][:12]  # where it runs (/healthz)
             self.last.update(status["cameras"])
         if dead:
             self._move_from(dead)
 
     def _move_from(self, dead: list[str]) -> None:
+        """Drop the dead workers (their nodes are not used again) and start their cameras on the others."""
         found = time.time()
-        orphans = [camera for node in dead for camera in self.placed.pop(node).values()]
-        self.gone.update(dead)  # Ray may list a dead node as alive for a while yet
-        for node in dead:
-            self.ray.kill(self.workers.pop(node))  # a worker too slow to answer must not run its cameras twice
-            self.load.pop(node, None)
-            self._batch.pop(node, None)
-            log.warning("srstream: worker on node %s is gone; moving its cameras: %s", node[:8],
+        orphans = [camera for worker in dead for camera in self.placed.pop(worker).values()]
+        self.gone.update(key.split("/")[0] for key in dead)  # Ray may list a dead node as alive for a while yet
+        for worker in dead:
+            self.ray.kill(self.workers.pop(worker))  # a worker too slow to answer must not run its cameras twice
+            self.load.pop(worker, None)
+            self._batch.pop(worker, None)
+            log.warning("srstream: worker %s is gone; moving its cameras: %s", worker[:8] + worker[-2:],
                         ", ".join(c.name for c in orphans) or "none")
         self._add_workers()  # a node that came back, or a new one
         if not self.workers:
@@ -204,19 +210,19 @@ class RaySite:
         """Restart changed cameras where they run, place new ones, remove those gone."""
         touched = sorted(n for n in set(self.site.cameras) | set(site.cameras)
                          if self.site.cameras.get(n) != site.cameras.get(n))
-        nodes = set()
-        for node, cameras in self.placed.items():
+        keys = set()
+        for worker, cameras in self.placed.items():
             for name in touched:
                 if name in cameras:
                     del cameras[name]
-                    nodes.add(node)
+                    keys.add(worker)
                     if name in site.cameras:
                         cameras[name] = site.cameras[name]
         for name in touched:
             if name in site.cameras and not any(name in c for c in self.placed.values()):
-                nodes.add(self._place(site.cameras[name]))
+                keys.add(self._place(site.cameras[name]))
         self.site = replace(self.site, cameras=site.cameras)
-        self._push(nodes)
+        self._push(keys)
         return touched
 
     @property
