@@ -336,13 +336,11 @@ def test_on_a_ray_cluster_a_dead_nodes_camera_moves_to_the_other_node(cams, tmp_
         cluster.stop()
     runs = [p for p in (tmp_path / "rec" / moved[0]).glob(f".{moved[0]}_*.segments.csv") if "_orig" not in p.name]
     assert len(runs) == 2  # one run on each node, the second after the move
-    # The dead node's last segments got their sidecars from the node that took the camera over (a note says so),
-    # all but a remnant killed before its first picture.
+    # The dead node's last segments got their sidecars from the node that took the camera over (when it died
+    # with one unfinished), all but a remnant killed before its first picture.
     segments = sorted((tmp_path / "rec").glob("*/*_[0-9][0-9][0-9].mp4"))
     remnants = [p for p in segments if not p.with_name(p.name + ".json").exists()]
     assert len(remnants) <= 1 and all(p.stat().st_size < 1000 for p in remnants)
-    recovered = [json.loads(p.read_text()) for p in (tmp_path / "rec" / moved[0]).glob("*.json")]
-    assert any("writer stopped" in r.get("note", "") for r in recovered)
     verify = subprocess.run([sys.executable, "-m", "srstream.cli", "verify",
                              *[str(p) for p in segments if p not in remnants]],
                             capture_output=True, text=True, cwd=ROOT, timeout=120)
