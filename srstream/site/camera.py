@@ -81,8 +81,10 @@ class CameraRunner(threading.Thread):
         up = stream is not None and stream.active and time.monotonic() - self.last_frame < UP_WITHIN_S
         publisher = stream.publisher if stream is not None else None
         publishing = None if self.camera.restream is None else bool(publisher is not None and publisher.up)
-        return {"up": up, "publishing": publishing, "ended": self.ended, "runs": self.runs,
-                "since": self.since, "error": None if up or self.error is None else redact(self.error)}
+        latency = publisher.latency_p95 if publisher is not None else None
+        return {"up": up, "publishing": publishing, "restream_latency_p95_s": latency, "ended": self.ended,
+                "runs": self.runs, "since": self.since,
+                "error": None if up or self.error is None else redact(self.error)}
 
     def recordings_bytes(self) -> int:
         return self.recordings.bytes_used() if self.recordings is not None else 0

@@ -7,6 +7,7 @@ Both have the Sink methods the encode thread and the Stream call: write, mux_pac
 """
 from __future__ import annotations
 
+import collections
 import logging
 import queue
 import threading
@@ -20,7 +21,8 @@ from srstream.video.sink import CarriedStreams
 
 log = logging.getLogger("srstream.video")
 QUEUE_FRAMES = 8  # a live viewer wants the newest frame: a publisher that falls behind drops the oldest
-BACKOFF_S = (0.5, 30.0)  # first and longest wait between attempts to reach the server
+BACKOFF_S = (0.5, 30.0)
+LATENCY_SAMPLES = 500  # first and longest wait between attempts to reach the server
 
 
 class SinkLike(Protocol):
@@ -51,6 +53,8 @@ class Publisher:
         self._frames: queue.Queue = queue.Queue(maxsize=QUEUE_FRAMES)
         self._stop = threading.Event()
         self._told = False  # the current outage has been logged
+        self.latencies: collections.deque = collections.deque(maxlen=LATENCY_SAMPLES)  # capture to sent, s
+        self.lag = 0.0  # moving average of handed over to sent: the live policy's deadline leaves room for it
         self._thread = threading.Thread(target=self._run, daemon=True, name="srstream-publish")
         self._thread.start()
 
@@ -58,7 +62,7 @@ class Publisher:
         """Queue a frame to publish; the oldest queued one goes when the publisher is behind."""
         while True:
             try:
-                self._frames.put_nowait(frame)
+                self._frames.put_nowait((frame, time.monotonic()))
                 return
             except queue.Full:
                 try:
@@ -66,6 +70,12 @@ class Publisher:
                     self.dropped += 1
                 except queue.Empty:
                     pass
+
+    @property
+    def latency_p95(self) -> float | None:
+        """The 95th percentile of the recent frames' seconds from capture to published."""
+        seconds = sorted(self.latencies)
+        return round(seconds[int(0.95 * (len(seconds) - 1))], 3) if seconds else None
 
     def mux_packet(self, packet: av.Packet) -> None:
         """Other streams are not published (the picture alone reaches the NVR)."""
@@ -82,7 +92,7 @@ class Publisher:
         delay, sink, sent = BACKOFF_S[0], None, False
         while not (self._stop.is_set() and self._frames.empty()):
             try:
-                frame = self._frames.get(timeout=0.1)
+                frame, queued = self._frames.get(timeout=0.1)
             except queue.Empty:
                 continue
             if sink is None:
@@ -103,6 +113,10 @@ class Publisher:
                 sent = False
                 continue
             self.published += 1
+            now = time.monotonic()
+            self.lag = 0.9 * self.lag + 0.1 * (now - queued)
+            if isinstance(frame.opaque, float):  # its capture time, set by the encode thread
+                self.latencies.append(now - frame.opaque)
             if muxed and not sent:
                 sent, delay = True, BACKOFF_S[0]
                 self._came_up()

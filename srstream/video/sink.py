@@ -392,6 +392,7 @@ class Encoder(threading.Thread):
                 if isinstance(item, Upscaled):
                     frame = self.maker.frame(item.pixels)
                     frame.pts, frame.time_base = item.pts, item.time_base
+                    frame.opaque = item.captured  # a publisher measures capture to published from it
                     self.sink.write(frame)
                     self.written += 1
                     done = time.monotonic()

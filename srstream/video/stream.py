@@ -154,6 +154,8 @@ class Stream:
             return None
         if self.live:
             lag = self.encoder.lag if self.encoder is not None else 0.0
+            if self.publisher is not None:  # a re-stream's frame is seen once published: the deadline is for that
+                lag += self.publisher.lag
             self.buffer.drop_stale(oldest_worth_upscaling(now, self.settings.max_latency, engine_seconds, lag))
         frame = self._service()
         if frame is not None and self.maker is None:
