@@ -40,13 +40,14 @@ class SinkLike(Protocol):
 
 
 class Publisher:
-    """Frames to `url` through sinks made by `open_sink`, reopened after every failure for as long as it runs.
+    """Frames to `url` through sinks made by `open_sink`, reopened after every failure for as long as it runs;
+    a frame older than `max_age` seconds since its capture when its turn comes is dropped.
 
     Never raises into the encode thread: `up` says whether it is publishing, `published` counts frames sent,
     `reconnects` the times it came back after a failure."""
 
-    def __init__(self, url: str, open_sink: Callable[[], SinkLike]) -> None:
-        self.url, self.open_sink = url, open_sink
+    def __init__(self, url: str, open_sink: Callable[[], SinkLike], max_age: float | None = None) -> None:
+        self.url, self.open_sink, self.max_age = url, open_sink, max_age
         self.carried = CarriedStreams()
         self.up = False
         self.published = self.dropped = self.reconnects = 0
@@ -54,15 +55,17 @@ class Publisher:
         self._stop = threading.Event()
         self._told = False  # the current outage has been logged
         self.latencies: collections.deque = collections.deque(maxlen=LATENCY_SAMPLES)  # capture to sent, s
-        self.lag = 0.0  # moving average of handed over to sent: the live policy's deadline leaves room for it
+        self.lag = 0.0  # moving average of a frame's encode and send: the live policy's deadline leaves room for it
         self._thread = threading.Thread(target=self._run, daemon=True, name="srstream-publish")
         self._thread.start()
 
     def write(self, frame: av.VideoFrame) -> None:
-        """Queue a frame to publish; the oldest queued one goes when the publisher is behind."""
+        """Queue a copy of a frame to publish (its own key frame marks, apart from the recording's); the oldest
+        queued one goes when the publisher is behind."""
+        frame = _copy(frame)
         while True:
             try:
-                self._frames.put_nowait((frame, time.monotonic()))
+                self._frames.put_nowait(frame)
                 return
             except queue.Full:
                 try:
@@ -92,8 +95,10 @@ class Publisher:
         delay, sink, sent = BACKOFF_S[0], None, False
         while not (self._stop.is_set() and self._frames.empty()):
             try:
-                frame, queued = self._frames.get(timeout=0.1)
+                frame = self._frames.get(timeout=0.1)
             except queue.Empty:
+                continue
+            if self._stale(frame):
                 continue
             if sink is None:
                 sink = self._open()
@@ -101,6 +106,7 @@ class Publisher:
                     self._wait(delay)
                     delay = min(delay * 2, BACKOFF_S[1])
                     continue
+            taken = time.monotonic()
             try:
                 muxed = sink.write(frame)  # the connection is made with the first packet (RTSP ANNOUNCE, RTMP)
             except (av.error.FFmpegError, OSError, ValueError) as exc:
@@ -114,7 +120,8 @@ class Publisher:
                 continue
             self.published += 1
             now = time.monotonic()
-            self.lag = 0.9 * self.lag + 0.1 * (now - queued)
+            if sent:  # steady publishing: encode and send (a connection's handshake is not the stream's pace)
+                self.lag = 0.9 * self.lag + 0.1 * (now - taken)
             if isinstance(frame.opaque, float):  # its capture time, set by the encode thread
                 self.latencies.append(now - frame.opaque)
             if muxed and not sent:
@@ -126,6 +133,16 @@ class Publisher:
             except (av.error.FFmpegError, OSError, ValueError):
                 sink.abort()
         self.up = False
+
+    def _stale(self, frame: av.VideoFrame) -> bool:
+        """Older than `max_age` since capture (queued while the server was being reached): a viewer is better
+        served by the next frame; counted as dropped."""
+        if self.max_age is None or not isinstance(frame.opaque, float):
+            return False
+        if time.monotonic() - frame.opaque <= self.max_age:
+            return False
+        self.dropped += 1
+        return True
 
     def _open(self):
         try:
@@ -157,6 +174,14 @@ class Publisher:
                 self.dropped += 1
             except queue.Empty:
                 pass
+
+
+def _copy(frame: av.VideoFrame) -> av.VideoFrame:
+    """The same picture in a frame of its own, with its timing, colour tags and capture time."""
+    copy = av.VideoFrame.from_ndarray(frame.to_ndarray(), format=frame.format.name)
+    copy.pts, copy.time_base, copy.opaque = frame.pts, frame.time_base, frame.opaque
+    copy.colorspace, copy.color_range = frame.colorspace, frame.color_range
+    return copy
 
 
 class Tee:

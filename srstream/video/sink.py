@@ -19,6 +19,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+from av.video.frame import PictureType
 
 from srstream.output_size import even
 from srstream.video.colour import Colour
@@ -182,6 +183,9 @@ class Sink:
             self.abort()
             raise ValueError(f"encoder {plan.options.codec!r} is not available here ({exc})") from None
         self.pix_fmt = self.video.pix_fmt
+        # segments are cut, and live viewers join, at key frames: one at least this often in stream time
+        self.key_interval = segment_time or (1.0 if self.url else None)
+        self._next_key: float | None = None
         self.video.metadata.update({k: v for k, v in in_stream.metadata.items() if k in ("language", "rotate",
                                                                                      "handler_name")})
         if rotation:
@@ -286,10 +290,23 @@ class Sink:
     def write(self, frame: av.VideoFrame) -> int:
         """Encode one upscaled frame (its pts and time_base already set to the input's); the packets muxed (the
         encoder may hold the first frames)."""
+        self._key_by_time(frame)
         packets = self.video.encode(frame)
         for packet in packets:
             self.container.mux(packet)
         return len(packets)
+
+    def _key_by_time(self, frame: av.VideoFrame) -> None:
+        """A key frame every `key_interval` seconds of the stream's time: x264's GOP counts frames, and a live input
+        that drops frames would otherwise cut its segments (and let viewers join) ever further apart."""
+        if self.key_interval is None or frame.pts is None:
+            return
+        seconds = float(frame.pts * frame.time_base)
+        if self._next_key is None or seconds >= self._next_key:
+            frame.pict_type = PictureType.I
+            self._next_key = seconds + self.key_interval
+        else:
+            frame.pict_type = PictureType.NONE
 
     def close(self) -> None:
         """Flush encoders, finish the file and move it to its real name."""

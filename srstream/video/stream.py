@@ -155,7 +155,7 @@ class Stream:
         if self.live:
             lag = self.encoder.lag if self.encoder is not None else 0.0
             if self.publisher is not None:  # a re-stream's frame is seen once published: the deadline is for that
-                lag += self.publisher.lag
+                lag += min(self.publisher.lag, 0.25 * self.settings.max_latency)
             self.buffer.drop_stale(oldest_worth_upscaling(now, self.settings.max_latency, engine_seconds, lag))
         frame = self._service()
         if frame is not None and self.maker is None:
@@ -336,7 +336,8 @@ class Stream:
 
         url = self.settings.restream
         if url is not None:
-            self.publisher = Publisher(url, lambda: sink_for(url, carry=False))
+            max_age = self.settings.max_latency if self.live else None
+            self.publisher = Publisher(url, lambda: sink_for(url, carry=False), max_age)
             if str(self.output) == url:  # publishing is the output: it never fails the run
                 return self.publisher
         first = sink_for(self.output)
