@@ -11,7 +11,8 @@ class RayUnavailable(RuntimeError):
     """Ray is not installed, or no cluster answers at the address given; the message is one line."""
 
 
-def _check_reachable(address: str, timeout: float = 5.0) -> None:
+def check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Raise RayUnavailable (one line) unless a Ray head answers at HOST:PORT."""
     # ray.init retries an unreachable address for minutes before it gives up; a plain TCP connect says it at once.
     host, _, port = address.removeprefix("ray://").rpartition(":")
     if not host or not port.isdigit():
@@ -35,7 +36,7 @@ def run_as_ray_tasks(fn: Callable[..., Any], items: Sequence[Any], address: str,
     started_here = not ray.is_initialized()
     if started_here:
         if address not in ("local", "auto"):
-            _check_reachable(address)
+            check_reachable(address)
         try:
             ray.init(address=None if address == "local" else address, include_dashboard=False,
                      log_to_driver=False)

@@ -17,7 +17,7 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from srstream.ray_tasks import RayUnavailable, _check_reachable
+from srstream.ray_tasks import RayUnavailable, check_reachable
 from srstream.site.config import Camera, Site
 from srstream.site.metrics import Metrics
 
@@ -86,7 +86,7 @@ class RaySite:
             raise RayUnavailable("--ray needs Ray: pip install 'srstream[ray]'") from None
         self.ray, self.site = ray, site
         if address not in ("local", "auto"):
-            _check_reachable(address)
+            check_reachable(address)
         ours = signal.getsignal(signal.SIGTERM)
         ray.init(address=None if address == "local" else address, include_dashboard=False, log_to_driver=False)
         if threading.current_thread() is threading.main_thread():
