@@ -387,3 +387,21 @@ def test_segments_of_a_killed_server_get_their_sidecars_when_it_starts_again(cam
     verify = subprocess.run([sys.executable, "-m", "srstream.cli", "verify", *map(str, adopted)],
                             capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert verify.returncode == 0, verify.stdout
+
+
+def test_retention_keeps_to_its_own_cameras_files_in_a_shared_directory(tmp_path):
+    """`lobby` and `lobby_2` recording into one directory: lobby's byte cap removes lobby's oldest segment and
+    nothing of lobby_2's."""
+    from srstream.site.recordings import Recordings
+
+    for i, name in enumerate(["lobby_20261207T041500Z_000.mp4", "lobby_2_20261207T041500Z_000.mp4",
+                              "lobby_20261207T041500Z_001.mp4", "lobby_2_20261207T041500Z_001.mp4"]):
+        path = tmp_path / name
+        path.write_bytes(bytes(1000))
+        os.utime(path, (1_800_000_000 + i, 1_800_000_000 + i))
+    recordings = Recordings(tmp_path, "lobby", keep_bytes=1500)
+    assert recordings.bytes_used() == 2000
+    recordings.poll()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lobby_20261207T041500Z_001.mp4",
+                                                            "lobby_2_20261207T041500Z_000.mp4",
+                                                            "lobby_2_20261207T041500Z_001.mp4"]

@@ -8,6 +8,7 @@ NAME_YYYYmmddTHHMMSSZ_orig_000.EXT for the camera's own stream beside them.
 from __future__ import annotations
 
 import csv
+import glob
 import json
 import logging
 import time
@@ -52,6 +53,12 @@ def _originals_named(segment: Path) -> list[str]:
         return [o["segment"] for o in json.loads(sidecar_of(segment).read_text()).get("originals", [])]
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return []
+
+
+def runs_of(camera: str) -> str:
+    """A glob for the stems of `camera`'s runs: its name and a run's start, so that `lobby` never takes `lobby_2`'s
+    files in a directory they share."""
+    return f"{glob.escape(camera)}_{'[0-9]' * 8}T{'[0-9]' * 6}Z"
 
 
 def run_stem(camera: str, started: datetime) -> str:
@@ -135,7 +142,7 @@ class Recordings:
         return [path for path, a, b in spans if a <= finish + margin and b >= begin - margin and path.is_file()]
 
     def _files(self) -> list[Path]:
-        return [p for p in self.directory.glob(f"{self.camera}_*") if p.is_file()]
+        return [p for p in self.directory.glob(f"{runs_of(self.camera)}_*") if p.is_file()]
 
     def _finished_segments(self) -> list[Path]:
         """Upscaled segments that are finished (sidecar written, or of a run no longer writing), oldest first."""
@@ -152,7 +159,9 @@ class Recordings:
         used = self.bytes_used() if self.keep_bytes is not None else 0
         # The segments being written grow until the next cut: leave them the room the last ones took, so that the
         # directory stays under keep_bytes all the time, not only just after a cut.
-        budget = (self.keep_bytes - self._headroom(finished)) if self.keep_bytes is not None else 0
+        writing = any(run.active for run in self.runs)
+        budget = (self.keep_bytes - (self._headroom(finished) if writing else 0)) if self.keep_bytes is not None \
+            else 0
         for i, segment in enumerate(finished):
             too_old = self.keep_s is not None and now - _mtime(segment) > self.keep_s
             too_big = self.keep_bytes is not None and used > budget
@@ -162,7 +171,7 @@ class Recordings:
 
     def _original_files(self) -> list[Path]:
         """This camera's original segments, oldest first."""
-        return sorted(self.directory.glob(f"{self.camera}_*_orig_*"), key=_mtime)
+        return sorted(self.directory.glob(f"{runs_of(self.camera)}_orig_*"), key=_mtime)
 
     def _headroom(self, finished: list[Path]) -> int:
         """The bytes of the newest finished segment and original: about what the open ones will reach."""

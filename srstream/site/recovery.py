@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from srstream.site.provenance import inside, sidecar_of, write_sidecar
-from srstream.site.recordings import ORIGINAL_MARGIN_S, rows_of
+from srstream.site.recordings import ORIGINAL_MARGIN_S, rows_of, runs_of
 
 log = logging.getLogger("srstream.site")
 WHOLE = "written after its writer stopped: the segment was finished, its sidecar was not"
@@ -21,7 +21,7 @@ CUT = "written after its writer stopped: the segment ends where the writer stopp
 def adopt(directory: Path, camera: str, active: set[str]) -> int:
     """Sidecars for the segments of `camera`'s runs (other than the `active` run stems) that have none; how many."""
     written = 0
-    for listing in sorted(directory.glob(f".{camera}_*.segments.csv")):
+    for listing in sorted(directory.glob(f".{runs_of(camera)}*.segments.csv")):
         stem = listing.name.removeprefix(".").removesuffix(".segments.csv")
         if "_orig" in stem or stem in active:
             continue
