@@ -179,7 +179,9 @@ class Publisher:
 def _copy(frame: av.VideoFrame) -> av.VideoFrame:
     """The same picture in a frame of its own, with its timing, colour tags and capture time."""
     copy = av.VideoFrame.from_ndarray(frame.to_ndarray(), format=frame.format.name)
-    copy.pts, copy.time_base, copy.opaque = frame.pts, frame.time_base, frame.opaque
+    copy.pts, copy.opaque = frame.pts, frame.opaque
+    if frame.time_base is not None:
+        copy.time_base = frame.time_base
     copy.colorspace, copy.color_range = frame.colorspace, frame.color_range
     return copy
 
