@@ -13,7 +13,6 @@ every remaining segment passing `srstream verify`.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import platform
 import signal
@@ -30,6 +29,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 from cameras import Camera, gst_rtsp_available  # noqa: E402
 from conftest import DATA, free_port  # noqa: E402
 from report import emit  # noqa: E402
+
+from srstream.site.recordings import rows_of  # noqa: E402
 
 CAP = 24 * 1024 * 1024  # bytes per camera: about 12 minutes at 640x360 would need more, so retention must act
 
@@ -72,7 +73,7 @@ def segments_check(directory: Path) -> dict:
     for listing in sorted(directory.glob(".*.segments.csv")):
         if "_orig" in listing.name:
             continue
-        rows = list(csv.reader(listing.open()))
+        rows = rows_of(listing)
         listed += len(rows)
         for i, (name, start, end) in enumerate(rows):
             gaps += int(not name.endswith(f"_{i:03d}.mp4"))

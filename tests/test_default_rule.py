@@ -114,8 +114,8 @@ def test_srstream_models_names_each_default_and_where_the_others_lose(capsys):
     assert "camera-fast-x4 is not the default for video on a CPU: crf18" in out
 
 
-@pytest.mark.parametrize("option, scale", [(["--outscale", "2"], 2), (["--size", "640x-1"], 2), (["--outscale", "3"], 4),
-                                           ([], 4)])
+@pytest.mark.parametrize("option, scale", [(["--outscale", "2"], 2), (["--size", "640x-1"], 2),
+                                           (["--outscale", "3"], 4), ([], 4)])
 def test_the_output_size_picks_the_default_of_its_scale(tmp_path, capsys, option, scale):
     from srstream.cli import main
 

@@ -122,7 +122,8 @@ def _check_outputs(tmp_path: Path, log: str, scraped: str) -> None:
     b_files = [p for p in b_dir.iterdir() if p.is_file()]
     largest = max(p.stat().st_size for p in b_files)
     assert sum(p.stat().st_size for p in b_files) <= 400 * 1024 + largest  # the cap (a segment of slack: the stop)
-    first_run = sorted(p for p in b_dir.glob(".b_*.segments.csv") if "_orig" not in p.name)[0].name.removeprefix(".").removesuffix(".segments.csv")
+    listings = sorted(p for p in b_dir.glob(".b_*.segments.csv") if "_orig" not in p.name)
+    first_run = listings[0].name.removeprefix(".").removesuffix(".segments.csv")
     assert not (b_dir / f"{first_run}_000.mp4").exists()  # the oldest went first
     written = log + verify.stdout + scraped + "".join(
         p.read_text() for p in (tmp_path / "rec").glob("*/*.json"))

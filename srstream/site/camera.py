@@ -22,7 +22,7 @@ from srstream.site.recordings import Recordings, Run, run_stem
 from srstream.site.recovery import adopt
 from srstream.video.sink import EncodeOptions
 from srstream.video.source import classify
-from srstream.video.stream import LATENCY_SAMPLES, Progress, Settings, Stream
+from srstream.video.stream import LATENCY_SAMPLES, Progress, Settings, Stream, segment_list_of
 
 log = logging.getLogger("srstream.site")
 BACKOFF_S = (1.0, 30.0)  # between attempts to open a camera that is away
@@ -151,8 +151,7 @@ class CameraRunner(threading.Thread):
         """Hand `stream` to the engine and look after its recordings until it ends."""
         run = None
         if self.recordings is not None:
-            listing = self.camera.record / f".{run_stem(self.camera.name, started)}.segments.csv"
-            run = Run(listing, started, self.provenance, originals=recorder)
+            run = Run(segment_list_of(Path(stream.output)), started, self.provenance, originals=recorder)
             self.recordings.add_run(run)
         with self._lock:
             self.stream = stream

@@ -12,6 +12,7 @@ from pathlib import Path
 import av
 
 from srstream.video.sink import CLUSTERED
+from srstream.video.stream import segment_list_of
 
 log = logging.getLogger("srstream.site")
 
@@ -51,7 +52,7 @@ class OriginalRecorder:
         # a reconnect starts a new series (its own first number) so that no segment is overwritten
         series = f"{self.stem}_orig_{self._runs:02d}" if self._runs else f"{self.stem}_orig"
         self._runs += 1
-        listing = Path(series).with_name(f".{Path(series).name}.segments.csv")
+        listing = segment_list_of(Path(f"{series}.mkv"))
         options = {"segment_time": str(self.segment_time), "reset_timestamps": "1", "segment_format": "matroska",
                    "segment_format_options": ":".join(f"{k}={v}" for k, v in CLUSTERED.items()),
                    "segment_list": str(listing), "segment_list_type": "csv"}

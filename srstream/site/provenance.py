@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -16,6 +15,7 @@ import av
 
 from srstream import __version__
 from srstream.redact import redact
+from training.atomic import atomic_path
 
 FORMAT = "srstream-provenance/1"
 METADATA_KEY = "srstream"  # the container tag holding the provenance JSON
@@ -70,9 +70,8 @@ def write_sidecar(segment: Path, provenance: Provenance, start: datetime, end: d
     if note:
         record["note"] = note
     sidecar = sidecar_of(segment)
-    tmp = sidecar.with_name(f".{sidecar.name}.partial")
-    tmp.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, sidecar)
+    with atomic_path(sidecar) as tmp:
+        Path(tmp).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     return sidecar
 
 

@@ -30,10 +30,11 @@ def _summary(stats: Stats) -> str:
         extra += f"; dropped {', '.join(stats.streams_dropped)}"
     if stats.latency_p95_s is not None:
         extra += f"; latency p50 {stats.latency_p50_s:.2f} s, p95 {stats.latency_p95_s:.2f} s"
-    return (f"wrote {redact(str(stats.output))}: {stats.frames_out} frames {stats.size_out[0]}x{stats.size_out[1]} in "
-            f"{stats.seconds:.1f}s ({stats.fps:.2f} fps, {stats.backend} {stats.precision}), {stats.reconnects} "
-            f"reconnects, {stats.dropped_frames} dropped; copied {', '.join(stats.streams_copied) or 'no other streams'}"
-            f"{extra}{' (interrupted)' if stats.interrupted else ''}")
+    copied = ", ".join(stats.streams_copied) or "no other streams"
+    return (f"wrote {redact(str(stats.output))}: {stats.frames_out} frames {stats.size_out[0]}x{stats.size_out[1]} "
+            f"in {stats.seconds:.1f}s ({stats.fps:.2f} fps, {stats.backend} {stats.precision}), {stats.reconnects} "
+            f"reconnects, {stats.dropped_frames} dropped; copied {copied}{extra}"
+            f"{' (interrupted)' if stats.interrupted else ''}")
 
 
 def _targets(inputs: list[str], out_dir: Path, suffix: str) -> list[tuple[str, Path]]:

@@ -60,9 +60,9 @@ class Publisher:
         self._thread.start()
 
     def write(self, frame: av.VideoFrame) -> None:
-        """Queue a copy of a frame to publish (its own key frame marks, apart from the recording's); the oldest
-        queued one goes when the publisher is behind."""
-        frame = _copy(frame)
+        """Queue a frame to publish; the oldest queued one goes when the publisher is behind. The frame is the one
+        the recording has just encoded (Tee writes the recording first): the encoder took its own reference when
+        it was sent, so setting this frame's key-frame mark for the re-stream later changes nothing there."""
         while True:
             try:
                 self._frames.put_nowait(frame)
@@ -176,19 +176,10 @@ class Publisher:
                 pass
 
 
-def _copy(frame: av.VideoFrame) -> av.VideoFrame:
-    """The same picture in a frame of its own, with its timing, colour tags and capture time."""
-    copy = av.VideoFrame.from_ndarray(frame.to_ndarray(), format=frame.format.name)
-    copy.pts, copy.opaque = frame.pts, frame.opaque
-    if frame.time_base is not None:
-        copy.time_base = frame.time_base
-    copy.colorspace, copy.color_range = frame.colorspace, frame.color_range
-    return copy
-
-
 class Tee:
-    """Each frame into every sink; other streams' packets into the first (the recording), whose carried streams it
-    reports. A failing first sink fails the output, as a lone one would; a Publisher never fails."""
+    """Each frame into every sink, in order, the recording first; other streams' packets into the first, whose
+    carried streams it reports. A failing first sink fails the output, as a lone one would; a Publisher never
+    fails."""
 
     def __init__(self, sinks: list[SinkLike]) -> None:
         self.sinks = sinks

@@ -323,25 +323,26 @@ class Stream:
 
 
     def _open_sinks(self, plan: OutputPlan, colour: Colour) -> SinkLike:
-        """The output's sink, with a Publisher beside it when the settings ask for a restream."""
-        def sink_for(target: str | Path, carry: bool = True) -> Sink:
-            segments = self.settings.segment_time if carry else None
-            listing = None
-            if segments and self.settings.segment_list:
-                listing = segment_list_of(Path(target))
-            return Sink(target, self.decoder.container, self.decoder.stream, plan, colour, segment_time=segments,
-                        rotation=self.decoder.rotation, crash_safe=self.crash_safe() if carry else False,
-                        container=self.settings.container, metadata=self.settings.metadata,
-                        segment_list=listing, carry=carry)
-
+        """The output's sink, with a Publisher beside it when the settings ask for a restream (or alone, where
+        publishing is the output: it never fails the run)."""
         url = self.settings.restream
         if url is not None:
             max_age = self.settings.max_latency if self.live else None
-            self.publisher = Publisher(url, lambda: sink_for(url, carry=False), max_age)
-            if str(self.output) == url:  # publishing is the output: it never fails the run
+            self.publisher = Publisher(url, lambda: self._sink(url, plan, colour, published=True), max_age)
+            if str(self.output) == url:
                 return self.publisher
-        first = sink_for(self.output)
-        return first if self.publisher is None else Tee([first, self.publisher])
+        recording = self._sink(self.output, plan, colour)
+        return recording if self.publisher is None else Tee([recording, self.publisher])
+
+    def _sink(self, target: str | Path, plan: OutputPlan, colour: Colour, published: bool = False) -> Sink:
+        """A Sink for `target`: the output as the settings ask, or a published stream (the picture alone, neither
+        segmented nor crash-safe)."""
+        segments = None if published else self.settings.segment_time
+        listing = segment_list_of(Path(target)) if segments and self.settings.segment_list else None
+        return Sink(target, self.decoder.container, self.decoder.stream, plan, colour, segment_time=segments,
+                    rotation=self.decoder.rotation, crash_safe=False if published else self.crash_safe(),
+                    container=self.settings.container, metadata=self.settings.metadata, segment_list=listing,
+                    carry=not published)
 
 
 def segment_list_of(output: Path) -> Path:
