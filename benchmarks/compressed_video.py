@@ -18,8 +18,8 @@ state at the clip's start (as a live stream would), its fps timed over that loop
 Y-PSNR and SSIM (BT.601, 4-pixel border shaved, `training.metrics`) and their gains over bicubic; the temporal
 stability of the error (mean absolute frame-to-frame change of SR - HR, and of bicubic - HR, and their ratio: below
 1 flickers less than bicubic); and the model's CPU speed in frames a second at the LR size. A markdown table of the
-means over clips is printed after the JSON. `--tune SECONDS` adds each camera model tuned on each decoded clip (`srstream tune`: the
-LR footage as delivered, degraded further, is its training data; the HR frames are never seen).
+means over clips is printed after the JSON. `--tune SECONDS` adds each camera model tuned on each decoded clip
+(`srstream tune`: the LR footage as delivered, degraded further, is its training data; the HR frames are never seen).
 """
 from __future__ import annotations
 
