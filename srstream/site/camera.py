@@ -106,7 +106,7 @@ class CameraRunner(threading.Thread):
 
     def _run(self) -> None:
         if self.recordings is not None and self.runs == 0:  # what an earlier writer left without a sidecar
-            adopt(self.camera.record, self.camera.name, active=set())
+            adopt(self.camera.record, self.camera.name)
         delay = BACKOFF_S[0]
         while not self._stopping.is_set():
             started = datetime.now(timezone.utc)

@@ -32,6 +32,19 @@ def rows_of(listing: Path) -> list[tuple[str, str, str]]:
         return []
 
 
+def spans_of(directory: Path, series: list[tuple[Path, datetime]]) -> list[tuple[Path, datetime, datetime]]:
+    """(segment, start, end) in wall time of every segment listed in each (segment list, started at) of `series`."""
+    return [(directory / name, started + timedelta(seconds=float(a)), started + timedelta(seconds=float(b)))
+            for listing, started in series for name, a, b in rows_of(listing)]
+
+
+def overlapping(spans: list[tuple[Path, datetime, datetime]], begin: datetime, finish: datetime) -> list[Path]:
+    """The segments of `spans` on disk that overlap [begin, finish], with ORIGINAL_MARGIN_S either side (both
+    spans are known to about a second)."""
+    margin = timedelta(seconds=ORIGINAL_MARGIN_S)
+    return [path for path, a, b in spans if a <= finish + margin and b >= begin - margin and path.is_file()]
+
+
 def _mtime(path: Path) -> float:
     """When the file was last written (0 for one removed meanwhile: another reader's retention)."""
     try:
@@ -134,12 +147,10 @@ class Recordings:
         recorder = run.originals
         if recorder is None:
             return []
-        spans = [(self.directory / name, started + timedelta(seconds=float(a)), started + timedelta(seconds=float(b)))
-                 for listing, started in recorder.series for name, a, b in rows_of(listing)]
-        margin = timedelta(seconds=ORIGINAL_MARGIN_S)
-        if recorder.writing and not any(end >= finish + margin for _, _, end in spans):
+        spans = spans_of(self.directory, recorder.series)
+        if recorder.writing and not any(end >= finish + timedelta(seconds=ORIGINAL_MARGIN_S) for _, _, end in spans):
             return None
-        return [path for path, a, b in spans if a <= finish + margin and b >= begin - margin and path.is_file()]
+        return overlapping(spans, begin, finish)
 
     def _files(self) -> list[Path]:
         return [p for p in self.directory.glob(f"{runs_of(self.camera)}_*") if p.is_file()]

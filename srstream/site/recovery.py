@@ -11,57 +11,44 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from srstream.site.provenance import inside, sidecar_of, write_sidecar
-from srstream.site.recordings import ORIGINAL_MARGIN_S, rows_of, runs_of
+from srstream.site.recordings import overlapping, rows_of, runs_of, spans_of
 
 log = logging.getLogger("srstream.site")
 WHOLE = "written after its writer stopped: the segment was finished, its sidecar was not"
 CUT = "written after its writer stopped: the segment ends where the writer stopped"
 
 
-def adopt(directory: Path, camera: str, active: set[str]) -> int:
-    """Sidecars for the segments of `camera`'s runs (other than the `active` run stems) that have none; how many."""
+def adopt(directory: Path, camera: str) -> int:
+    """Sidecars for the segments of `camera`'s earlier runs that have none (call it before a run starts); how
+    many."""
     written = 0
-    for listing in sorted(directory.glob(f".{runs_of(camera)}*.segments.csv")):
+    for listing in sorted(directory.glob(f".{runs_of(camera)}.segments.csv")):
         stem = listing.name.removeprefix(".").removesuffix(".segments.csv")
-        if "_orig" in stem or stem in active:
-            continue
         started = _started(stem)
-        listed = {name: (start, end) for name, start, end in rows_of(listing)}
+        rows = rows_of(listing)
+        listed = {name: (float(a), float(b)) for name, a, b in rows}
+        cut_at = max((b for a, b in listed.values()), default=0.0)  # where an unlisted (cut) segment began
+        originals = spans_of(directory, [(p, started) for p in sorted(directory.glob(f".{stem}_orig*.segments.csv"))])
         for segment in sorted(directory.glob(f"{stem}_[0-9][0-9][0-9].*")):
-            if segment.suffix == ".json" or sidecar_of(segment).exists() or started is None:
+            if segment.suffix == ".json" or sidecar_of(segment).exists():
                 continue
             provenance = inside(segment)
             if provenance is None:
                 log.warning("srstream: %s: %s holds no picture (its writer stopped first); left as it is", camera,
                             segment.name)
                 continue
-            span = listed.get(segment.name)
-            begin = started + timedelta(seconds=float(span[0])) if span else \
-                datetime.fromtimestamp(segment.stat().st_ctime, timezone.utc)
-            end = started + timedelta(seconds=float(span[1])) if span else \
+            a, b = listed.get(segment.name, (cut_at, None))
+            begin = started + timedelta(seconds=a)
+            end = started + timedelta(seconds=b) if b is not None else \
                 datetime.fromtimestamp(segment.stat().st_mtime, timezone.utc)
-            write_sidecar(segment, provenance, begin, end, _originals(directory, stem, started, begin, end),
-                          note=WHOLE if span else CUT)
+            write_sidecar(segment, provenance, begin, end, overlapping(originals, begin, end),
+                          note=WHOLE if b is not None else CUT)
             written += 1
     if written:
         log.warning("srstream: %s: %d segments of an earlier run had no sidecar; written now", camera, written)
     return written
 
 
-def _started(stem: str) -> datetime | None:
-    try:
-        return datetime.strptime(stem.rsplit("_", 1)[1], "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
-    except (IndexError, ValueError):
-        return None
-
-
-def _originals(directory: Path, stem: str, started: datetime, begin: datetime, end: datetime) -> list[Path]:
-    """The run's original segments that overlap [begin, end] (their series started about when the run did)."""
-    margin = timedelta(seconds=ORIGINAL_MARGIN_S)
-    found = []
-    for listing in sorted(directory.glob(f".{stem}_orig*.segments.csv")):
-        for name, a, b in rows_of(listing):
-            if started + timedelta(seconds=float(a)) <= end + margin and \
-                    started + timedelta(seconds=float(b)) >= begin - margin and (directory / name).is_file():
-                found.append(directory / name)
-    return found
+def _started(stem: str) -> datetime:
+    """A run's start from its stem (lobby_20261207T041500Z)."""
+    return datetime.strptime(stem.rsplit("_", 1)[1], "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
