@@ -39,10 +39,9 @@ class Provenance:
                 METADATA_KEY: json.dumps(asdict(self), sort_keys=True)}
 
 
-def of_run(camera: str, source: str, model: str, weights: Path | None, settings: dict) -> Provenance:
-    """The provenance of a camera's run: the input's credentials removed, the weights hashed."""
-    return Provenance(camera=camera, input=redact(source), model=model,
-                      weights_sha256=sha256_of(weights) if weights is not None and weights.is_file() else None,
+def of_run(camera: str, source: str, model: str, weights_sha256: str | None, settings: dict) -> Provenance:
+    """The provenance of a camera's run, the input's credentials removed."""
+    return Provenance(camera=camera, input=redact(source), model=model, weights_sha256=weights_sha256,
                       settings=json.loads(redact(json.dumps(settings, sort_keys=True))))
 
 

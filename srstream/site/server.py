@@ -13,7 +13,7 @@ from srstream.engine import Upscaler
 from srstream.site.camera import CameraRunner
 from srstream.site.config import Camera, Site
 from srstream.site.metrics import Metrics
-from srstream.site.provenance import of_run
+from srstream.site.provenance import of_run, sha256_of
 from srstream.video.scheduler import Scheduler
 from srstream.video.sink import EncodeOptions
 from srstream.video.stream import Settings, Stream
@@ -22,11 +22,20 @@ from training.weights import ModelLoadError, resolve_model_path
 log = logging.getLogger("srstream.site")
 
 
+def _weights_sha256(model: str) -> str | None:
+    """The sha256 of the model's weights file (None for a model with no file of its own here)."""
+    try:
+        return sha256_of(resolve_model_path(model))
+    except (ModelLoadError, OSError):
+        return None
+
+
 class EngineGroup:
     """One model's engine and the scheduler thread that batches its cameras' frames, for as long as it serves."""
 
-    def __init__(self, upscaler: Upscaler, batch: int, max_latency: float) -> None:
+    def __init__(self, model: str, upscaler: Upscaler, batch: int, max_latency: float) -> None:
         self.upscaler, self.model = upscaler, upscaler.spec.name
+        self.weights_sha256 = _weights_sha256(model)  # once per engine: every camera's provenance names it
         self.intake: queue.Queue = queue.Queue()
         self.wakeup = threading.Condition()
         self.serving = threading.Event()
@@ -95,21 +104,17 @@ class Server:
             upscaler = Upscaler(model, backend=self.site.backend, batch_size=self.site.batch,
                                 precision=self.site.precision)
             log.warning("srstream: engine %s x%d on %s", upscaler.spec.name, upscaler.scale, upscaler.label)
-            self.engines[model] = EngineGroup(upscaler, self.site.batch, latency)
+            self.engines[model] = EngineGroup(model, upscaler, self.site.batch, latency)
         return self.engines[model]
 
     def _start(self, camera: Camera) -> None:
         model = self.model_of(camera)
         engine = self._engine(model)
-        try:
-            weights = resolve_model_path(model)
-        except ModelLoadError:
-            weights = None
         settings = {"codec": camera.codec, "crf": camera.crf, "preset": camera.preset,
                     "segment_time": camera.segment_time, "max_latency": camera.max_latency, "label": camera.label,
                     "backend": engine.upscaler.backend_name, "precision": engine.upscaler.precision,
                     "scale": engine.upscaler.scale}
-        provenance = of_run(camera.name, camera.input, engine.model, weights, settings)
+        provenance = of_run(camera.name, camera.input, engine.model, engine.weights_sha256, settings)
         runner = CameraRunner(camera, engine, provenance, self.site.batch,
                               lambda s, name=camera.name: self.metrics.latency.labels(name).observe(s))
         self.cameras[camera.name] = runner
