@@ -56,8 +56,8 @@ class SiteCollector:
                                        labels=["camera"])
         disk = GaugeMetricFamily("srstream_recordings_bytes", "bytes the camera's recordings take",
                                  labels=["camera"])
-        lag = GaugeMetricFamily("srstream_restream_latency_seconds", "p95 of capture to published (recent frames)",
-                                labels=["camera"])
+        restream_latency = GaugeMetricFamily("srstream_restream_latency_seconds",
+                                             "p95 of capture to published (recent frames)", labels=["camera"])
         for camera in self.cameras():
             counts = camera.counts()
             for key, family in counters.items():
@@ -67,13 +67,13 @@ class SiteCollector:
             if health.get("publishing") is not None:
                 publishing.add_metric([camera.name], 1.0 if health["publishing"] else 0.0)
             if health.get("restream_latency_p95_s") is not None:
-                lag.add_metric([camera.name], health["restream_latency_p95_s"])
+                restream_latency.add_metric([camera.name], health["restream_latency_p95_s"])
             disk.add_metric([camera.name], camera.recordings_bytes())
         batch = GaugeMetricFamily("srstream_engine_batch_seconds", "moving average of one engine call",
                                   labels=["model"])
         for engine in self.engines():
             batch.add_metric([engine.model], engine.batch_seconds())
-        yield from (*counters.values(), up, publishing, lag, disk, batch)
+        yield from (*counters.values(), up, publishing, restream_latency, disk, batch)
 
 
 class Metrics:

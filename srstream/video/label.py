@@ -26,11 +26,17 @@ def _mask(text: str, height: int) -> np.ndarray:
     return np.stack([np.asarray(fill), np.asarray(outline)]).astype(np.float32) / 255.0
 
 
+@lru_cache(maxsize=8)
+def _mask_on(text: str, height: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """`_mask` on the engine's device, made once per size (not at every engine call)."""
+    return torch.from_numpy(_mask(text, height)).to(device, dtype)
+
+
 def burn_label(y: torch.Tensor, text: str) -> torch.Tensor:
     """The engine's (N, 3, H, W) output in [0, 1] with `text` in white on a dark outline at the bottom left (in
     place where it fits; a frame too small for it is left as it is)."""
     height, width = y.shape[-2:]
-    fill, outline = torch.from_numpy(_mask(text, height)).to(y.device, y.dtype)
+    fill, outline = _mask_on(text, height, y.device, y.dtype)
     h, w = fill.shape
     margin = max(2, height // 90)
     if h + margin > height or w + margin > width:
