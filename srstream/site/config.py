@@ -33,7 +33,7 @@ class Camera:
     input: str
     model: str | None = None  # None: the video default
     restream: str | None = None  # rtsp://, rtmp://, udp://, srt://: published for an NVR to read
-    record: Path | None = None  # a directory of crash-safe segments NAME_YYYYmmdd-HHMMSS.mp4
+    record: Path | None = None  # a directory of crash-safe segments NAME_YYYYmmddTHHMMSSZ_000.mp4
     segment_time: float = 60.0
     keep: float | None = None  # seconds: segments older than this go
     keep_bytes: int | None = None  # the recordings of this camera stay under this many bytes

@@ -11,13 +11,11 @@ nodes share.
 from __future__ import annotations
 
 import logging
-import signal
-import threading
 import time
 from dataclasses import replace
 from typing import Any
 
-from srstream.ray_tasks import RayUnavailable, check_reachable
+from srstream.ray_tasks import connect
 from srstream.site.config import Camera, Site
 from srstream.site.metrics import Metrics
 
@@ -80,17 +78,8 @@ class RaySite:
     """The placement of a site's cameras on the workers of a Ray cluster."""
 
     def __init__(self, site: Site, address: str) -> None:
-        try:
-            import ray
-        except ImportError:
-            raise RayUnavailable("--ray needs Ray: pip install 'srstream[ray]'") from None
-        self.ray, self.site = ray, site
-        if address not in ("local", "auto"):
-            check_reachable(address)
-        ours = signal.getsignal(signal.SIGTERM)
-        ray.init(address=None if address == "local" else address, include_dashboard=False, log_to_driver=False)
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, ours)  # Ray's core installs its own, which exits at once: ours finishes
+        self.ray, _ = connect(address)
+        self.site = site
         self.workers: dict[str, Any] = {}  # "NODE_ID/GPU_INDEX" -> actor
         self.placed: dict[str, dict[str, Camera]] = {}  # worker -> its cameras
         self.load: dict[str, tuple[float, float, float]] = {}  # worker -> (busy, clock, busy a second)
