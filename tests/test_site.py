@@ -64,7 +64,7 @@ def cams(tmp_path):
     made: list = []
 
     def make(kind=Camera, *args):
-        thing = kind(*args).start() if kind is Camera else kind(*args).start()
+        thing = kind(*args).start()
         made.append(thing)
         return thing
 
