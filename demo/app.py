@@ -208,6 +208,7 @@ def video_tab(engines: Engines, settings: PageConfig) -> None:
 
 # --- volumes -----------------------------------------------------------------------------------------------------
 PLANES = {"axial": 2, "coronal": 1, "sagittal": 0}
+AUTO = "auto (by the voxels, as srmed)"
 
 
 def _slice(volume_data: np.ndarray, plane: str, position: float, window: tuple[float, float]) -> np.ndarray:
@@ -227,42 +228,38 @@ def _same_size(before: np.ndarray, after: np.ndarray, long_side: int = 384) -> t
             np.asarray(Image.fromarray(after).resize(size, Image.NEAREST)))
 
 
-def _load_volume(path: str, workdir: Path):
-    """(format, volume) of an upload: a file one of the formats reads, or a .zip of a DICOM series."""
+def _volume_task(path: str, workdir: Path):
+    """The input an upload holds, as srmed finds it: a file one of the formats reads, or a .zip of a DICOM series."""
     from medical import formats
-    from medical.dicom_read import find_series
+    from medical.discover import discover
 
-    read_as = formats.claiming(Path(path))
-    if read_as is not None:
-        return read_as, read_as.read(Path(path), None, None)
+    if formats.claiming(Path(path)) is not None:
+        return discover([path])[0]
     if zipfile.is_zipfile(path):
         folder = Path(tempfile.mkdtemp(dir=workdir))
         with zipfile.ZipFile(path) as archive:
             archive.extractall(folder)
-        series = find_series(folder)[0]
-        read_as = formats.for_series(series)
-        return read_as, read_as.read(folder, series.uid, None)
+        return discover([str(folder)])[0]
     _fail(f"{Path(path).name}: upload a .nii/.nii.gz volume or a .zip of one DICOM series")
 
 
-def _upscale_volume(volume, up: Upscaler, mode: str, axis: int, spacing: float | None):
-    from medical.slicewise import upscale_in_plane, upscale_through_plane
-
-    if mode == "through-plane":
-        # No target given: the model's own factor, or x4 for a model that takes any ratio.
-        target = spacing or volume.spacing[axis] / (up.spec.descriptor.through_plane_factor or 4)
-        return upscale_through_plane(volume, up, axis=axis, progress=True, spacing=target)
-    return upscale_in_plane(volume, up, axis=axis, progress=True)
-
-
-def _save_volume(result, volume, read_as, stem: str, description: str, workdir: Path) -> str:
-    """The result written as its source was (a DICOM series zipped for download); the file to download."""
+def _upscale_volume(task, job, engines):
+    """srmed's own run of one input (every volume of a time series): its report, and the first volume before and
+    after, read back from what was written."""
     from medical import formats
+    from medical.engine import Engines
+    from medical.run import process
 
-    writer = formats.writer("same", read_as)
-    target = workdir / f"{stem}_sr{writer.suffix}"
-    writer.write(result, volume, target, description, None)
-    return shutil.make_archive(str(target), "zip", target) if target.is_dir() else str(target)
+    report = process(task, job, Engines(job, engines))
+    index = job.volume or 0
+    before = task.open().read(index)
+    written = formats.by_name(report["format"]).open(Path(report["output"]), None)
+    return report, before, written.read(0 if job.volume is not None else index)
+
+
+def _download(output: str) -> str:
+    """The file to download: the NIfTI, or the derived DICOM series zipped."""
+    return shutil.make_archive(output, "zip", output) if Path(output).is_dir() else output
 
 
 def _volume_view(state, plane: str, position: float):
@@ -275,24 +272,29 @@ def _volume_view(state, plane: str, position: float):
 def medical_tab(engines: Engines, settings: PageConfig) -> None:
     """The volume tab: a NIfTI file or a zipped DICOM series upscaled in-plane or through-plane, before and after."""
 
-    def run(path: str | None, model: str, mode: str, axis: int = 2, spacing: float | None = None,
-            progress=gr.Progress(track_tqdm=True)):
+    def run(path: str | None, model: str, mode: str, axis="auto", spacing: float | None = None,
+            volume: float | None = None, progress=gr.Progress(track_tqdm=True)):
+        from medical.job import VolumeJob
+
         if not path:
             _fail("Upload a volume first.")
         try:
-            read_as, volume = _load_volume(path, settings.workdir)
-            up = engines.get(model)
-            result = _upscale_volume(volume, up, mode, int(axis), spacing)
-            download = _save_volume(result, volume, read_as, Path(path).name.split(".")[0],
-                                    f"srstream {model} {mode}", settings.workdir)
+            task = _volume_task(path, settings.workdir)
+            job = VolumeJob(output=Path(tempfile.mkdtemp(dir=settings.workdir)), mode=mode,
+                            model=None if model == AUTO else model, spacing=spacing or None,
+                            axis=None if axis == "auto" else int(axis), backend=settings.backend, batch=4,
+                            volume=None if volume is None else int(volume), self_supervised="off", quiet=True)
+            report, before, after = _upscale_volume(task, job, engines.cache)
         except ValueError as exc:  # VolumeError included
             _fail(str(exc).split("/")[-1])
-        state = {"before": volume.data.astype(np.float32), "after": result.data.astype(np.float32),
-                 "window": result.meta["window"]}
-        geometry = (f"shape {volume.shape} -> {result.shape}; voxel "
-                    f"{' x '.join(f'{v:.3f}' for v in volume.spacing)} mm -> "
-                    f"{' x '.join(f'{v:.3f}' for v in result.spacing)} mm; {model} on {up.label}")
-        return state, download, geometry, *_volume_view(state, "axial", 0.5)
+        state = {"before": before.data.astype(np.float32), "after": after.data.astype(np.float32),
+                 "window": report["intensity_window"]}
+        series = f"{report['volumes']} volumes (showing {job.volume or 0}); " if report["volumes"] > 1 else ""
+        geometry = (f"{series}shape {before.shape} -> {after.shape}; voxel "
+                    f"{' x '.join(f'{v:.3f}' for v in before.spacing)} mm -> "
+                    f"{' x '.join(f'{v:.3f}' for v in after.spacing)} mm; {report['mode']} with {report['model']} "
+                    f"on {report['backend']} ({report['mode_reason']})")
+        return state, _download(report["output"]), geometry, *_volume_view(state, "axial", 0.5)
 
     with gr.Tab("Volume", id="volume"):
         state = gr.State()
@@ -300,13 +302,16 @@ def medical_tab(engines: Engines, settings: PageConfig) -> None:
             with gr.Column():
                 source = gr.File(label="NIfTI (.nii, .nii.gz) or a .zip of a DICOM series", elem_id="med-in",
                                  file_types=[".nii", ".gz", ".zip"])
-                models = sorted(shipped_models())
-                model = gr.Dropdown(models, value=_default(models, "mri-x2"), label="Model", elem_id="med-model")
-                mode = gr.Radio(["in-plane", "through-plane"], value="in-plane", label="Mode", elem_id="med-mode")
-                axis = gr.Radio([0, 1, 2], value=2, label="Slice axis (voxel axis, as srmed --axis)",
+                model = gr.Dropdown([AUTO, *sorted(shipped_models())], value=AUTO, label="Model",
+                                    elem_id="med-model")
+                mode = gr.Radio(["auto", "in-plane", "through-plane"], value="auto", elem_id="med-mode",
+                                label="Mode (auto: through-plane where the slices are thick, as srmed)")
+                axis = gr.Radio(["auto", 0, 1, 2], value="auto", label="Slice axis (voxel axis, as srmed --axis)",
                                 elem_id="med-axis")
-                spacing = gr.Number(label="Through-plane: target spacing in mm (as srmed --spacing; empty: x4)",
-                                    value=None, minimum=0, elem_id="med-spacing")
+                spacing = gr.Number(label="Through-plane: target spacing in mm (as srmed --spacing; empty: about "
+                                    "the in-plane spacing)", value=None, minimum=0, elem_id="med-spacing")
+                volume = gr.Number(label="Time series: only this volume (as srmed --volume; empty: all)",
+                                   value=None, minimum=0, precision=0, elem_id="med-volume")
                 button = gr.Button("Upscale", variant="primary", elem_id="med-run")
                 geometry = gr.Textbox(label="Geometry", elem_id="med-geometry")
                 download = gr.File(label="Download", elem_id="med-download")
@@ -316,7 +321,7 @@ def medical_tab(engines: Engines, settings: PageConfig) -> None:
                 with gr.Row():
                     before = gr.Image(label="Before", elem_id="med-before", type="numpy")
                     after = gr.Image(label="After", elem_id="med-after", type="numpy")
-        button.click(run, [source, model, mode, axis, spacing], [state, download, geometry, before, after],
+        button.click(run, [source, model, mode, axis, spacing, volume], [state, download, geometry, before, after],
                      api_name="upscale_volume")
         plane.change(_volume_view, [state, plane, position], [before, after], api_name=False)
         position.change(_volume_view, [state, plane, position], [before, after], api_name=False)

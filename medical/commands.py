@@ -1,9 +1,11 @@
-"""`srmed upscale IN... -o OUTDIR --scale 2 [--through-plane] [--format nifti|dicom|same]`: batch SR of volumes.
+"""`srmed upscale IN... -o OUTDIR [--through-plane|--in-plane] [--scale N] [--format nifti|dicom|same]`: batch SR
+of volumes.
 
-IN is a NIfTI file or a folder of DICOM files (every series in it is a volume). Each volume gets OUTDIR/NAME.nii.gz
-or OUTDIR/NAME/ (a DICOM series) and OUTDIR/NAME.json (shapes, spacing, model, backend, time). A volume whose
-report already exists is skipped; a volume that fails is reported and the others go on; the exit status is 1 if
-any failed.
+IN is a NIfTI file (3-D, or 4-D: a time series) or a folder of DICOM files (every series in it is an input; a
+time series holds several volumes). Each input gets OUTDIR/NAME.nii.gz or OUTDIR/NAME/ (a DICOM series), every
+volume upscaled by the plan of the first, and OUTDIR/NAME.json (shapes, spacing, model, backend, why this way,
+time). An input whose report already exists is skipped; one that fails is reported and the others go on; the exit
+status is 1 if any failed.
 
 This module only parses and dispatches: `medical.discover` finds the volumes (through the formats in
 `medical.formats`), `medical.engine` picks the model and backend, `medical.plan` works out each volume's job,
@@ -14,11 +16,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import math
 import sys
 from pathlib import Path
 
 from medical import formats, pacs_pull
+from medical.job import VolumeJob, job_from_args
+from medical.plan import THICK
 from medical.volume import VolumeError
 from srstream import backends
 from srstream.backends.precision import PRECISIONS
@@ -48,31 +51,37 @@ def add_upscale_options(up: argparse.ArgumentParser, inputs: bool = True) -> Non
         up.add_argument("inputs", nargs="*", metavar="IN", help=".nii/.nii.gz files or folders of DICOM files")
         up.add_argument("-o", "--output", required=True, metavar="OUTDIR")
         pacs_pull.add_options(up)  # --from-pacs, --send-to: IN fetched from a PACS, results stored back
-    up.add_argument("--scale", type=float, default=None,
+    up.add_argument("--scale", type=float, default=VolumeJob.scale,
                     help="in-plane: 2 or 4 (picks mri-xN; default 2); through-plane: the factor, any ratio "
-                    "(shorthand for --spacing SPACING/N)")
-    up.add_argument("-m", "--model", help="model name or path (default: mri-x<scale> in-plane; mri-thick, "
-                    "for any ratio, with --through-plane)")
-    up.add_argument("--backend", default="auto", choices=backends.NAMES)
-    up.add_argument("--precision", default="auto", choices=PRECISIONS,
+                    "(shorthand for --spacing SPACING/N; default: to about the in-plane spacing)")
+    up.add_argument("-m", "--model", default=VolumeJob.model,
+                    help="model name or path (default: by the voxels, mri-x<scale> in-plane, mri-thick through-plane)")
+    up.add_argument("--backend", default=VolumeJob.backend, choices=backends.NAMES)
+    up.add_argument("--precision", default=VolumeJob.precision, choices=PRECISIONS,
                     help="number format: auto (default) is fp16 on CUDA, bf16 on CPUs with native bf16, else fp32")
-    up.add_argument("--through-plane", action="store_true", help="upscale only the slice axis (thick slices)")
-    up.add_argument("--spacing", type=float, metavar="MM",
+    way = up.add_mutually_exclusive_group()
+    way.add_argument("--through-plane", action="store_true",
+                     help="upscale only the slice axis (default where the slices are over "
+                     f"{THICK:g}x the in-plane spacing, by their spacing or thickness)")
+    way.add_argument("--in-plane", action="store_true", help="upscale each slice (default for near-isotropic "
+                     "voxels), even where the slices are thick")
+    up.add_argument("--spacing", type=float, metavar="MM", default=VolumeJob.spacing,
                     help="through-plane: the target spacing along the slice axis (any ratio to the input's)")
-    up.add_argument("--slice-thickness", type=float, metavar="MM",
-                    help="through-plane: the slices' thickness (default: DICOM's SliceThickness; for NIfTI, "
-                    "the spacing)")
-    up.add_argument("--profile", choices=("auto", "box", "gaussian"), default="auto",
+    up.add_argument("--slice-thickness", type=float, metavar="MM", default=VolumeJob.slice_thickness,
+                    help="the slices' thickness (default: DICOM's SliceThickness or BIDS's; else the spacing)")
+    up.add_argument("--profile", choices=("auto", "box", "gaussian"), default=VolumeJob.profile,
                     help="through-plane: the slice profile (FWHM = thickness) the model is tuned for with "
                     "--self-supervised; auto estimates it from the volume (default)")
-    up.add_argument("--axis", type=int, default=2, choices=(0, 1, 2), help="slice axis (default 2)")
-    up.add_argument("--format", default="same", choices=(*formats.output_names(), "same"))
-    up.add_argument("--volume", type=int, help="which volume of a 4-D input / time series")
-    up.add_argument("--self-supervised", default="auto", metavar="SECONDS|auto|off",
+    up.add_argument("--axis", type=int, default=VolumeJob.axis, choices=(0, 1, 2),
+                    help="slice axis (default: the thick one where one axis is, else 2)")
+    up.add_argument("--format", default=VolumeJob.format, choices=(*formats.output_names(), "same"))
+    up.add_argument("--volume", type=int, default=VolumeJob.volume,
+                    help="only this volume (from 0) of a 4-D input or time series (default: every volume)")
+    up.add_argument("--self-supervised", default=VolumeJob.self_supervised, metavar="SECONDS|auto|off",
                     help="first fine-tune the model on the volume's own sharp slices, degraded by its own "
                     "acquisition (SMORE/ECLARE): for SECONDS, or 'auto' (default): through-plane on a GPU with "
                     "ECLARE's budget of 1M patches, not on the CPU")
-    up.add_argument("--batch", type=int, default=8, help="slices per engine call")
+    up.add_argument("--batch", type=int, default=VolumeJob.batch, help="slices per engine call")
     up.add_argument("--tta", action="store_true", help="self-ensemble: average the model over flips and transposes "
                     "of each slice (8x the time, 4x through-plane; a little more fidelity)")
     up.add_argument("--preview", action="store_true", help="write a before/after PNG montage per volume")
@@ -82,35 +91,10 @@ def add_upscale_options(up: argparse.ArgumentParser, inputs: bool = True) -> Non
     up.add_argument("-q", "--quiet", action="store_true")
 
 
-def _check_numbers(args: argparse.Namespace) -> None:
-    if args.self_supervised not in ("auto", "off"):
-        try:
-            seconds = float(args.self_supervised)
-        except ValueError:
-            seconds = math.nan
-        if not (math.isfinite(seconds) and seconds >= 0):
-            raise VolumeError(f"--self-supervised {args.self_supervised!r}: SECONDS, auto or off")
-    for name in ("spacing", "slice_thickness", "scale"):
-        value = getattr(args, name)
-        if value is not None and not (value > 0 and math.isfinite(value)):
-            raise VolumeError(f"--{name.replace('_', '-')} {value:g}: must be a positive number")
-
-
-def check_options(args: argparse.Namespace) -> None:
-    """Refuse contradictory or impossible options, then fill in the defaults they imply (scale, model)."""
-    from medical.engine import default_model
-
-    args.scale_given = args.scale is not None
-    if args.spacing is not None and not args.through_plane:
-        raise VolumeError("--spacing sets the slice axis's target: use it with --through-plane")
-    if args.spacing is not None and args.scale_given:
-        raise VolumeError("--spacing and --scale both set the target: give one")
-    _check_numbers(args)
-    if args.scale is None:
-        args.scale = 4.0 if args.through_plane else 2.0
-    if not args.through_plane and args.scale != int(args.scale):
-        raise VolumeError(f"in-plane --scale {args.scale:g}: the models are x2 and x4")
-    args.model = args.model or default_model(args.scale, args.through_plane)  # also what Ray workers load
+def check_options(args: argparse.Namespace, **changes) -> VolumeJob:
+    """The request the options describe, with `changes`; VolumeError (one line) for contradictory or impossible
+    options. A model named with -m is loaded later, by the first volume's plan (and at start by the front door)."""
+    return job_from_args(args, **changes)
 
 
 def run_command(argv: list[str] | None = None) -> int:
@@ -130,7 +114,7 @@ def run_command(argv: list[str] | None = None) -> int:
 def upscale_command(args: argparse.Namespace) -> int:
     """`srmed upscale`: every volume of args.inputs into args.output; 1 if any failed, else 0."""
     from medical.discover import discover
-    from medical.engine import build_upscaler, check_model
+    from medical.engine import Engines
     from medical.run import run_all
     from srstream.engine import EngineError
     from training.weights import ModelLoadError
@@ -138,10 +122,11 @@ def upscale_command(args: argparse.Namespace) -> int:
     try:
         pacs_pull.prepare(args)  # with --from-pacs: fetches the input into OUTDIR/.pacs/
         tasks = discover(args.inputs)
-        check_options(args)
-        upscaler = build_upscaler(args)
-        check_model(upscaler, args)
-        done, skipped, failed = run_all(tasks, args, upscaler)
+        job = check_options(args)
+        engines = Engines(job)
+        if job.model:  # a model that cannot load stops the run before any volume
+            engines.get(job.model)
+        done, skipped, failed = run_all(tasks, job, engines)
         pacs_pull.send_back(args, tasks)  # with --send-to: each derived series stored there
     except (VolumeError, ModelLoadError, EngineError, RayUnavailable) as exc:
         print(f"srmed: error: {exc}", file=sys.stderr)

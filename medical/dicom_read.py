@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import warnings
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache, partial
 from pathlib import Path
 
 import numpy as np
@@ -67,34 +69,60 @@ class _Slice:
     position: np.ndarray
     orientation: np.ndarray
     spacing: np.ndarray  # PixelSpacing: (row spacing, column spacing)
-    pixels: np.ndarray
+    shape: tuple[int, int]  # (rows, columns)
+    load: Callable[[], np.ndarray]  # the pixels, rescaled: read only when the slice's volume is
     order: tuple  # temporal order key
     source: Path
 
 
+def _classic_pixels(path: Path) -> np.ndarray:
+    try:
+        ds = pydicom.dcmread(path, force=True)
+    except Exception as exc:  # a damaged file has many faces in pydicom too
+        raise VolumeError(f"{path}: unreadable DICOM ({type(exc).__name__}: {exc})") from None
+    slope = float(ds.get("RescaleSlope", 1) or 1)
+    inter = float(ds.get("RescaleIntercept", 0) or 0)
+    return _pixels(path, ds).astype(np.float64) * slope + inter
+
+
 def _classic_slices(files: list[Path]) -> tuple[list[_Slice], pydicom.Dataset]:
+    """One slice per file, from the headers alone: a time series' pixels are read one volume at a time."""
     slices = []
     first = None
     for path in files:
         try:
-            ds = pydicom.dcmread(path, force=True)
+            ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
         except Exception as exc:  # a damaged header has many faces in pydicom too
             raise VolumeError(f"{path}: unreadable DICOM ({type(exc).__name__}: {exc})") from None
-        pixels = _pixels(path, ds)
         first = first or ds
-        slope = float(ds.get("RescaleSlope", 1) or 1)
-        inter = float(ds.get("RescaleIntercept", 0) or 0)
+        if "Rows" not in ds or "Columns" not in ds:
+            raise VolumeError(f"{path}: no Rows/Columns, not an image")
         order = (int(ds.get("TemporalPositionIdentifier", 0) or 0), int(ds.get("AcquisitionNumber", 0) or 0),
                  int(ds.get("InstanceNumber", 0) or 0))
         slices.append(_Slice(_float_list(ds, "ImagePositionPatient", path),
                              _float_list(ds, "ImageOrientationPatient", path),
-                             _float_list(ds, "PixelSpacing", path),
-                             pixels.astype(np.float64) * slope + inter, order, path))
+                             _float_list(ds, "PixelSpacing", path), (int(ds.Rows), int(ds.Columns)),
+                             partial(_classic_pixels, path), order, path))
     return slices, first
 
 
+@lru_cache(maxsize=1)  # a mosaic's slices are asked for in a row: its file is read and untiled once
+def _mosaic_pixels(path: Path) -> np.ndarray:
+    from nibabel.nicom.dicomwrappers import WrapperError, wrapper_from_data
+
+    try:
+        return wrapper_from_data(pydicom.dcmread(path, force=True)).get_data()  # (rows, cols, slices), rescaled
+    except (WrapperError, ValueError, AttributeError, KeyError) as exc:
+        raise VolumeError(f"{path}: unreadable Siemens mosaic ({type(exc).__name__}: {exc})") from None
+
+
+def _mosaic_slice(path: Path, k: int) -> np.ndarray:
+    return _mosaic_pixels(path)[..., k].astype(np.float64)
+
+
 def _mosaic_slices(files: list[Path]) -> list[_Slice]:
-    """Each Siemens mosaic file split into its slices, each with its own position (nibabel reads the CSA header)."""
+    """Each Siemens mosaic file split into its slices, each with its own position (nibabel reads the CSA header);
+    the pixels of a file are read when its volume is."""
     with warnings.catch_warnings():  # nibabel calls its DICOM readers experimental; its mosaic path is well used
         warnings.simplefilter("ignore", UserWarning)
         from nibabel.nicom.dicomwrappers import WrapperError, wrapper_from_data
@@ -102,20 +130,22 @@ def _mosaic_slices(files: list[Path]) -> list[_Slice]:
     slices = []
     for path in files:
         try:
-            ds = pydicom.dcmread(path, force=True)
+            ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
             wrapper = wrapper_from_data(ds)
-            pixels = wrapper.get_data()  # (rows, cols, slices), rescale applied
+            mosaic = getattr(wrapper, "is_mosaic", False)
+            shape = wrapper.image_shape if mosaic else None
             affine = wrapper.affine  # (row, col, slice) -> LPS mm, first-voxel position corrected for the tiling
-        except (WrapperError, ValueError, AttributeError, KeyError) as exc:
+        except (WrapperError, ValueError, AttributeError, KeyError, TypeError) as exc:
             raise VolumeError(f"{path}: unreadable Siemens mosaic ({type(exc).__name__}: {exc})") from None
-        if not getattr(wrapper, "is_mosaic", False):
+        if not mosaic or shape is None:
             raise VolumeError(f"{path}: marked MOSAIC but its CSA header gives no NumberOfImagesInMosaic")
         order = (int(ds.get("AcquisitionNumber", 0) or 0), int(ds.get("InstanceNumber", 0) or 0), 0)
         orientation = _float_list(ds, "ImageOrientationPatient", path)
         spacing = _float_list(ds, "PixelSpacing", path)
-        for k in range(pixels.shape[2]):
+        for k in range(shape[2]):
             position = (affine @ np.array([0.0, 0.0, k, 1.0]))[:3]
-            slices.append(_Slice(position, orientation, spacing, pixels[..., k].astype(np.float64), order, path))
+            slices.append(_Slice(position, orientation, spacing, tuple(shape[:2]), partial(_mosaic_slice, path, k),
+                                 order, path))
     return slices
 
 
@@ -152,7 +182,8 @@ def _enhanced_slices(path: Path, ds: pydicom.Dataset) -> list[_Slice]:
             temporal = int(group("FrameContentSequence").get("TemporalPositionIndex", 0) or 0)
         except VolumeError:
             pass
-        slices.append(_Slice(position, orientation, spacing, pixels[index].astype(np.float64) * slope + inter,
+        plane = pixels[index].astype(np.float64) * slope + inter
+        slices.append(_Slice(position, orientation, spacing, plane.shape, partial(np.array, plane),
                              (temporal, 0, index), path))
     return slices
 
@@ -196,13 +227,12 @@ def _check_alike(slices: list[_Slice], series: Series, where: Path) -> None:
     orientation = slices[0].orientation
     if any(np.abs(s.orientation - orientation).max() > ORIENTATION_TOLERANCE for s in slices):
         raise VolumeError(f"{where}: slices of series {series.uid} have different orientations")
-    if any(s.pixels.shape != slices[0].pixels.shape for s in slices):
+    if any(s.shape != slices[0].shape for s in slices):
         raise VolumeError(f"{where}: slices of series {series.uid} have different sizes")
 
 
-def _one_volume(slices: list[_Slice], normal: np.ndarray, series: Series, where: Path,
-                volume_index: int | None) -> tuple[list[_Slice], int, int]:
-    """The slices of volume `volume_index` ordered along `normal`, how many volumes there are, and the index."""
+def _volumes(slices: list[_Slice], normal: np.ndarray, series: Series, where: Path) -> list[list[_Slice]]:
+    """The series' volumes (one, or a time series' in temporal order), each its slices ordered along `normal`."""
     by_position: dict[float, list[_Slice]] = defaultdict(list)
     for s in slices:
         by_position[round(float(s.position @ normal), 3)].append(s)
@@ -210,20 +240,13 @@ def _one_volume(slices: list[_Slice], normal: np.ndarray, series: Series, where:
     counts = {len(v) for v in by_position.values()}
     if len(counts) != 1:
         raise VolumeError(f"{where}: series {series.uid} has a different number of images at different positions")
-    n_volumes = counts.pop()
-    if n_volumes > 1 and volume_index is None:
-        raise VolumeError(f"{where}: series {series.uid} holds {n_volumes} volumes (a time series); "
-                          "pick one with --volume N")
-    index = volume_index or 0
-    if not 0 <= index < n_volumes:
-        raise VolumeError(f"{where}: volume {index} does not exist (0..{n_volumes - 1})")
-    ordered = [sorted(by_position[p], key=lambda s: s.order)[index] for p in positions]
-    if len(ordered) > 2:
+    if len(positions) > 2:
         gaps = np.diff(positions)
         if np.abs(gaps - gaps.mean()).max() > SPACING_TOLERANCE * max(abs(gaps.mean()), 1e-6):
             raise VolumeError(f"{where}: uneven slice spacing in series {series.uid} "
                               f"({gaps.min():.4f}..{gaps.max():.4f} mm); not resampling it silently")
-    return ordered, n_volumes, index
+    at = [sorted(by_position[p], key=lambda s: s.order) for p in positions]
+    return [[images[t] for images in at] for t in range(counts.pop())]
 
 
 def _lps_affine(ordered: list[_Slice], normal: np.ndarray, rows: int, ref: pydicom.Dataset) -> np.ndarray:
@@ -240,21 +263,43 @@ def _lps_affine(ordered: list[_Slice], normal: np.ndarray, rows: int, ref: pydic
     return lps
 
 
+class SeriesVolumes:
+    """A series as the volumes it holds (a time series holds several): indexed from the headers once, each
+    volume's pixels read only when it is asked for, so a long series never sits in memory whole."""
+
+    def __init__(self, series: Series) -> None:
+        slices, self.reference = _slices_of(series)
+        self.series, self.where = series, series.files[0].parent
+        _check_alike(slices, series, self.where)
+        self.normal = np.cross(slices[0].orientation[:3], slices[0].orientation[3:])
+        self.volumes = _volumes(slices, self.normal, series, self.where)
+
+    @property
+    def count(self) -> int:
+        return len(self.volumes)
+
+    def read(self, index: int) -> Volume:
+        """Volume `index` (0 for a series of one)."""
+        if not 0 <= index < self.count:
+            raise VolumeError(f"{self.where}: volume {index} does not exist (0..{self.count - 1})")
+        ordered, series = self.volumes[index], self.series
+        # (row, column) pixels -> (i = column, j = row flipped), as dcm2niix stores them.
+        stack = np.stack([s.load() for s in ordered], axis=-1)  # (rows, cols, k)
+        data = np.ascontiguousarray(stack.transpose(1, 0, 2)[:, ::-1, :])
+        lps = _lps_affine(ordered, self.normal, stack.shape[0], self.reference)
+        meta = {"format": "dicom", "series_uid": series.uid, "files": [str(s.source) for s in ordered],
+                "slice_thickness": _slice_thickness(self.reference),
+                "volumes": self.count, "volume_index": index, "modality": series.modality,
+                "description": series.description, "reference": self.reference}
+        integral = np.all(data == np.round(data)) and data.min() >= -32768 and data.max() < 32768
+        stored = np.dtype(np.int16) if integral else np.dtype(np.float32)
+        return Volume(data=data, affine=LPS_TO_RAS @ lps, source=str(self.where), dtype=stored, meta=meta)
+
+
 def read_series(series: Series, volume_index: int | None = None) -> Volume:
-    """One series as a Volume; a time series needs `volume_index` (else a clear error)."""
-    slices, ref = _slices_of(series)
-    where = series.files[0].parent
-    _check_alike(slices, series, where)
-    normal = np.cross(slices[0].orientation[:3], slices[0].orientation[3:])
-    ordered, n_volumes, index = _one_volume(slices, normal, series, where, volume_index)
-    # (row, column) pixels -> (i = column, j = row flipped), as dcm2niix stores them.
-    stack = np.stack([s.pixels for s in ordered], axis=-1)  # (rows, cols, k)
-    data = np.ascontiguousarray(stack.transpose(1, 0, 2)[:, ::-1, :])
-    lps = _lps_affine(ordered, normal, stack.shape[0], ref)
-    meta = {"format": "dicom", "series_uid": series.uid, "files": [str(s.source) for s in ordered],
-            "slice_thickness": _slice_thickness(ref),
-            "volumes": n_volumes, "volume_index": index, "modality": series.modality,
-            "description": series.description, "reference": ref}
-    stored = np.dtype(np.int16) if np.all(data == np.round(data)) and data.min() >= -32768 and data.max() < 32768 \
-        else np.dtype(np.float32)
-    return Volume(data=data, affine=LPS_TO_RAS @ lps, source=str(where), dtype=stored, meta=meta)
+    """One volume of a series; a time series needs `volume_index` (else a clear error)."""
+    volumes = SeriesVolumes(series)
+    if volumes.count > 1 and volume_index is None:
+        raise VolumeError(f"{volumes.where}: series {series.uid} holds {volumes.count} volumes (a time series); "
+                          "pick one with --volume N")
+    return volumes.read(volume_index or 0)

@@ -12,7 +12,7 @@ import copy
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -28,11 +28,11 @@ from medical.volume import LPS_TO_RAS, Volume
 from training.atomic import current_umask
 
 # Tags that describe the source pixels or their encoding and would be wrong on the new ones.
-# Time-series tags go too: the derived series is one volume (readers such as dcm2niix would split it by them).
+# Time-series tags (_TIME) go too where the derived series is one volume (dcm2niix would split it by them).
 _STALE = ("PixelData", "FloatPixelData", "DoubleFloatPixelData", "LargestImagePixelValue",
           "SmallestImagePixelValue", "PerFrameFunctionalGroupsSequence", "SharedFunctionalGroupsSequence",
-          "NumberOfFrames", "SliceLocation", "ImageComments", "IconImageSequence", "NumberOfTemporalPositions",
-          "TemporalPositionIdentifier", "TemporalResolution", "TriggerTime", "ImagesInAcquisition")
+          "NumberOfFrames", "SliceLocation", "ImageComments", "IconImageSequence", "ImagesInAcquisition")
+_TIME = ("NumberOfTemporalPositions", "TemporalPositionIdentifier", "TemporalResolution", "TriggerTime")
 
 
 def _source_slices(volume: Volume) -> list[Dataset]:
@@ -83,6 +83,29 @@ def write_dicom_series(volume: Volume, source: Volume, out_dir: str | Path, desc
     (a hidden folder renamed at the end). `slice_thickness` (mm) is the new slices' nominal thickness (default:
     the source's, divided by how much the slice axis was refined). Returns the number of voxels clipped to fit the
     stored type."""
+    return write_dicom_volumes([(volume, source)], out_dir, description, slice_thickness, None)
+
+
+def write_dicom_volumes(pairs: Iterable[tuple[Volume, Volume]], out_dir: str | Path, description: str,
+                        slice_thickness: float | None = None, count: int | None = None) -> int:
+    """Each (upscaled, source) volume of a time series into one derived series, volume after volume (`count` of
+    them; None: a single volume, whose time-series tags are dropped). Every instance copies its own source
+    slice's header, so acquisition times, temporal positions and diffusion tags stay with their volume.
+    Atomic; returns the number of voxels clipped to fit the stored type."""
+    series_uid, clipped, written = generate_uid(), 0, 0
+    with _atomic_folder(Path(out_dir)) as tmp:
+        for volume, source in pairs:
+            clipped += _write_volume(volume, source, tmp, series_uid, description, slice_thickness,
+                                     first_instance=written + 1, series=count is not None)
+            written += volume.shape[2]
+        if not written:
+            raise VolumeError(f"{out_dir}: no volumes to write")
+    return clipped
+
+
+def _write_volume(volume: Volume, source: Volume, folder: Path, series_uid: str, description: str,
+                  slice_thickness: float | None, first_instance: int, series: bool) -> int:
+    """One volume's slices as instances first_instance, first_instance + 1, ... of the series in `folder`."""
     sources = _source_slices(source)
     lps = np.linalg.inv(LPS_TO_RAS) @ volume.affine
     slice_gap = float(np.linalg.norm(lps[:3, 2]))
@@ -93,28 +116,27 @@ def write_dicom_series(volume: Volume, source: Volume, out_dir: str | Path, desc
     inter = float(ref0.get("RescaleIntercept", 0) or 0)
     signed = int(ref0.get("PixelRepresentation", 1)) == 1
     stored, clipped = cast_like((volume.data - inter) / slope, np.dtype(np.int16 if signed else np.uint16))
-    series_uid = generate_uid()
     # Which source slice each new one lies in (any ratio): its centre in the source's slice index.
     to_source = np.linalg.inv(source.affine) @ volume.affine
-    with _atomic_folder(Path(out_dir)) as tmp:
-        for k in range(n_k):
-            index = int(np.clip(np.floor((to_source @ np.array([0, 0, k, 1.0]))[2] + 0.5), 0, len(sources) - 1))
-            src = sources[index]
-            ds = _derived(src, series_uid, description)
-            _place(ds, lps, k, n_j)
-            source_thickness = float(src.get("SliceThickness") or 0)
-            thickness = slice_thickness or (source_thickness / factor_k if source_thickness else slice_gap)
-            ds.SliceThickness = f"{thickness:.6f}"
-            pixels = np.ascontiguousarray(stored[:, ::-1, k].T)  # (rows, cols) from (i, j flipped)
-            ds.set_pixel_data(pixels, "MONOCHROME2", 16, generate_instance_uid=False)
-            ds.save_as(tmp / f"IM{k + 1:04d}.dcm", enforce_file_format=True)
+    for k in range(n_k):
+        index = int(np.clip(np.floor((to_source @ np.array([0, 0, k, 1.0]))[2] + 0.5), 0, len(sources) - 1))
+        src = sources[index]
+        ds = _derived(src, series_uid, description, keep_time=series)
+        _place(ds, lps, k, n_j)
+        ds.InstanceNumber = first_instance + k
+        source_thickness = float(src.get("SliceThickness") or 0)
+        thickness = slice_thickness or (source_thickness / factor_k if source_thickness else slice_gap)
+        ds.SliceThickness = f"{thickness:.6f}"
+        pixels = np.ascontiguousarray(stored[:, ::-1, k].T)  # (rows, cols) from (i, j flipped)
+        ds.set_pixel_data(pixels, "MONOCHROME2", 16, generate_instance_uid=False)
+        ds.save_as(folder / f"IM{first_instance + k:04d}.dcm", enforce_file_format=True)
     return clipped
 
 
-def _derived(src: Dataset, series_uid: str, description: str) -> Dataset:
+def _derived(src: Dataset, series_uid: str, description: str, keep_time: bool) -> Dataset:
     ds = copy.deepcopy(src)
     ds.remove_private_tags()  # vendor tags describe the source acquisition's slices, not these
-    for keyword in _STALE:
+    for keyword in _STALE if keep_time else (*_STALE, *_TIME):
         if keyword in ds:
             delattr(ds, keyword)
     sop_uid = generate_uid()

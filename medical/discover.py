@@ -4,9 +4,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from medical import formats
-from medical.volume import Volume, VolumeError
+from medical.volume import VolumeError
+
+if TYPE_CHECKING:
+    from medical.formats import VolumeSource
 
 
 @dataclass(frozen=True)
@@ -18,9 +22,15 @@ class Task:
     name: str
     format: str
 
-    def read(self, volume_index: int | None) -> Volume:
-        """The volume, read by its format."""
-        return formats.by_name(self.format).read(Path(self.source), self.series_uid, volume_index)
+    def gradients(self) -> tuple[str, ...]:
+        """Diffusion `.bval`/`.bvec` files that go with a NIfTI input (named like it), to carry to its output."""
+        from medical.gradients import beside
+
+        return tuple(map(str, beside(self.source))) if self.format == "nifti" else ()
+
+    def open(self) -> VolumeSource:
+        """Its volumes (one, or a time series'), read by its format one at a time."""
+        return formats.by_name(self.format).open(Path(self.source), self.series_uid)
 
 
 def _file_task(path: Path) -> Task:

@@ -1,12 +1,13 @@
-"""Which model and backend `srmed` runs: the default model, the engine the options ask for, and checks of the pair."""
+"""Which models and backend `srmed` runs: the default model, the engines a run needs (one per model, built when
+first asked for), and checks of a model against the way a volume is upscaled."""
 from __future__ import annotations
 
-import argparse
 from typing import TYPE_CHECKING
 
 from medical.volume import VolumeError
 
 if TYPE_CHECKING:
+    from medical.job import VolumeJob
     from srstream.engine import Upscaler
     from srstream.models import ModelSpec
 
@@ -24,20 +25,39 @@ def default_model(scale: float, through_plane: bool) -> str:
     return f"mri-x{scale:g}"
 
 
-def build_upscaler(args: argparse.Namespace) -> Upscaler:
-    """The engine for `args.model` on `args.backend`, with the batch, TTA and precision asked for."""
-    from srstream.engine import Upscaler
+class Engines:
+    """The engines of one run, by model: a run may mix thick-slice and near-isotropic volumes, each loaded once."""
 
-    return Upscaler(args.model, backend=args.backend, batch_size=args.batch, tta=args.tta, precision=args.precision)
+    def __init__(self, job: VolumeJob, built: dict[str, Upscaler] | None = None) -> None:
+        self.job = job
+        self._built = {} if built is None else built  # a page serving many runs keeps its engines between them
+
+    def get(self, model: str) -> Upscaler:
+        """The engine for `model` on the job's backend, with its batch, TTA and precision; built once."""
+        from srstream.engine import Upscaler
+
+        if model not in self._built:
+            job = self.job
+            self._built[model] = Upscaler(model, backend=job.backend, batch_size=job.batch, tta=job.tta,
+                                          precision=job.precision)
+        return self._built[model]
+
+    def describe(self) -> str:
+        """The models this run uses, for a log line."""
+        if self.job.model:
+            up = self.get(self.job.model)
+            return f"model {up.spec.descriptor.name} on {up.backend_name}"
+        return (f"model by the voxels: {default_model(self.job.scale or 2.0, False)} in-plane, "
+                f"{default_model(self.job.scale or 4.0, True)} for thick slices")
 
 
-def check_model(upscaler: Upscaler, args: argparse.Namespace) -> None:
-    """Refuse a model that cannot do what the options ask (a thick-slice model in-plane, another scale)."""
+def check_model(upscaler: Upscaler, through_plane: bool, scale: float) -> None:
+    """Refuse a model that cannot go the way asked (a thick-slice model in-plane) or another in-plane scale."""
     descriptor = upscaler.spec.descriptor
-    if descriptor.through_plane and not args.through_plane:
+    if descriptor.through_plane and not through_plane:
         raise VolumeError(f"model {descriptor.name} restores thick slices: use it with --through-plane")
-    if not args.through_plane and upscaler.scale != args.scale:
-        raise VolumeError(f"model {descriptor.name} is x{upscaler.scale}, asked for --scale {args.scale:g}")
+    if not through_plane and upscaler.scale != scale:
+        raise VolumeError(f"model {descriptor.name} is x{upscaler.scale}, asked for --scale {scale:g}")
 
 
 def with_spec(upscaler: Upscaler, spec: ModelSpec) -> Upscaler:

@@ -21,13 +21,16 @@ def report_path(out_dir: Path, task: Task) -> Path:
 
 
 def volume_report(task: Task, plan: Plan, volume: Volume, result: Volume, upscaler: Upscaler, output: Path,
-                  clipped: int, tuning: dict | None, seconds: float) -> dict[str, Any]:
-    """The report of one volume done: in and out, geometry, model, engine, intensities, tuning, time."""
+                  clipped: int, tuning: dict | None, seconds: float, count: int | None = None) -> dict[str, Any]:
+    """The report of one input done (`volume` and `result`: its first volume; `count` of them in a time series):
+    in and out, geometry, model, engine, why this way, intensities, tuning, time."""
+    series = [count] if count else []
     return {"input": task.source, "series_uid": task.series_uid, "output": str(output), "format": plan.output_format,
-            "input_shape": list(volume.shape), "output_shape": list(result.shape),
+            "volumes": count or 1, "volume_index": None if count else volume.meta.get("volume_index"),
+            "input_shape": [*volume.shape, *series], "output_shape": [*result.shape, *series],
             "input_spacing_mm": [round(v, 6) for v in volume.spacing],
             "output_spacing_mm": [round(v, 6) for v in result.spacing],
-            "mode": plan.mode, "axis": plan.axis,
+            "mode": plan.mode, "mode_reason": plan.reason, "axis": plan.axis,
             "slice_axis": plan.slice_axis.report() if plan.slice_axis else None,
             "model": upscaler.spec.descriptor.name, "scale": plan.scale, "backend": upscaler.backend_name,
             "precision": upscaler.precision, "tta": upscaler.tta,

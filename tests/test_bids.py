@@ -162,7 +162,7 @@ def test_bad_inputs_are_one_line_naming_the_file(tmp_path, capsys):
     assert main(["bids", str(root), out, "participant", "--participant-label", "03", *FAST]) == 1
     assert f"{root}: no participant 03 (the dataset has: 01, 02)" in _one_line_error(capsys)
     assert main(["bids", str(root), out, "participant", "--suffix", "FLAIR", *FAST]) == 1
-    assert "no anatomical NIfTI images match the selection (suffix=['FLAIR'])" in _one_line_error(capsys)
+    assert "no NIfTI images match the selection (suffix=['FLAIR'])" in _one_line_error(capsys)
     assert main(["bids", str(root), str(root), "participant", *FAST]) == 1
     assert "the output must not be the source dataset" in _one_line_error(capsys)
     other = tmp_path / "other"

@@ -5,30 +5,34 @@ import pytest
 from conftest import DATA
 from medical.commands import build_parser, check_options
 from medical.dicom_read import find_series, read_series
+from medical.engine import Engines
 from medical.nifti import read_nifti
 from medical.plan import make_plan
 from medical.tuning import Budget, self_supervised_budget
-from srstream.engine import Upscaler
 
 HEAD = DATA / "mri" / "t1_head_crop.nii.gz"
+SHEAR = DATA / "mri" / "shear_small.nii.gz"  # 0.48 x 0.48 x 2.37 mm: thick slices
 GE = DATA / "dicom" / "ge_epi_vol1"  # 3 mm slices every 5 mm
 
 
-def _args(*options):
-    args = build_parser().parse_args(["upscale", "IN", "-o", "OUT", "--backend", "cpu", *options])
-    check_options(args)
-    return args
+def _job(*options):
+    return check_options(build_parser().parse_args(["upscale", "IN", "-o", "OUT", "--backend", "cpu", *options]))
 
 
 @pytest.fixture(scope="module")
-def thick_model():
-    return Upscaler("mri-thick-x4", backend="cpu")
+def built():
+    """Engines shared by the tests here, by model (loading is the slow part)."""
+    return {}
 
 
-def test_a_through_plane_plan_of_a_real_series_with_a_gap(thick_model):
+def _plan(volume, options, built, output_format):
+    job = _job(*options)
+    return make_plan(volume, job, Engines(job, built), output_format)
+
+
+def test_a_through_plane_plan_of_a_real_series_with_a_gap(built):
     volume = read_series(find_series(GE)[0])
-    plan = make_plan(volume, _args("--through-plane", "--spacing", "2.2", "-m", "mri-thick-x4"), thick_model,
-                     "dicom")
+    plan, _ = _plan(volume, ("--through-plane", "--spacing", "2.2", "-m", "mri-thick-x4"), built, "dicom")
     axis = plan.slice_axis
     assert plan.through_plane and plan.mode == "through-plane" and plan.output_format == "dicom"
     assert (axis.spacing_mm, axis.thickness_mm, axis.thickness_from) == (5.0, 3.0, "SliceThickness")
@@ -42,24 +46,56 @@ def test_a_through_plane_plan_of_a_real_series_with_a_gap(thick_model):
     assert (acquisition.spacing, acquisition.thickness, acquisition.profile) == (5.0, 3.0, axis.profile)
 
 
-def test_the_model_factor_or_scale_sets_the_target_and_nifti_has_no_thickness(thick_model):
+def test_the_model_factor_or_scale_sets_the_target_and_nifti_has_no_thickness(built):
     volume = read_nifti(HEAD)
-    plan = make_plan(volume, _args("--through-plane", "-m", "mri-thick-x4", "--axis", "0"), thick_model, "nifti")
+    plan, _ = _plan(volume, ("--through-plane", "-m", "mri-thick-x4", "--axis", "0"), built, "nifti")
     assert plan.slice_axis.target_spacing_mm == 0.25 and plan.factors == (4, 1, 1)  # the model's own x4
     assert plan.slice_axis.thickness_from.startswith("the slice spacing")
-    plan = make_plan(volume, _args("--through-plane", "-m", "mri-thick-x4", "--scale", "2.5",
-                                   "--slice-thickness", "2"), thick_model, "nifti")
+    plan, _ = _plan(volume, ("--through-plane", "-m", "mri-thick-x4", "--scale", "2.5", "--slice-thickness", "2"),
+                    built, "nifti")
     assert plan.slice_axis.target_spacing_mm == 0.4 and plan.slice_axis.thickness_mm == 2
     assert plan.slice_axis.thickness_from == "--slice-thickness"
 
 
-def test_an_in_plane_plan_and_its_tuning_budget():
-    up = Upscaler("mri-x2", backend="cpu")
-    plan = make_plan(read_nifti(HEAD), _args("--self-supervised", "30"), up, "nifti")
+def test_an_in_plane_plan_and_its_tuning_budget(built):
+    plan, up = _plan(read_nifti(HEAD), ("--self-supervised", "30"), built, "nifti")
+    assert up.spec.descriptor.name == "mri-x2" and plan.model == "mri-x2"
     assert plan.slice_axis is None and plan.mode == "in-plane" and plan.scale == 2 and plan.factors == (2, 2, 1)
     assert plan.target_spacing is None and plan.describe("mri-x2") == "srstream mri-x2 in-plane x2 axis 2"
     assert plan.tuning == Budget(30.0, None)
     assert self_supervised_budget("off", up, False) is None and self_supervised_budget("0", up, False) is None
     assert self_supervised_budget("auto", up, True) is None  # a CPU engine
-    defaults = _args("--through-plane")
-    assert defaults.scale == 4.0 and defaults.model == "mri-thick"  # what check_options fills in
+    defaults = _job("--through-plane")
+    assert defaults.scale is None and defaults.model is None and defaults.mode == "through-plane"
+
+
+def test_thick_slices_go_through_plane_by_default_to_about_the_in_plane_spacing(built):
+    volume = read_nifti(SHEAR)
+    plan, up = _plan(volume, (), built, "nifti")
+    assert plan.mode == "through-plane" and plan.axis == 2 and up.spec.descriptor.name == "mri-thick"
+    assert plan.slice_axis.target_spacing_mm == round(max(volume.spacing[:2]), 6)
+    assert plan.factors[2] == pytest.approx(volume.spacing[2] / max(volume.spacing[:2]), rel=1e-5)
+    assert "over 1.5x" in plan.reason and "--in-plane" in plan.reason
+    forced, up = _plan(volume, ("--in-plane",), built, "nifti")
+    assert forced.mode == "in-plane" and forced.factors == (2, 2, 1) and forced.reason == "--in-plane"
+    assert up.spec.descriptor.name == "mri-x2"
+
+
+def test_near_isotropic_voxels_stay_in_plane_and_a_named_model_decides(built):
+    plan, _ = _plan(read_nifti(HEAD), (), built, "nifti")  # 1 mm isotropic
+    assert plan.mode == "in-plane" and plan.factors == (2, 2, 1) and "not over 1.5x" in plan.reason
+    plan, _ = _plan(read_nifti(HEAD), ("-m", "mri-thick-x4"), built, "nifti")
+    assert plan.mode == "through-plane" and plan.reason == "model mri-thick-x4 is a thick-slice model"
+    plan, _ = _plan(read_nifti(SHEAR), ("-m", "mri-x4"), built, "nifti")
+    assert plan.mode == "in-plane" and plan.factors == (4, 4, 1)  # the model's own scale, no --scale needed
+
+
+def test_the_thick_axis_is_found_on_any_axis_and_thickness_counts(built):
+    volume = read_nifti(SHEAR)
+    turned = type(volume)(volume.data.transpose(2, 0, 1), volume.affine[:, [2, 0, 1, 3]], volume.source,
+                          volume.dtype, dict(volume.meta))
+    plan, _ = _plan(turned, (), built, "nifti")
+    assert plan.axis == 0 and plan.mode == "through-plane"
+    head = read_nifti(HEAD)  # 1 mm slices 1 mm apart, but 3 mm thick: thick by their thickness, yet as dense as
+    plan, _ = _plan(head, ("--slice-thickness", "3"), built, "nifti")  # in-plane: nothing to add through-plane
+    assert plan.mode == "in-plane"

@@ -67,8 +67,11 @@ def test_through_plane_picks_the_thick_slice_model_and_takes_tta(tmp_path, capsy
     assert report["tta"] is True
     assert nib.load(report["output"]).header.get_zooms() == (1.0, 1.0, 0.25)
     assert main(["upscale", str(small), "-o", str(tmp_path / "o2"), "--scale", "4", "--model", "mri-thick-x4",
-                 "--backend", "cpu", "-q"]) == 1
+                 "--in-plane", "--backend", "cpu", "-q"]) == 1
     assert "restores thick slices: use it with --through-plane" in capsys.readouterr().err
+    assert main(["upscale", str(small), "-o", str(tmp_path / "o3"), "--model", "mri-thick-x4", "--backend", "cpu",
+                 "-q"]) == 0  # a thick-slice model named is a through-plane run
+    assert json.loads((tmp_path / "o3" / "head.json").read_text())["mode"] == "through-plane"
 
 
 def test_two_volumes_as_ray_tasks(tmp_path, capsys):
@@ -134,8 +137,8 @@ def test_library_test_files_ct_hounsfield_float64_and_4d(tmp_path, capsys):
     out = tmp_path / "out"
     args = ["upscale", str(ct_dir), str(floatvol), str(four_d), "-o", str(out), "--scale", "2", "--backend", "cpu",
             "-q"]
-    assert main(args) == 1  # the 4-D file needs --volume
-    assert "example4d" in capsys.readouterr().err
+    assert main(args) == 0  # the 4-D file too: every volume
+    assert nib.load(out / "example4d.nii.gz").shape == (256, 192, 24, 2)
     ct_report = json.loads(next(out.glob("ct_*.json")).read_text())
     ct = read_series(find_series(out / Path(ct_report["output"]).name)[0])
     assert ct.shape == (256, 256, 1)

@@ -151,7 +151,7 @@ def test_srmed_self_supervised_tunes_each_kind_of_model_for_its_own_task(tmp_pat
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--spacing", "1"], "use it with --through-plane"),
+    (["--in-plane", "--spacing", "1"], "cannot go with --in-plane"),
     (["--through-plane", "--spacing", "1", "--scale", "2"], "give one"),
     (["--through-plane", "--spacing", "-1"], "must be a positive number"),
     (["--through-plane", "--slice-thickness", "inf"], "must be a positive number"),

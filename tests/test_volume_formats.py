@@ -31,16 +31,16 @@ def test_files_are_claimed_by_name_and_an_unclaimed_one_goes_to_nifti(tmp_path):
     stray = next((DICOM / "ge_epi_vol1").glob("*.dcm"))
     assert formats.claiming(stray) is None and formats.for_file(stray) is formats.NIFTI
     with pytest.raises(VolumeError, match="not a readable NIfTI file"):  # the fallback's reader says why
-        discover([str(stray)])[0].read(None)
+        discover([str(stray)])[0].open()
 
 
 def test_reading_through_the_registry_is_reading_with_the_formats_own_reader():
-    head = discover([str(HEAD)])[0].read(None)
+    head = discover([str(HEAD)])[0].open().read(0)
     assert np.array_equal(head.data, read_nifti(HEAD).data) and np.array_equal(head.affine, read_nifti(HEAD).affine)
     for folder in ("ge_epi_vol1", "enhanced"):
         task = discover([str(DICOM / folder)])[0]
         direct = read_series(find_series(DICOM / folder)[0])
-        via = task.read(None)
+        via = task.open().read(0)
         assert np.array_equal(via.data, direct.data) and np.allclose(via.affine, direct.affine)
 
 
@@ -69,8 +69,8 @@ class _Npy:
     def header_shape(self, path):
         return np.load(path, mmap_mode="r").shape
 
-    def read(self, path, series_uid, volume_index):
-        return Volume(np.load(path), np.eye(4), str(path), np.dtype(np.int16), {"format": "npy"})
+    def open(self, path, series_uid):
+        return formats.OneVolume(Volume(np.load(path), np.eye(4), str(path), np.dtype(np.int16), {"format": "npy"}))
 
 
 def test_one_more_format_registered_is_taken_by_srmed(tmp_path, monkeypatch):

@@ -1,10 +1,11 @@
 """`srmed bids BIDS_DIR OUTPUT_DIR participant [--participant-label L...] [--suffix T1w...] [-m MODEL] ...`.
 
-A BIDS app: the anatomical images of BIDS_DIR that the entity options select (default: every participant's
-T1w, T2w, PDw, T2starw, FLAIR, inplaneT1/T2 and angio images) are upscaled by srmed's own per-volume run, with
-`srmed upscale`'s options, into OUTPUT_DIR, a BIDS derivatives dataset (conventionally
-BIDS_DIR/derivatives/srstream). `--through-plane` takes each image's slice thickness from its sidecar's
-SliceThickness (NIfTI has no such field). Finished images are skipped on a rerun, a failed one does not stop the
+A BIDS app: the images of BIDS_DIR that the entity options select (default: every participant's T1w, T2w, PDw,
+T2starw, FLAIR, inplaneT1/T2 and angio images; `--suffix bold dwi` takes time series, every volume upscaled, with
+their .bval/.bvec carried) are upscaled by srmed's own per-volume run, with `srmed upscale`'s options, into
+OUTPUT_DIR, a BIDS derivatives dataset (conventionally BIDS_DIR/derivatives/srstream). Thick slices are refined
+through-plane by default; each image's slice thickness comes from its sidecar's SliceThickness (NIfTI has no such
+field). Finished images are skipped on a rerun, a failed one does not stop the
 others, and the exit status is 1 if any failed. The `group` level has nothing to do: it checks BIDS_DIR and exits 0.
 """
 from __future__ import annotations
@@ -15,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from medical.bids.dataset import ANAT_SUFFIXES, BidsTask, metadata, open_dataset, select, sidecars
+from medical.bids.dataset import ANAT_SUFFIXES, BidsTask, gradient_files, metadata, open_dataset, select, sidecars
 from medical.bids.derivatives import check_output, derivative_stem, finish_sidecar, write_dataset
 from medical.report import report_path
 from medical.volume import VolumeError
@@ -52,7 +53,8 @@ def _tasks(layout: BIDSLayout, images: list[BIDSFile], out_dir: Path) -> list[Bi
     tasks = []
     for image in images:
         source = Path(os.path.relpath(image.path, layout.root)).as_posix()
-        task = BidsTask(image.path, None, derivative_stem(source), "nifti", sidecars(layout, image))
+        task = BidsTask(image.path, None, derivative_stem(source), "nifti", sidecars(layout, image),
+                        gradient_files(layout, image))
         try:
             (out_dir / task.name).parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -84,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         print("srmed: error: pybids is missing: pip install 'srstream[medical]'", file=sys.stderr)
         return 1
     from medical.commands import check_options
-    from medical.engine import build_upscaler, check_model
+    from medical.engine import Engines
     from medical.run import run_all
     from srstream.engine import EngineError
     from srstream.ray_tasks import RayUnavailable
@@ -102,14 +104,14 @@ def run(args: argparse.Namespace) -> int:
                         args.runs)
         if args.format not in ("same", "nifti"):
             raise VolumeError(f"--format {args.format}: a BIDS derivatives dataset holds NIfTI images")
-        args.output = str(out_dir)  # what srmed's run writes into
-        check_options(args)
+        job = check_options(args, output=out_dir)
         check_output(out_dir, root)
-        upscaler = build_upscaler(args)
-        check_model(upscaler, args)
+        engines = Engines(job)
+        if job.model:  # a model that cannot load stops the run before any image
+            engines.get(job.model)
         write_dataset(out_dir, root)
         tasks = _tasks(layout, images, out_dir)
-        done, skipped, failed = run_all(tasks, args, upscaler)
+        done, skipped, failed = run_all(tasks, job, engines)
     except (VolumeError, ModelLoadError, EngineError, RayUnavailable) as exc:
         print(f"srmed: error: {exc}", file=sys.stderr)
         return 1

@@ -14,8 +14,11 @@ if TYPE_CHECKING:
     from bids import BIDSLayout
     from bids.layout import BIDSFile
 
+    from medical.formats import VolumeSource
+
 # Structural images whose voxels are intensities to restore; quantitative maps (T1map, ...) and multi-volume
 # suffixes (PDT2, MPM's) need --suffix, since upscaling a map's values is a choice to make knowingly.
+DATATYPES = ("anat", "func", "dwi", "perf")  # where --suffix looks: images and their time series
 ANAT_SUFFIXES = ("T1w", "T2w", "PDw", "T2starw", "FLAIR", "inplaneT1", "inplaneT2", "angio")
 
 
@@ -64,8 +67,9 @@ def select(layout: BIDSLayout, participants: list[str] | None = None, sessions: 
     participants, sessions = _labels(participants, "sub-"), _labels(sessions, "ses-")
     _check_labels(layout, "participant", participants, layout.get_subjects())
     _check_labels(layout, "session", sessions, layout.get_sessions())
-    filters: dict[str, Any] = {"datatype": "anat", "extension": [".nii", ".nii.gz"],
-                               "suffix": list(suffixes or ANAT_SUFFIXES)}
+    # Anatomical images by default; a suffix named (bold, dwi, ...) finds its own datatype's time series too.
+    filters: dict[str, Any] = {"datatype": list(DATATYPES) if suffixes else "anat",
+                               "extension": [".nii", ".nii.gz"], "suffix": list(suffixes or ANAT_SUFFIXES)}
     for entity, values in (("subject", participants), ("session", sessions), ("acquisition", acquisitions),
                            ("run", runs)):
         if values:
@@ -73,7 +77,7 @@ def select(layout: BIDSLayout, participants: list[str] | None = None, sessions: 
     images = layout.get(return_type="object", **filters)
     if not images:
         asked = ", ".join(f"{k}={v}" for k, v in filters.items() if k not in ("datatype", "extension"))
-        raise VolumeError(f"{layout.root}: no anatomical NIfTI images match the selection ({asked})")
+        raise VolumeError(f"{layout.root}: no NIfTI images match the selection ({asked})")
     return sorted(images, key=lambda f: f.path)
 
 
@@ -82,6 +86,14 @@ def sidecars(layout: BIDSLayout, image: BIDSFile) -> tuple[str, ...]:
     found = layout.get_nearest(image.path, extension=".json", suffix=image.entities["suffix"], all_=True,
                                strict=True) or []
     return tuple(str(p) for p in found)
+
+
+def gradient_files(layout: BIDSLayout, image: BIDSFile) -> tuple[str, ...]:
+    """The `.bval` and `.bvec` that apply to a dwi `image` by BIDS inheritance (nearest first); () otherwise."""
+    if image.entities.get("suffix") != "dwi":
+        return ()
+    found = (layout.get_nearest(image.path, extension=ext, suffix="dwi", strict=True) for ext in (".bval", ".bvec"))
+    return tuple(str(p) for p in found if p)
 
 
 def metadata(sidecar_paths: tuple[str, ...]) -> dict[str, Any]:
@@ -126,11 +138,25 @@ class BidsTask(Task):
     """A `Task` for one BIDS image: read as NIfTI, with its sidecars' SliceThickness, which NIfTI cannot hold."""
 
     sidecars: tuple[str, ...] = ()
+    gradient_files: tuple[str, ...] = ()  # the .bval/.bvec that apply to a dwi image by inheritance
 
-    def read(self, volume_index: int | None) -> Volume:
-        """The volume, its slice axis's thickness taken from SliceThickness (what --through-plane plans with)."""
-        thickness = slice_thickness(metadata(self.sidecars), self.sidecars)
-        volume = super().read(volume_index)
-        if thickness is not None:
-            volume.meta["slice_thickness"] = thickness
+    def gradients(self) -> tuple[str, ...]:
+        """The diffusion gradients BIDS gives this image."""
+        return self.gradient_files
+
+    def open(self) -> _WithThickness:
+        """Its volumes, each with the slice axis's thickness taken from SliceThickness (what the plan uses)."""
+        return _WithThickness(super().open(), slice_thickness(metadata(self.sidecars), self.sidecars))
+
+
+class _WithThickness:
+    """A NIfTI's volumes with the SliceThickness its sidecars give (None: as read)."""
+
+    def __init__(self, source: VolumeSource, thickness: float | None) -> None:
+        self.source, self.thickness, self.count = source, thickness, source.count
+
+    def read(self, index: int) -> Volume:
+        volume = self.source.read(index)
+        if self.thickness is not None:
+            volume.meta["slice_thickness"] = self.thickness
         return volume

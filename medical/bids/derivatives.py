@@ -119,13 +119,16 @@ def _plan_line(report: dict[str, Any]) -> str:
     from medical.plan import Plan, SliceAxis
 
     slice_axis = SliceAxis(**report["slice_axis"]) if report.get("slice_axis") else None
-    plan = Plan(axis=report["axis"], scale=report["scale"], slice_axis=slice_axis, tuning=None,
-                output_format=report["format"])
-    return plan.describe(report["model"])
+    plan = Plan(model=report["model"], axis=report["axis"], scale=report["scale"], slice_axis=slice_axis,
+                tuning=None, output_format=report["format"])
+    return plan.describe()
 
 
 def sidecar(report: dict[str, Any], source_meta: dict[str, Any], source: str) -> dict[str, Any]:
     """The output's sidecar: the source's metadata carried over, the BIDS derivative fields, srmed's report."""
+    if report.get("slice_axis") and "SliceTiming" in source_meta:
+        # One time per acquired slice: the refined slice axis has other slices, acquired at no one time.
+        source_meta = {k: v for k, v in source_meta.items() if k != "SliceTiming"}
     return {**source_meta,  # acquisition parameters still describe how the voxels were acquired
             "Description": f"Super-resolution: {_plan_line(report)}",
             "Sources": [source_uri(source)],

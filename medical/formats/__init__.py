@@ -9,6 +9,7 @@ pydicom: an optional extra) where they use them, so that `srmed --help` and the 
 from __future__ import annotations
 
 from pathlib import Path
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Literal, Protocol
 
 from medical.formats.dicom_series import DICOM_SERIES
@@ -19,6 +20,30 @@ from medical.volume import VolumeError
 if TYPE_CHECKING:
     from medical.dicom_read import Series
     from medical.volume import Volume
+
+
+class VolumeSource(Protocol):
+    """The volumes one input holds (a 4-D NIfTI or a DICOM time series holds several), read one at a time."""
+
+    count: int
+
+    def read(self, index: int) -> Volume:
+        """Volume `index`, 0 <= index < count."""
+
+
+class OneVolume:
+    """A source that holds one volume already read (for formats without time series)."""
+
+    count = 1
+
+    def __init__(self, volume: Volume) -> None:
+        self.volume = volume
+
+    def read(self, index: int) -> Volume:
+        """The volume (index 0)."""
+        if index != 0:
+            raise VolumeError(f"{self.volume.source}: volume {index} does not exist (it holds one)")
+        return self.volume
 
 
 class VolumeFormat(Protocol):
@@ -40,12 +65,13 @@ class VolumeFormat(Protocol):
     def header_shape(self, path: Path) -> tuple[int, ...] | None:
         """The shape as the header alone gives it (to refuse a volume too big before reading it), else None."""
 
-    def read(self, path: Path, series_uid: str | None, volume_index: int | None) -> Volume:
-        """The volume at `path` (a file, or the folder that holds the series `series_uid`)."""
+    def open(self, path: Path, series_uid: str | None) -> VolumeSource:
+        """The volumes at `path` (a file, or the folder that holds the series `series_uid`): one, or a series'."""
 
-    def write(self, volume: Volume, source: Volume, target: Path, description: str,
-              slice_thickness: float | None) -> int:
-        """`volume` (made from `source`) at `target`; returns how many voxels were clipped to the stored type."""
+    def write(self, pairs: Iterable[tuple[Volume, Volume]], target: Path, description: str,
+              slice_thickness: float | None, count: int | None) -> int:
+        """Each (upscaled, source) volume at `target`, as one volume (`count` None) or a series of `count`, taken
+        from `pairs` one at a time; returns how many voxels were clipped to the stored type."""
 
 
 # Order matters: the first format that detects a file reads it (enhanced objects before classic slices).

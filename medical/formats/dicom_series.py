@@ -1,6 +1,7 @@
 """Classic DICOM series (one slice per file, Siemens mosaics included): read, and written as a derived series."""
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 from medical.volume import Volume
@@ -27,18 +28,19 @@ class DicomSeries:
         """None: a series' size is known only once its files are read."""
         return None
 
-    def read(self, path: Path, series_uid: str | None, volume_index: int | None) -> Volume:
-        """The series `series_uid` in the folder `path` (one of a time series' volumes by `volume_index`)."""
-        from medical.dicom_read import read_series
+    def open(self, path: Path, series_uid: str | None):
+        """The series `series_uid` in the folder `path`: its volume, or a time series' volumes."""
+        from medical.dicom_read import SeriesVolumes
 
-        return read_series(series_in(path, series_uid), volume_index)
+        return SeriesVolumes(series_in(path, series_uid))
 
-    def write(self, volume: Volume, source: Volume, target: Path, description: str,
-              slice_thickness: float | None) -> int:
-        """`volume` as a new derived series of files in the folder `target`, headers copied from `source`."""
-        from medical.dicom_write import write_dicom_series
+    def write(self, pairs: Iterable[tuple[Volume, Volume]], target: Path, description: str,
+              slice_thickness: float | None, count: int | None) -> int:
+        """The volumes as a new derived series of files in the folder `target`, headers copied from each one's
+        source slices."""
+        from medical.dicom_write import write_dicom_volumes
 
-        return write_dicom_series(volume, source, target, description, slice_thickness=slice_thickness)
+        return write_dicom_volumes(pairs, target, description, slice_thickness, count)
 
 
 DICOM_SERIES = DicomSeries()

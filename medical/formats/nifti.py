@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from pathlib import Path
 
 from medical.volume import Volume
@@ -34,18 +35,18 @@ class Nifti:
         except (OSError, ImageFileError):
             return None
 
-    def read(self, path: Path, series_uid: str | None, volume_index: int | None) -> Volume:
-        """The 3-D volume in the file (one of a 4-D file's by `volume_index`)."""
-        from medical.nifti import read_nifti
+    def open(self, path: Path, series_uid: str | None):
+        """The volume in the file, or a 4-D file's volumes."""
+        from medical.nifti import NiftiVolumes
 
-        return read_nifti(path, volume_index)
+        return NiftiVolumes(path)
 
-    def write(self, volume: Volume, source: Volume, target: Path, description: str,
-              slice_thickness: float | None) -> int:
-        """`volume` as a .nii.gz at `target`, stored like its source."""
-        from medical.nifti import write_nifti
+    def write(self, pairs: Iterable[tuple[Volume, Volume]], target: Path, description: str,
+              slice_thickness: float | None, count: int | None) -> int:
+        """The volumes as one .nii.gz at `target` (4-D for a series), stored like their source."""
+        from medical.nifti import write_nifti_series
 
-        return write_nifti(volume, target, description)
+        return write_nifti_series((volume for volume, _ in pairs), target, description, count)
 
 
 NIFTI = Nifti()

@@ -14,8 +14,15 @@ import threading
 import time
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from medical.node import log
 from medical.volume import VolumeError
+
+if TYPE_CHECKING:
+    from medical.engine import Engines
+    from medical.job import VolumeJob
+    from medical.node.rules import Rule, Rules
 
 
 def add_parser(sub) -> None:
@@ -45,6 +52,8 @@ def add_parser(sub) -> None:
     p.add_argument("--tls-cert", help="our certificate (PEM): listen and send with TLS")
     p.add_argument("--tls-key", help="its private key (PEM)")
     p.add_argument("--tls-ca", help="CA certificates (PEM) that peers' certificates must be signed by")
+    p.add_argument("--rules", metavar="FILE", help="routing rules (TOML): which series are upscaled, skipped or "
+                   "forwarded unchanged, and with what options (default: upscale every series)")
     add_upscale_options(p, inputs=False)
     p.set_defaults(run=run)
 
@@ -52,12 +61,12 @@ def add_parser(sub) -> None:
 class Node:
     """The node's state on disk and its threads: the SCP receiving, a sender delivering, the caller upscaling."""
 
-    def __init__(self, args: argparse.Namespace, upscaler) -> None:
+    def __init__(self, args: argparse.Namespace, job: VolumeJob, engines: Engines, rules: Rules | None) -> None:
         from medical.node.outbox import Outbox
         from medical.node.security import Caps, ae_title, client_tls, server_tls
         from medical.node.sender import destination
 
-        self.args, self.upscaler = args, upscaler
+        self.args, self.job, self.engines, self.rules = args, job, engines, rules
         self.ae_title = ae_title(args.ae_title)
         self.allowed = [ae_title(t) for t in args.allow_ae]
         self.dest = destination(args.send_to)
@@ -81,30 +90,64 @@ class Node:
             shutil.rmtree(folder, ignore_errors=True)
 
     def process(self, job: Path) -> None:
-        """Refuse or upscale the claimed series in `job`/in, and queue the derived series."""
-        from medical.node.job import upscale_series
+        """Route, refuse or upscale the claimed series in `job`/in, and queue what is to be sent."""
         from medical.node.security import shown
-        from medical.node.series import refusal, series_uid
+        from medical.node.series import series_uid
 
         inputs = job / "in"
         try:
             uid = shown(series_uid(inputs))
             count = len(list(inputs.glob("*.dcm")))
-            why = refusal(inputs)
-            if why is not None:
-                log(f"series {uid} ({count} instances): refused, {why}; nothing sent")
-                return
-            log(f"series {uid}: {count} instances received; upscaling")
-            started = time.perf_counter()
-            derived = upscale_series(job, self.args, self.upscaler)
-            queued = self.outbox.put(derived, job.name)
-            log(f"series {uid}: upscaled in {time.perf_counter() - started:.1f} s, {len(queued.files)} "
-                f"instances queued for {self.dest.text}")
+            self._route(job, uid, count)
         except Exception as exc:  # noqa: BLE001 - one bad series must not stop the node
             log(f"series in {job.name}: failed, {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}; "
                 "nothing sent")
         finally:
             shutil.rmtree(job, ignore_errors=True)
+
+    def _route(self, job: Path, uid: str, count: int) -> None:
+        """What the rules say of the series: skip it, forward it unchanged, or upscale it with their options."""
+        from medical.node.rules import facts_of
+
+        rule = self.rules.route(facts_of(job / "in")) if self.rules else None
+        if self.rules and rule is None:
+            if not self.rules.forward_unmatched:
+                log(f"series {uid} ({count} instances): matches no rule; skipped, nothing sent")
+                return
+            return self._forward(job, uid, "matches no rule")
+        if rule is not None and rule.action == "skip":
+            log(f"series {uid} ({count} instances): rule {rule.name!r} skips it; nothing sent")
+            return
+        if rule is not None and rule.action == "forward":
+            return self._forward(job, uid, f"rule {rule.name!r}")
+        self._upscale(job, uid, count, rule)
+
+    def _forward(self, job: Path, uid: str, why: str) -> None:
+        queued = self.outbox.put(job / "in", job.name)
+        log(f"series {uid}: {why}; {len(queued.files)} instances forwarded unchanged to {self.dest.text}")
+
+    def _upscale(self, job: Path, uid: str, count: int, rule: Rule | None) -> None:
+        from medical.node.job import upscale_series
+        from medical.node.series import refusal
+
+        why = refusal(job / "in")
+        if why is not None:
+            log(f"series {uid} ({count} instances): refused, {why}; nothing sent")
+            return
+        request = self.job
+        if rule is not None and rule.options():
+            options = rule.options()
+            if "scale" in options or "spacing" in options:  # the rule's target replaces the command line's
+                request = request.with_(scale=None, spacing=None)
+            request = request.with_(**options)
+        named = f" (rule {rule.name!r})" if rule is not None else ""
+        log(f"series {uid}: {count} instances received; upscaling{named}")
+        started = time.perf_counter()
+        derived, report = upscale_series(job, request, self.engines)
+        queued = self.outbox.put(derived, job.name)
+        volumes = f"{report['volumes']} volumes, " if report["volumes"] > 1 else ""
+        log(f"series {uid}: {volumes}{report['mode']} with {report['model']} ({report['mode_reason']}), upscaled in "
+            f"{time.perf_counter() - started:.1f} s, {len(queued.files)} instances queued for {self.dest.text}")
 
     def deliver(self) -> None:
         """The sender's loop: every due job to the destination, until the node stops."""
@@ -129,28 +172,32 @@ class Node:
 def run(args: argparse.Namespace) -> int:
     """`srmed serve`: listen until interrupted; 1 (one line) if it cannot start."""
     from medical.commands import check_options
-    from medical.engine import build_upscaler, check_model
+    from medical.engine import Engines
     from medical.node.receiver import Receiver
+    from medical.node.rules import RulesError, load_rules
     from medical.node.series import claim, complete
     from srstream.engine import EngineError
     from training.weights import ModelLoadError
 
     try:
-        check_options(args)
-        node = Node(args, None)
-        node.upscaler = build_upscaler(args)
-        check_model(node.upscaler, args)
+        job = check_options(args)
+        rules = load_rules(args.rules) if args.rules else None
+        engines = Engines(job)
+        for model in {job.model, *(r.model for r in rules.rules)} if rules else {job.model}:
+            if model:  # a model that cannot load stops the node at start, not at its first series
+                engines.get(model)
+        node = Node(args, job, engines, rules)
         node.recover()
         receiver = Receiver(node.ae_title, node.incoming, node.caps, node.allowed)
         receiver.start(args.host, args.port, node.server_tls)
-    except (VolumeError, ModelLoadError, EngineError, OSError) as exc:
+    except (VolumeError, RulesError, ModelLoadError, EngineError, OSError) as exc:
         print(f"srmed: error: {exc}", file=sys.stderr)
         return 1
     sender = threading.Thread(target=node.deliver, name="srmed-sender", daemon=True)
     sender.start()
     log(f"listening on {args.host}:{args.port} as {node.ae_title} ({'TLS' if node.server_tls else 'no TLS'}, "
-        f"calling AEs: {' '.join(node.allowed) or 'any'}); derived series to {node.dest.text}; model "
-        f"{node.upscaler.spec.descriptor.name} on {node.upscaler.backend_name}")
+        f"calling AEs: {' '.join(node.allowed) or 'any'}); derived series to {node.dest.text}; "
+        f"{engines.describe()}" + (f"; {len(rules.rules)} rules from {args.rules}" if rules else ""))
     try:
         while True:
             for folder in complete(node.incoming, args.quiet_seconds, args.series_size):

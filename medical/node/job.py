@@ -1,26 +1,26 @@
 """One received series upscaled exactly as `srmed upscale FOLDER --format dicom` would: the same discovery, plan,
-engine run and derived-series writer (medical.run), into the job's own folder."""
+engine run and derived-series writer (medical.run), into the job's own folder. A time series comes out as one
+derived series with every volume upscaled."""
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from medical.volume import VolumeError
 
 if TYPE_CHECKING:
-    from srstream.engine import Upscaler
+    from medical.engine import Engines
+    from medical.job import VolumeJob
 
 
-def job_args(args: argparse.Namespace, output: Path) -> argparse.Namespace:
-    """`srmed upscale`'s options for one series: the node's, with DICOM output into `output`, here (no Ray)."""
-    return argparse.Namespace(**{**vars(args), "output": str(output), "format": "dicom", "ray": None,
-                                 "overwrite": True, "preview": False, "quiet": True})
+def series_job(job: VolumeJob, output: Path) -> VolumeJob:
+    """The node's request for one series: DICOM output into `output`, here (no Ray), quietly."""
+    return job.with_(output=output, format="dicom", ray=None, overwrite=True, preview=False, quiet=True)
 
 
-def upscale_series(folder: Path, args: argparse.Namespace, upscaler: Upscaler) -> Path:
-    """Upscale the one series in `folder`/in into `folder`/out; the derived series' folder. VolumeError (one
-    line) if it cannot be done."""
+def upscale_series(folder: Path, job: VolumeJob, engines: Engines) -> tuple[Path, dict]:
+    """Upscale the one series in `folder`/in into `folder`/out: the derived series' folder and its report.
+    VolumeError (one line) if it cannot be done."""
     from medical.discover import discover
     from medical.report import write_report
     from medical.run import run_volume
@@ -30,8 +30,8 @@ def upscale_series(folder: Path, args: argparse.Namespace, upscaler: Upscaler) -
         raise VolumeError(f"{folder / 'in'}: {len(tasks)} series where one was received")
     out = folder / "out"
     out.mkdir(exist_ok=True)
-    report, failed = run_volume(tasks[0], job_args(args, out), upscaler)
+    report, failed = run_volume(tasks[0], series_job(job, out), engines)
     if failed is not None:
         raise VolumeError(failed["error"])
     write_report(out, tasks[0], report)  # beside the series, as srmed upscale leaves it
-    return Path(report["output"])
+    return Path(report["output"]), report

@@ -1,0 +1,96 @@
+"""Time series through srmed: the real 10-volume GE EPI series and 4-D NIfTI made from it by dcm2niix come out as
+one derived series / one 4-D NIfTI with every volume upscaled by one plan, each volume equal to what it gives alone,
+with the 4th dimension's facts (TR, units, temporal positions, acquisition times) and diffusion tables kept."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pydicom
+import pytest
+
+from conftest import DATA
+from medical.cli import main
+
+EPI = DATA / "dicom" / "ge_epi"  # 10 volumes of 15 slices, 64x64, TR 5 s
+FAST = ["-m", "fast-x4", "--scale", "4", "--backend", "cpu", "-q"]
+needs_dcm2niix = pytest.mark.skipif(shutil.which("dcm2niix") is None, reason="dcm2niix not installed")
+
+
+def upscale(out: Path, *argv: str) -> dict:
+    """`srmed upscale` on argv into `out`; the report of its one input."""
+    assert main(["upscale", *argv, "-o", str(out), *FAST]) == 0
+    (report,) = [p for p in out.glob("*.json") if p.name != "summary.json"]
+    return json.loads(report.read_text())
+
+
+def dcm2niix(folder: Path, out: Path) -> nib.Nifti1Image:
+    """dcm2niix's NIfTI of the one series in `folder` (the reference reader), with its JSON beside it."""
+    out.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["dcm2niix", "-z", "y", "-f", "series", "-o", str(out), str(folder)], check=True,
+                   capture_output=True, timeout=120)
+    return nib.load(out / "series.nii.gz")
+
+
+def instances(folder: Path) -> list[pydicom.Dataset]:
+    return sorted((pydicom.dcmread(p) for p in folder.glob("*.dcm")), key=lambda ds: int(ds.InstanceNumber))
+
+
+@pytest.fixture(scope="module")
+def epi_nifti(tmp_path_factory) -> Path:
+    if shutil.which("dcm2niix") is None:
+        pytest.skip("dcm2niix not installed")
+    folder = tmp_path_factory.mktemp("epi_nifti")
+    dcm2niix(EPI, folder)
+    return folder / "series.nii.gz"
+
+
+@needs_dcm2niix
+def test_a_dicom_time_series_comes_out_as_one_derived_series_of_every_volume(tmp_path):
+    report = upscale(tmp_path / "all", str(EPI))
+    assert report["volumes"] == 10 and report["input_shape"] == [64, 64, 15, 10]
+    assert report["output_shape"] == [256, 256, 15, 10]
+    derived = instances(Path(report["output"]))
+    sources = sorted((pydicom.dcmread(p, stop_before_pixels=True) for p in EPI.glob("*.dcm")),
+                     key=lambda ds: int(ds.InstanceNumber))
+    assert len(derived) == 150 and len({ds.SeriesInstanceUID for ds in derived}) == 1
+    # Every instance keeps its own source slice's time: the volumes are in the source's order.
+    assert [ds.AcquisitionTime for ds in derived] == [ds.AcquisitionTime for ds in sources]
+    assert {int(ds.NumberOfTemporalPositions) for ds in derived} == {10}
+    # dcm2niix, reading what we wrote, finds the same 4-D series: 10 volumes, TR 5 s.
+    image = dcm2niix(Path(report["output"]), tmp_path / "check")
+    assert image.shape == (256, 256, 15, 10) and image.header.get_zooms()[3] == pytest.approx(5.0)
+    assert json.loads((tmp_path / "check" / "series.json").read_text())["RepetitionTime"] == pytest.approx(5.0)
+    # Each volume is exactly what srmed gives for it alone.
+    for index in (0, 7):
+        alone = instances(Path(upscale(tmp_path / f"v{index}", str(EPI), "--volume", str(index))["output"]))
+        assert len(alone) == 15
+        for got, want in zip(derived[index * 15:(index + 1) * 15], alone):
+            assert np.array_equal(got.pixel_array, want.pixel_array)
+            assert got.ImagePositionPatient == want.ImagePositionPatient
+
+
+def test_a_4d_nifti_keeps_its_time_axis_and_each_volume_equals_its_own_run(epi_nifti, tmp_path):
+    source = nib.load(epi_nifti)
+    report = upscale(tmp_path / "all", str(epi_nifti))
+    out = nib.load(report["output"])
+    assert out.shape == (256, 256, 15, 10) and report["volumes"] == 10
+    assert out.header.get_zooms()[3] == source.header.get_zooms()[3] == pytest.approx(5.0)  # TR
+    assert out.header.get_xyzt_units() == source.header.get_xyzt_units()
+    assert out.get_data_dtype() == source.get_data_dtype()
+    assert np.allclose(out.header.get_zooms()[:3], np.array(source.header.get_zooms()[:3]) / [4, 4, 1])
+    alone = nib.load(upscale(tmp_path / "v3", str(epi_nifti), "--volume", "3")["output"])
+    assert alone.shape == (256, 256, 15)
+    assert np.array_equal(np.asarray(out.dataobj[..., 3]), np.asarray(alone.dataobj))
+    assert np.allclose(out.affine, alone.affine)
+
+
+def test_a_volume_out_of_range_is_one_line(epi_nifti, tmp_path, capsys):
+    assert main(["upscale", str(epi_nifti), "-o", str(tmp_path / "out"), "--volume", "10", *FAST]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert any("volume 10 does not exist (0..9)" in line and str(epi_nifti) in line for line in err)
+    assert not (tmp_path / "out" / "series.nii.gz").exists()
