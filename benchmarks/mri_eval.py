@@ -32,7 +32,6 @@ from torchmetrics.functional.image import structural_similarity_index_measure as
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from medical.tuning import ECLARE_PATCHES  # noqa: E402
-from medical.nifti import read_nifti  # noqa: E402
 from medical.self_supervised import fine_tune  # noqa: E402
 from medical.slicewise import (cubic_upscale, resample_axis, upscale_in_plane,  # noqa: E402
                                upscale_through_plane)
@@ -64,19 +63,34 @@ def crop(data: np.ndarray, factors: tuple[int, int, int]) -> np.ndarray:
     return data[tuple(slice(0, (n // f) * f) for n, f in zip(data.shape, factors))]
 
 
-def scores(name: str, test: np.ndarray, ref: np.ndarray, peak: float, axis: int) -> dict:
-    return {f"{name}_psnr": round(psnr(test, ref, peak), 3), f"{name}_ssim": round(mean_ssim(test, ref, peak, axis), 4)}
+HU_METRICS = False  # set by --hu
+HU_RANGE = (-1024.0, 3071.0)  # CT metrics (--hu): 12-bit HU, padding outside the scan's field of view as air
+HU_BODY = -500.0  # HU above this in the truth: tissue and bone, where the HU error is reported
+
+
+def scores(name: str, test: np.ndarray, ref: np.ndarray, peak: float, axis: int, hu: bool = False) -> dict:
+    if hu:
+        test, ref = np.clip(test, *HU_RANGE), np.clip(ref, *HU_RANGE)
+        body = ref > HU_BODY
+        peak = HU_RANGE[1] - HU_RANGE[0]
+        extra = {f"{name}_mae_hu_body": round(float(np.abs(test[body] - ref[body]).mean()), 2)}
+        test, ref = test - HU_RANGE[0], ref - HU_RANGE[0]
+    else:
+        extra = {}
+    return {f"{name}_psnr": round(psnr(test, ref, peak), 3), f"{name}_ssim": round(mean_ssim(test, ref, peak, axis), 4),
+            **extra}
 
 
 def compare(task: str, upscaler: Upscaler, small: np.ndarray, sr: np.ndarray, hr: np.ndarray,
             cubic: np.ndarray, seconds: float, ssim_axis: int) -> dict:
-    """One result row: the model's output and cubic interpolation of `small`, both against `hr`."""
+    """One result row: the model's output and cubic interpolation of `small`, both against `hr` (CT: in HU,
+    see HU_RANGE, where --hu is set)."""
     out = {"task": task, "model": upscaler.spec.name, "backend": upscaler.backend_name,
            "precision": upscaler.precision, "tta": upscaler.tta,
            "input_shape": list(small.shape), "hr_shape": list(hr.shape), "seconds": round(seconds, 2)}
     peak = float(hr.max())
-    out.update(scores("model", sr, hr, peak, ssim_axis))
-    out.update(scores("cubic", cubic, hr, peak, ssim_axis))
+    out.update(scores("model", sr, hr, peak, ssim_axis, HU_METRICS))
+    out.update(scores("cubic", cubic, hr, peak, ssim_axis, HU_METRICS))
     out["gain_db"] = round(out["model_psnr"] - out["cubic_psnr"], 3)
     return out
 
@@ -146,6 +160,23 @@ def through_plane(volume: Volume, model: str, axis: int, backend: str, acquisiti
     return row
 
 
+def read_volume(path: Path, crop_text: str | None) -> Volume:
+    """A NIfTI file or the first series of a DICOM folder (srmed's readers), cropped to `crop_text` if given."""
+    from medical.discover import discover
+
+    volume = discover([str(path)])[0].open().read(0)
+    if crop_text:
+        starts, region = [], []
+        for part in crop_text.split(","):
+            a, b = (int(v) for v in part.split(":"))
+            starts.append(a)
+            region.append(slice(a, b))
+        affine = volume.affine.copy()
+        affine[:3, 3] = (volume.affine @ np.array([*starts, 1.0]))[:3]
+        volume = Volume(volume.data[tuple(region)], affine, volume.source, volume.dtype, volume.meta)
+    return volume
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("volume", type=Path)
@@ -161,12 +192,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tta", action="store_true", help="also measure each model as a self-ensemble")
     parser.add_argument("--plain", action=argparse.BooleanOptionalAction, default=True,
                         help="measure each model without the self-ensemble too (--no-plain: only with --tta)")
+    parser.add_argument("--hu", action="store_true", help="CT: metrics on HU clipped to -1024..3071 (peak 4095), "
+                        "and the mean absolute HU error where the truth is above -500 HU")
+    parser.add_argument("--crop", help="I0:I1,J0:J1,K0:K1 voxels to keep (e.g. the head of a CT's field of view)")
     parser.add_argument("--out", type=Path, help="also write the JSON here")
     args = parser.parse_args(argv)
+    global HU_METRICS
+    HU_METRICS = args.hu
     modes = [False] * args.plain + [True] * args.tta
     if not modes:
         parser.error("--no-plain leaves nothing to measure without --tta")
-    volume = read_nifti(args.volume)
+    volume = read_volume(args.volume, args.crop)
     precisions = args.precision.split(",")
     results = []
     for model in filter(None, args.in_plane.split(",")):

@@ -240,8 +240,8 @@ def _volumes(slices: list[_Slice], normal: np.ndarray, series: Series, where: Pa
     counts = {len(v) for v in by_position.values()}
     if len(counts) != 1:
         raise VolumeError(f"{where}: series {series.uid} has a different number of images at different positions")
-    if len(positions) > 2:
-        gaps = np.diff(positions)
+    if len(positions) > 2:  # from the positions themselves: the keys' rounding is coarser than the tolerance
+        gaps = np.diff([np.mean([s.position @ normal for s in by_position[p]]) for p in positions])
         if np.abs(gaps - gaps.mean()).max() > SPACING_TOLERANCE * max(abs(gaps.mean()), 1e-6):
             raise VolumeError(f"{where}: uneven slice spacing in series {series.uid} "
                               f"({gaps.min():.4f}..{gaps.max():.4f} mm); not resampling it silently")

@@ -30,13 +30,15 @@ def _table(path: Path, rows: int, volumes: int) -> np.ndarray:
     return table
 
 
-def carry(files: tuple[str | Path, ...], target_stem: Path, volumes: int, index: int | None) -> list[str]:
-    """Copy each `.bval`/`.bvec` in `files` to `target_stem`.bval/.bvec, checked against the series' `volumes`;
-    only column `index` where one volume was taken. The paths written."""
+def load(files: tuple[str | Path, ...], volumes: int) -> list[tuple[Path, np.ndarray]]:
+    """Each `.bval`/`.bvec` in `files` with its table, checked against the series' `volumes` before any work."""
+    return [(path, _table(path, 1 if path.suffix == ".bval" else 3, volumes)) for path in map(Path, files)]
+
+
+def carry(tables: list[tuple[Path, np.ndarray]], target_stem: Path, index: int | None) -> list[str]:
+    """Write each table to `target_stem`.bval/.bvec; only column `index` where one volume was taken. The paths."""
     written = []
-    for path in map(Path, files):
-        rows = 1 if path.suffix == ".bval" else 3
-        table = _table(path, rows, volumes)
+    for path, table in tables:
         if index is not None:
             table = table[:, index:index + 1]
         target = target_stem.with_name(target_stem.name + path.suffix)

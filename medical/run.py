@@ -15,6 +15,7 @@ from tqdm import tqdm
 from medical import formats
 from medical.discover import Task
 from medical.engine import Engines
+from medical.gradients import GRADIENTS, carry, load
 from medical.memory import check_fits
 from medical.plan import Plan, axis_factors, make_plan
 from medical.report import failure, report_path, volume_report, write_report, write_summary
@@ -87,6 +88,8 @@ def process(task: Task, job: VolumeJob, engines: Engines) -> dict[str, Any]:
     indices = _indices(source, job, task.source)
     first = source.read(indices[0])
     output_format = formats.writer(job.format, formats.by_name(task.format)).name
+    # A diffusion table that does not fit the series fails it here, before anything is written.
+    gradients = load(task.gradients(), source.count) if output_format == "nifti" else []
     plan, upscaler = make_plan(first, job, engines, output_format)
     if not job.quiet:
         print(f"srmed: {task.name}: {plan.mode}, {plan.reason}", file=sys.stderr)
@@ -105,11 +108,8 @@ def process(task: Task, job: VolumeJob, engines: Engines) -> dict[str, Any]:
         raise VolumeError(f"{target}: cannot write ({exc.strerror or exc})") from None
     report = volume_report(task, plan, first, pairs.first_result, upscaler, target, clipped, tuning,
                            time.perf_counter() - started, count)
-    if task.gradients() and plan.output_format == "nifti":
-        from medical.gradients import GRADIENTS, carry
-
-        report["gradients"] = {"files": carry(task.gradients(), job.output / task.name, source.count, job.volume),
-                               "vectors": GRADIENTS}
+    if gradients:
+        report["gradients"] = {"files": carry(gradients, job.output / task.name, job.volume), "vectors": GRADIENTS}
     if job.preview:
         from medical.preview import write_preview
 

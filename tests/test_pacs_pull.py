@@ -59,3 +59,16 @@ def test_pull_options_are_checked_in_one_line(tmp_path, capsys):
         assert main(["upscale", *argv, *FAST]) == 1
         err = capsys.readouterr().err
         assert message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_a_time_series_is_pulled_upscaled_and_stored_back_whole(pacs, tmp_path):
+    from conftest import DATA
+
+    files = sorted((DATA / "dicom" / "ge_epi").glob("*.dcm"))  # 10 volumes of 15 slices
+    source_id = pacs.upload(files)
+    uid = str(pydicom.dcmread(files[0]).SeriesInstanceUID)
+    out = tmp_path / "out"
+    assert main(["upscale", "--from-pacs", pacs.aet, "--series-uid", uid, "--send-to", pacs.aet, "-o", str(out),
+                 *FAST, "-q"]) == 0
+    (derived,) = [s for s in pacs.wait_series(2, 60) if s["ID"] != source_id]
+    assert_derived_like_local(pacs.datasets(derived), files, local(tmp_path, files))

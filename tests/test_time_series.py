@@ -94,3 +94,62 @@ def test_a_volume_out_of_range_is_one_line(epi_nifti, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert any("volume 10 does not exist (0..9)" in line and str(epi_nifti) in line for line in err)
     assert not (tmp_path / "out" / "series.nii.gz").exists()
+
+
+DWI = DATA / "mri" / "dwi_philips_crop.nii.gz"  # 17 volumes, with .bval/.bvec beside it (FSL layout)
+
+
+def test_diffusion_tables_go_beside_the_output_and_follow_volume(tmp_path):
+    report = upscale(tmp_path / "all", str(DWI))
+    out = Path(report["output"])
+    assert nib.load(out).shape == (192, 192, 8, 17)
+    for ext in (".bval", ".bvec"):
+        carried = Path(str(out).replace(".nii.gz", ext))
+        assert np.array_equal(np.loadtxt(carried), np.loadtxt(DWI.with_name("dwi_philips_crop" + ext)))
+    assert report["gradients"]["vectors"].startswith("unchanged")
+    one = upscale(tmp_path / "one", str(DWI), "--volume", "5")
+    bvec = np.loadtxt(Path(one["output"].replace(".nii.gz", ".bvec")))
+    assert bvec.shape == (3,) and np.array_equal(bvec, np.loadtxt(DWI.with_name("dwi_philips_crop.bvec"))[:, 5])
+    assert np.loadtxt(Path(one["output"].replace(".nii.gz", ".bval"))) == 1000
+
+
+def test_a_gradient_table_that_does_not_fit_the_series_fails_that_input(tmp_path, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(DWI, folder / "dwi.nii.gz")
+    shutil.copy(DWI.with_name("dwi_philips_crop.bvec"), folder / "dwi.bvec")
+    (folder / "dwi.bval").write_text("0 1000 1000\n")
+    assert main(["upscale", str(folder / "dwi.nii.gz"), "-o", str(tmp_path / "out"), *FAST]) == 1
+    assert "dwi.bval: 1x3 values for 17 volumes" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "dwi.json").exists() and not (tmp_path / "out" / "dwi.nii.gz").exists()
+
+
+def test_bids_time_series_by_suffix_with_their_tables_pass_the_validator(epi_nifti, tmp_path):
+    from test_bids import validator_errors
+
+    root = tmp_path / "ds"
+    (root / "sub-01" / "func").mkdir(parents=True)
+    (root / "sub-01" / "dwi").mkdir(parents=True)
+    shutil.copy(epi_nifti, root / "sub-01" / "func" / "sub-01_task-rest_bold.nii.gz")
+    timing = [round(i * 5.0 / 15, 4) for i in range(15)]
+    (root / "sub-01" / "func" / "sub-01_task-rest_bold.json").write_text(json.dumps(
+        {"TaskName": "rest", "RepetitionTime": 5.0, "SliceTiming": timing}))
+    for ext in (".nii.gz", ".bval", ".bvec"):
+        shutil.copy(DWI.with_name("dwi_philips_crop" + ext), root / "sub-01" / "dwi" / f"sub-01_dwi{ext}")
+    (root / "dataset_description.json").write_text(json.dumps(
+        {"Name": "srstream time series", "BIDSVersion": "1.10.0", "DatasetType": "raw", "License": "CC0",
+         "Authors": ["srstream tests"]}))
+    (root / "README").write_text("A GE EPI and a Philips DWI from srstream's tests/data.\n")
+    (root / "participants.tsv").write_text("participant_id\nsub-01\n")
+    out = root / "derivatives" / "srstream"
+    assert main(["bids", str(root), str(out), "participant", "--suffix", "bold", "dwi", *FAST]) == 0
+    bold = nib.load(out / "sub-01" / "func" / "sub-01_task-rest_desc-sr_bold.nii.gz")
+    assert bold.shape == (256, 256, 15, 10) and bold.header.get_zooms()[3] == pytest.approx(5.0)
+    sidecar = json.loads((out / "sub-01" / "func" / "sub-01_task-rest_desc-sr_bold.json").read_text())
+    assert sidecar["RepetitionTime"] == 5.0 and sidecar["SliceTiming"] == timing  # in-plane: slices as acquired
+    assert sidecar["srstream"]["volumes"] == 10
+    dwi = out / "sub-01" / "dwi" / "sub-01_desc-sr_dwi"
+    assert nib.load(f"{dwi}.nii.gz").shape == (192, 192, 8, 17)
+    for ext in (".bval", ".bvec"):
+        assert np.array_equal(np.loadtxt(f"{dwi}{ext}"), np.loadtxt(root / "sub-01" / "dwi" / f"sub-01_dwi{ext}"))
+    assert validator_errors(out) == []

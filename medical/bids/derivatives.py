@@ -20,8 +20,10 @@ from training.atomic import atomic_path
 
 DESC = "sr"
 BIDS_VERSION = "1.10.0"
-# srmed's run summary and --preview montages are not BIDS files: listed so that validators pass over them.
-IGNORED = ("summary.json", "*_preview.png")
+# srmed's run summary and --preview montages are not BIDS files, and BIDS derivatives define no gradient tables
+# yet (BEP016 proposes them; diffusion pipelines write them beside the image all the same): listed so that
+# validators pass over them.
+IGNORED = ("summary.json", "*_preview.png", "*_dwi.bval", "*_dwi.bvec")
 
 
 def derivative_stem(source: str) -> str:
@@ -55,7 +57,7 @@ def description(source_root: Path, out_dir: Path, source_description: dict[str, 
     return {"Name": f"srstream super-resolution of {name}", "BIDSVersion": BIDS_VERSION,
             "DatasetType": "derivative",
             "GeneratedBy": [{"Name": "srstream", "Version": __version__,
-                             "Description": "srmed bids: slice-wise super-resolution of anatomical images"}],
+                             "Description": "srmed bids: slice-wise super-resolution of MRI images"}],
             "SourceDatasets": [source], "DatasetLinks": {"raw": _raw_link(out_dir, source_root)}}
 
 
@@ -107,7 +109,7 @@ def write_dataset(out_dir: Path, source_root: Path) -> None:
 
 _README = """# srstream super-resolution of {name}
 
-Super-resolved copies of the dataset's anatomical images, made by `srmed bids` (srstream). Each image keeps its
+Super-resolved copies of the dataset's images, made by `srmed bids` (srstream). Each image keeps its
 source's name with `desc-sr` added; its JSON sidecar names the source (`Sources`), says what was done
 (`Description`) and holds srmed's report of the run under `srstream` (model, plan, shapes and spacing in and out,
 backend, time). `summary.json` counts the last run's volumes and lists its failures.
