@@ -291,6 +291,10 @@ class SeriesVolumes:
                 "slice_thickness": _slice_thickness(self.reference),
                 "volumes": self.count, "volume_index": index, "modality": series.modality,
                 "description": series.description, "reference": self.reference}
+        padding = self.reference.get("PixelPaddingValue")  # as stored: rescaled like the pixels
+        if isinstance(padding, (int, float)):
+            meta["padding"] = float(padding) * float(self.reference.get("RescaleSlope", 1) or 1) + \
+                float(self.reference.get("RescaleIntercept", 0) or 0)
         integral = np.all(data == np.round(data)) and data.min() >= -32768 and data.max() < 32768
         stored = np.dtype(np.int16) if integral else np.dtype(np.float32)
         return Volume(data=data, affine=LPS_TO_RAS @ lps, source=str(self.where), dtype=stored, meta=meta)

@@ -20,9 +20,12 @@ class Window:
         return unit.astype(np.float64) * (self.hi - self.lo) + self.lo
 
 
-def robust_window(data: np.ndarray, low: float = 0.5, high: float = 99.5) -> Window:
-    """Percentile window over the volume; a constant volume gets a unit-wide window so nothing divides by zero."""
-    lo, hi = np.percentile(data, [low, high])
+def robust_window(data: np.ndarray, low: float = 0.5, high: float = 99.5, padding: float | None = None) -> Window:
+    """Percentile window over the volume's voxels, those equal to `padding` (DICOM's PixelPaddingValue: outside
+    a CT's field of view, not image) left out; a constant volume gets a unit-wide window so nothing divides by
+    zero."""
+    image = data[data != padding] if padding is not None and np.any(data != padding) else data
+    lo, hi = np.percentile(image, [low, high])
     if hi <= lo:
         lo, hi = float(data.min()), float(data.max())
     if hi <= lo:

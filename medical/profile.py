@@ -35,7 +35,7 @@ def _spectrum(lines: np.ndarray, length: int) -> np.ndarray:
 
 def profile_errors(volume: Volume, axis: int, spacing: float, thickness: float) -> dict[str, float]:
     """For each profile, how far the spectrum of in-plane lines degraded by it lies from the slice axis's."""
-    unit = np.clip(robust_window(volume.data).forward(volume.data), 0, 1)
+    unit = np.clip(robust_window(volume.data, padding=volume.meta.get("padding")).forward(volume.data), 0, 1)
     target = _lines(unit, axis)
     errors = {}
     simulated: dict[str, list[np.ndarray]] = {p: [] for p in PROFILES}

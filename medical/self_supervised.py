@@ -80,7 +80,8 @@ def fine_tune(spec: ModelSpec, volume: Volume, axis: int = 2, seconds: float = 6
             raise ValueError(f"model {descriptor.name} is not a through-plane model: it cannot learn an acquisition")
         patch = max(patch, int(4 * pixels.spacing) + 8)
         r = 1
-    slices = np.moveaxis(np.clip(robust_window(volume.data).forward(volume.data), 0, 1), axis, 0)
+    window = robust_window(volume.data, padding=volume.meta.get("padding"))
+    slices = np.moveaxis(np.clip(window.forward(volume.data), 0, 1), axis, 0)
     patch = _patch_size(slices, patch, r, volume.source)
     informative = [i for i in range(len(slices)) if slices[i].mean() > 0.02] or list(range(len(slices)))
     device = torch.device(device)

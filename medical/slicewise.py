@@ -56,7 +56,7 @@ def upscale_in_plane(volume: Volume, upscaler: Upscaler, axis: int = 2, progress
     if upscaler.spec.descriptor.restores is Restores.THICK_SLICES:
         raise ValueError(f"model {upscaler.spec.descriptor.name} restores thick slices: use it through-plane")
     r = upscaler.scale
-    window = robust_window(volume.data)
+    window = robust_window(volume.data, padding=volume.meta.get("padding"))
     unit = window.forward(volume.data)
     slices = np.moveaxis(unit, axis, 0)
     sr = np.moveaxis(_sr_slices(slices, upscaler, "slices", progress), 0, axis)
@@ -118,7 +118,7 @@ def upscale_through_plane(volume: Volume, upscaler: Upscaler, axis: int = 2, pro
                          f"{current:g} mm along axis {axis}")
     n = volume.shape[axis]
     m, positions = target_grid(n, current, spacing)
-    window = robust_window(volume.data)
+    window = robust_window(volume.data, padding=volume.meta.get("padding"))
     unit = window.forward(volume.data)
     if upscaler.spec.descriptor.through_plane:
         cubic_unit = resample_axis(unit, axis, positions).astype(np.float32)

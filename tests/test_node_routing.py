@@ -127,3 +127,18 @@ def test_a_bad_rules_file_stops_the_node_at_start_in_one_line(tmp_path, text, me
     assert done.returncode == 1
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0] and lines[0].startswith("srmed: error:"), done.stderr
+
+
+def test_the_example_rules_route_as_their_comments_say():
+    from conftest import ROOT
+    from medical.node.rules import SeriesFacts, load_rules
+
+    rules = load_rules(ROOT / "examples" / "node" / "rules.toml")
+    assert rules.forward_unmatched
+    route = lambda *facts: getattr(rules.route(SeriesFacts(*facts)), "name", None)  # noqa: E731
+    assert route("MR", "Sag T2 FLAIR", 3.0, 256, 256, 30) == "thick-mr"
+    assert route("MR", "3-plane localizer", 5.0, 256, 256, 3) == "localisers"
+    assert route("CT", "Head routine", 1.25, 512, 512, 160) == "ct-head"
+    assert route("CT", "Chest", 1.25, 512, 512, 300) is None  # forwarded unchanged
+    assert rules.route(SeriesFacts("MR", "Sag T2 FLAIR", 3.0, 256, 256, 30)).options() == \
+        {"mode": "through-plane", "spacing": 1.0}
