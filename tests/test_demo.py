@@ -96,11 +96,12 @@ def test_volume_tab_in_a_browser(page, tmp_path, server):
     page.locator("#med-run").click()
     page.wait_for_function("document.querySelector('#med-geometry textarea').value.includes('->')")
     text = page.locator("#med-geometry textarea").input_value()
-    assert "(40, 48, 6) -> (80, 96, 6)" in text  # the default model: mri-x2, in-plane
+    assert "(40, 48, 6) -> (40, 48, 29)" in text  # by the voxels: 2.37 mm slices to the 0.48 mm pixels
+    assert "through-plane with mri-thick" in text
     page.locator("#med-after img").wait_for()
     import nibabel as nib
     out = _download(page, "#med-download", tmp_path / "sr.nii.gz")
-    assert nib.load(str(out)).shape == (80, 96, 6)
+    assert nib.load(str(out)).shape == (40, 48, 29)
 
 
 @needs_chromium
@@ -178,6 +179,21 @@ def test_volume_through_the_api_on_another_slice_axis(server):
                                               api_name="/upscale_volume")
     assert "(40, 48, 6) -> (40, 48, 14)" in geometry and nib.load(download).header.get_zooms()[2] == \
         pytest.approx(1.0, abs=1e-4)
+
+
+def test_a_time_series_through_the_api_by_the_voxels(server):
+    import nibabel as nib
+    from gradio_client import Client, handle_file
+
+    client = Client(server, verbose=False)
+    dwi = DATA / "mri" / "dwi_philips_crop.nii.gz"  # 48 x 48 x 8 voxels of 2 mm, 17 volumes
+    download, geometry, _, _ = client.predict(handle_file(str(dwi)), api_name="/upscale_volume")
+    assert geometry.startswith("17 volumes (showing 0); shape (48, 48, 8) -> (96, 96, 8)")
+    assert "in-plane with mri-x2" in geometry and "not over 1.5x" in geometry
+    assert nib.load(download).shape == (96, 96, 8, 17)
+    _, geometry, _, _ = client.predict(handle_file(str(DATA / "mri" / "shear_small.nii.gz")),
+                                       api_name="/upscale_volume")
+    assert "through-plane with mri-thick" in geometry  # 0.48 x 0.48 x 2.37 mm: thick slices
 
 
 def test_uploads_over_the_size_limit_are_refused(tmp_path):

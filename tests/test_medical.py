@@ -118,9 +118,13 @@ def test_training_slices_are_exported_windowed_and_skip_background(tmp_path):
     path = tmp_path / "crop.nii.gz"
     write_nifti(vol, path)
     count = export_slices(path, tmp_path / "slices", min_size=6, min_foreground=0.0)
-    assert count == 40 + 48 + 6
+    assert count == 6  # 2.37 mm slices over 0.48 mm pixels: only the sharp (in-plane) slices train
     crops = HRCrops([tmp_path / "slices"], patch_size=6, channels=1)
     assert crops[0].shape == (1, 6, 6)
+    head = tmp_path / "head.nii.gz"  # 1 mm isotropic: slices along all three axes
+    t1 = read_nifti(DATA / "mri" / "t1_head_crop.nii.gz")
+    write_nifti(Volume(t1.data[20:28, 20:30, 10:22], t1.affine, t1.source, t1.dtype, t1.meta), head)
+    assert export_slices(head, tmp_path / "iso", min_size=6, min_foreground=0.0) == 8 + 10 + 12
 
 
 def test_self_supervised_fine_tuning_trains_a_copy_on_the_volume_only():
