@@ -7,7 +7,6 @@ import sys
 from srstream.backends import NAMES
 
 
-
 def main(argv: list[str] | None = None) -> int:
     """Serve the page until stopped; 1 with one line when Gradio (the demo extra) is not installed."""
     parser = argparse.ArgumentParser(prog="python -m demo", description=__doc__.split("\n")[0])

@@ -269,8 +269,8 @@ def _volume_view(state, plane: str, position: float):
                       _slice(state["after"], plane, position, state["window"]))
 
 
-def medical_tab(engines: Engines, settings: PageConfig) -> None:
-    """The volume tab: a NIfTI file or a zipped DICOM series upscaled in-plane or through-plane, before and after."""
+def _volume_handler(engines: Engines, settings: PageConfig):
+    """The volume tab's handler: an upload through srmed's own run, the first volume before and after."""
 
     def run(path: str | None, model: str, mode: str, axis="auto", spacing: float | None = None,
             volume: float | None = None, progress=gr.Progress(track_tqdm=True)):
@@ -296,6 +296,13 @@ def medical_tab(engines: Engines, settings: PageConfig) -> None:
                     f"on {report['backend']} ({report['mode_reason']})")
         return state, _download(report["output"]), geometry, *_volume_view(state, "axial", 0.5)
 
+    return run
+
+
+def medical_tab(engines: Engines, settings: PageConfig) -> None:
+    """The volume tab: a NIfTI file or a zipped DICOM series upscaled in-plane or through-plane, before and after."""
+
+    run = _volume_handler(engines, settings)
     with gr.Tab("Volume", id="volume"):
         state = gr.State()
         with gr.Row():

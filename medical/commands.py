@@ -22,11 +22,9 @@ from pathlib import Path
 from medical import formats, pacs_pull
 from medical.job import VolumeJob, job_from_args
 from medical.plan import THICK
-from medical.volume import VolumeError
 from srstream import backends
 from srstream.backends.precision import PRECISIONS
-from srstream.ray_tasks import RayUnavailable
-
+from training.errors import SrstreamError
 
 SUBCOMMANDS: tuple[str, ...] = ("medical.bids.app",  # modules beside `upscale`: add_parser(sub), run(args) -> int
                                 "medical.node.command")
@@ -116,8 +114,6 @@ def upscale_command(args: argparse.Namespace) -> int:
     from medical.discover import discover
     from medical.engine import Engines
     from medical.run import run_all
-    from srstream.engine import EngineError
-    from training.weights import ModelLoadError
 
     try:
         pacs_pull.prepare(args)  # with --from-pacs: fetches the input into OUTDIR/.pacs/
@@ -128,7 +124,7 @@ def upscale_command(args: argparse.Namespace) -> int:
             engines.get(job.model)
         done, skipped, failed = run_all(tasks, job, engines)
         pacs_pull.send_back(args, tasks)  # with --send-to: each derived series stored there
-    except (VolumeError, ModelLoadError, EngineError, RayUnavailable) as exc:
+    except SrstreamError as exc:
         print(f"srmed: error: {exc}", file=sys.stderr)
         return 1
     if not args.quiet:

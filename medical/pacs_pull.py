@@ -160,9 +160,9 @@ def _pull_web(source: Destination, args: argparse.Namespace, folder: Path) -> in
     """QIDO-RS the series, WADO-RS each into `folder`; the instances received."""
     import pydicom
     import requests
+    from pydicom.filebase import DicomBytesIO
 
     from medical.node.receiver import write_instance
-    from pydicom.filebase import DicomBytesIO
 
     params = {"StudyInstanceUID": args.study_uid} if args.study_uid else {}
     if args.series_uid:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from medical.intensity import robust_window
-from medical.volume import Volume
+from medical.volume import Volume, VolumeError
 from training.acquisition import PROFILES, Acquisition, profile_matrix
 
 MIN_SAMPLES = 32  # fewer thick samples along a line and the spectrum cannot tell the profiles apart (measured)
@@ -53,9 +53,9 @@ def profile_errors(volume: Volume, axis: int, spacing: float, thickness: float) 
     for profile in PROFILES:  # in-plane axes too short to give MIN_SAMPLES thick samples say nothing
         simulated[profile] = [s for s in simulated[profile] if s.shape[1] >= MIN_SAMPLES]
     if target.shape[1] < MIN_SAMPLES:
-        raise ValueError(f"{volume.source}: too few slices ({target.shape[1]}) to estimate the slice profile")
+        raise VolumeError(f"{volume.source}: too few slices ({target.shape[1]}) to estimate the slice profile")
     if not simulated["box"]:
-        raise ValueError(f"{volume.source}: no in-plane axis is long enough at {spacing:g} mm to compare with")
+        raise VolumeError(f"{volume.source}: no in-plane axis is long enough at {spacing:g} mm to compare with")
     length = min([target.shape[1]] + [s.shape[1] for s in simulated["box"]])
     real = _spectrum(target, length)
     band = slice(1, length // 2)  # no DC; below the Nyquist edge, where both are resolved and not all noise

@@ -18,7 +18,13 @@ from medical.engine import Engines
 from medical.gradients import GRADIENTS, carry, load
 from medical.memory import check_fits
 from medical.plan import Plan, axis_factors, make_plan
-from medical.report import failure, report_path, volume_report, write_report, write_summary
+from medical.report import (
+    failure,
+    report_path,
+    volume_report,
+    write_report,
+    write_summary,
+)
 from medical.volume import Volume, VolumeError
 from srstream.ray_tasks import run_as_ray_tasks
 

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from medical.intensity import robust_window
-from medical.volume import Volume
+from medical.volume import Volume, VolumeError
 from srstream.models import ModelSpec
 from training.acquisition import Acquisition, acquire
 from training.degrade import degrade
@@ -24,7 +24,7 @@ def _patch_size(slices: np.ndarray, patch: int, r: int, source: str) -> int:
     if min(slices.shape[1:]) < patch:
         patch = (min(slices.shape[1:]) // r) * r
     if patch < 4 * r:
-        raise ValueError(f"{source}: slices of {slices.shape[1:]} are too small to fine-tune on")
+        raise VolumeError(f"{source}: slices of {slices.shape[1:]} are too small to fine-tune on")
     return patch
 
 
@@ -77,7 +77,7 @@ def fine_tune(spec: ModelSpec, volume: Volume, axis: int = 2, seconds: float = 6
     r = thickness or descriptor.scale  # a through-plane model learns to undo slab blur; an x r model, bicubic x r
     if pixels is not None:
         if descriptor.scale != 1:
-            raise ValueError(f"model {descriptor.name} is not a through-plane model: it cannot learn an acquisition")
+            raise VolumeError(f"model {descriptor.name} is not a through-plane model: it cannot learn an acquisition")
         patch = max(patch, int(4 * pixels.spacing) + 8)
         r = 1
     window = robust_window(volume.data, padding=volume.meta.get("padding"))

@@ -10,7 +10,7 @@ import numpy as np
 from tqdm import tqdm
 
 from medical.intensity import Window, robust_window
-from medical.volume import Volume, resampled_affine, upscaled_affine
+from medical.volume import Volume, VolumeError, resampled_affine, upscaled_affine
 from srstream.engine import Upscaler
 from training.acquisition import cubic_matrix, target_grid
 from training.descriptor import Restores
@@ -54,7 +54,7 @@ def _fuse_outside_window(sr: np.ndarray, cubic: np.ndarray, window: Window, lo: 
 def upscale_in_plane(volume: Volume, upscaler: Upscaler, axis: int = 2, progress: bool = True) -> Volume:
     """Every slice perpendicular to `axis` upscaled x r in both its axes."""
     if upscaler.spec.descriptor.restores is Restores.THICK_SLICES:
-        raise ValueError(f"model {upscaler.spec.descriptor.name} restores thick slices: use it through-plane")
+        raise VolumeError(f"model {upscaler.spec.descriptor.name} restores thick slices: use it through-plane")
     r = upscaler.scale
     window = robust_window(volume.data, padding=volume.meta.get("padding"))
     unit = window.forward(volume.data)
@@ -110,11 +110,11 @@ def upscale_through_plane(volume: Volume, upscaler: Upscaler, axis: int = 2, pro
     default = upscaler.spec.descriptor.through_plane_factor
     if spacing is None:
         if not default:
-            raise ValueError(f"model {upscaler.spec.descriptor.name} takes any ratio: give the target spacing")
+            raise VolumeError(f"model {upscaler.spec.descriptor.name} takes any ratio: give the target spacing")
         spacing = current / default
     ratio = current / spacing
     if ratio <= 1 + 1e-6:
-        raise ValueError(f"{volume.source}: target spacing {spacing:g} mm is not finer than the slices' "
+        raise VolumeError(f"{volume.source}: target spacing {spacing:g} mm is not finer than the slices' "
                          f"{current:g} mm along axis {axis}")
     n = volume.shape[axis]
     m, positions = target_grid(n, current, spacing)
@@ -126,7 +126,7 @@ def upscale_through_plane(volume: Volume, upscaler: Upscaler, axis: int = 2, pro
     else:
         r = upscaler.scale
         if r < 2 or abs(ratio - r) > 1e-6:
-            raise ValueError(f"model {upscaler.spec.descriptor.name} upscales x{r}; {current:g} -> {spacing:g} mm is "
+            raise VolumeError(f"model {upscaler.spec.descriptor.name} upscales x{r}; {current:g} -> {spacing:g} mm is "
                              f"x{ratio:g}: use a through-plane model (mri-thick) for that ratio")
         fused = np.mean(_scaled_planes(unit, upscaler, axis, progress), axis=0)
     cubic = resample_axis(volume.data.astype(np.float64), axis, positions)

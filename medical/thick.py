@@ -11,7 +11,7 @@ import math
 import numpy as np
 import torch
 
-from medical.volume import Volume, resampled_affine
+from medical.volume import Volume, VolumeError, resampled_affine
 from training.acquisition import Acquisition, simulate, target_grid
 
 
@@ -30,7 +30,7 @@ def thicken(volume: Volume, axis: int, acquisition: Acquisition) -> tuple[Volume
             break
         n -= 1
     else:
-        raise ValueError(f"{volume.source}: {n_fine} slices are too few for {acquisition}")
+        raise VolumeError(f"{volume.source}: {n_fine} slices are too few for {acquisition}")
     data = torch.from_numpy(np.ascontiguousarray(volume.data, dtype=np.float64))
     thick = simulate(data, pixels, first=first, dim=axis).numpy()
     thick = np.take(thick, range(n), axis=axis)

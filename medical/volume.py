@@ -12,10 +12,12 @@ from typing import Any
 
 import numpy as np
 
+from training.errors import SrstreamError
+
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
 
-class VolumeError(ValueError):
+class VolumeError(SrstreamError, ValueError):
     """A volume cannot be read, processed or written; the message names the file."""
 
 

@@ -11,14 +11,13 @@ from tqdm import tqdm
 
 from srstream import __version__, defaults
 from srstream.backends.precision import PRECISIONS
-from srstream.backends.tensorrt_build import TensorRTError
 from srstream.engine import BACKENDS, EngineError, Upscaler
 from srstream.images import IMAGE_SUFFIXES, ImageError, read_image, write_image
-from srstream.output_size import OutputSizeError, from_options
-from srstream.ray_tasks import RayUnavailable
+from srstream.output_size import from_options
 from srstream.redact import redact, redact_logging
 from srstream.site.commands import add_site_commands
-from training.weights import ModelLoadError, shipped_models
+from training.errors import SrstreamError
+from training.weights import shipped_models
 
 
 def _jobs(src: Path, dst: Path) -> list[tuple[Path, Path]]:
@@ -139,7 +138,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    from srstream.tune_command import cmd_tune as run  # the codec and training code: only for this command
+    from srstream.tune_command import (
+        cmd_tune as run,  # the codec and training code: only for this command
+    )
 
     return run(args)
 
@@ -318,7 +319,6 @@ def run_command(argv: list[str] | None = None) -> int:
     redact_logging()
     try:
         return args.func(args)
-    except (ImageError, ModelLoadError, EngineError, FileExistsError, ValueError, OSError, RayUnavailable,
-            OutputSizeError, TensorRTError) as exc:
+    except (SrstreamError, ValueError, OSError) as exc:  # ours, and a library's bad value or failed write
         print(f"srstream: error: {redact(str(exc))}", file=sys.stderr)
         return 1

@@ -24,11 +24,22 @@ import torch
 
 from srstream import backends
 from srstream.backend_call import run_batches, to_device
-from srstream.backends import PREPARES_GRAPHS, Backend, BackendUnavailable, PreparingBackend
+from srstream.backends import (
+    PREPARES_GRAPHS,
+    Backend,
+    BackendUnavailable,
+    PreparingBackend,
+)
 from srstream.backends.precision import PrecisionError
 from srstream.backends.tensorrt_build import TensorRTError
 from srstream.errors import EngineError
-from srstream.frame_format import NumpyFrames, fit_channels, from_float, to_float, to_grey
+from srstream.frame_format import (
+    NumpyFrames,
+    fit_channels,
+    from_float,
+    to_float,
+    to_grey,
+)
 from srstream.models import ModelSpec, load_model
 from srstream.padding import run_padded
 from srstream.resample import resize_to

@@ -7,7 +7,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-from srstream.backends.tensorrt_build import Profile, build_engine, find_runtime, rtx_target
+from srstream.backends.tensorrt_build import (
+    Profile,
+    build_engine,
+    find_runtime,
+    rtx_target,
+)
 from srstream.export import export_onnx
 from srstream.models import load_model
 from training.atomic import atomic_path

@@ -11,11 +11,12 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from training.atomic import atomic_path
+from training.errors import SrstreamError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}
 
 
-class ImageError(ValueError):
+class ImageError(SrstreamError, ValueError):
     """An image cannot be read or written."""
 
 

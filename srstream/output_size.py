@@ -6,8 +6,10 @@ import math
 import re
 from dataclasses import dataclass
 
+from training.errors import SrstreamError
 
-class OutputSizeError(ValueError):
+
+class OutputSizeError(SrstreamError, ValueError):
     """An output size or factor that cannot be honoured."""
 
 

@@ -8,8 +8,10 @@ from typing import Any, Callable, Sequence
 
 from tqdm import tqdm
 
+from training.errors import SrstreamError
 
-class RayUnavailable(RuntimeError):
+
+class RayUnavailable(SrstreamError, RuntimeError):
     """Ray is not installed, or no cluster answers at the address given; the message is one line."""
 
 

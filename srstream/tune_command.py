@@ -16,6 +16,7 @@ from srstream.video.source import VideoInputError, is_video_input, open_input
 from training.footage_tune import TuneSettings, camera_settings, fine_tune
 from training.weights import save_weights
 
+
 def read_footage(source: str, frames: int, duration: float | None) -> np.ndarray:
     """Up to `frames` decoded frames (N, H, W, 3) uint8 RGB from the start of `source` (within `duration` s)."""
     out: list[np.ndarray] = []

@@ -153,3 +153,10 @@ def test_bids_time_series_by_suffix_with_their_tables_pass_the_validator(epi_nif
     for ext in (".bval", ".bvec"):
         assert np.array_equal(np.loadtxt(f"{dwi}{ext}"), np.loadtxt(root / "sub-01" / "dwi" / f"sub-01_dwi{ext}"))
     assert validator_errors(out) == []
+
+
+@needs_dcm2niix
+def test_a_siemens_mosaic_time_series_comes_out_as_one_series(tmp_path):
+    report = upscale(tmp_path / "out", str(DATA / "dicom" / "si_epi_mosaic"))  # 2 mosaics: 2 volumes of 5 slices
+    assert report["volumes"] == 2 and len(instances(Path(report["output"]))) == 10
+    assert dcm2niix(Path(report["output"]), tmp_path / "check").shape == (288, 288, 5, 2)

@@ -12,7 +12,12 @@ from dataclasses import dataclass, replace
 import av
 import numpy as np
 
-from training.compression import DECODER_OPTIONS, Compression, from_decoder, picture_type
+from training.compression import (
+    DECODER_OPTIONS,
+    Compression,
+    from_decoder,
+    picture_type,
+)
 
 CODECS = ("libx264", "libx265")
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow")

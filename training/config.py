@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from training.camera_degrade import CameraSettings
+from training.errors import SrstreamError
 
 DEFAULTS: dict[str, Any] = {
     "name": "srresnet-x4",
@@ -41,7 +42,7 @@ ARCH_KEYS = {"srresnet": ("scale", "channels", "width", "blocks", "batch_norm", 
              "recurrent": ("scale", "channels", "width", "layers", "hidden")}
 
 
-class ConfigError(ValueError):
+class ConfigError(SrstreamError, ValueError):
     """A configuration file or override is invalid."""
 
 

@@ -7,13 +7,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from training.errors import SrstreamError
+
 # The conv layers of VGG19 per block (i = 1..5), as the paper counts them for phi_{i,j}.
 VGG19_CONVS_PER_BLOCK = (2, 2, 4, 4, 4)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-class VGGWeightsMissing(RuntimeError):
+class VGGWeightsMissing(SrstreamError, RuntimeError):
     """ImageNet VGG19 weights are neither cached nor given."""
 
 

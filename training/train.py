@@ -28,18 +28,32 @@ from tqdm import tqdm
 
 from training.acquisition import degrade_batch
 from training.atomic import atomic_path
-from training.hardware import cpu_has_native_bf16
 from training.camera_data import CameraClips
 from training.camera_degrade import CameraSettings
-from training.config import ConfigError, degradation_factor, generator_config, load_config
+from training.config import (
+    ConfigError,
+    degradation_factor,
+    generator_config,
+    load_config,
+)
 from training.data import HRCrops, StepSampler
 from training.degrade import degrade, imresize
 from training.discriminator import Discriminator
-from training.losses import (VGGWeightsMissing, content_loss, discriminator_loss,
-                             generator_adversarial_loss)
 from training.fast_generator import FastSR
+from training.hardware import cpu_has_native_bf16
+from training.losses import (
+    VGGWeightsMissing,
+    content_loss,
+    discriminator_loss,
+    generator_adversarial_loss,
+)
 from training.recurrent_generator import RecurrentSR, pack_state, unpack_state
-from training.weights import build_generator, load_checkpoint, load_generator, save_weights
+from training.weights import (
+    build_generator,
+    load_checkpoint,
+    load_generator,
+    save_weights,
+)
 
 SAMPLE_BASE_INDEX = 1 << 39  # sample-grid crops come from indices training never reaches
 

@@ -17,6 +17,7 @@ from torch import nn
 
 from training.atomic import atomic_path
 from training.descriptor import ModelDescriptor
+from training.errors import SrstreamError
 from training.fast_generator import FastConfig, FastSR
 from training.recurrent_generator import RecurrentConfig, RecurrentSR
 from training.srresnet import SRResNet, SRResNetConfig
@@ -29,7 +30,7 @@ ARCHITECTURES: dict[str, tuple[type, type]] = {
 }
 
 
-class ModelLoadError(ValueError):
+class ModelLoadError(SrstreamError, ValueError):
     """A model file is missing, unsafe, or not one of ours."""
 
 

@@ -16,10 +16,24 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from medical.bids.dataset import ANAT_SUFFIXES, BidsTask, gradient_files, metadata, open_dataset, select, sidecars
-from medical.bids.derivatives import check_output, derivative_stem, finish_sidecar, write_dataset
+from medical.bids.dataset import (
+    ANAT_SUFFIXES,
+    BidsTask,
+    gradient_files,
+    metadata,
+    open_dataset,
+    select,
+    sidecars,
+)
+from medical.bids.derivatives import (
+    check_output,
+    derivative_stem,
+    finish_sidecar,
+    write_dataset,
+)
 from medical.report import report_path
 from medical.volume import VolumeError
+from training.errors import SrstreamError
 
 if TYPE_CHECKING:
     from bids import BIDSLayout
@@ -88,9 +102,6 @@ def run(args: argparse.Namespace) -> int:
     from medical.commands import check_options
     from medical.engine import Engines
     from medical.run import run_all
-    from srstream.engine import EngineError
-    from srstream.ray_tasks import RayUnavailable
-    from training.weights import ModelLoadError
 
     out_dir = Path(args.output_dir)
     try:
@@ -112,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
         write_dataset(out_dir, root)
         tasks = _tasks(layout, images, out_dir)
         done, skipped, failed = run_all(tasks, job, engines)
-    except (VolumeError, ModelLoadError, EngineError, RayUnavailable) as exc:
+    except SrstreamError as exc:
         print(f"srmed: error: {exc}", file=sys.stderr)
         return 1
     unfinished = _finish(tasks, root, out_dir)

@@ -8,8 +8,8 @@ pydicom: an optional extra) where they use them, so that `srmed --help` and the 
 """
 from __future__ import annotations
 
-from pathlib import Path
 from collections.abc import Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
 
 from medical.formats.dicom_series import DICOM_SERIES

@@ -13,11 +13,10 @@ import sys
 import threading
 import time
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from medical.node import log
-from medical.volume import VolumeError
+from training.errors import SrstreamError
 
 if TYPE_CHECKING:
     from medical.engine import Engines
@@ -174,10 +173,8 @@ def run(args: argparse.Namespace) -> int:
     from medical.commands import check_options
     from medical.engine import Engines
     from medical.node.receiver import Receiver
-    from medical.node.rules import RulesError, load_rules
+    from medical.node.rules import load_rules
     from medical.node.series import claim, complete
-    from srstream.engine import EngineError
-    from training.weights import ModelLoadError
 
     try:
         job = check_options(args)
@@ -190,7 +187,7 @@ def run(args: argparse.Namespace) -> int:
         node.recover()
         receiver = Receiver(node.ae_title, node.incoming, node.caps, node.allowed)
         receiver.start(args.host, args.port, node.server_tls)
-    except (VolumeError, RulesError, ModelLoadError, EngineError, OSError) as exc:
+    except (SrstreamError, OSError) as exc:
         print(f"srmed: error: {exc}", file=sys.stderr)
         return 1
     sender = threading.Thread(target=node.deliver, name="srmed-sender", daemon=True)

@@ -13,6 +13,7 @@ from typing import Any
 import pydicom
 
 from medical.job import MODES
+from training.errors import SrstreamError
 
 ACTIONS = ("upscale", "skip", "forward")
 _BOUNDS = (("min_thickness", "max_thickness"), ("min_matrix", "max_matrix"), ("min_images", "max_images"))
@@ -20,7 +21,7 @@ _COUNTS = {"min_matrix", "max_matrix", "min_images", "max_images"}
 _TEXTS = {"description", "action", "model", "mode"}
 
 
-class RulesError(ValueError):
+class RulesError(SrstreamError, ValueError):
     """The rules file cannot be used: one line naming the file, the rule or key, and the problem."""
 
 

@@ -7,11 +7,25 @@ all come from the registry. Importing this package registers the built-in ones.
 """
 from __future__ import annotations
 
-from srstream.backends.registry import (PIPELINED_UPLOAD, PREPARES_GRAPHS, READY, Availability, Backend,
-                                        BackendType, BackendUnavailable, PipelinedBackend, PreparingBackend,
-                                        backend_type, create, names, register, resolve, unregister)
+from srstream.backends import onnxruntime_backend, torch_eager  # noqa: F401  (they register cuda, cpu, onnxruntime)
+from srstream.backends.registry import (
+                                        PIPELINED_UPLOAD,
+                                        PREPARES_GRAPHS,
+                                        READY,
+                                        Availability,
+                                        Backend,
+                                        BackendType,
+                                        BackendUnavailable,
+                                        PipelinedBackend,
+                                        PreparingBackend,
+                                        backend_type,
+                                        create,
+                                        names,
+                                        register,
+                                        resolve,
+                                        unregister,
+)
 from srstream.backends.tensorrt_backend import RTX_GPUS, tensorrt_available
-from srstream.backends import torch_eager, onnxruntime_backend  # noqa: F401  (they register cuda, cpu, onnxruntime)
 
 NAMES = names()  # the built-in choices; `names()` also lists backends registered later
 

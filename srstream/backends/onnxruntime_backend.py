@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from srstream.backends.registry import Availability, BackendType, READY, register
+from srstream.backends.registry import READY, Availability, BackendType, register
 from srstream.export import INPUT, OUTPUT, export_onnx
 from srstream.models import ModelSpec
 

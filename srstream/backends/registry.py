@@ -13,12 +13,13 @@ import torch
 
 from srstream.backends.precision import PrecisionError
 from srstream.models import ModelSpec
+from training.errors import SrstreamError
 
 PREPARES_GRAPHS = "prepares-graphs"  # `prepare(shape)` captures that shape's graph ahead of the first batch
 PIPELINED_UPLOAD = "pipelined-upload"  # `upload(x)` / `run(x, event)`: the next batch copies while one computes
 
 
-class BackendUnavailable(RuntimeError):
+class BackendUnavailable(SrstreamError, RuntimeError):
     """The asked-for backend cannot run on this machine."""
 
 

@@ -10,9 +10,16 @@ from pathlib import Path
 
 import torch
 
-from srstream.backends.registry import Availability, BackendType, READY, register
-from srstream.backends.tensorrt_build import (INPUT, Profile, TensorRTError, CollectingLogger, cached_engine, find_runtime,
-                                              rtx_target)
+from srstream.backends.registry import READY, Availability, BackendType, register
+from srstream.backends.tensorrt_build import (
+    INPUT,
+    CollectingLogger,
+    Profile,
+    TensorRTError,
+    cached_engine,
+    find_runtime,
+    rtx_target,
+)
 from srstream.export import OUTPUT
 from srstream.models import ModelSpec
 
@@ -29,7 +36,9 @@ def tensorrt_available() -> bool:
         return False
     if importlib.util.find_spec("tensorrt") is None and importlib.util.find_spec("tensorrt_rtx") is None:
         return False
-    from srstream.backends import tensorrt_build  # looked up now: tests stand a broken runtime in for it
+    from srstream.backends import (
+        tensorrt_build,  # looked up now: tests stand a broken runtime in for it
+    )
 
     try:
         runtime = tensorrt_build.find_runtime()
@@ -100,7 +109,9 @@ class TensorRTType(BackendType):
     accelerator = True
 
     def available(self) -> Availability:
-        from srstream import backends  # through the package, so that a replaced `tensorrt_available` is honoured
+        from srstream import (
+            backends,  # through the package, so that a replaced `tensorrt_available` is honoured
+        )
 
         if backends.tensorrt_available():
             return READY

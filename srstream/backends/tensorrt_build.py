@@ -18,13 +18,14 @@ from types import ModuleType
 from srstream.export import INPUT, export_onnx, model_hash
 from srstream.models import ModelSpec
 from training.atomic import atomic_path
+from training.errors import SrstreamError
 
 DEFAULT_CACHE = Path(os.environ.get("SRSTREAM_CACHE", Path.home() / ".cache" / "srstream"))
 # TensorRT-RTX's default ahead-of-time targets (its docs): Ampere, Ada, Blackwell. Turing (7.5) must be asked for.
 RTX_DEFAULT_TARGETS = ("8.0", "8.6", "8.9", "12.0")
 
 
-class TensorRTError(RuntimeError):
+class TensorRTError(SrstreamError, RuntimeError):
     """TensorRT is missing, or refused the graph; the message is one line."""
 
 

@@ -8,8 +8,14 @@ from collections import OrderedDict
 import torch
 
 from srstream.backends.precision import DTYPES, resolve_precision
-from srstream.backends.registry import (PIPELINED_UPLOAD, PREPARES_GRAPHS, READY, Availability, BackendType,
-                                        register)
+from srstream.backends.registry import (
+    PIPELINED_UPLOAD,
+    PREPARES_GRAPHS,
+    READY,
+    Availability,
+    BackendType,
+    register,
+)
 from srstream.inference_graph import inference_graph
 from srstream.models import ModelSpec
 

@@ -22,7 +22,13 @@ from srstream.site.recordings import Recordings, Run, run_stem
 from srstream.site.recovery import adopt
 from srstream.video.sink import EncodeOptions
 from srstream.video.source import classify
-from srstream.video.stream import LATENCY_SAMPLES, Progress, Settings, Stream, segment_list_of
+from srstream.video.stream import (
+    LATENCY_SAMPLES,
+    Progress,
+    Settings,
+    Stream,
+    segment_list_of,
+)
 
 log = logging.getLogger("srstream.site")
 BACKOFF_S = (1.0, 30.0)  # between attempts to open a camera that is away

@@ -12,6 +12,7 @@ from typing import Any
 from srstream.redact import redact
 from srstream.video.sink import EncodeOptions, is_url
 from srstream.video.stream import Settings
+from training.errors import SrstreamError
 
 DEFAULT_METRICS = "127.0.0.1:9108"
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
@@ -21,7 +22,7 @@ _POWERS = {"": 0, "K": 1, "M": 2, "G": 3, "T": 4}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
-class SiteConfigError(ValueError):
+class SiteConfigError(SrstreamError, ValueError):
     """The site file cannot be used: one line naming the file, the key and the problem."""
 
 

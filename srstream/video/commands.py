@@ -13,7 +13,13 @@ from srstream.models import load_model
 from srstream.output_size import from_options
 from srstream.redact import redact
 from srstream.video.batch import Job, collect_inputs, run_batch
-from srstream.video.pipeline import Settings, check_output, output_name, upscale_many, upscale_video
+from srstream.video.pipeline import (
+    Settings,
+    check_output,
+    output_name,
+    upscale_many,
+    upscale_video,
+)
 from srstream.video.sink import STDOUT, EncodeOptions, is_url
 from srstream.video.stats import Stats
 

@@ -18,7 +18,14 @@ import torch
 
 from srstream.engine import Upscaler
 from srstream.video.colour import Colour, from_rgb, to_rgb
-from srstream.video.yuv import Layout, layout_of, planes_to_rgb, read_planes, rgb_to_planes, write_frame
+from srstream.video.yuv import (
+    Layout,
+    layout_of,
+    planes_to_rgb,
+    read_planes,
+    rgb_to_planes,
+    write_frame,
+)
 from training.compression import Compression, from_decoder
 
 END = object()  # the last item of a queue between two threads: decoder -> scheduler, scheduler -> encoder

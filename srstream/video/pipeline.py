@@ -26,9 +26,9 @@ from srstream.video.frames import Decoded
 from srstream.video.scheduler import Scheduler
 from srstream.video.sink import STDOUT, EncodeOptions, is_url, segment_pattern
 from srstream.video.source import VideoInputError, classify
-from srstream.video.stream import Settings, Stream
 from srstream.video.stats import Stats
 from srstream.video.status import StatusLines
+from srstream.video.stream import Settings, Stream
 
 log = logging.getLogger("srstream.video")
 

@@ -24,6 +24,7 @@ from av.video.frame import PictureType
 from srstream.output_size import even
 from srstream.video.colour import Colour
 from srstream.video.frames import END, FrameMaker, Upscaled
+from training.errors import SrstreamError
 
 log = logging.getLogger("srstream.video")
 # Where NVENC is asked for but the GPU has none (H100/H200 have none; neither has a machine without an NVIDIA GPU).
@@ -122,7 +123,7 @@ def plan_output(options: EncodeOptions, colour: Colour, size: tuple[int, int]) -
 STDOUT = "-"  # the output name that means standard output
 
 
-class VideoOutputError(OSError):
+class VideoOutputError(SrstreamError, OSError):
     """An output cannot be written (a full disk, a closed pipe): its message names the output asked for."""
 DEFAULT_PIPE_FORMAT = "matroska"  # what goes to standard output unless --format says otherwise
 # Muxer options that keep a file playable up to its last second whatever stops the process: fragmented MP4 (a

@@ -21,6 +21,7 @@ from srstream.video.buffer import CaptureClock, FrameBuffer
 from srstream.video.colour import Colour, colour_of
 from srstream.video.frames import END, decode
 from training.compression import DECODER_OPTIONS
+from training.errors import SrstreamError
 
 log = logging.getLogger("srstream.video")
 
@@ -32,7 +33,7 @@ STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "srt://", "udp://", "http://
 SEQUENCE_FRAMERATE = "25"  # an image sequence has no timing of its own
 
 
-class VideoInputError(ValueError):
+class VideoInputError(SrstreamError, ValueError):
     """An input cannot be opened or decoded."""
 
 

@@ -29,7 +29,14 @@ from srstream.video.frames import END, Decoded, FrameMaker, Upscaled
 from srstream.video.label import burn_label
 from srstream.video.memory import StreamMemory
 from srstream.video.publisher import Publisher, SinkLike, Tee
-from srstream.video.sink import EncodeOptions, Encoder, OutputPlan, Sink, VideoOutputError, plan_output
+from srstream.video.sink import (
+    EncodeOptions,
+    Encoder,
+    OutputPlan,
+    Sink,
+    VideoOutputError,
+    plan_output,
+)
 from srstream.video.source import Decoder, Source, VideoInputError, is_live
 from srstream.video.stats import Stats
 
