@@ -168,7 +168,7 @@ def video_tab(engines: Engines, settings: PageConfig) -> None:
     from srstream.video.sink import EncodeOptions
     from srstream.video.source import VideoInputError, open_input
 
-    def run(path: str | None, model: str, size_text: str | None = None, progress=gr.Progress(track_tqdm=True)):
+    def run(path: str | None, model: str, size_text: str | None = None, progress=gr.Progress(track_tqdm=True)):  # noqa: B008
         if not path:
             _fail("Upload a video first.")
         asked = _output_size(size_text)
@@ -186,7 +186,8 @@ def video_tab(engines: Engines, settings: PageConfig) -> None:
         except (VideoInputError, ValueError) as exc:
             _fail(f"Could not upscale the video: {str(exc).split(': ', 1)[-1]}")
         summary = (f"{stats.frames_out} frames, {stats.size_in[0]}x{stats.size_in[1]} -> "
-                   f"{stats.size_out[0]}x{stats.size_out[1]}, {stats.fps:.2f} fps on {stats.backend} {stats.precision}; "
+                   f"{stats.size_out[0]}x{stats.size_out[1]}, {stats.fps:.2f} fps on {stats.backend} "
+                   f"{stats.precision}; "
                    f"audio: {', '.join(stats.streams_copied + stats.streams_reencoded) or 'none'}")
         return str(out), str(out), summary
 
@@ -213,7 +214,7 @@ AUTO = "auto (by the voxels, as srmed)"
 
 def _slice(volume_data: np.ndarray, plane: str, position: float, window: tuple[float, float]) -> np.ndarray:
     axis = PLANES[plane]
-    index = int(round(position * (volume_data.shape[axis] - 1)))
+    index = round(position * (volume_data.shape[axis] - 1))
     image = np.take(volume_data, index, axis=axis)
     lo, hi = window
     return np.rot90((np.clip((image - lo) / max(hi - lo, 1e-9), 0, 1) * 255).astype(np.uint8))
@@ -273,7 +274,7 @@ def _volume_handler(engines: Engines, settings: PageConfig):
     """The volume tab's handler: an upload through srmed's own run, the first volume before and after."""
 
     def run(path: str | None, model: str, mode: str, axis="auto", spacing: float | None = None,
-            volume: float | None = None, progress=gr.Progress(track_tqdm=True)):
+            volume: float | None = None, progress=gr.Progress(track_tqdm=True)):  # noqa: B008
         from medical.job import VolumeJob
 
         if not path:

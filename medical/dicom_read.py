@@ -78,7 +78,7 @@ class _Slice:
 def _classic_pixels(path: Path) -> np.ndarray:
     try:
         ds = pydicom.dcmread(path, force=True)
-    except Exception as exc:  # a damaged file has many faces in pydicom too
+    except Exception as exc:  # noqa: BLE001 - a damaged file has many faces in pydicom too
         raise VolumeError(f"{path}: unreadable DICOM ({type(exc).__name__}: {exc})") from None
     slope = float(ds.get("RescaleSlope", 1) or 1)
     inter = float(ds.get("RescaleIntercept", 0) or 0)
@@ -92,7 +92,7 @@ def _classic_slices(files: list[Path]) -> tuple[list[_Slice], pydicom.Dataset]:
     for path in files:
         try:
             ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
-        except Exception as exc:  # a damaged header has many faces in pydicom too
+        except Exception as exc:  # noqa: BLE001 - a damaged header has many faces in pydicom too
             raise VolumeError(f"{path}: unreadable DICOM ({type(exc).__name__}: {exc})") from None
         first = first or ds
         if "Rows" not in ds or "Columns" not in ds:
@@ -153,7 +153,7 @@ def _pixels(path: Path, ds: pydicom.Dataset) -> np.ndarray:
     """The file's pixel data, or a one-line error naming it (corrupt or truncated data has many faces in pydicom)."""
     try:
         return ds.pixel_array
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001
         raise VolumeError(f"{path}: unreadable DICOM ({type(exc).__name__}: {exc})") from None
 
 
@@ -164,7 +164,7 @@ def _enhanced_slices(path: Path, ds: pydicom.Dataset) -> list[_Slice]:
     shared = ds.get("SharedFunctionalGroupsSequence", [None])[0]
     slices = []
     for index, frame in enumerate(ds.PerFrameFunctionalGroupsSequence):
-        def group(keyword):
+        def group(keyword, frame=frame, index=index):
             for source in (frame, shared):
                 if source is not None and keyword in source:
                     return source[keyword].value[0]

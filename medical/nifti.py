@@ -30,7 +30,7 @@ class NiftiVolumes:
             self.img = img = nib.load(str(path))
         except FileNotFoundError:
             raise VolumeError(f"{path}: no such file") from None
-        except Exception as exc:  # nibabel raises many kinds on foreign bytes
+        except Exception as exc:  # noqa: BLE001 - nibabel raises many kinds on foreign bytes
             raise VolumeError(f"{path}: not a readable NIfTI file ({type(exc).__name__}: {exc})") from None
         stored = img.get_data_dtype()
         if stored.names is not None or stored.kind == "c":

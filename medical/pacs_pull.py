@@ -151,7 +151,7 @@ def _parts(body: bytes, content_type: str) -> list[bytes]:
     for chunk in body.split(delimiter)[1:]:
         if chunk.startswith(b"--"):
             break  # the closing delimiter
-        head, _, content = chunk.partition(b"\r\n\r\n")
+        _, _, content = chunk.partition(b"\r\n\r\n")
         parts.append(content[:-2] if content.endswith(b"\r\n") else content)
     return parts
 
@@ -184,7 +184,7 @@ def _pull_web(source: Destination, args: argparse.Namespace, folder: Path) -> in
         for part in _parts(reply.content, reply.headers.get("Content-Type", "")):
             try:
                 sop = str(pydicom.dcmread(DicomBytesIO(part), stop_before_pixels=True).SOPInstanceUID)
-            except Exception as exc:  # a damaged part has many faces in pydicom
+            except Exception as exc:  # noqa: BLE001 - a damaged part has many faces in pydicom
                 raise VolumeError(f"{url}: a part is not DICOM ({type(exc).__name__})") from None
             write_instance(folder, sop, part)
             count += 1

@@ -21,7 +21,7 @@ def thicken(volume: Volume, axis: int, acquisition: Acquisition) -> tuple[Volume
     pixels = acquisition.scaled(fine)
     ratio = pixels.spacing
     n_fine = volume.shape[axis]
-    n = int(math.floor((n_fine - pixels.thickness) / ratio)) + 1
+    n = math.floor((n_fine - pixels.thickness) / ratio) + 1
     while n > 1:
         m, _ = target_grid(n, acquisition.spacing, fine)
         first = (m - 1) / 2.0 - (n - 1) * ratio / 2.0  # the fine grid's first centre sits on fine voxel 0

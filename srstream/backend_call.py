@@ -2,7 +2,8 @@
 PIPELINED_UPLOAD, uploading batch i+1 while batch i computes. Knows nothing of tiles or models."""
 from __future__ import annotations
 
-from typing import Callable, Iterator, cast
+from collections.abc import Callable, Iterator
+from typing import cast
 
 import torch
 

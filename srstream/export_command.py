@@ -68,7 +68,7 @@ def onnx_input_channels(path: Path) -> int:
             from None
     try:
         graph = onnx.load(str(path), load_external_data=False).graph
-    except Exception as exc:  # onnx raises DecodeError and others for what is not an ONNX model
+    except Exception as exc:  # noqa: BLE001 - onnx raises DecodeError and others for what is not an ONNX model
         raise ValueError(f"{path}: not a readable ONNX model ({type(exc).__name__})") from None
     dims = graph.input[0].type.tensor_type.shape.dim if graph.input else []
     if len(dims) != 4:

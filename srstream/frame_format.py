@@ -5,8 +5,8 @@ Knows nothing of models, backends or tiles: the engine hands it the channels a m
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch
@@ -72,7 +72,7 @@ class NumpyFrames:
     ndim: int
 
     @classmethod
-    def split(cls, frames: np.ndarray) -> "NumpyFrames":
+    def split(cls, frames: np.ndarray) -> NumpyFrames:
         """Check the shape, make one batch of it and set alpha aside (it is upscaled by bicubic, not the model)."""
         array = np.asarray(frames)
         if array.ndim not in (2, 3, 4) or (array.ndim > 2 and array.shape[-1] not in (1, 3, 4)):

@@ -58,7 +58,7 @@ def read_image(path: str | Path) -> np.ndarray:
                     array = np.asarray(im).clip(0, 65535).astype(np.uint16)
                 else:
                     array = np.asarray(im.convert("RGBA" if "A" in im.mode or "transparency" in im.info else "RGB"))
-    except (UnidentifiedImageError, OSError, ValueError, Exception) as exc:  # every decoder has its own errors
+    except (UnidentifiedImageError, OSError, ValueError, Exception) as exc:  # noqa: BLE001 - every decoder has its own errors
         raise ImageError(f"{path}: not a readable image ({exc.__class__.__name__})") from None
     if array.dtype not in (np.uint8, np.uint16):
         raise ImageError(f"{path}: {array.dtype} pixels are not supported (8- or 16-bit integers only)")

@@ -25,7 +25,7 @@ class ModelSpec:
     receptive_radius: int
 
     @classmethod
-    def of(cls, module: nn.Module, descriptor: ModelDescriptor) -> "ModelSpec":
+    def of(cls, module: nn.Module, descriptor: ModelDescriptor) -> ModelSpec:
         """`module` described by `descriptor`, its receptive field worked out."""
         return cls(module, descriptor, receptive_radius(module))
 
@@ -55,7 +55,7 @@ class ModelSpec:
     def multiple_of(self) -> int:
         return self.descriptor.multiple_of
 
-    def tuned(self, module: nn.Module, **card: object) -> "ModelSpec":
+    def tuned(self, module: nn.Module, **card: object) -> ModelSpec:
         """The same model with other weights (tuned on one input), its card extended with `card`."""
         return replace(self, module=module, descriptor=self.descriptor.with_card(**card))
 
@@ -88,7 +88,7 @@ def load_third_party(path: str | Path) -> ModelSpec:
         from safetensors.torch import load_file
         try:
             state = load_file(path)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001
             raise ModelLoadError(f"{path}: not a readable safetensors file ({type(exc).__name__})") from None
     else:
         state = load_checkpoint(path)

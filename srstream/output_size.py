@@ -83,4 +83,4 @@ def even(size: tuple[int, int]) -> tuple[int, int]:
 
 def _round(x: float) -> int:
     # Half up, not Python's half-to-even: 2.5 -> 3 as a user computing the size by hand expects.
-    return int(math.floor(x + 0.5))
+    return math.floor(x + 0.5)

@@ -1,7 +1,7 @@
 """Sides padded up to a multiple for networks that need one: reflect-pad, run, crop; knows nothing of models."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F

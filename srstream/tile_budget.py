@@ -4,8 +4,8 @@ and on a CUDA out-of-memory error, halve the tiles and try again. Beside `tiling
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 

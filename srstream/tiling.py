@@ -1,7 +1,7 @@
 """Split a batch into overlapping tiles, run a function on each, stitch: knows nothing of models or devices."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

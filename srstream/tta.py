@@ -1,7 +1,7 @@
 """Self-ensemble (test-time augmentation): run a function on flipped and transposed views, undo each, average."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

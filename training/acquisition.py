@@ -33,7 +33,7 @@ class Acquisition:
         if not (self.spacing > 0 and self.thickness > 0):
             raise ValueError(f"slice spacing and thickness must be positive, got {self.spacing} and {self.thickness}")
 
-    def scaled(self, unit: float) -> "Acquisition":
+    def scaled(self, unit: float) -> Acquisition:
         """The same acquisition measured in units of `unit` (mm -> fine pixels of `unit` mm, say)."""
         return Acquisition(self.spacing / unit, self.thickness / unit, self.profile)
 
@@ -95,14 +95,14 @@ def target_grid(n: int, spacing: float, target: float) -> tuple[int, np.ndarray]
     it (for an integer ratio r: m = n r, voxel centres where an x r upscale puts them), and their centres in units
     of the input's slice index."""
     ratio = spacing / target
-    m = max(1, int(math.floor(n * ratio + 0.5 + 1e-9)))
+    m = max(1, math.floor(n * ratio + 0.5 + 1e-9))
     positions = (n - 1) / 2.0 + (np.arange(m) - (m - 1) / 2.0) / ratio
     return m, positions
 
 
 def _centres(n: int, spacing: float, first: float) -> np.ndarray:
     """Thick slice centres first, first + spacing, ... while they lie on a fine grid of n pixels."""
-    return first + spacing * np.arange(int(math.floor((n - 1 - first) / spacing)) + 1)
+    return first + spacing * np.arange(math.floor((n - 1 - first) / spacing) + 1)
 
 
 def simulate(fine: torch.Tensor, acquisition: Acquisition, first: float = 0.0, dim: int = -2) -> torch.Tensor:

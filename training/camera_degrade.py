@@ -75,9 +75,9 @@ class CameraSettings:
             value = getattr(self, f.name)
             if f.name.endswith("_p") and not 0 <= value <= 1:
                 raise ValueError(f"data.camera.{f.name} = {value}: a probability, 0 to 1")
-            if f.type == "tuple" and isinstance(f.default, tuple) and isinstance(f.default[0], (int, float)):
-                if len(value) != 2 or not value[0] <= value[1]:
-                    raise ValueError(f"data.camera.{f.name} = {value}: give [lo, hi] with lo <= hi")
+            if f.type == "tuple" and isinstance(f.default, tuple) and isinstance(f.default[0], (int, float)) \
+                    and (len(value) != 2 or not value[0] <= value[1]):
+                raise ValueError(f"data.camera.{f.name} = {value}: give [lo, hi] with lo <= hi")
         _check_names("motions", self.motions, MOTIONS)
         _check_names("blurs", self.blurs, BLURS)
         _check_names("resizes", self.resizes, RESIZES)
@@ -92,7 +92,7 @@ class CameraSettings:
             raise ValueError(f"data.camera.crf = {list(self.crf)}: within 0..51")
 
     @classmethod
-    def from_dict(cls, values: dict) -> "CameraSettings":
+    def from_dict(cls, values: dict) -> CameraSettings:
         """Settings from a config table (lists become tuples; unknown keys are an error)."""
         known = {f.name for f in fields(cls)}
         unknown = set(values) - known
@@ -304,7 +304,7 @@ def degrade_clip(hr: np.ndarray, rng: np.random.Generator, settings: CameraSetti
 def degrade_clip_with_qp(hr: np.ndarray, rng: np.random.Generator, settings: CameraSettings, scale: int
                          ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """`degrade_clip`, with each LR frame's QP map (T, h/16, w/16) on H.264's scale as the decoder gave it."""
-    t, h, w = hr.shape[:3]
+    _, h, w = hr.shape[:3]
     if h % scale or w % scale or (h // scale) % 2 or (w // scale) % 2:
         raise ValueError(f"clip {w}x{h}: sides must be multiples of {2 * scale} (even LR sides for yuv420p)")
     lr_size = (h // scale, w // scale)

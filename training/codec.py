@@ -81,7 +81,7 @@ def encode(frames: np.ndarray, encoding: Encoding, fps: int = 25) -> bytes:
 
 def decode(data: bytes) -> tuple[np.ndarray, list[str]]:
     """Frames (T, H, W, 3) uint8 RGB of an in-memory video, and each frame's picture type ('I', 'P' or 'B')."""
-    frames, facts, types = _decode(data)
+    frames, _, types = _decode(data)
     return frames, types
 
 

@@ -115,7 +115,7 @@ def from_decoder(frame) -> Compression | None:
         if qp.shape != shape:  # another block size than 16 (MPEG-2 fields, say): brought onto the 16-px grid
             qp = qp_plane(qp, *shape) * QP_MAX
         return Compression(np.clip(qp, 0, QP_MAX).astype(np.float32), picture_type(frame), DECODER)
-    except Exception:  # side data is the input's and may be anything: never fail a frame over it
+    except Exception:  # noqa: BLE001 - side data is the input's and may be anything: never fail a frame over it
         return None
 
 

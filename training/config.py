@@ -105,10 +105,10 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> di
     if not 0 <= config["train"]["ema"] < 1:
         raise ConfigError("train.ema is the moving average's decay: 0 (off) or a value below 1, e.g. 0.999")
     data = config["data"]
-    if data["degradation"] == "slab":
-        if config["model"]["scale"] != 1 or data["thickness"] < 2 or data["patch_size"] % data["thickness"]:
-            raise ConfigError("the slab degradation needs model.scale = 1 and data.thickness >= 2 dividing "
-                              "data.patch_size")
+    if data["degradation"] == "slab" and (config["model"]["scale"] != 1 or data["thickness"] < 2
+                                          or data["patch_size"] % data["thickness"]):
+        raise ConfigError("the slab degradation needs model.scale = 1 and data.thickness >= 2 dividing "
+                          "data.patch_size")
     if data["degradation"] == "acquisition":
         lo, hi = data["ratios"]
         t_lo, t_hi = data["thickness_ratios"]

@@ -6,8 +6,8 @@ LR images are made from the HR batch on the fly (see `degrade`), where one matmu
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch

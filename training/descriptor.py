@@ -71,7 +71,7 @@ class ModelDescriptor:
     card: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
-    def from_card(cls, card: dict[str, Any], default_name: str = "model") -> "ModelDescriptor":
+    def from_card(cls, card: dict[str, Any], default_name: str = "model") -> ModelDescriptor:
         """Read one of our model cards (as `training.weights.save_weights` writes them); KeyError/TypeError where
         a required key is missing or malformed."""
         config = dict(card["config"])
@@ -93,7 +93,7 @@ class ModelDescriptor:
 
     @classmethod
     def third_party(cls, name: str, architecture: str, scale: int, channels: int,
-                    multiple_of: int = 1) -> "ModelDescriptor":
+                    multiple_of: int = 1) -> ModelDescriptor:
         """A model found in someone else's file (spandrel): an image upscaler, nothing measured."""
         card = {"name": name, "architecture": architecture, "scale": scale, "channels": channels,
                 "source": "spandrel"}
@@ -147,7 +147,7 @@ class ModelDescriptor:
         """The row measured on `name` (Set5, t1_head, ...), if any."""
         return next((e for e in self.evaluations if e.name == name), None)
 
-    def with_card(self, **extra: Any) -> "ModelDescriptor":
+    def with_card(self, **extra: Any) -> ModelDescriptor:
         """The same model under another name or with more card entries (a tuned copy, say)."""
         name = extra.pop("name", self.name)
         return replace(self, name=name, card={**self.card, "name": name, **extra})

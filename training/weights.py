@@ -106,7 +106,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     except pickle.UnpicklingError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsafe pickle"
         raise ModelLoadError(f"{path}: refused to load, the pickle holds more than tensors ({first})") from None
-    except Exception as exc:  # torch raises many kinds on foreign bytes; all mean the same to the user
+    except Exception as exc:  # noqa: BLE001 - torch raises many kinds on foreign bytes; all mean the same to the user
         raise ModelLoadError(f"{path}: not a readable checkpoint ({type(exc).__name__})") from None
 
 

@@ -45,7 +45,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     from medical.commands import add_upscale_options
 
     p = sub.add_parser("bids", help="BIDS app: upscale a BIDS dataset's anatomical images into a derivatives "
-                       "dataset", description=__doc__.split("\n\n")[1], formatter_class=argparse.RawDescriptionHelpFormatter)
+                       "dataset", description=__doc__.split("\n\n")[1],
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("bids_dir", metavar="BIDS_DIR", help="the BIDS dataset (its root: dataset_description.json)")
     p.add_argument("output_dir", metavar="OUTPUT_DIR", help="the derivatives dataset to write, e.g. "
                    "BIDS_DIR/derivatives/srstream")

@@ -82,7 +82,8 @@ class Receiver:
 
     @staticmethod
     def _peer(event) -> str:
-        return f"{event.assoc.requestor.address}:{event.assoc.requestor.port} AE {shown(event.assoc.requestor.ae_title)}"
+        peer = event.assoc.requestor
+        return f"{peer.address}:{peer.port} AE {shown(peer.ae_title)}"
 
     def _rejected(self, event) -> None:
         log(f"{self._peer(event)}: association rejected (calling AE not in --allow-ae, or called AE not "
@@ -109,7 +110,7 @@ class Receiver:
             data = event.encoded_dataset()
             head = event.dataset  # decoded lazily: only the elements asked for are read
             series_uid, sop_uid = str(head.SeriesInstanceUID), str(event.request.AffectedSOPInstanceUID)
-        except Exception as exc:  # a malformed dataset has many faces in pydicom
+        except Exception as exc:  # noqa: BLE001 - a malformed dataset has many faces in pydicom
             log(f"{peer}: instance not understood ({type(exc).__name__}: {str(exc)[:120]}); refused")
             return CANNOT_UNDERSTAND
         refusal = self.caps.refusal(self.incoming, self._stored.get(key, 0), len(data))

@@ -29,6 +29,23 @@ from srstream.backends.tensorrt_backend import RTX_GPUS, tensorrt_available
 
 NAMES = names()  # the built-in choices; `names()` also lists backends registered later
 
-__all__ = ["NAMES", "RTX_GPUS", "PIPELINED_UPLOAD", "PREPARES_GRAPHS", "READY", "Availability", "Backend",
-           "BackendType", "BackendUnavailable", "PipelinedBackend", "PreparingBackend", "backend_type", "create",
-           "names", "register", "resolve", "tensorrt_available", "unregister"]
+__all__ = [
+                                        "NAMES",
+                                        "PIPELINED_UPLOAD",
+                                        "PREPARES_GRAPHS",
+                                        "READY",
+                                        "RTX_GPUS",
+                                        "Availability",
+                                        "Backend",
+                                        "BackendType",
+                                        "BackendUnavailable",
+                                        "PipelinedBackend",
+                                        "PreparingBackend",
+                                        "backend_type",
+                                        "create",
+                                        "names",
+                                        "register",
+                                        "resolve",
+                                        "tensorrt_available",
+                                        "unregister",
+]

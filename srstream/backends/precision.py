@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from training.errors import SrstreamError
-from training.hardware import cpu_has_native_bf16  # noqa: F401  (also the engine's: one probe)
+from training.hardware import cpu_has_native_bf16
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}

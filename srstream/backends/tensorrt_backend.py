@@ -23,7 +23,7 @@ from srstream.backends.tensorrt_build import (
 from srstream.export import OUTPUT
 from srstream.models import ModelSpec
 
-__all__ = ["Profile", "RTX_GPUS", "TensorRTBackend", "TensorRTError", "tensorrt_available"]
+__all__ = ["RTX_GPUS", "Profile", "TensorRTBackend", "TensorRTError", "tensorrt_available"]
 
 # Compute capabilities TensorRT-RTX compiles for (its support matrix: Turing, Ampere, Ada, Blackwell); not Hopper.
 RTX_GPUS = ("7.5", "8.0", "8.6", "8.9", "12.0", "12.1")

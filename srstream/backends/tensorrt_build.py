@@ -79,7 +79,7 @@ class Profile:
         return all(a <= s <= b for a, s, b in zip(lo, shape, hi))
 
     @classmethod
-    def parse(cls, channels: int, batch: str, height: str, width: str) -> "Profile":
+    def parse(cls, channels: int, batch: str, height: str, width: str) -> Profile:
         """From 'MIN,OPT,MAX' strings (or one number for a static dimension), checked."""
         dims = []
         for label, text in (("batch", batch), ("height", height), ("width", width)):

@@ -10,9 +10,9 @@ import collections
 import logging
 import threading
 import time
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable
 
 from srstream.redact import redact
 from srstream.site.config import Camera
@@ -105,7 +105,7 @@ class CameraRunner(threading.Thread):
             try:
                 self._run()
                 return
-            except Exception as exc:  # a service keeps its cameras: say what went wrong and go on
+            except Exception as exc:  # noqa: BLE001 - a service keeps its cameras: say what went wrong and go on
                 log.error("srstream: %s: %s: %s; starting again", self.camera.name, type(exc).__name__,
                           redact(str(exc)))
                 self._stopping.wait(BACKOFF_S[1])
@@ -115,7 +115,7 @@ class CameraRunner(threading.Thread):
             adopt(self.camera.record, self.camera.name)
         delay = BACKOFF_S[0]
         while not self._stopping.is_set():
-            started = datetime.now(timezone.utc)
+            started = datetime.now(UTC)
             stream, recorder = self._open(started)
             if stream.exception is not None:
                 self._note_error(stream.stats.error or str(stream.exception), first=delay == BACKOFF_S[0])

@@ -179,7 +179,7 @@ def _bytes(path: Path, where: str, value: Any) -> int:
 
 
 def _of(path: Path, where: str, value: Any, kind: type) -> Any:
-    if kind is int and isinstance(value, bool) or not isinstance(value, kind):
+    if (kind is int and isinstance(value, bool)) or not isinstance(value, kind):
         raise SiteConfigError(f"{path}: {where}: expected {kind.__name__}, got {redact(repr(value))}")
     return value
 

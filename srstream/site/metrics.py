@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Callable, Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable, Iterable, Protocol
+from typing import Protocol
 
 from prometheus_client import (
     CollectorRegistry,
@@ -107,7 +108,7 @@ class Metrics:
         metrics = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            def do_GET(self) -> None:
                 if self.path.split("?")[0] == "/metrics":
                     self._send(200, CONTENT_TYPE_LATEST, generate_latest(metrics.registry))
                 elif self.path.split("?")[0] == "/healthz":

@@ -6,7 +6,7 @@ a write error stops the copy with one log line.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import av
@@ -56,7 +56,7 @@ class OriginalRecorder:
         options = {"segment_time": str(self.segment_time), "reset_timestamps": "1", "segment_format": "matroska",
                    "segment_format_options": ":".join(f"{k}={v}" for k, v in CLUSTERED.items()),
                    "segment_list": str(listing), "segment_list_type": "csv"}
-        self.series.append((listing, datetime.now(timezone.utc)))
+        self.series.append((listing, datetime.now(UTC)))
         pattern = f"{series}_%03d.mkv"
         self.container = av.open(pattern, mode="w", format="segment", options=options)
         self.out_stream = self.container.add_stream_from_template(stream)

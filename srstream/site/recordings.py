@@ -13,7 +13,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from srstream.site.original import OriginalRecorder
@@ -76,7 +76,7 @@ def runs_of(camera: str) -> str:
 
 def run_stem(camera: str, started: datetime) -> str:
     """The name every file of one run of `camera` starts with: lobby_20261207T041500Z."""
-    return f"{camera}_{started.astimezone(timezone.utc):%Y%m%dT%H%M%SZ}"
+    return f"{camera}_{started.astimezone(UTC):%Y%m%dT%H%M%SZ}"
 
 
 @dataclass

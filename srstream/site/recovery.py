@@ -7,7 +7,7 @@ A remnant with no picture (killed before its first fragment) is named in the log
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from srstream.site.provenance import inside, sidecar_of, write_sidecar
@@ -40,7 +40,7 @@ def adopt(directory: Path, camera: str) -> int:
             a, b = listed.get(segment.name, (cut_at, None))
             begin = started + timedelta(seconds=a)
             end = started + timedelta(seconds=b) if b is not None else \
-                datetime.fromtimestamp(segment.stat().st_mtime, timezone.utc)
+                datetime.fromtimestamp(segment.stat().st_mtime, UTC)
             write_sidecar(segment, provenance, begin, end, overlapping(originals, begin, end),
                           note=WHOLE if b is not None else CUT)
             written += 1
@@ -51,4 +51,4 @@ def adopt(directory: Path, camera: str) -> int:
 
 def _started(stem: str) -> datetime:
     """A run's start from its stem (lobby_20261207T041500Z)."""
-    return datetime.strptime(stem.rsplit("_", 1)[1], "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
+    return datetime.strptime(stem.rsplit("_", 1)[1], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)

@@ -49,7 +49,7 @@ class EngineGroup:
     def _run(self) -> None:
         try:
             self.scheduler.run()
-        except BaseException as exc:  # the server sees it and stops
+        except BaseException as exc:  # noqa: BLE001 - the server sees it and stops
             self.error = exc
             log.error("srstream: the engine for %s failed (%s)", self.model, exc)
 

@@ -3,9 +3,9 @@ tasks on a cluster (one GPU per task where the cluster has GPUs)."""
 from __future__ import annotations
 
 import traceback
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 from srstream.output_size import OutputSize
 from srstream.ray_tasks import run_as_ray_tasks
@@ -52,7 +52,7 @@ def run_job(job: Job) -> dict:
         stats = upscale_video(job.source, job.output, upscaler, job.options, batch=job.batch,
                               overwrite=job.overwrite, progress=False, output_size=job.output_size)
         return stats.to_dict()
-    except Exception as exc:  # reported per file; the other files still run
+    except Exception as exc:  # noqa: BLE001 - reported per file; the other files still run
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         return {"input": job.source, "output": job.output, "error": message,
                 "trace": traceback.format_exc(limit=3)}
@@ -83,7 +83,7 @@ def run_batch(jobs: list[Job], workers: int = 1, ray_address: str | None = None,
     try:
         upscaler = Upscaler(first.model, backend=first.backend, batch_size=first.batch, tta=first.tta,
                             precision=first.precision)
-    except Exception as exc:  # no engine: every video fails the same way
+    except Exception as exc:  # noqa: BLE001 - no engine: every video fails the same way
         return [{"input": j.source, "output": j.output, "error": str(exc).splitlines()[0]} for j in jobs]
     settings = Settings(first.options, first.batch, output_size=first.output_size, live=False)
     stats = upscale_many([(j.source, j.output) for j in jobs], upscaler, settings, progress=progress,

@@ -14,9 +14,9 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterator
 from urllib.parse import urlsplit
 
 from srstream.engine import Upscaler

@@ -324,7 +324,7 @@ class Sink:
         """Drop the partial output; a crash-safe one is kept with `keep_written` (what it holds plays)."""
         try:
             self.container.close()
-        except Exception:  # closing a broken muxer can fail too; the file goes either way
+        except Exception:  # noqa: BLE001 - closing a broken muxer can fail too; the file goes either way
             pass
         if self.tmp is not None:
             self.tmp.unlink(missing_ok=True)
@@ -420,7 +420,7 @@ class Encoder(threading.Thread):
                         self.latencies.append(self.last_latency)
                 else:
                     self.sink.mux_packet(item)
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001
             self.error = exc
             while self.items.get() is not END:  # keep draining so the producer never blocks
                 pass

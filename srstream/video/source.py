@@ -11,9 +11,10 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Callable, Iterator
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterator, Protocol
+from typing import Protocol
 
 import av
 
@@ -293,9 +294,8 @@ class Decoder(threading.Thread):
                         return False
                 if self.tap is not None:
                     self.tap(packet)
-            elif packet.dts is not None and not self.network:
-                if not self._put(packet):
-                    return False
+            elif packet.dts is not None and not self.network and not self._put(packet):
+                return False
         return True
 
     def run(self) -> None:
@@ -312,7 +312,7 @@ class Decoder(threading.Thread):
                     self._reconnect(exc)
                     if self.stop.is_set():  # stopped while reconnecting: an ending, not a failure
                         break
-        except BaseException as exc:  # handed to the engine's thread, which raises it
+        except BaseException as exc:  # noqa: BLE001 - handed to the engine's thread, which raises it
             self.error = exc
         finally:
             self._put(END)
@@ -361,7 +361,7 @@ class Decoder(threading.Thread):
             self._closed = True
             try:
                 self.container.close()
-            except Exception:  # a dead connection may fail to close; it is gone either way
+            except Exception:  # noqa: BLE001 - a dead connection may fail to close; it is gone either way
                 pass
 
     def close(self) -> None:

@@ -13,9 +13,10 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import av
 import numpy as np
@@ -130,7 +131,7 @@ class Stream:
         self.stats.size_in = (codec.width, codec.height)
         self.total = self.decoder.stream.frames or None
         if settings.duration is not None and self.total:
-            self.total = min(self.total, int(round(settings.duration * (self.decoder.stream.average_rate or 25))))
+            self.total = min(self.total, round(settings.duration * (self.decoder.stream.average_rate or 25)))
 
     @property
     def active(self) -> bool:
