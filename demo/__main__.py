@@ -1,4 +1,5 @@
 """`python -m demo [--host 127.0.0.1] [--port 7860] [--backend auto]`: serve the Gradio page."""
+
 from __future__ import annotations
 
 import argparse
@@ -24,8 +25,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"python -m demo: error: {exc.name} is missing: pip install 'srstream[demo]'", file=sys.stderr)
         return 1
     settings = PageConfig(backend=args.backend, video_limit_s=args.video_limit, max_file_size=args.max_file_size)
-    build(settings).launch(server_name=args.host, server_port=args.port, max_file_size=args.max_file_size,
-                           show_error=True)
+    build(settings).launch(
+        server_name=args.host, server_port=args.port, max_file_size=args.max_file_size, show_error=True
+    )
     return 0
 
 

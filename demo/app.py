@@ -2,6 +2,7 @@
 
 Every handler only moves data between the page and those APIs; errors become one readable message on the page.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -95,8 +96,15 @@ def _read_rgb(path: str) -> np.ndarray:
     return image[..., :3] if image.shape[-1] >= 3 else np.repeat(image, 3, axis=2)
 
 
-def _metrics(reference: str, sr: np.ndarray, bicubic: np.ndarray, size: tuple[int, int], native: tuple[int, int],
-             model: str, scale: int) -> str:
+def _metrics(
+    reference: str,
+    sr: np.ndarray,
+    bicubic: np.ndarray,
+    size: tuple[int, int],
+    native: tuple[int, int],
+    model: str,
+    scale: int,
+) -> str:
     """A Markdown table of PSNR/SSIM (Y) of bicubic and the model against the reference."""
     from srstream.images import ImageError, read_image
     from training.metrics import psnr_y, ssim_y
@@ -110,9 +118,11 @@ def _metrics(reference: str, sr: np.ndarray, bicubic: np.ndarray, size: tuple[in
         ref = np.asarray(Image.fromarray(ref).resize(size, Image.Resampling.BOX))
     h, w = min(ref.shape[0], sr.shape[0]), min(ref.shape[1], sr.shape[1])
     ref, a, b = ref[:h, :w], sr[:h, :w], bicubic[:h, :w]
-    return (f"| | PSNR (Y) | SSIM (Y) |\n|---|---|---|\n"
-            f"| bicubic | {psnr_y(b, ref, scale):.2f} dB | {ssim_y(b, ref, scale):.4f} |\n"
-            f"| {model} | {psnr_y(a, ref, scale):.2f} dB | {ssim_y(a, ref, scale):.4f} |")
+    return (
+        f"| | PSNR (Y) | SSIM (Y) |\n|---|---|---|\n"
+        f"| bicubic | {psnr_y(b, ref, scale):.2f} dB | {ssim_y(b, ref, scale):.4f} |\n"
+        f"| {model} | {psnr_y(a, ref, scale):.2f} dB | {ssim_y(a, ref, scale):.4f} |"
+    )
 
 
 def image_tab(engines: Engines, settings: PageConfig) -> None:
@@ -142,12 +152,17 @@ def image_tab(engines: Engines, settings: PageConfig) -> None:
         with gr.Row():
             with gr.Column():
                 # A File, not an Image: Gradio's Image would fail on a bad upload before our clear message.
-                source = gr.File(label="Low-resolution image (PNG, JPEG, TIFF)", elem_id="image-in",
-                                 file_types=["image"])
-                model = gr.Dropdown(_rgb_models(), value=_default(_rgb_models(), "srresnet-x4"), label="Model",
-                                    elem_id="image-model")
-                reference = gr.File(label="High-resolution reference (optional, for PSNR/SSIM)", elem_id="image-ref",
-                                    file_types=["image"])
+                source = gr.File(
+                    label="Low-resolution image (PNG, JPEG, TIFF)", elem_id="image-in", file_types=["image"]
+                )
+                model = gr.Dropdown(
+                    _rgb_models(), value=_default(_rgb_models(), "srresnet-x4"), label="Model", elem_id="image-model"
+                )
+                reference = gr.File(
+                    label="High-resolution reference (optional, for PSNR/SSIM)",
+                    elem_id="image-ref",
+                    file_types=["image"],
+                )
                 size_box = gr.Textbox(label="Output size", placeholder=SIZE_HINT, elem_id="image-size-in")
                 button = gr.Button("Upscale", variant="primary", elem_id="image-run")
             with gr.Column():
@@ -156,8 +171,9 @@ def image_tab(engines: Engines, settings: PageConfig) -> None:
                 download = gr.File(label="Download", elem_id="image-download")
                 metrics = gr.Markdown(elem_id="image-metrics")
         gr.Examples([[str(EXAMPLES / "foreman.png")]], inputs=[source])
-        button.click(run, [source, model, reference, size_box], [slider, download, size, metrics],
-                     api_name="upscale_image")
+        button.click(
+            run, [source, model, reference, size_box], [slider, download, size, metrics], api_name="upscale_image"
+        )
 
 
 # --- video -------------------------------------------------------------------------------------------------------
@@ -181,14 +197,24 @@ def video_tab(engines: Engines, settings: PageConfig) -> None:
             _fail(f"The clip is {duration:.1f} s long; this demo takes up to {settings.video_limit_s:.0f} s.")
         out = settings.workdir / f"{Path(path).stem}_{model}.mp4"
         try:
-            stats = upscale_video(path, out, engines.get(model), EncodeOptions(preset="veryfast"), overwrite=True,
-                                  duration=settings.video_limit_s, progress=True, output_size=asked)
+            stats = upscale_video(
+                path,
+                out,
+                engines.get(model),
+                EncodeOptions(preset="veryfast"),
+                overwrite=True,
+                duration=settings.video_limit_s,
+                progress=True,
+                output_size=asked,
+            )
         except (VideoInputError, ValueError) as exc:
             _fail(f"Could not upscale the video: {str(exc).split(': ', 1)[-1]}")
-        summary = (f"{stats.frames_out} frames, {stats.size_in[0]}x{stats.size_in[1]} -> "
-                   f"{stats.size_out[0]}x{stats.size_out[1]}, {stats.fps:.2f} fps on {stats.backend} "
-                   f"{stats.precision}; "
-                   f"audio: {', '.join(stats.streams_copied + stats.streams_reencoded) or 'none'}")
+        summary = (
+            f"{stats.frames_out} frames, {stats.size_in[0]}x{stats.size_in[1]} -> "
+            f"{stats.size_out[0]}x{stats.size_out[1]}, {stats.fps:.2f} fps on {stats.backend} "
+            f"{stats.precision}; "
+            f"audio: {', '.join(stats.streams_copied + stats.streams_reencoded) or 'none'}"
+        )
         return str(out), str(out), summary
 
     with gr.Tab("Video", id="video"):
@@ -225,8 +251,10 @@ def _same_size(before: np.ndarray, after: np.ndarray, long_side: int = 384) -> t
     appear at their true size beside the output's, and a small slice is not a thumbnail."""
     factor = max(1, long_side // max(after.shape))
     size = (after.shape[1] * factor, after.shape[0] * factor)
-    return (np.asarray(Image.fromarray(before).resize(size, Image.NEAREST)),
-            np.asarray(Image.fromarray(after).resize(size, Image.NEAREST)))
+    return (
+        np.asarray(Image.fromarray(before).resize(size, Image.NEAREST)),
+        np.asarray(Image.fromarray(after).resize(size, Image.NEAREST)),
+    )
 
 
 def _volume_task(path: str, workdir: Path):
@@ -266,35 +294,57 @@ def _download(output: str) -> str:
 def _volume_view(state, plane: str, position: float):
     if not state:
         return None, None
-    return _same_size(_slice(state["before"], plane, position, state["window"]),
-                      _slice(state["after"], plane, position, state["window"]))
+    return _same_size(
+        _slice(state["before"], plane, position, state["window"]),
+        _slice(state["after"], plane, position, state["window"]),
+    )
 
 
 def _volume_handler(engines: Engines, settings: PageConfig):
     """The volume tab's handler: an upload through srmed's own run, the first volume before and after."""
 
-    def run(path: str | None, model: str, mode: str, axis="auto", spacing: float | None = None,
-            volume: float | None = None, progress=gr.Progress(track_tqdm=True)):  # noqa: B008
+    def run(
+        path: str | None,
+        model: str,
+        mode: str,
+        axis="auto",
+        spacing: float | None = None,
+        volume: float | None = None,
+        progress=gr.Progress(track_tqdm=True),  # noqa: B008 - Gradio's way to ask for a progress bar
+    ):
         from medical.job import VolumeJob
 
         if not path:
             _fail("Upload a volume first.")
         try:
             task = _volume_task(path, settings.workdir)
-            job = VolumeJob(output=Path(tempfile.mkdtemp(dir=settings.workdir)), mode=mode,
-                            model=None if model == AUTO else model, spacing=spacing or None,
-                            axis=None if axis == "auto" else int(axis), backend=settings.backend, batch=4,
-                            volume=None if volume is None else int(volume), self_supervised="off", quiet=True)
+            job = VolumeJob(
+                output=Path(tempfile.mkdtemp(dir=settings.workdir)),
+                mode=mode,
+                model=None if model == AUTO else model,
+                spacing=spacing or None,
+                axis=None if axis == "auto" else int(axis),
+                backend=settings.backend,
+                batch=4,
+                volume=None if volume is None else int(volume),
+                self_supervised="off",
+                quiet=True,
+            )
             report, before, after = _upscale_volume(task, job, engines.cache)
         except ValueError as exc:  # VolumeError included
             _fail(str(exc).split("/")[-1])
-        state = {"before": before.data.astype(np.float32), "after": after.data.astype(np.float32),
-                 "window": report["intensity_window"]}
+        state = {
+            "before": before.data.astype(np.float32),
+            "after": after.data.astype(np.float32),
+            "window": report["intensity_window"],
+        }
         series = f"{report['volumes']} volumes (showing {job.volume or 0}); " if report["volumes"] > 1 else ""
-        geometry = (f"{series}shape {before.shape} -> {after.shape}; voxel "
-                    f"{' x '.join(f'{v:.3f}' for v in before.spacing)} mm -> "
-                    f"{' x '.join(f'{v:.3f}' for v in after.spacing)} mm; {report['mode']} with {report['model']} "
-                    f"on {report['backend']} ({report['mode_reason']})")
+        geometry = (
+            f"{series}shape {before.shape} -> {after.shape}; voxel "
+            f"{' x '.join(f'{v:.3f}' for v in before.spacing)} mm -> "
+            f"{' x '.join(f'{v:.3f}' for v in after.spacing)} mm; {report['mode']} with {report['model']} "
+            f"on {report['backend']} ({report['mode_reason']})"
+        )
         return state, _download(report["output"]), geometry, *_volume_view(state, "axial", 0.5)
 
     return run
@@ -308,18 +358,37 @@ def medical_tab(engines: Engines, settings: PageConfig) -> None:
         state = gr.State()
         with gr.Row():
             with gr.Column():
-                source = gr.File(label="NIfTI (.nii, .nii.gz) or a .zip of a DICOM series", elem_id="med-in",
-                                 file_types=[".nii", ".gz", ".zip"])
-                model = gr.Dropdown([AUTO, *sorted(shipped_models())], value=AUTO, label="Model",
-                                    elem_id="med-model")
-                mode = gr.Radio(["auto", "in-plane", "through-plane"], value="auto", elem_id="med-mode",
-                                label="Mode (auto: through-plane where the slices are thick, as srmed)")
-                axis = gr.Radio(["auto", 0, 1, 2], value="auto", label="Slice axis (voxel axis, as srmed --axis)",
-                                elem_id="med-axis")
-                spacing = gr.Number(label="Through-plane: target spacing in mm (as srmed --spacing; empty: about "
-                                    "the in-plane spacing)", value=None, minimum=0, elem_id="med-spacing")
-                volume = gr.Number(label="Time series: only this volume (as srmed --volume; empty: all)",
-                                   value=None, minimum=0, precision=0, elem_id="med-volume")
+                source = gr.File(
+                    label="NIfTI (.nii, .nii.gz) or a .zip of a DICOM series",
+                    elem_id="med-in",
+                    file_types=[".nii", ".gz", ".zip"],
+                )
+                model = gr.Dropdown([AUTO, *sorted(shipped_models())], value=AUTO, label="Model", elem_id="med-model")
+                mode = gr.Radio(
+                    ["auto", "in-plane", "through-plane"],
+                    value="auto",
+                    elem_id="med-mode",
+                    label="Mode (auto: through-plane where the slices are thick, as srmed)",
+                )
+                axis = gr.Radio(
+                    ["auto", 0, 1, 2],
+                    value="auto",
+                    label="Slice axis (voxel axis, as srmed --axis)",
+                    elem_id="med-axis",
+                )
+                spacing = gr.Number(
+                    label="Through-plane: target spacing in mm (as srmed --spacing; empty: about the in-plane spacing)",
+                    value=None,
+                    minimum=0,
+                    elem_id="med-spacing",
+                )
+                volume = gr.Number(
+                    label="Time series: only this volume (as srmed --volume; empty: all)",
+                    value=None,
+                    minimum=0,
+                    precision=0,
+                    elem_id="med-volume",
+                )
                 button = gr.Button("Upscale", variant="primary", elem_id="med-run")
                 geometry = gr.Textbox(label="Geometry", elem_id="med-geometry")
                 download = gr.File(label="Download", elem_id="med-download")
@@ -329,8 +398,12 @@ def medical_tab(engines: Engines, settings: PageConfig) -> None:
                 with gr.Row():
                     before = gr.Image(label="Before", elem_id="med-before", type="numpy")
                     after = gr.Image(label="After", elem_id="med-after", type="numpy")
-        button.click(run, [source, model, mode, axis, spacing, volume], [state, download, geometry, before, after],
-                     api_name="upscale_volume")
+        button.click(
+            run,
+            [source, model, mode, axis, spacing, volume],
+            [state, download, geometry, before, after],
+            api_name="upscale_volume",
+        )
         plane.change(_volume_view, [state, plane, position], [before, after], api_name=False)
         position.change(_volume_view, [state, plane, position], [before, after], api_name=False)
 
@@ -340,12 +413,12 @@ def build(settings: PageConfig | None = None) -> gr.Blocks:
     settings = settings or PageConfig()
     engines = Engines(settings.backend)
     with gr.Blocks(title="srstream") as app:
-        gr.Markdown("# srstream\nSRGAN super-resolution for images, video and MRI/CT volumes "
-                    f"(backend: {settings.backend}).")
+        gr.Markdown(
+            f"# srstream\nSRGAN super-resolution for images, video and MRI/CT volumes (backend: {settings.backend})."
+        )
         with gr.Tabs():
             image_tab(engines, settings)
             video_tab(engines, settings)
             medical_tab(engines, settings)
     app.queue(default_concurrency_limit=1, max_size=16)
     return app
-

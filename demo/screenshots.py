@@ -1,7 +1,8 @@
 """Screenshots of the three tabs for the README, taken in headless Chromium with Playwright on the bundled samples.
 
-    python -m demo.screenshots [--out demo/screenshots] [--chromium /usr/bin/chromium]
+python -m demo.screenshots [--out demo/screenshots] [--chromium /usr/bin/chromium]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -13,13 +14,23 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
 
 # tab, upload box, sample, run button, the textbox that fills in when it is done, screenshot name
-STEPS = [("Image", "image-in", "examples/foreman.png", "image-run", "image-size", "image.png"),
-         ("Video", "video-in", "tests/data/video/vtest_320x180_2s.mp4", "video-run", "video-summary", "video.png"),
-         ("Volume", "med-in", "tests/data/mri/shear_small.nii.gz", "med-run", "med-geometry", "volume.png")]
+STEPS = [
+    ("Image", "image-in", "examples/foreman.png", "image-run", "image-size", "image.png"),
+    ("Video", "video-in", "tests/data/video/vtest_320x180_2s.mp4", "video-run", "video-summary", "video.png"),
+    ("Volume", "med-in", "tests/data/mri/shear_small.nii.gz", "med-run", "med-geometry", "volume.png"),
+]
 DONE_MARK = {"Image": "->", "Video": "frames", "Volume": "->"}
 
 

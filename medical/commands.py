@@ -12,6 +12,7 @@ This module only parses and dispatches: `medical.discover` finds the volumes (th
 `medical.run` does it (here or on Ray) and `medical.report` writes the JSON. Other subcommands (the DICOM node,
 the BIDS app) live in their own modules, listed in SUBCOMMANDS: each has `add_parser(sub)` and `run(args) -> int`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,8 +27,10 @@ from srstream import backends
 from srstream.backends.precision import PRECISIONS
 from training.errors import SrstreamError
 
-SUBCOMMANDS: tuple[str, ...] = ("medical.bids.app",  # modules beside `upscale`: add_parser(sub), run(args) -> int
-                                "medical.node.command")
+SUBCOMMANDS: tuple[str, ...] = (
+    "medical.bids.app",  # modules beside `upscale`: add_parser(sub), run(args) -> int
+    "medical.node.command",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,43 +52,97 @@ def add_upscale_options(up: argparse.ArgumentParser, inputs: bool = True) -> Non
         up.add_argument("inputs", nargs="*", metavar="IN", help=".nii/.nii.gz files or folders of DICOM files")
         up.add_argument("-o", "--output", required=True, metavar="OUTDIR")
         pacs_pull.add_options(up)  # --from-pacs, --send-to: IN fetched from a PACS, results stored back
-    up.add_argument("--scale", type=float, default=VolumeJob.scale,
-                    help="in-plane: 2 or 4 (picks mri-xN; default 2); through-plane: the factor, any ratio "
-                    "(shorthand for --spacing SPACING/N; default: to about the in-plane spacing)")
-    up.add_argument("-m", "--model", default=VolumeJob.model,
-                    help="model name or path (default: by the voxels, mri-x<scale> in-plane, mri-thick through-plane)")
+    up.add_argument(
+        "--scale",
+        type=float,
+        default=VolumeJob.scale,
+        help="in-plane: 2 or 4 (picks mri-xN; default 2); through-plane: the factor, any ratio "
+        "(shorthand for --spacing SPACING/N; default: to about the in-plane spacing)",
+    )
+    up.add_argument(
+        "-m",
+        "--model",
+        default=VolumeJob.model,
+        help="model name or path (default: by the voxels, mri-x<scale> in-plane, mri-thick through-plane)",
+    )
     up.add_argument("--backend", default=VolumeJob.backend, choices=backends.NAMES)
-    up.add_argument("--precision", default=VolumeJob.precision, choices=PRECISIONS,
-                    help="number format: auto (default) is fp16 on CUDA, bf16 on CPUs with native bf16, else fp32")
+    up.add_argument(
+        "--precision",
+        default=VolumeJob.precision,
+        choices=PRECISIONS,
+        help="number format: auto (default) is fp16 on CUDA, bf16 on CPUs with native bf16, else fp32",
+    )
     way = up.add_mutually_exclusive_group()
-    way.add_argument("--through-plane", action="store_true",
-                     help="upscale only the slice axis (default where the slices are over "
-                     f"{THICK:g}x the in-plane spacing, by their spacing or thickness)")
-    way.add_argument("--in-plane", action="store_true", help="upscale each slice (default for near-isotropic "
-                     "voxels), even where the slices are thick")
-    up.add_argument("--spacing", type=float, metavar="MM", default=VolumeJob.spacing,
-                    help="through-plane: the target spacing along the slice axis (any ratio to the input's)")
-    up.add_argument("--slice-thickness", type=float, metavar="MM", default=VolumeJob.slice_thickness,
-                    help="the slices' thickness (default: DICOM's SliceThickness or BIDS's; else the spacing)")
-    up.add_argument("--profile", choices=("auto", "box", "gaussian"), default=VolumeJob.profile,
-                    help="through-plane: the slice profile (FWHM = thickness) the model is tuned for with "
-                    "--self-supervised; auto estimates it from the volume (default)")
-    up.add_argument("--axis", type=int, default=VolumeJob.axis, choices=(0, 1, 2),
-                    help="slice axis (default: the thick one where one axis is, else 2)")
+    way.add_argument(
+        "--through-plane",
+        action="store_true",
+        help="upscale only the slice axis (default where the slices are over "
+        f"{THICK:g}x the in-plane spacing, by their spacing or thickness)",
+    )
+    way.add_argument(
+        "--in-plane",
+        action="store_true",
+        help="upscale each slice (default for near-isotropic voxels), even where the slices are thick",
+    )
+    up.add_argument(
+        "--spacing",
+        type=float,
+        metavar="MM",
+        default=VolumeJob.spacing,
+        help="through-plane: the target spacing along the slice axis (any ratio to the input's)",
+    )
+    up.add_argument(
+        "--slice-thickness",
+        type=float,
+        metavar="MM",
+        default=VolumeJob.slice_thickness,
+        help="the slices' thickness (default: DICOM's SliceThickness or BIDS's; else the spacing)",
+    )
+    up.add_argument(
+        "--profile",
+        choices=("auto", "box", "gaussian"),
+        default=VolumeJob.profile,
+        help="through-plane: the slice profile (FWHM = thickness) the model is tuned for with "
+        "--self-supervised; auto estimates it from the volume (default)",
+    )
+    up.add_argument(
+        "--axis",
+        type=int,
+        default=VolumeJob.axis,
+        choices=(0, 1, 2),
+        help="slice axis (default: the thick one where one axis is, else 2)",
+    )
     up.add_argument("--format", default=VolumeJob.format, choices=(*formats.output_names(), "same"))
-    up.add_argument("--volume", type=int, default=VolumeJob.volume,
-                    help="only this volume (from 0) of a 4-D input or time series (default: every volume)")
-    up.add_argument("--self-supervised", default=VolumeJob.self_supervised, metavar="SECONDS|auto|off",
-                    help="first fine-tune the model on the volume's own sharp slices, degraded by its own "
-                    "acquisition (SMORE/ECLARE): for SECONDS, or 'auto' (default): through-plane on a GPU with "
-                    "ECLARE's budget of 1M patches, not on the CPU")
+    up.add_argument(
+        "--volume",
+        type=int,
+        default=VolumeJob.volume,
+        help="only this volume (from 0) of a 4-D input or time series (default: every volume)",
+    )
+    up.add_argument(
+        "--self-supervised",
+        default=VolumeJob.self_supervised,
+        metavar="SECONDS|auto|off",
+        help="first fine-tune the model on the volume's own sharp slices, degraded by its own "
+        "acquisition (SMORE/ECLARE): for SECONDS, or 'auto' (default): through-plane on a GPU with "
+        "ECLARE's budget of 1M patches, not on the CPU",
+    )
     up.add_argument("--batch", type=int, default=VolumeJob.batch, help="slices per engine call")
-    up.add_argument("--tta", action="store_true", help="self-ensemble: average the model over flips and transposes "
-                    "of each slice (8x the time, 4x through-plane; a little more fidelity)")
+    up.add_argument(
+        "--tta",
+        action="store_true",
+        help="self-ensemble: average the model over flips and transposes "
+        "of each slice (8x the time, 4x through-plane; a little more fidelity)",
+    )
     up.add_argument("--preview", action="store_true", help="write a before/after PNG montage per volume")
     up.add_argument("--overwrite", "-y", action="store_true", help="redo volumes whose report exists")
-    up.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
-                    help="run volumes as Ray tasks: on a local Ray (no ADDRESS) or the cluster at ADDRESS")
+    up.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        metavar="ADDRESS",
+        help="run volumes as Ray tasks: on a local Ray (no ADDRESS) or the cluster at ADDRESS",
+    )
     up.add_argument("-q", "--quiet", action="store_true")
 
 
@@ -128,6 +185,8 @@ def upscale_command(args: argparse.Namespace) -> int:
         print(f"srmed: error: {exc}", file=sys.stderr)
         return 1
     if not args.quiet:
-        print(f"srmed: {done} upscaled, {skipped} already done, {len(failed)} failed -> {Path(args.output)}",
-              file=sys.stderr)
+        print(
+            f"srmed: {done} upscaled, {skipped} already done, {len(failed)} failed -> {Path(args.output)}",
+            file=sys.stderr,
+        )
     return 1 if failed else 0

@@ -6,6 +6,7 @@ The voxel grid follows dcm2niix: i runs along a row (columns), j along a column 
 bottom-up, k along the slice normal; the affine maps (i, j, k) to RAS+ mm. Inconsistent spacing or orientation is
 reported, never silently resampled.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -54,8 +55,10 @@ def find_series(folder: str | Path) -> list[Series]:
         headers.setdefault(str(ds.SeriesInstanceUID), ds)
     if not groups:
         raise VolumeError(f"{folder}: no DICOM images found")
-    return [Series(uid, files, str(headers[uid].get("SeriesDescription", "")), str(headers[uid].get("Modality", "")))
-            for uid, files in groups.items()]
+    return [
+        Series(uid, files, str(headers[uid].get("SeriesDescription", "")), str(headers[uid].get("Modality", "")))
+        for uid, files in groups.items()
+    ]
 
 
 def _float_list(ds: pydicom.Dataset, keyword: str, source: Path) -> np.ndarray:
@@ -97,12 +100,22 @@ def _classic_slices(files: list[Path]) -> tuple[list[_Slice], pydicom.Dataset]:
         first = first or ds
         if "Rows" not in ds or "Columns" not in ds:
             raise VolumeError(f"{path}: no Rows/Columns, not an image")
-        order = (int(ds.get("TemporalPositionIdentifier", 0) or 0), int(ds.get("AcquisitionNumber", 0) or 0),
-                 int(ds.get("InstanceNumber", 0) or 0))
-        slices.append(_Slice(_float_list(ds, "ImagePositionPatient", path),
-                             _float_list(ds, "ImageOrientationPatient", path),
-                             _float_list(ds, "PixelSpacing", path), (int(ds.Rows), int(ds.Columns)),
-                             partial(_classic_pixels, path), order, path))
+        order = (
+            int(ds.get("TemporalPositionIdentifier", 0) or 0),
+            int(ds.get("AcquisitionNumber", 0) or 0),
+            int(ds.get("InstanceNumber", 0) or 0),
+        )
+        slices.append(
+            _Slice(
+                _float_list(ds, "ImagePositionPatient", path),
+                _float_list(ds, "ImageOrientationPatient", path),
+                _float_list(ds, "PixelSpacing", path),
+                (int(ds.Rows), int(ds.Columns)),
+                partial(_classic_pixels, path),
+                order,
+                path,
+            )
+        )
     return slices, first
 
 
@@ -144,8 +157,9 @@ def _mosaic_slices(files: list[Path]) -> list[_Slice]:
         spacing = _float_list(ds, "PixelSpacing", path)
         for k in range(shape[2]):
             position = (affine @ np.array([0.0, 0.0, k, 1.0]))[:3]
-            slices.append(_Slice(position, orientation, spacing, tuple(shape[:2]), partial(_mosaic_slice, path, k),
-                                 order, path))
+            slices.append(
+                _Slice(position, orientation, spacing, tuple(shape[:2]), partial(_mosaic_slice, path, k), order, path)
+            )
     return slices
 
 
@@ -164,11 +178,13 @@ def _enhanced_slices(path: Path, ds: pydicom.Dataset) -> list[_Slice]:
     shared = ds.get("SharedFunctionalGroupsSequence", [None])[0]
     slices = []
     for index, frame in enumerate(ds.PerFrameFunctionalGroupsSequence):
+
         def group(keyword, frame=frame, index=index):
             for source in (frame, shared):
                 if source is not None and keyword in source:
                     return source[keyword].value[0]
             raise VolumeError(f"{path}: frame {index + 1} has no {keyword}")
+
         position = np.array([float(v) for v in group("PlanePositionSequence").ImagePositionPatient])
         orientation = np.array([float(v) for v in group("PlaneOrientationSequence").ImageOrientationPatient])
         spacing = np.array([float(v) for v in group("PixelMeasuresSequence").PixelSpacing])
@@ -183,8 +199,9 @@ def _enhanced_slices(path: Path, ds: pydicom.Dataset) -> list[_Slice]:
         except VolumeError:
             pass
         plane = pixels[index].astype(np.float64) * slope + inter
-        slices.append(_Slice(position, orientation, spacing, plane.shape, partial(np.array, plane),
-                             (temporal, 0, index), path))
+        slices.append(
+            _Slice(position, orientation, spacing, plane.shape, partial(np.array, plane), (temporal, 0, index), path)
+        )
     return slices
 
 
@@ -243,8 +260,10 @@ def _volumes(slices: list[_Slice], normal: np.ndarray, series: Series, where: Pa
     if len(positions) > 2:  # from the positions themselves: the keys' rounding is coarser than the tolerance
         gaps = np.diff([np.mean([s.position @ normal for s in by_position[p]]) for p in positions])
         if np.abs(gaps - gaps.mean()).max() > SPACING_TOLERANCE * max(abs(gaps.mean()), 1e-6):
-            raise VolumeError(f"{where}: uneven slice spacing in series {series.uid} "
-                              f"({gaps.min():.4f}..{gaps.max():.4f} mm); not resampling it silently")
+            raise VolumeError(
+                f"{where}: uneven slice spacing in series {series.uid} "
+                f"({gaps.min():.4f}..{gaps.max():.4f} mm); not resampling it silently"
+            )
     at = [sorted(by_position[p], key=lambda s: s.order) for p in positions]
     return [[images[t] for images in at] for t in range(counts.pop())]
 
@@ -253,8 +272,11 @@ def _lps_affine(ordered: list[_Slice], normal: np.ndarray, rows: int, ref: pydic
     """(i = column, j = row flipped, k = slice) -> LPS mm, as dcm2niix stores the voxels."""
     row_cos, col_cos = ordered[0].orientation[:3], ordered[0].orientation[3:]
     row_spacing, col_spacing = ordered[0].spacing
-    step = (ordered[-1].position - ordered[0].position) / (len(ordered) - 1) if len(ordered) > 1 \
+    step = (
+        (ordered[-1].position - ordered[0].position) / (len(ordered) - 1)
+        if len(ordered) > 1
         else normal * float(ref.get("SpacingBetweenSlices", ref.get("SliceThickness", 1.0)) or 1.0)
+    )
     lps = np.eye(4)
     lps[:3, 0] = row_cos * col_spacing
     lps[:3, 1] = -col_cos * row_spacing
@@ -287,14 +309,22 @@ class SeriesVolumes:
         stack = np.stack([s.load() for s in ordered], axis=-1)  # (rows, cols, k)
         data = np.ascontiguousarray(stack.transpose(1, 0, 2)[:, ::-1, :])
         lps = _lps_affine(ordered, self.normal, stack.shape[0], self.reference)
-        meta = {"format": "dicom", "series_uid": series.uid, "files": [str(s.source) for s in ordered],
-                "slice_thickness": _slice_thickness(self.reference),
-                "volumes": self.count, "volume_index": index, "modality": series.modality,
-                "description": series.description, "reference": self.reference}
+        meta = {
+            "format": "dicom",
+            "series_uid": series.uid,
+            "files": [str(s.source) for s in ordered],
+            "slice_thickness": _slice_thickness(self.reference),
+            "volumes": self.count,
+            "volume_index": index,
+            "modality": series.modality,
+            "description": series.description,
+            "reference": self.reference,
+        }
         padding = self.reference.get("PixelPaddingValue")  # as stored: rescaled like the pixels
         if isinstance(padding, (int, float)):
-            meta["padding"] = float(padding) * float(self.reference.get("RescaleSlope", 1) or 1) + \
-                float(self.reference.get("RescaleIntercept", 0) or 0)
+            meta["padding"] = float(padding) * float(self.reference.get("RescaleSlope", 1) or 1) + float(
+                self.reference.get("RescaleIntercept", 0) or 0
+            )
         integral = np.all(data == np.round(data)) and data.min() >= -32768 and data.max() < 32768
         stored = np.dtype(np.int16) if integral else np.dtype(np.float32)
         return Volume(data=data, affine=LPS_TO_RAS @ lps, source=str(self.where), dtype=stored, meta=meta)
@@ -304,6 +334,8 @@ def read_series(series: Series, volume_index: int | None = None) -> Volume:
     """One volume of a series; a time series needs `volume_index` (else a clear error)."""
     volumes = SeriesVolumes(series)
     if volumes.count > 1 and volume_index is None:
-        raise VolumeError(f"{volumes.where}: series {series.uid} holds {volumes.count} volumes (a time series); "
-                          "pick one with --volume N")
+        raise VolumeError(
+            f"{volumes.where}: series {series.uid} holds {volumes.count} volumes (a time series); "
+            "pick one with --volume N"
+        )
     return volumes.read(volume_index or 0)

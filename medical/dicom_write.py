@@ -6,6 +6,7 @@ SpacingBetweenSlices, ImagePositionPatient, ImageType DERIVED\\SECONDARY, Deriva
 source images and series, and uncompressed Explicit VR Little Endian pixel data stored like the source
 (RescaleSlope/Intercept kept).
 """
+
 from __future__ import annotations
 
 import copy
@@ -29,9 +30,20 @@ from training.atomic import current_umask
 
 # Tags that describe the source pixels or their encoding and would be wrong on the new ones.
 # Time-series tags (_TIME) go too where the derived series is one volume (dcm2niix would split it by them).
-_STALE = ("PixelData", "FloatPixelData", "DoubleFloatPixelData", "LargestImagePixelValue",
-          "SmallestImagePixelValue", "PerFrameFunctionalGroupsSequence", "SharedFunctionalGroupsSequence",
-          "NumberOfFrames", "SliceLocation", "ImageComments", "IconImageSequence", "ImagesInAcquisition")
+_STALE = (
+    "PixelData",
+    "FloatPixelData",
+    "DoubleFloatPixelData",
+    "LargestImagePixelValue",
+    "SmallestImagePixelValue",
+    "PerFrameFunctionalGroupsSequence",
+    "SharedFunctionalGroupsSequence",
+    "NumberOfFrames",
+    "SliceLocation",
+    "ImageComments",
+    "IconImageSequence",
+    "ImagesInAcquisition",
+)
 _TIME = ("NumberOfTemporalPositions", "TemporalPositionIdentifier", "TemporalResolution", "TriggerTime")
 
 
@@ -42,8 +54,9 @@ def _source_slices(volume: Volume) -> list[Dataset]:
     headers = [pydicom.dcmread(f, stop_before_pixels=True, force=True) for f in files]
     if "PerFrameFunctionalGroupsSequence" in headers[0]:
         # Its per-frame functional groups do not map onto classic MR/CT images without inventing Type 1 values.
-        raise VolumeError(f"{volume.source}: DICOM output from an enhanced multi-frame source is not supported "
-                          "(use --format nifti)")
+        raise VolumeError(
+            f"{volume.source}: DICOM output from an enhanced multi-frame source is not supported (use --format nifti)"
+        )
     return headers  # a Siemens mosaic lists its one file once per slice: each slice copies that classic header
 
 
@@ -77,8 +90,9 @@ def _place(ds: Dataset, lps: np.ndarray, k: int, n_j: int) -> None:
     ds.InstanceNumber = k + 1
 
 
-def write_dicom_series(volume: Volume, source: Volume, out_dir: str | Path, description: str,
-                       slice_thickness: float | None = None) -> int:
+def write_dicom_series(
+    volume: Volume, source: Volume, out_dir: str | Path, description: str, slice_thickness: float | None = None
+) -> int:
     """Write `volume` (the upscaled `source`) as a new series of files IM0001.dcm... in `out_dir`, atomically
     (a hidden folder renamed at the end). `slice_thickness` (mm) is the new slices' nominal thickness (default:
     the source's, divided by how much the slice axis was refined). Returns the number of voxels clipped to fit the
@@ -86,8 +100,13 @@ def write_dicom_series(volume: Volume, source: Volume, out_dir: str | Path, desc
     return write_dicom_volumes([(volume, source)], out_dir, description, slice_thickness, None)
 
 
-def write_dicom_volumes(pairs: Iterable[tuple[Volume, Volume]], out_dir: str | Path, description: str,
-                        slice_thickness: float | None = None, count: int | None = None) -> int:
+def write_dicom_volumes(
+    pairs: Iterable[tuple[Volume, Volume]],
+    out_dir: str | Path,
+    description: str,
+    slice_thickness: float | None = None,
+    count: int | None = None,
+) -> int:
     """Each (upscaled, source) volume of a time series into one derived series, volume after volume (`count` of
     them; None: a single volume, whose time-series tags are dropped). Every instance copies its own source
     slice's header, so acquisition times, temporal positions and diffusion tags stay with their volume.
@@ -95,16 +114,32 @@ def write_dicom_volumes(pairs: Iterable[tuple[Volume, Volume]], out_dir: str | P
     series_uid, clipped, written = generate_uid(), 0, 0
     with _atomic_folder(Path(out_dir)) as tmp:
         for volume, source in pairs:
-            clipped += _write_volume(volume, source, tmp, series_uid, description, slice_thickness,
-                                     first_instance=written + 1, series=count is not None)
+            clipped += _write_volume(
+                volume,
+                source,
+                tmp,
+                series_uid,
+                description,
+                slice_thickness,
+                first_instance=written + 1,
+                series=count is not None,
+            )
             written += volume.shape[2]
         if not written:
             raise VolumeError(f"{out_dir}: no volumes to write")
     return clipped
 
 
-def _write_volume(volume: Volume, source: Volume, folder: Path, series_uid: str, description: str,
-                  slice_thickness: float | None, first_instance: int, series: bool) -> int:
+def _write_volume(
+    volume: Volume,
+    source: Volume,
+    folder: Path,
+    series_uid: str,
+    description: str,
+    slice_thickness: float | None,
+    first_instance: int,
+    series: bool,
+) -> int:
     """One volume's slices as instances first_instance, first_instance + 1, ... of the series in `folder`."""
     sources = _source_slices(source)
     lps = np.linalg.inv(LPS_TO_RAS) @ volume.affine

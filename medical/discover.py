@@ -1,4 +1,5 @@
 """`srmed`'s inputs as volumes to do: files as they are, folders expanded into their DICOM series."""
+
 from __future__ import annotations
 
 import re

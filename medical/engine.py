@@ -1,5 +1,6 @@
 """Which models and backend `srmed` runs: the default model, the engines a run needs (one per model, built when
 first asked for), and checks of a model against the way a volume is upscaled."""
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -38,8 +39,9 @@ class Engines:
 
         if model not in self._built:
             job = self.job
-            self._built[model] = Upscaler(model, backend=job.backend, batch_size=job.batch, tta=job.tta,
-                                          precision=job.precision)
+            self._built[model] = Upscaler(
+                model, backend=job.backend, batch_size=job.batch, tta=job.tta, precision=job.precision
+            )
         return self._built[model]
 
     def describe(self) -> str:
@@ -47,8 +49,10 @@ class Engines:
         if self.job.model:
             up = self.get(self.job.model)
             return f"model {up.spec.descriptor.name} on {up.backend_name}"
-        return (f"model by the voxels: {default_model(self.job.scale or 2.0, False)} in-plane, "
-                f"{default_model(self.job.scale or 4.0, True)} for thick slices")
+        return (
+            f"model by the voxels: {default_model(self.job.scale or 2.0, False)} in-plane, "
+            f"{default_model(self.job.scale or 4.0, True)} for thick slices"
+        )
 
 
 def check_model(upscaler: Upscaler, through_plane: bool, scale: float) -> None:
@@ -66,5 +70,6 @@ def with_spec(upscaler: Upscaler, spec: ModelSpec) -> Upscaler:
     from srstream.engine import Upscaler
 
     backend = backend_type(upscaler.backend_name).for_tuned_weights or upscaler.backend_name
-    return Upscaler(spec, backend=backend, batch_size=upscaler.batch_size, tta=upscaler.tta,
-                    precision=upscaler.precision)
+    return Upscaler(
+        spec, backend=backend, batch_size=upscaler.batch_size, tta=upscaler.tta, precision=upscaler.precision
+    )

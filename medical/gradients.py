@@ -1,6 +1,7 @@
 """Diffusion gradients beside a NIfTI (FSL's `.bval`/`.bvec`, as dcm2niix and BIDS write them), carried to the
 upscaled output. Upscaling scales the voxel axes and keeps their directions, so the b-vectors, which FSL gives in
 the image's own axes, hold unchanged; with `--volume N` only that volume's column goes with it."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,7 +11,7 @@ import numpy as np
 from medical.volume import VolumeError
 from training.atomic import atomic_path
 
-GRADIENTS = ("unchanged: upscaling keeps the voxel axes' directions, the frame FSL's b-vectors are given in")
+GRADIENTS = "unchanged: upscaling keeps the voxel axes' directions, the frame FSL's b-vectors are given in"
 
 
 def beside(image: str | Path) -> tuple[Path, ...]:
@@ -25,8 +26,10 @@ def _table(path: Path, rows: int, volumes: int) -> np.ndarray:
     except (OSError, ValueError) as exc:
         raise VolumeError(f"{path}: not a table of numbers ({exc})") from None
     if table.shape != (rows, volumes):
-        raise VolumeError(f"{path}: {table.shape[0]}x{table.shape[1]} values for {volumes} volumes "
-                          f"(FSL's layout is {rows} row(s), one column per volume)")
+        raise VolumeError(
+            f"{path}: {table.shape[0]}x{table.shape[1]} values for {volumes} volumes "
+            f"(FSL's layout is {rows} row(s), one column per volume)"
+        )
     return table
 
 
@@ -40,7 +43,7 @@ def carry(tables: list[tuple[Path, np.ndarray]], target_stem: Path, index: int |
     written = []
     for path, table in tables:
         if index is not None:
-            table = table[:, index:index + 1]
+            table = table[:, index : index + 1]
         target = target_stem.with_name(target_stem.name + path.suffix)
         text = "\n".join(" ".join(f"{v:.10g}" for v in row) for row in table) + "\n"
         with atomic_path(target, suffix=path.suffix) as tmp:

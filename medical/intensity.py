@@ -1,4 +1,5 @@
 """Intensities: a robust window for the network, the exact inverse out, and casting back without silent clipping."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

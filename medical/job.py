@@ -1,5 +1,6 @@
 """What to do to each volume: one typed request (`VolumeJob`) that every medical front door builds once (the CLI
 from argparse, the node and the BIDS app from it, the demo from its widgets) and that holds each default once."""
+
 from __future__ import annotations
 
 import argparse

@@ -1,4 +1,5 @@
 """Will an upscaled volume fit? Checked before any work, so a huge volume fails at once with a clear reason."""
+
 from __future__ import annotations
 
 from medical.volume import VolumeError
@@ -18,5 +19,7 @@ def check_fits(source: str, shape: tuple[int, ...], factors: tuple[int, int, int
     free = available_memory()
     if need > free:
         size = "x".join(str(n) for n in shape[:3])
-        raise VolumeError(f"{source}: upscaling {size} by {'x'.join(f'{r:g}' for r in factors)} needs about "
-                          f"{need / 2**30:.1f} GiB of memory, {free / 2**30:.1f} GiB is available; crop or split it")
+        raise VolumeError(
+            f"{source}: upscaling {size} by {'x'.join(f'{r:g}' for r in factors)} needs about "
+            f"{need / 2**30:.1f} GiB of memory, {free / 2**30:.1f} GiB is available; crop or split it"
+        )

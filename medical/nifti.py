@@ -1,4 +1,5 @@
 """NIfTI in and out with nibabel: the stored dtype and scaling, and the sform/qform codes, carried through."""
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -55,13 +56,26 @@ class NiftiVolumes:
             data = np.asarray(img.dataobj, dtype=np.float64).reshape(self.shape)
         # nibabel moves the stored scaling onto the array proxy when it loads, leaving the header's fields empty.
         slope, inter = float(getattr(img.dataobj, "slope", 1.0)), float(getattr(img.dataobj, "inter", 0.0))
-        meta = {"format": "nifti", "sform_code": int(header["sform_code"]), "qform_code": int(header["qform_code"]),
-                "slope": slope, "inter": inter, "xyzt_units": header.get_xyzt_units(),
-                "descrip": header["descrip"].tobytes().rstrip(b"\0"), "volumes": self.count, "volume_index": index}
+        meta = {
+            "format": "nifti",
+            "sform_code": int(header["sform_code"]),
+            "qform_code": int(header["qform_code"]),
+            "slope": slope,
+            "inter": inter,
+            "xyzt_units": header.get_xyzt_units(),
+            "descrip": header["descrip"].tobytes().rstrip(b"\0"),
+            "volumes": self.count,
+            "volume_index": index,
+        }
         if len(self.shape) == 4:  # the 4th axis's step (TR for fMRI) and start, in xyzt_units' time unit
             meta.update(time_step=float(header.get_zooms()[3]), time_offset=float(header["toffset"]))
-        return Volume(data=data, affine=np.array(img.affine, dtype=np.float64), source=str(self.path),
-                      dtype=self.stored, meta=meta)
+        return Volume(
+            data=data,
+            affine=np.array(img.affine, dtype=np.float64),
+            source=str(self.path),
+            dtype=self.stored,
+            meta=meta,
+        )
 
 
 def read_nifti(path: str | Path, volume_index: int | None = None) -> Volume:
@@ -95,8 +109,9 @@ def write_nifti(volume: Volume, path: str | Path, description: str = "") -> int:
     return write_nifti_series([volume], path, description, None)
 
 
-def write_nifti_series(volumes: Iterable[Volume], path: str | Path, description: str = "",
-                       count: int | None = None) -> int:
+def write_nifti_series(
+    volumes: Iterable[Volume], path: str | Path, description: str = "", count: int | None = None
+) -> int:
     """`volumes` as one file: 3-D where `count` is None (one volume), else 4-D with `count` volumes and the 4th
     axis's step (TR) and offset kept. Each volume is cast to the stored type as it comes and kept in a
     memory-mapped file beside the output until all are there, so the series never sits in memory as floats.

@@ -8,6 +8,7 @@ query and retrieve. From a DICOMweb root URL: QIDO-RS lists the series, WADO-RS 
 OUTDIR/.pacs/<hash>/ and go through `srmed upscale` like any folder; with --send-to each derived series is stored
 back by C-STORE or STOW-RS (medical.node.sender).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,19 +26,32 @@ if TYPE_CHECKING:
     from medical.discover import Task
 
 # Storage SOP classes asked for on a C-GET association (SCP role): the volume images srmed reads.
-_GET_STORAGE = ("MRImageStorage", "CTImageStorage", "EnhancedMRImageStorage", "EnhancedCTImageStorage",
-                "PositronEmissionTomographyImageStorage", "NuclearMedicineImageStorage",
-                "SecondaryCaptureImageStorage", "MultiFrameGrayscaleWordSecondaryCaptureImageStorage")
+_GET_STORAGE = (
+    "MRImageStorage",
+    "CTImageStorage",
+    "EnhancedMRImageStorage",
+    "EnhancedCTImageStorage",
+    "PositronEmissionTomographyImageStorage",
+    "NuclearMedicineImageStorage",
+    "SecondaryCaptureImageStorage",
+    "MultiFrameGrayscaleWordSecondaryCaptureImageStorage",
+)
 
 
 def add_options(up: argparse.ArgumentParser) -> None:
     """Pull mode's options on `srmed upscale`."""
-    up.add_argument("--from-pacs", metavar="AET@HOST:PORT|URL",
-                    help="fetch the input from a PACS (C-FIND + C-GET, or QIDO-RS + WADO-RS from a DICOMweb URL)")
+    up.add_argument(
+        "--from-pacs",
+        metavar="AET@HOST:PORT|URL",
+        help="fetch the input from a PACS (C-FIND + C-GET, or QIDO-RS + WADO-RS from a DICOMweb URL)",
+    )
     up.add_argument("--study-uid", help="with --from-pacs: every series of this study")
     up.add_argument("--series-uid", help="with --from-pacs: this series")
-    up.add_argument("--send-to", metavar="AET@HOST:PORT|URL",
-                    help="store each derived DICOM series there (C-STORE, or STOW-RS to a DICOMweb URL)")
+    up.add_argument(
+        "--send-to",
+        metavar="AET@HOST:PORT|URL",
+        help="store each derived DICOM series there (C-STORE, or STOW-RS to a DICOMweb URL)",
+    )
     up.add_argument("--calling-ae", default="SRMED", help="our AE title towards the PACS (default SRMED)")
 
 
@@ -91,9 +105,11 @@ def _pull_dimse(source: Destination, args: argparse.Namespace, folder: Path) -> 
     find = sop_class.StudyRootQueryRetrieveInformationModelFind
     assoc = associate(source, calling, [build_context(find)])
     try:
-        found = [(str(ident.StudyInstanceUID), str(ident.SeriesInstanceUID))
-                 for status, ident in assoc.send_c_find(_query(args), find)
-                 if status and status.Status in (0xFF00, 0xFF01) and ident is not None]
+        found = [
+            (str(ident.StudyInstanceUID), str(ident.SeriesInstanceUID))
+            for status, ident in assoc.send_c_find(_query(args), find)
+            if status and status.Status in (0xFF00, 0xFF01) and ident is not None
+        ]
     finally:
         assoc.release()
     found = [pair for pair in found if is_uid(pair[0]) and is_uid(pair[1])]
@@ -120,8 +136,9 @@ def _pull_dimse(source: Destination, args: argparse.Namespace, folder: Path) -> 
             for status, _ in assoc.send_c_get(query, get):
                 last = status.Status if status else None
             if last not in (0x0000, 0xB000):  # B000: some sub-operations failed (a SOP class we did not ask for)
-                raise VolumeError(f"{source.text}: C-GET of series {series} ended with status "
-                                  f"{'none' if last is None else hex(last)}")
+                raise VolumeError(
+                    f"{source.text}: C-GET of series {series} ended with status {'none' if last is None else hex(last)}"
+                )
     finally:
         assoc.release()
     return len(received)
@@ -167,8 +184,10 @@ def _pull_web(source: Destination, args: argparse.Namespace, folder: Path) -> in
     params = {"StudyInstanceUID": args.study_uid} if args.study_uid else {}
     if args.series_uid:
         params["SeriesInstanceUID"] = args.series_uid
-    found = [(row.get("0020000D", {}).get("Value", [""])[0], row.get("0020000E", {}).get("Value", [""])[0])
-             for row in _web_json(f"{source.url}/series", params)]
+    found = [
+        (row.get("0020000D", {}).get("Value", [""])[0], row.get("0020000E", {}).get("Value", [""])[0])
+        for row in _web_json(f"{source.url}/series", params)
+    ]
     found = [pair for pair in found if is_uid(pair[0]) and is_uid(pair[1])]  # they go into URLs below
     if not found:
         raise VolumeError(f"{source.text}: no series matches {args.series_uid or args.study_uid}")
@@ -210,4 +229,3 @@ def send_back(args: argparse.Namespace, tasks: list[Task]) -> None:
         store(files, dest, ae_title(args.calling_ae))
         if not args.quiet:
             print(f"srmed: {len(files)} instances of {Path(report['output']).name} -> {dest.text}", file=sys.stderr)
-

@@ -5,6 +5,7 @@ it, and otherwise the voxels decide: slices more than THICK times coarser than t
 spacing or their thickness) are refined through-plane to about the in-plane spacing; near-isotropic volumes are
 upscaled in-plane. Every volume of a time series gets the plan of its first.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -141,14 +142,25 @@ def direction(volume: Volume, job: VolumeJob, model_through_plane: bool | None) 
     if job.mode != "auto":
         return Direction(job.mode == "through-plane", axis, f"--{job.mode}")
     if model_through_plane is not None:
-        return Direction(model_through_plane, axis, f"model {job.model} is "
-                         + ("a thick-slice model" if model_through_plane else "an in-plane model"))
+        return Direction(
+            model_through_plane,
+            axis,
+            f"model {job.model} is " + ("a thick-slice model" if model_through_plane else "an in-plane model"),
+        )
     coarse, fine = coarseness(volume, axis, job), in_plane_spacing(volume, axis)
     if thick(volume, axis, job):
-        return Direction(True, axis, f"slices {coarse:.3g} mm along axis {axis} are {coarse / fine:.2g}x the "
-                         f"in-plane {fine:.3g} mm (over {THICK:g}x): through-plane; --in-plane for the other way")
-    return Direction(False, axis, f"slices {coarse:.3g} mm along axis {axis} are {coarse / fine:.2g}x the in-plane "
-                     f"{fine:.3g} mm (not over {THICK:g}x): in-plane; --through-plane for the other way")
+        return Direction(
+            True,
+            axis,
+            f"slices {coarse:.3g} mm along axis {axis} are {coarse / fine:.2g}x the "
+            f"in-plane {fine:.3g} mm (over {THICK:g}x): through-plane; --in-plane for the other way",
+        )
+    return Direction(
+        False,
+        axis,
+        f"slices {coarse:.3g} mm along axis {axis} are {coarse / fine:.2g}x the in-plane "
+        f"{fine:.3g} mm (not over {THICK:g}x): in-plane; --through-plane for the other way",
+    )
 
 
 def slice_axis_of(volume: Volume, job: VolumeJob, axis: int, upscaler: Upscaler) -> SliceAxis:
@@ -167,8 +179,15 @@ def slice_axis_of(volume: Volume, job: VolumeJob, axis: int, upscaler: Upscaler)
     else:
         target = spacing / THROUGH_PLANE_FALLBACK
     profile, evidence = choose_profile(volume, axis, spacing, thickness, job.profile)
-    return SliceAxis(round(spacing, 6), round(float(thickness), 6), source, round(target, 6),
-                     round(spacing / target, 6), profile, evidence)
+    return SliceAxis(
+        round(spacing, 6),
+        round(float(thickness), 6),
+        source,
+        round(target, 6),
+        round(spacing / target, 6),
+        profile,
+        evidence,
+    )
 
 
 def make_plan(volume: Volume, job: VolumeJob, engines: Engines, output_format: str) -> tuple[Plan, Upscaler]:
@@ -181,11 +200,18 @@ def make_plan(volume: Volume, job: VolumeJob, engines: Engines, output_format: s
     upscaler = named or engines.get(default_model(scale, way.through_plane))
     check_model(upscaler, way.through_plane, scale)
     slice_axis = slice_axis_of(volume, job, way.axis, upscaler) if way.through_plane else None
-    plan = Plan(model=upscaler.spec.descriptor.name, axis=way.axis,
-                scale=slice_axis.ratio if slice_axis else upscaler.scale, slice_axis=slice_axis,
-                tuning=self_supervised_budget(job.self_supervised, upscaler, way.through_plane),
-                output_format=output_format, reason=way.reason)
+    plan = Plan(
+        model=upscaler.spec.descriptor.name,
+        axis=way.axis,
+        scale=slice_axis.ratio if slice_axis else upscaler.scale,
+        slice_axis=slice_axis,
+        tuning=self_supervised_budget(job.self_supervised, upscaler, way.through_plane),
+        output_format=output_format,
+        reason=way.reason,
+    )
     if slice_axis and slice_axis.ratio <= 1 + 1e-6:
-        raise VolumeError(f"{volume.source}: target spacing {slice_axis.target_spacing_mm:g} mm is not finer than "
-                          f"the slices' {slice_axis.spacing_mm:g} mm along axis {way.axis}")
+        raise VolumeError(
+            f"{volume.source}: target spacing {slice_axis.target_spacing_mm:g} mm is not finer than "
+            f"the slices' {slice_axis.spacing_mm:g} mm along axis {way.axis}"
+        )
     return plan, upscaler

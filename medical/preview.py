@@ -1,4 +1,5 @@
 """A before/after PNG montage of the middle slice: input (nearest-neighbour to the output grid) beside output."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -5,6 +5,7 @@ premise of SMORE and ECLARE, whose ESPRESO step learns the profile). Here each c
 volume's in-plane lines to the slice axis's sampling, and the one whose mean power spectrum matches the slice
 axis's own best (in log power, over the band both resolve) is taken. The errors are kept as the evidence.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -27,7 +28,7 @@ def _lines(data: np.ndarray, axis: int) -> np.ndarray:
 def _spectrum(lines: np.ndarray, length: int) -> np.ndarray:
     """Mean power spectrum of the lines' centred `length` samples, detrended and Hann-windowed."""
     start = (lines.shape[1] - length) // 2
-    x = lines[:, start:start + length]
+    x = lines[:, start : start + length]
     x = x - x.mean(axis=1, keepdims=True)
     power = np.abs(np.fft.rfft(x * np.hanning(length), axis=1)) ** 2
     return power.mean(axis=0)
@@ -68,7 +69,7 @@ def profile_errors(volume: Volume, axis: int, spacing: float, thickness: float) 
         diff = np.log(real[band]) - np.log(model[band])
         design = np.stack([np.ones_like(f), f], axis=1)
         residual = diff - design @ np.linalg.lstsq(design, diff, rcond=None)[0]
-        errors[profile] = round(float(np.mean(residual ** 2)), 6)
+        errors[profile] = round(float(np.mean(residual**2)), 6)
     return errors
 
 
@@ -78,8 +79,9 @@ def default_profile(volume: Volume) -> str:
     return "box" if str(volume.meta.get("modality", "")).upper() == "CT" else "gaussian"
 
 
-def choose_profile(volume: Volume, axis: int, spacing: float, thickness: float,
-                   choice: str = "auto") -> tuple[str, dict]:
+def choose_profile(
+    volume: Volume, axis: int, spacing: float, thickness: float, choice: str = "auto"
+) -> tuple[str, dict]:
     """(profile, evidence): `choice` as given, or for 'auto' the profile `profile_errors` prefers by at least
     MARGIN; where the volume is too small or the errors too close to tell, `default_profile` (the evidence says
     which happened)."""
@@ -92,6 +94,9 @@ def choose_profile(volume: Volume, axis: int, spacing: float, thickness: float,
         return fallback, {"chosen_by": "modality default", "reason": str(exc).split(": ", 1)[-1]}
     best, other = sorted(errors, key=errors.get)
     if errors[other] < MARGIN * errors[best]:
-        return fallback, {"chosen_by": "modality default", "reason": "the spectra do not tell the profiles apart",
-                          "log_spectrum_errors": errors}
+        return fallback, {
+            "chosen_by": "modality default",
+            "reason": "the spectra do not tell the profiles apart",
+            "log_spectrum_errors": errors,
+        }
     return best, {"chosen_by": "spectrum", "log_spectrum_errors": errors}

@@ -1,6 +1,7 @@
 """Running `srmed` on its inputs: one input (a volume or a time series) read, planned, tuned, upscaled, written
 and reported; all of them, here or as Ray tasks, finished ones skipped, failed ones reported while the others go
 on."""
+
 from __future__ import annotations
 
 import sys
@@ -46,8 +47,7 @@ def _upscaled(volume: Volume, plan: Plan, upscaler: Upscaler, progress: bool) ->
     from medical.slicewise import upscale_in_plane, upscale_through_plane
 
     if plan.through_plane:
-        return upscale_through_plane(volume, upscaler, axis=plan.axis, progress=progress,
-                                     spacing=plan.target_spacing)
+        return upscale_through_plane(volume, upscaler, axis=plan.axis, progress=progress, spacing=plan.target_spacing)
     return upscale_in_plane(volume, upscaler, axis=plan.axis, progress=progress)
 
 
@@ -55,20 +55,24 @@ class Upscaled:
     """The (upscaled, source) pairs of one input's volumes under one plan, made one at a time as the writer takes
     them, so that a time series is never in memory whole; the first result is kept for the report."""
 
-    def __init__(self, source: VolumeSource, indices: list[int], first: Volume, plan: Plan, upscaler: Upscaler,
-                 progress: bool) -> None:
+    def __init__(
+        self, source: VolumeSource, indices: list[int], first: Volume, plan: Plan, upscaler: Upscaler, progress: bool
+    ) -> None:
         self.source, self.indices, self.first, self.plan, self.upscaler = source, indices, first, plan, upscaler
         self.progress = progress
         self.first_result: Volume | None = None
 
     def __iter__(self) -> Iterator[tuple[Volume, Volume]]:
-        bar = tqdm(self.indices, desc="volumes", unit="vol", leave=False,
-                   disable=not self.progress or len(self.indices) < 2)
+        bar = tqdm(
+            self.indices, desc="volumes", unit="vol", leave=False, disable=not self.progress or len(self.indices) < 2
+        )
         for n, index in enumerate(bar):
             volume = self.first if n == 0 else self.source.read(index)
             if volume.shape != self.first.shape or not np.allclose(volume.affine, self.first.affine, atol=1e-4):
-                raise VolumeError(f"{volume.source}: volume {index} lies on another grid than volume "
-                                  f"{self.indices[0]}; a series' volumes must share one")
+                raise VolumeError(
+                    f"{volume.source}: volume {index} lies on another grid than volume "
+                    f"{self.indices[0]}; a series' volumes must share one"
+                )
             result = _upscaled(volume, self.plan, self.upscaler, self.progress and len(self.indices) < 2)
             if n == 0:
                 self.first_result = result
@@ -108,19 +112,20 @@ def process(task: Task, job: VolumeJob, engines: Engines) -> dict[str, Any]:
     writer = formats.by_name(plan.output_format)
     target = job.output / f"{task.name}{writer.suffix}"
     try:
-        clipped = writer.write(pairs, target, plan.describe(upscaler.spec.descriptor.name), plan.target_spacing,
-                               count)
+        clipped = writer.write(pairs, target, plan.describe(upscaler.spec.descriptor.name), plan.target_spacing, count)
     except OSError as exc:  # a full disk, say: written under a temporary name, so nothing is left half-written
         raise VolumeError(f"{target}: cannot write ({exc.strerror or exc})") from None
-    report = volume_report(task, plan, first, pairs.first_result, upscaler, target, clipped, tuning,
-                           time.perf_counter() - started, count)
+    report = volume_report(
+        task, plan, first, pairs.first_result, upscaler, target, clipped, tuning, time.perf_counter() - started, count
+    )
     if gradients:
         report["gradients"] = {"files": carry(gradients, job.output / task.name, job.volume), "vectors": GRADIENTS}
     if job.preview:
         from medical.preview import write_preview
 
-        report["preview"] = str(write_preview(first, pairs.first_result, job.output / f"{task.name}_preview.png",
-                                              plan.axis))
+        report["preview"] = str(
+            write_preview(first, pairs.first_result, job.output / f"{task.name}_preview.png", plan.axis)
+        )
     return report
 
 
@@ -138,8 +143,9 @@ def _outcomes(todo: list[Task], job: VolumeJob, engines: Engines) -> Iterable[tu
     """(report, failure) per input to do, in order: as Ray tasks with --ray, else one after another here."""
     if job.ray is not None and todo:
         # Workers load the models themselves; they show no bars of their own.
-        return run_as_ray_tasks(run_volume, todo, job.ray, unit="volume", progress=not job.quiet,
-                                extra=(job.with_(quiet=True),))
+        return run_as_ray_tasks(
+            run_volume, todo, job.ray, unit="volume", progress=not job.quiet, extra=(job.with_(quiet=True),)
+        )
     bar = tqdm(todo, desc="inputs", unit="input", disable=job.quiet or len(todo) < 2)
     return (run_volume(task, job, engines) for task in bar)
 

@@ -2,6 +2,7 @@
 sharp, so degrade them to the through-plane resolution and teach the 2-D model to undo that, for a bounded time,
 before it is applied through-plane. No external data is used.
 """
+
 from __future__ import annotations
 
 import copy
@@ -28,41 +29,63 @@ def _patch_size(slices: np.ndarray, patch: int, r: int, source: str) -> int:
     return patch
 
 
-def _crops(slices: np.ndarray, informative: list[int], patch: int, batch: int,
-           rng: np.random.Generator) -> np.ndarray:
+def _crops(slices: np.ndarray, informative: list[int], patch: int, batch: int, rng: np.random.Generator) -> np.ndarray:
     """`batch` random patches of informative slices, each turned by a random multiple of 90 degrees."""
     crops = []
     for _ in range(batch):
         s = slices[rng.choice(informative)]
         top = rng.integers(s.shape[0] - patch + 1)
         left = rng.integers(s.shape[1] - patch + 1)
-        crops.append(np.rot90(s[top:top + patch, left:left + patch], k=int(rng.integers(4))).copy())
+        crops.append(np.rot90(s[top : top + patch, left : left + patch], k=int(rng.integers(4))).copy())
     return np.stack(crops)
 
 
-def _degraded(hr: torch.Tensor, pixels: Acquisition | None, thickness: int, r: int,
-              rng: np.random.Generator) -> torch.Tensor:
+def _degraded(
+    hr: torch.Tensor, pixels: Acquisition | None, thickness: int, r: int, rng: np.random.Generator
+) -> torch.Tensor:
     """The input the model learns from: `hr` through the acquisition (at a random phase), a slab, or bicubic x r."""
     if pixels is not None:
         return acquire(hr, pixels, first=float(rng.uniform(0, pixels.spacing))).clamp(0, 1)
     return degrade(hr, r, "slab") if thickness else degrade(hr, r)
 
 
-def _log(steps: int, batch: int, device: torch.device, started: float, patch: int, pixels: Acquisition | None,
-         losses: list[float]) -> dict:
-    return {"steps": steps, "patches": steps * batch, "device": str(device),
-            "seconds": round(time.perf_counter() - started, 1), "patch": patch,
-            "acquisition_px": None if pixels is None else {"spacing": round(pixels.spacing, 4),
-                                                           "thickness": round(pixels.thickness, 4),
-                                                           "profile": pixels.profile},
-            "first_loss": losses[0] if losses else None,
-            "last_loss": float(np.mean(losses[-5:])) if losses else None}
+def _log(
+    steps: int,
+    batch: int,
+    device: torch.device,
+    started: float,
+    patch: int,
+    pixels: Acquisition | None,
+    losses: list[float],
+) -> dict:
+    return {
+        "steps": steps,
+        "patches": steps * batch,
+        "device": str(device),
+        "seconds": round(time.perf_counter() - started, 1),
+        "patch": patch,
+        "acquisition_px": None
+        if pixels is None
+        else {"spacing": round(pixels.spacing, 4), "thickness": round(pixels.thickness, 4), "profile": pixels.profile},
+        "first_loss": losses[0] if losses else None,
+        "last_loss": float(np.mean(losses[-5:])) if losses else None,
+    }
 
 
-def fine_tune(spec: ModelSpec, volume: Volume, axis: int = 2, seconds: float = 60.0, patch: int = 48,
-              batch: int | None = None, lr: float = 5e-5, seed: int = 0, acquisition: Acquisition | None = None,
-              target: float | None = None, device: str | torch.device = "cpu",
-              max_patches: int | None = None) -> tuple[ModelSpec, dict]:
+def fine_tune(
+    spec: ModelSpec,
+    volume: Volume,
+    axis: int = 2,
+    seconds: float = 60.0,
+    patch: int = 48,
+    batch: int | None = None,
+    lr: float = 5e-5,
+    seed: int = 0,
+    acquisition: Acquisition | None = None,
+    target: float | None = None,
+    device: str | torch.device = "cpu",
+    max_patches: int | None = None,
+) -> tuple[ModelSpec, dict]:
     """A copy of `spec` fine-tuned on `volume`'s slices perpendicular to `axis` (the sharp ones), and a log.
 
     With `acquisition` (the slice axis's spacing, thickness and profile in mm) and `target` (the spacing asked

@@ -9,6 +9,7 @@ from all three axes of a near-isotropic volume are exported, and only the sharp 
 axis) of a volume with thick slices; slices that are almost empty (background) are skipped. A DICOM folder is read
 by srmed's own reader (its first series), with the scanner's padding left out of the window.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,8 +25,7 @@ from medical.intensity import robust_window
 from medical.plan import THICK
 
 
-def export_slices(volume_path: str | Path, out_dir: str | Path, min_size: int = 96,
-                  min_foreground: float = 0.2) -> int:
+def export_slices(volume_path: str | Path, out_dir: str | Path, min_size: int = 96, min_foreground: float = 0.2) -> int:
     """Write every informative slice of one volume (any axis) as PNG; returns how many were written."""
     volume_path, out_dir = Path(volume_path), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -60,8 +60,9 @@ def _read(path: Path) -> tuple[np.ndarray, tuple[float, ...], float | None]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m medical.slices", description=__doc__.split("\n")[0])
-    parser.add_argument("volumes", nargs="+", help="training volumes (.nii, .nii.gz, .mgz, DICOM folders); never "
-                        "evaluation ones")
+    parser.add_argument(
+        "volumes", nargs="+", help="training volumes (.nii, .nii.gz, .mgz, DICOM folders); never evaluation ones"
+    )
     parser.add_argument("-o", "--output", required=True)
     args = parser.parse_args(argv)
     total = 0

@@ -4,6 +4,7 @@ The network sees a robust 0..1 window of the volume's intensities. Where the cub
 lies outside that window (bright vessels, bone, air) the output takes the cubic value, so nothing outside the
 window is clipped or invented; inside it, the network's output is mapped back by the exact inverse.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -18,12 +19,13 @@ from training.descriptor import Restores
 
 def _sr_slices(slices: np.ndarray, upscaler: Upscaler, desc: str, progress: bool) -> np.ndarray:
     """(N, H, W) float32 in 0..1 -> (N, rH, rW) through the engine, in batches, with a progress bar."""
-    out = np.empty((slices.shape[0], slices.shape[1] * upscaler.scale, slices.shape[2] * upscaler.scale),
-                   dtype=np.float32)
+    out = np.empty(
+        (slices.shape[0], slices.shape[1] * upscaler.scale, slices.shape[2] * upscaler.scale), dtype=np.float32
+    )
     step = max(1, upscaler.batch_size)
     for start in tqdm(range(0, len(slices), step), desc=desc, unit="batch", disable=not progress, leave=False):
-        batch = np.clip(slices[start:start + step], 0, 1)[..., None]
-        out[start:start + step] = upscaler.upscale(batch)[..., 0]
+        batch = np.clip(slices[start : start + step], 0, 1)[..., None]
+        out[start : start + step] = upscaler.upscale(batch)[..., 0]
     return out
 
 
@@ -61,10 +63,20 @@ def upscale_in_plane(volume: Volume, upscaler: Upscaler, axis: int = 2, progress
     slices = np.moveaxis(unit, axis, 0)
     sr = np.moveaxis(_sr_slices(slices, upscaler, "slices", progress), 0, axis)
     factors = tuple(1 if a == axis else r for a in range(3))
-    data = _fuse_outside_window(window.inverse(sr), cubic_upscale(volume.data, factors), window,
-                                float(volume.data.min()), float(volume.data.max()))
-    return Volume(data, upscaled_affine(volume.affine, factors), volume.source, volume.dtype,
-                  {**volume.meta, "window": (window.lo, window.hi), "factors": factors})
+    data = _fuse_outside_window(
+        window.inverse(sr),
+        cubic_upscale(volume.data, factors),
+        window,
+        float(volume.data.min()),
+        float(volume.data.max()),
+    )
+    return Volume(
+        data,
+        upscaled_affine(volume.affine, factors),
+        volume.source,
+        volume.dtype,
+        {**volume.meta, "window": (window.lo, window.hi), "factors": factors},
+    )
 
 
 def _planes(volume: np.ndarray, upscaler: Upscaler, axis: int, progress: bool) -> list[np.ndarray]:
@@ -96,8 +108,9 @@ def _scaled_planes(unit: np.ndarray, upscaler: Upscaler, axis: int, progress: bo
     return estimates
 
 
-def upscale_through_plane(volume: Volume, upscaler: Upscaler, axis: int = 2, progress: bool = True,
-                          spacing: float | None = None) -> Volume:
+def upscale_through_plane(
+    volume: Volume, upscaler: Upscaler, axis: int = 2, progress: bool = True, spacing: float | None = None
+) -> Volume:
     """Only `axis` refined, to `spacing` mm (any ratio to the input's; default: the model's own factor), on the
     slices of the two planes that contain it, fused by averaging. The output grid covers the input's extent,
     centred on it (`target_grid`).
@@ -114,8 +127,10 @@ def upscale_through_plane(volume: Volume, upscaler: Upscaler, axis: int = 2, pro
         spacing = current / default
     ratio = current / spacing
     if ratio <= 1 + 1e-6:
-        raise VolumeError(f"{volume.source}: target spacing {spacing:g} mm is not finer than the slices' "
-                         f"{current:g} mm along axis {axis}")
+        raise VolumeError(
+            f"{volume.source}: target spacing {spacing:g} mm is not finer than the slices' "
+            f"{current:g} mm along axis {axis}"
+        )
     n = volume.shape[axis]
     m, positions = target_grid(n, current, spacing)
     window = robust_window(volume.data, padding=volume.meta.get("padding"))
@@ -126,13 +141,21 @@ def upscale_through_plane(volume: Volume, upscaler: Upscaler, axis: int = 2, pro
     else:
         r = upscaler.scale
         if r < 2 or abs(ratio - r) > 1e-6:
-            raise VolumeError(f"model {upscaler.spec.descriptor.name} upscales x{r}; {current:g} -> {spacing:g} mm is "
-                             f"x{ratio:g}: use a through-plane model (mri-thick) for that ratio")
+            raise VolumeError(
+                f"model {upscaler.spec.descriptor.name} upscales x{r}; {current:g} -> {spacing:g} mm is "
+                f"x{ratio:g}: use a through-plane model (mri-thick) for that ratio"
+            )
         fused = np.mean(_scaled_planes(unit, upscaler, axis, progress), axis=0)
     cubic = resample_axis(volume.data.astype(np.float64), axis, positions)
-    data = _fuse_outside_window(window.inverse(fused), cubic, window, float(volume.data.min()),
-                                float(volume.data.max()))
+    data = _fuse_outside_window(
+        window.inverse(fused), cubic, window, float(volume.data.min()), float(volume.data.max())
+    )
     factors = tuple(ratio if a == axis else 1 for a in range(3))
     affine = resampled_affine(volume.affine, axis, float(positions[0]), 1.0 / ratio)
-    return Volume(data, affine, volume.source, volume.dtype,
-                  {**volume.meta, "window": (window.lo, window.hi), "factors": factors, "slices": (n, m)})
+    return Volume(
+        data,
+        affine,
+        volume.source,
+        volume.dtype,
+        {**volume.meta, "window": (window.lo, window.hi), "factors": factors, "slices": (n, m)},
+    )

@@ -4,6 +4,7 @@ benchmarks and tests (`benchmarks/mri_eval.py`), at any spacing, thickness and p
 The thick slices are placed so that upscaling them back to the fine spacing (`target_grid`, centred on their
 extent) lands exactly on fine voxels, which are then the truth to compare with.
 """
+
 from __future__ import annotations
 
 import math

@@ -1,4 +1,5 @@
 """Self-supervised tuning before a volume is upscaled: how long (the budget and its constants), and the tuned engine."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -43,8 +44,14 @@ def tuned(upscaler: Upscaler, volume: Volume, plan: Plan) -> tuple[Upscaler, dic
 
     # A through-plane model learns this acquisition; an x r model (in-plane or through-plane) learns x r.
     learns_acquisition = plan.through_plane and upscaler.spec.descriptor.through_plane
-    spec, log = fine_tune(upscaler.spec, volume, axis=plan.axis, seconds=plan.tuning.seconds,
-                          max_patches=plan.tuning.patches,
-                          acquisition=plan.acquisition() if learns_acquisition else None,
-                          target=plan.target_spacing if learns_acquisition else None, device=upscaler.device)
+    spec, log = fine_tune(
+        upscaler.spec,
+        volume,
+        axis=plan.axis,
+        seconds=plan.tuning.seconds,
+        max_patches=plan.tuning.patches,
+        acquisition=plan.acquisition() if learns_acquisition else None,
+        target=plan.target_spacing if learns_acquisition else None,
+        device=upscaler.device,
+    )
     return with_spec(upscaler, spec), log

@@ -5,6 +5,7 @@ NIfTI's RAS+ frame (x grows from the subject's left to right, y from posterior t
 superior), exactly what nibabel's `img.affine` holds. DICOM's LPS+ patient coordinates are converted on the way in
 and out (x and y negated).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

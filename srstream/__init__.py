@@ -1,4 +1,5 @@
 """srstream: the one inference engine (model loading, backends, tiling, batching) and the video front door."""
+
 from importlib.metadata import PackageNotFoundError, version
 
 try:

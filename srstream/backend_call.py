@@ -1,5 +1,6 @@
 """Calling a backend on a stack of frames: in batches of a given size, and, where the backend declares
 PIPELINED_UPLOAD, uploading batch i+1 while batch i computes. Knows nothing of tiles or models."""
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
@@ -23,7 +24,7 @@ def to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
 
 def batches(x: torch.Tensor, size: int) -> list[torch.Tensor]:
     """`x` cut along its first axis into pieces of `size` (the last may be shorter)."""
-    return [x[i:i + size] for i in range(0, x.shape[0], size)]
+    return [x[i : i + size] for i in range(0, x.shape[0], size)]
 
 
 def can_pipeline(backend: Backend) -> bool:

@@ -3,6 +3,7 @@
 This entry point imports nothing heavy before it handles signals, so that Ctrl-C or SIGTERM at any moment, even
 while torch loads, ends with one line and exit 130 (outputs finished or removed, never half-written).
 """
+
 from __future__ import annotations
 
 from srstream.signals import exit_after, run_command

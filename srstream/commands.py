@@ -1,5 +1,6 @@
 """`srstream`'s commands: upscale images, video files, image sequences and RTSP streams; `srstream models` lists the
 models. `srstream.cli` is the entry point that runs them."""
+
 from __future__ import annotations
 
 import argparse
@@ -36,8 +37,9 @@ def _jobs(src: Path, dst: Path) -> list[tuple[Path, Path]]:
 
 
 def _upscaler(args: argparse.Namespace, batch: int) -> Upscaler:
-    upscaler = Upscaler(args.model, backend=args.backend, tile=args.tile, batch_size=batch, tta=args.tta,
-                        precision=args.precision)
+    upscaler = Upscaler(
+        args.model, backend=args.backend, tile=args.tile, batch_size=batch, tta=args.tta, precision=args.precision
+    )
     if args.scale and args.scale != upscaler.scale:
         raise EngineError(f"--scale {args.scale} does not match model {upscaler.spec.name} (x{upscaler.scale})")
     return upscaler
@@ -106,8 +108,7 @@ def cmd_images(args: argparse.Namespace, source: Path, target: Path) -> int:
     first = read_image(jobs[0][0])  # a bad single input fails here, before any model is loaded
     upscaler = _upscaler(args, 1)
     if not args.quiet:
-        print(f"srstream: {upscaler.spec.name} x{upscaler.scale} on {upscaler.label}{args.model_note}",
-              file=sys.stderr)
+        print(f"srstream: {upscaler.spec.name} x{upscaler.scale} on {upscaler.label}{args.model_note}", file=sys.stderr)
     failed = 0
     for n, (src, dst) in enumerate(tqdm(jobs, desc="upscaling", unit="img", disable=len(jobs) == 1 or args.quiet)):
         try:
@@ -158,8 +159,9 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
-PRECISION_HELP = ("number format: auto (default) is fp16 on CUDA, bf16 on CPUs with native bf16 (AVX512-BF16, AMX), "
-                  "else fp32")
+PRECISION_HELP = (
+    "number format: auto (default) is fp16 on CUDA, bf16 on CPUs with native bf16 (AVX512-BF16, AMX), else fp32"
+)
 OUTSCALE_HELP = "final scale factor, any model (x3 from an x4 model, say): the output is resampled (Lanczos)"
 SIZE_HELP = "exact output size WxH; -1 on one side keeps the aspect ratio (1920x-1), as ffmpeg's scale filter"
 
@@ -183,14 +185,20 @@ def _dash_values(argv: list[str]) -> list[str]:
     return out
 
 
-TTA_HELP = ("self-ensemble: average the model over the 8 flips and transposes of each frame (8x the time, a little "
-            "more fidelity)")
+TTA_HELP = (
+    "self-ensemble: average the model over the 8 flips and transposes of each frame (8x the time, a little "
+    "more fidelity)"
+)
 
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
     """The model and how the engine runs it: the same for upscale and batch."""
-    parser.add_argument("-m", "--model", help="shipped name or weights path (default: the rule's pick of the "
-                        "shipped models for video on this hardware, or for images; `srstream models` says which)")
+    parser.add_argument(
+        "-m",
+        "--model",
+        help="shipped name or weights path (default: the rule's pick of the "
+        "shipped models for video on this hardware, or for images; `srstream models` says which)",
+    )
     parser.add_argument("--backend", default="auto", choices=BACKENDS)
     parser.add_argument("--batch", type=int, default=4, help="frames per engine call (video)")
     parser.add_argument("--tta", action="store_true", help=TTA_HELP)
@@ -210,35 +218,69 @@ def _add_stream_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-t", "--duration", type=float, help="stop after this many seconds of input")
     parser.add_argument("--retries", type=int, default=5, help="reconnect attempts for a dropped stream")
     parser.add_argument("--timeout", type=float, default=10.0, help="connect/read timeout in seconds for streams")
-    parser.add_argument("--segment-time", type=float, help="write OUT as NAME_000.EXT, NAME_001.EXT, ... of about "
-                        "this many seconds each (for long recordings and live streams)")
-    parser.add_argument("--live", action=argparse.BooleanOptionalAction, default=None,
-                        help="drop frames to keep latency bounded (default: on for network streams, off for files)")
-    parser.add_argument("--max-latency", type=float, default=2.0, metavar="SECONDS",
-                        help="live: the most a frame may wait from capture to written (default %(default)s)")
-    parser.add_argument("--label", action="store_true", help="burn a small 'upscaled by srstream MODEL' into the "
-                        "picture (bottom left), so that a frame shown alone still says what it is")
-    parser.add_argument("--crash-safe", action=argparse.BooleanOptionalAction, default=None,
-                        help="write outputs that stay playable if the process is killed (fragmented MP4, Matroska "
-                        "clusters of a second); default: on for live inputs and inputs of a minute or more")
+    parser.add_argument(
+        "--segment-time",
+        type=float,
+        help="write OUT as NAME_000.EXT, NAME_001.EXT, ... of about "
+        "this many seconds each (for long recordings and live streams)",
+    )
+    parser.add_argument(
+        "--live",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="drop frames to keep latency bounded (default: on for network streams, off for files)",
+    )
+    parser.add_argument(
+        "--max-latency",
+        type=float,
+        default=2.0,
+        metavar="SECONDS",
+        help="live: the most a frame may wait from capture to written (default %(default)s)",
+    )
+    parser.add_argument(
+        "--label",
+        action="store_true",
+        help="burn a small 'upscaled by srstream MODEL' into the "
+        "picture (bottom left), so that a frame shown alone still says what it is",
+    )
+    parser.add_argument(
+        "--crash-safe",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="write outputs that stay playable if the process is killed (fragmented MP4, Matroska "
+        "clusters of a second); default: on for live inputs and inputs of a minute or more",
+    )
 
 
 def _add_upscale(sub: argparse._SubParsersAction) -> None:
-    up = sub.add_parser("upscale", usage="%(prog)s [options] IN [IN ...] OUT",
-                        help="upscale a video file, image sequence (frame_%%04d.png), rtsp:// stream, an image, or "
-                        "a directory of images into a directory of PNGs")
-    up.add_argument("paths", nargs="+", metavar="PATH",
-                    help="inputs, then OUT: a file, a URL to push to (rtsp://, rtmp://, udp://, srt://), or a "
-                    "directory (for an image directory, or several video inputs: NAME.mp4, cam_HOST_PORT_PATH.mp4)")
+    up = sub.add_parser(
+        "upscale",
+        usage="%(prog)s [options] IN [IN ...] OUT",
+        help="upscale a video file, image sequence (frame_%%04d.png), rtsp:// stream, an image, or "
+        "a directory of images into a directory of PNGs",
+    )
+    up.add_argument(
+        "paths",
+        nargs="+",
+        metavar="PATH",
+        help="inputs, then OUT: a file, a URL to push to (rtsp://, rtmp://, udp://, srt://), or a "
+        "directory (for an image directory, or several video inputs: NAME.mp4, cam_HOST_PORT_PATH.mp4)",
+    )
     _add_model_options(up)
     up.add_argument("--scale", type=int, help="check that the model upscales by this factor")
     up.add_argument("--tile", type=int, default=0, help="LR tile size in pixels (0 = automatic)")
     _add_encoder_options(up)
     _add_stream_options(up)
-    up.add_argument("--format", help="container: of outputs written into OUTDIR (default mp4), or of OUT '-', "
-                    "standard output (default matroska; nut, mpegts, mp4 also stream)")
-    up.add_argument("--json", action="store_true",
-                    help="print the run's statistics as JSON (video; a list of them for several inputs)")
+    up.add_argument(
+        "--format",
+        help="container: of outputs written into OUTDIR (default mp4), or of OUT '-', "
+        "standard output (default matroska; nut, mpegts, mp4 also stream)",
+    )
+    up.add_argument(
+        "--json",
+        action="store_true",
+        help="print the run's statistics as JSON (video; a list of them for several inputs)",
+    )
     up.add_argument("-y", "--overwrite", action="store_true", help="replace existing outputs")
     up.add_argument("-q", "--quiet", action="store_true")
     up.set_defaults(func=cmd_upscale)
@@ -251,10 +293,20 @@ def _add_batch(sub: argparse._SubParsersAction) -> None:
     _add_model_options(batch)
     _add_encoder_options(batch)
     batch.add_argument("--format", default="mp4", help="output container suffix (default %(default)s)")
-    batch.add_argument("-j", "--workers", type=int, default=2,
-                       help="videos at a time, through one engine in this process (default %(default)s)")
-    batch.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
-                       help="run as Ray tasks: no ADDRESS starts a local Ray, 'auto' joins a running cluster")
+    batch.add_argument(
+        "-j",
+        "--workers",
+        type=int,
+        default=2,
+        help="videos at a time, through one engine in this process (default %(default)s)",
+    )
+    batch.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        metavar="ADDRESS",
+        help="run as Ray tasks: no ADDRESS starts a local Ray, 'auto' joins a running cluster",
+    )
     batch.add_argument("--json", action="store_true")
     batch.add_argument("-y", "--overwrite", action="store_true")
     batch.add_argument("-q", "--quiet", action="store_true")
@@ -263,30 +315,46 @@ def _add_batch(sub: argparse._SubParsersAction) -> None:
 
 def _add_export(sub: argparse._SubParsersAction) -> None:
     export = sub.add_parser("export", help="write the model as ONNX, or as a TensorRT engine built ahead of time")
-    export.add_argument("-m", "--model", default="srresnet-x4",
-                        help="shipped name or weights path; an .onnx file for --format tensorrt")
+    export.add_argument(
+        "-m", "--model", default="srresnet-x4", help="shipped name or weights path; an .onnx file for --format tensorrt"
+    )
     export.add_argument("-f", "--format", choices=("onnx", "tensorrt"), default="onnx")
     export.add_argument("-o", "--output", metavar="FILE", help="default NAME-PRECISION.onnx or NAME.engine")
-    export.add_argument("--precision", choices=("fp32", "fp16"), default=None,
-                        help="inside the graph (I/O stays fp32); default fp32 for onnx, fp16 for tensorrt")
+    export.add_argument(
+        "--precision",
+        choices=("fp32", "fp16"),
+        default=None,
+        help="inside the graph (I/O stays fp32); default fp32 for onnx, fp16 for tensorrt",
+    )
     export.add_argument("--batch", default="1,4,8", help="engine profile: MIN,OPT,MAX batch (default %(default)s)")
     export.add_argument("--height", default="16,270,1088", help="engine profile: LR height (default %(default)s)")
     export.add_argument("--width", default="16,480,1920", help="engine profile: LR width (default %(default)s)")
-    export.add_argument("--target", help="TensorRT-RTX: compute capabilities to build for, e.g. 8.6,8.9 "
-                        "(default 8.0,8.6,8.9,12.0; 7.5 for Turing)")
-    export.add_argument("--runtime", choices=("tensorrt", "tensorrt-rtx"),
-                        help="default: full TensorRT where it imports, else TensorRT-RTX")
+    export.add_argument(
+        "--target",
+        help="TensorRT-RTX: compute capabilities to build for, e.g. 8.6,8.9 (default 8.0,8.6,8.9,12.0; 7.5 for Turing)",
+    )
+    export.add_argument(
+        "--runtime",
+        choices=("tensorrt", "tensorrt-rtx"),
+        help="default: full TensorRT where it imports, else TensorRT-RTX",
+    )
     export.add_argument("-y", "--overwrite", action="store_true")
     export.add_argument("-q", "--quiet", action="store_true")
     export.set_defaults(func=cmd_export)
 
 
 def _add_tune(sub: argparse._SubParsersAction) -> None:
-    tune = sub.add_parser("tune", help="fine-tune a camera model on one camera's footage (a file or stream) and "
-                          "write a model file for -m")
+    tune = sub.add_parser(
+        "tune", help="fine-tune a camera model on one camera's footage (a file or stream) and write a model file for -m"
+    )
     tune.add_argument("input", metavar="IN", help="the camera's footage: a video file or rtsp://... stream")
-    tune.add_argument("-o", "--output", required=True, metavar="FILE",
-                      help="the tuned model (.safetensors, with its card beside it as .json)")
+    tune.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="FILE",
+        help="the tuned model (.safetensors, with its card beside it as .json)",
+    )
     tune.add_argument("-m", "--model", help="the model to start from (default: the video default on a CPU)")
     tune.add_argument("--seconds", type=float, default=300.0, help="training time (default %(default)s)")
     tune.add_argument("-t", "--duration", type=float, help="read at most this many seconds of footage")

@@ -8,6 +8,7 @@ A model that is not measured on a condition cannot be eligible.
 The rule only compares numbers; `srstream.defaults` decides which models are candidates (what the hardware runs)
 and reads their measured rows from the cards.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -68,8 +69,13 @@ def worst_case(row: dict[str, Standing]) -> float:
 
 def largest_deficit(table: Table, model: str) -> float:
     """How far `model` trails the best mean gain on its worst condition (inf where a condition is not measured)."""
-    return max((best - table[model][c].mean if c in table[model] else float("inf")
-                for c, (_, best) in best_means(table).items()), default=0.0)
+    return max(
+        (
+            best - table[model][c].mean if c in table[model] else float("inf")
+            for c, (_, best) in best_means(table).items()
+        ),
+        default=0.0,
+    )
 
 
 def pick(table: Table, margin: float = MARGIN_DB) -> str | None:

@@ -8,6 +8,7 @@ does); on a CPU only those that cost at most `CPU_COST` times the cheapest (thei
 Images: the conditions are the gains over bicubic on Set5, Set14 and their LR as JPEG (`benchmarks/images.py`), the
 candidates every single-frame RGB model of the scale.
 """
+
 from __future__ import annotations
 
 from srstream import backends
@@ -33,8 +34,11 @@ def on_accelerator(backend: str = "auto", precision: str = "auto") -> bool:
 
 
 def _rgb(models: dict[str, ModelDescriptor], scale: int) -> dict[str, ModelDescriptor]:
-    return {n: d for n, d in models.items() if d.scale == scale and d.channels == 3
-            and d.restores in (Restores.IMAGE, Restores.FRAMES)}
+    return {
+        n: d
+        for n, d in models.items()
+        if d.scale == scale and d.channels == 3 and d.restores in (Restores.IMAGE, Restores.FRAMES)
+    }
 
 
 def _prefix(scale: int) -> str:
@@ -45,9 +49,13 @@ def _video_rows(descriptor: ModelDescriptor, scale: int) -> dict[str, Evaluation
     """A model's compressed-footage rows at `scale` (its output resampled where its own scale is another), by
     condition ('crf28', 'kbps256')."""
     prefix = _prefix(scale)
-    return {e.name[len(prefix):]: e for e in descriptor.evaluations
-            if e.name.startswith(prefix) and e.gain_db is not None
-            and (scale != SCALE or not e.name.startswith(f"{VIDEO_PREFIX}x"))}
+    return {
+        e.name[len(prefix) :]: e
+        for e in descriptor.evaluations
+        if e.name.startswith(prefix)
+        and e.gain_db is not None
+        and (scale != SCALE or not e.name.startswith(f"{VIDEO_PREFIX}x"))
+    }
 
 
 def affordable(fps: dict[str, float | None]) -> set[str]:
@@ -56,19 +64,24 @@ def affordable(fps: dict[str, float | None]) -> set[str]:
     return {n for n, f in fps.items() if fastest is None or (f is not None and f * CPU_COST >= fastest)}
 
 
-def video_table(scale: int = SCALE, accelerator: bool = False,
-                models: dict[str, ModelDescriptor] | None = None) -> Table:
+def video_table(
+    scale: int = SCALE, accelerator: bool = False, models: dict[str, ModelDescriptor] | None = None
+) -> Table:
     """The rule's table for video at `scale`: each candidate's compressed-footage rows (mean and worst-clip gain)."""
     shipped = shipped_models() if models is None else models
-    rows = {n: _video_rows(d, scale) for n, d in shipped.items() if d.channels == 3
-            and d.restores in (Restores.IMAGE, Restores.FRAMES)}
+    rows = {
+        n: _video_rows(d, scale)
+        for n, d in shipped.items()
+        if d.channels == 3 and d.restores in (Restores.IMAGE, Restores.FRAMES)
+    }
     rows = {n: r for n, r in rows.items() if r}
     if not accelerator:
         speeds = {n: [e.fps for e in r.values() if e.fps] for n, r in rows.items()}
         keep = affordable({n: sum(s) / len(s) if s else None for n, s in speeds.items()})
         rows = {n: r for n, r in rows.items() if n in keep}
-    return {n: {c: Standing(e.gain_db, e.worst_gain_db, e.flicker_ratio) for c, e in r.items()}
-            for n, r in rows.items()}
+    return {
+        n: {c: Standing(e.gain_db, e.worst_gain_db, e.flicker_ratio) for c, e in r.items()} for n, r in rows.items()
+    }
 
 
 def image_table(scale: int = SCALE, models: dict[str, ModelDescriptor] | None = None) -> Table:
@@ -79,8 +92,11 @@ def image_table(scale: int = SCALE, models: dict[str, ModelDescriptor] | None = 
     for name, d in _rgb(shipped_models() if models is None else models, scale).items():
         if d.restores is not Restores.IMAGE:
             continue
-        row = {e.name: Standing(e.gain_db, e.worst_gain_db) for e in d.evaluations
-               if (e.name in IMAGE_GAINS or e.name.startswith(JPEG_PREFIX)) and e.gain_db is not None}
+        row = {
+            e.name: Standing(e.gain_db, e.worst_gain_db)
+            for e in d.evaluations
+            if (e.name in IMAGE_GAINS or e.name.startswith(JPEG_PREFIX)) and e.gain_db is not None
+        }
         if not row:
             row = {e.name: Standing(e.psnr_y) for e in d.evaluations if e.name in IMAGE_SETS and e.psnr_y is not None}
         if row:
@@ -110,21 +126,25 @@ def why(model: str, video: bool = True, accelerator: bool = False, scale: int = 
     if not video:
         return "the image default: the rule's pick on Set5, Set14 and JPEG'd photos"
     what = ("the video default" if scale == SCALE else f"the x{scale} video default") + (
-        " on a GPU" if accelerator else " on a CPU")
+        " on a GPU" if accelerator else " on a CPU"
+    )
     table = video_table(scale, accelerator=accelerator)
     if model not in table:
         return f"{what}: no shipped model has compressed-footage figures"
     if model in eligible(table):
-        return (f"{what}: within {MARGIN_DB} dB of the best at every CRF and bitrate on real compressed footage, "
-                "steady, and the best worst clip")
-    return (f"{what}: no model is within {MARGIN_DB} dB of the best everywhere; this one trails least "
-            f"({'; '.join(shortfalls(table, model))})")
+        return (
+            f"{what}: within {MARGIN_DB} dB of the best at every CRF and bitrate on real compressed footage, "
+            "steady, and the best worst clip"
+        )
+    return (
+        f"{what}: no model is within {MARGIN_DB} dB of the best everywhere; this one trails least "
+        f"({'; '.join(shortfalls(table, model))})"
+    )
 
 
 def verdict_lines() -> list[str]:
     """The rule's verdicts as `srstream models` prints them: each default, then where each other model loses."""
-    tables = {"video on a CPU": video_table(), "video on a GPU": video_table(accelerator=True),
-              "images": image_table()}
+    tables = {"video on a CPU": video_table(), "video on a GPU": video_table(accelerator=True), "images": image_table()}
     if has_scale(2):
         tables.update({"x2 video on a CPU": video_table(2), "x2 video on a GPU": video_table(2, accelerator=True)})
     lines = [f"default for {what}: {pick(table) or FALLBACK}" for what, table in tables.items()]

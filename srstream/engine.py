@@ -12,6 +12,7 @@ recurrent model); only fine-tuning (srmed's per-volume step, `srstream tune`) ru
 The engine holds no state: a recurrent
 model's state goes in and comes out of `Upscaler.step`, and the caller (a video Stream) keeps it.
 """
+
 from __future__ import annotations
 
 import logging
@@ -66,8 +67,9 @@ def open_backend(name: str, spec: ModelSpec, precision: str, **options) -> tuple
 
 def _tile_setting(name: str, doc: str) -> property:
     # Settable on the Upscaler as before (callers change a budget after construction); held by its TileBudget.
-    return property(lambda self: getattr(self.tiles, name), lambda self, value: setattr(self.tiles, name, value),
-                    doc=doc)
+    return property(
+        lambda self: getattr(self.tiles, name), lambda self, value: setattr(self.tiles, name, value), doc=doc
+    )
 
 
 class Upscaler:
@@ -80,9 +82,17 @@ class Upscaler:
     the input (self-ensemble: 8 passes, 4 for a through-plane model, for a little fidelity).
     """
 
-    def __init__(self, model: str | Path | ModelSpec = "srresnet-x4", backend: str = "auto",
-                 tile: int | None = 0, batch_size: int = 4, tta: bool = False, precision: str = "auto",
-                 memory_budget: int | None = None, **backend_options) -> None:
+    def __init__(
+        self,
+        model: str | Path | ModelSpec = "srresnet-x4",
+        backend: str = "auto",
+        tile: int | None = 0,
+        batch_size: int = 4,
+        tta: bool = False,
+        precision: str = "auto",
+        memory_budget: int | None = None,
+        **backend_options,
+    ) -> None:
         self.spec = model if isinstance(model, ModelSpec) else load_model(model)
         self.backend_name, self.backend = open_backend(backend, self.spec, precision, **backend_options)
         self.tiles = TileBudget(tile, memory_budget, self.activation_bytes(), self.device)
@@ -116,14 +126,15 @@ class Upscaler:
         return self.spec.scale
 
     tile = _tile_setting("tile", "The LR tile side: 0 = by the memory budget, None = never tile.")
-    memory_budget = _tile_setting("memory_budget",
-                                  "Bytes of activations one call may hold (None: a share of the free memory).")
+    memory_budget = _tile_setting(
+        "memory_budget", "Bytes of activations one call may hold (None: a share of the free memory)."
+    )
 
     def activation_bytes(self) -> int:
         """Bytes of activations per input pixel of one frame at the network's widest point: its width (64 where the
         card does not say) at the output's resolution, in the backend's number format, a few tensors alive."""
         itemsize = torch.empty(0, dtype=self.backend.dtype).element_size()
-        return self.spec.descriptor.width * self.scale ** 2 * itemsize * ACTIVATION_SLACK
+        return self.spec.descriptor.width * self.scale**2 * itemsize * ACTIVATION_SLACK
 
     def to_device(self, x: torch.Tensor) -> torch.Tensor:
         """A host tensor on the engine's device: pinned and asynchronous on CUDA (ordered on the current stream)."""
@@ -138,8 +149,12 @@ class Upscaler:
 
     # The steps, in the order a batch meets them.
 
-    def upscale(self, frames: np.ndarray | torch.Tensor, size: tuple[int, int] | None = None,
-                compression: list[Compression | None] | None = None) -> np.ndarray | torch.Tensor:
+    def upscale(
+        self,
+        frames: np.ndarray | torch.Tensor,
+        size: tuple[int, int] | None = None,
+        compression: list[Compression | None] | None = None,
+    ) -> np.ndarray | torch.Tensor:
         """Upscale frames and return the same kind: numpy (H, W[, C]) or (N, H, W, C), or torch (N, C, H, W);
         uint8, uint16 or float in [0, 1]. `size` (width, height) resamples the output to that size. `compression`
         (one per frame) is what the decoder said of each frame, for a model that takes the QP."""
@@ -148,16 +163,18 @@ class Upscaler:
         parts = NumpyFrames.split(frames)
         return parts.join(self.upscale_tensor(parts.color_nchw(self.to_device), size, compression), self.to_device)
 
-    def upscale_tensor(self, x: torch.Tensor, size: tuple[int, int] | None = None,
-                       compression: list[Compression | None] | None = None) -> torch.Tensor:
+    def upscale_tensor(
+        self, x: torch.Tensor, size: tuple[int, int] | None = None, compression: list[Compression | None] | None = None
+    ) -> torch.Tensor:
         """(N, C, H, W) float in [0, 1] -> (N, C, rH, rW) float32 in [0, 1] on the backend's device; with `size`
         (width, height), the model's output is resampled to it there (Lanczos, antialiased). A model that takes
         the QP gets each frame's `compression` (the decoder's, else a blind estimate). A recurrent model takes each
         frame as one with no past (noted once in the log)."""
         if self.spec.recurrent:
             if not self._noted_no_past:
-                log.info("srstream: %s is a video model; these images are upscaled each with no past frames",
-                         self.spec.name)
+                log.info(
+                    "srstream: %s is a video model; these images are upscaled each with no past frames", self.spec.name
+                )
                 self._noted_no_past = True
             return self.step(x, None, size)[0]
         x, grey = fit_channels(x, self.spec.channels, self.spec.name)
@@ -170,8 +187,9 @@ class Upscaler:
         y = resize_to(y, size).clamp_(0, 1)
         return to_grey(y) if grey else y
 
-    def step(self, x: torch.Tensor, state: torch.Tensor | None, size: tuple[int, int] | None = None
-             ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def step(
+        self, x: torch.Tensor, state: torch.Tensor | None, size: tuple[int, int] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """One frame of each of N streams, (N, C, H, W), with their states (N, S, H, W) (None, or all-zero rows:
         no past) -> (SR frames as `upscale_tensor` gives them, the new states). A single-frame model: no state."""
         if not self.spec.recurrent:
@@ -192,10 +210,14 @@ class Upscaler:
                 pixels = frame[:3].mul(255).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
                 fact = estimated(pixels)
                 if not self._noted_estimate:
-                    how = ("taken as clean (QP 0): no QP estimator is shipped" if fact.source == ASSUMED else
-                           f"a blind estimate from the pixels (QP {fact.mean_qp:.0f})")
-                    log.warning("srstream: %s takes the codec's QP; none came with these frames: %s",
-                                self.spec.name, how)
+                    how = (
+                        "taken as clean (QP 0): no QP estimator is shipped"
+                        if fact.source == ASSUMED
+                        else f"a blind estimate from the pixels (QP {fact.mean_qp:.0f})"
+                    )
+                    log.warning(
+                        "srstream: %s takes the codec's QP; none came with these frames: %s", self.spec.name, how
+                    )
                     self._noted_estimate = True
             planes.append(torch.from_numpy(fact.plane(*frame.shape[-2:])))
         return self.to_device(torch.stack(planes)[:, None]).to(x.dtype)

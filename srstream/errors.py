@@ -1,4 +1,5 @@
 """The engine's one error type, here so that each of its steps can raise it without importing the engine."""
+
 from __future__ import annotations
 
 from training.errors import SrstreamError

@@ -1,4 +1,5 @@
 """ONNX export of the inference graph (see `inference_graph`) with dynamic batch, height and width."""
+
 from __future__ import annotations
 
 import hashlib
@@ -45,8 +46,18 @@ def export_onnx(spec: ModelSpec, path: str | Path, half: bool = False) -> Path:
     example = torch.rand(1, spec.input_channels, 32, 32)
     with atomic_path(path, suffix=".onnx") as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the legacy exporter warns that it is legacy; it is the one with dynamic_axes
-        torch.onnx.export(graph, (example,), tmp, dynamo=False, opset_version=OPSET,
-                          input_names=[INPUT], output_names=[OUTPUT], do_constant_folding=True,
-                          dynamic_axes={INPUT: {0: "batch", 2: "height", 3: "width"},
-                                        OUTPUT: {0: "batch", 2: "out_height", 3: "out_width"}})
+        torch.onnx.export(
+            graph,
+            (example,),
+            tmp,
+            dynamo=False,
+            opset_version=OPSET,
+            input_names=[INPUT],
+            output_names=[OUTPUT],
+            do_constant_folding=True,
+            dynamic_axes={
+                INPUT: {0: "batch", 2: "height", 3: "width"},
+                OUTPUT: {0: "batch", 2: "out_height", 3: "out_width"},
+            },
+        )
     return path

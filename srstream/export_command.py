@@ -1,5 +1,6 @@
 """`srstream export`: the model as ONNX for other runtimes (vs-mlrt, chaiNNer, onnxruntime, trtexec), or as a
 TensorRT engine built ahead of time (TensorRT-RTX needs no GPU for it)."""
+
 from __future__ import annotations
 
 import argparse
@@ -26,21 +27,28 @@ def cmd_export(args: argparse.Namespace) -> int:
     if from_onnx and args.format == "onnx":
         raise ValueError(f"{source}: already ONNX; --format tensorrt builds an engine from it")
     if args.format == "tensorrt" and args.precision != "fp16":
-        raise ValueError("--format tensorrt builds fp16 engines (strongly typed from the fp16 graph): "
-                         "use --precision fp16")
+        raise ValueError(
+            "--format tensorrt builds fp16 engines (strongly typed from the fp16 graph): use --precision fp16"
+        )
     if from_onnx and not source.is_file():
         raise ValueError(f"{source}: no such file")
     spec = None if from_onnx else load_model(args.model)
     name = source.stem if from_onnx else spec.name
-    out = Path(args.output) if args.output else Path(f"{name}-{args.precision}.onnx" if args.format == "onnx"
-                                                      else f"{name}.engine")
+    out = (
+        Path(args.output)
+        if args.output
+        else Path(f"{name}-{args.precision}.onnx" if args.format == "onnx" else f"{name}.engine")
+    )
     if out.exists() and not args.overwrite:
         raise FileExistsError(f"{out}: already exists (use -y/--overwrite to replace it)")
     if args.format == "onnx":
         export_onnx(spec, out, half=args.precision == "fp16")
         if not args.quiet:
-            print(f"wrote {out}: {name} x{spec.scale}, {args.precision} inside, fp32 input 'lr' and output 'sr', "
-                  "dynamic batch, height and width (NCHW, RGB in [0, 1])", file=sys.stderr)
+            print(
+                f"wrote {out}: {name} x{spec.scale}, {args.precision} inside, fp32 input 'lr' and output 'sr', "
+                "dynamic batch, height and width (NCHW, RGB in [0, 1])",
+                file=sys.stderr,
+            )
         return 0
     runtime = find_runtime(args.runtime)
     channels = onnx_input_channels(source) if from_onnx else spec.input_channels
@@ -54,8 +62,11 @@ def cmd_export(args: argparse.Namespace) -> int:
         Path(tmp_out).write_bytes(data)
     if not args.quiet:
         built_for = rtx_target(targets).removeprefix("sm:") if runtime.is_rtx else "this GPU"
-        print(f"wrote {out}: {runtime.name} {runtime.version} engine of {name}, profile {profile.shapes()}, "
-              f"for compute capability {built_for} ({len(data) / 1e6:.1f} MB)", file=sys.stderr)
+        print(
+            f"wrote {out}: {runtime.name} {runtime.version} engine of {name}, profile {profile.shapes()}, "
+            f"for compute capability {built_for} ({len(data) / 1e6:.1f} MB)",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -64,8 +75,9 @@ def onnx_input_channels(path: Path) -> int:
     try:
         import onnx
     except ImportError:
-        raise ValueError(f"{path}: reading an ONNX model needs the onnx package (pip install 'srstream[onnx]')") \
-            from None
+        raise ValueError(
+            f"{path}: reading an ONNX model needs the onnx package (pip install 'srstream[onnx]')"
+        ) from None
     try:
         graph = onnx.load(str(path), load_external_data=False).graph
     except Exception as exc:  # noqa: BLE001 - onnx raises DecodeError and others for what is not an ONNX model

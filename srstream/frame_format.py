@@ -3,6 +3,7 @@ float in [0, 1], to and from float NCHW; alpha split off (and upscaled by bicubi
 
 Knows nothing of models, backends or tiles: the engine hands it the channels a model takes and a device mover.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable

@@ -3,6 +3,7 @@
 Pillow reads 8-bit images; 16-bit colour PNG goes through pypng and TIFF through tifffile, because Pillow would
 silently drop 16-bit colour to 8 bit.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -6,6 +6,7 @@
   the stage's 2x2 sub-pixel channels instead, it is a 5x5 convolution with 4x as many channels in and out, then a
   pixel shuffle: the same function (exact in real arithmetic), 3x faster on a CPU.
 """
+
 from __future__ import annotations
 
 import copy
@@ -33,8 +34,9 @@ def fold_batchnorm(module: nn.Module) -> nn.Module:
     return module
 
 
-def subpixel_tail_weights(weight: torch.Tensor, bias: torch.Tensor | None, r: int = 2
-                          ) -> tuple[torch.Tensor, torch.Tensor | None, int]:
+def subpixel_tail_weights(
+    weight: torch.Tensor, bias: torch.Tensor | None, r: int = 2
+) -> tuple[torch.Tensor, torch.Tensor | None, int]:
     """The (weight, bias, padding) of a convolution on the r x r sub-pixel channels of a map (channel c * r^2 + i * r
     + j is pixel (r y + i, r x + j) of channel c, PixelShuffle's order) that gives, after PixelShuffle(r), the same
     output as `weight` (odd k x k, padding k // 2) applied to the shuffled map."""
@@ -51,7 +53,7 @@ def subpixel_tail_weights(weight: torch.Tensor, bias: torch.Tensor | None, r: in
                     di, i = si // r, si % r
                     dj, j = sj // r, sj % r
                     # new[o * r^2 + pi * r + pj, c * r^2 + i * r + j, di - lo, dj - lo] for every o, c
-                    new[pi * r + pj::r * r, i * r + j::r * r, di - lo, dj - lo] = weight[:, :, dy + half, dx + half]
+                    new[pi * r + pj :: r * r, i * r + j :: r * r, di - lo, dj - lo] = weight[:, :, dy + half, dx + half]
     new_bias = bias.repeat_interleave(r * r) if bias is not None else None
     return new, new_bias, -lo
 
@@ -62,22 +64,37 @@ def fuse_subpixel_tail(module: SRResNet) -> SRResNet:
     module = copy.deepcopy(module).eval()
     stage = module.upsample[-1] if len(module.upsample) else None
     tail = module.tail
-    if not isinstance(stage, SubPixelStage) or not isinstance(stage.act, nn.PReLU) or \
-            tail.kernel_size[0] != tail.kernel_size[1] or tail.kernel_size[0] % 2 == 0 or \
-            tail.padding != (tail.kernel_size[0] // 2,) * 2 or tail.stride != (1, 1) or tail.groups != 1:
+    if (
+        not isinstance(stage, SubPixelStage)
+        or not isinstance(stage.act, nn.PReLU)
+        or tail.kernel_size[0] != tail.kernel_size[1]
+        or tail.kernel_size[0] % 2 == 0
+        or tail.padding != (tail.kernel_size[0] // 2,) * 2
+        or tail.stride != (1, 1)
+        or tail.groups != 1
+    ):
         return module
     r = stage.shuffle.upscale_factor
     slopes = stage.act.weight.detach()
-    act = nn.PReLU(slopes.numel() * r * r, device=slopes.device, dtype=slopes.dtype) if slopes.numel() > 1 \
-        else stage.act
+    act = (
+        nn.PReLU(slopes.numel() * r * r, device=slopes.device, dtype=slopes.dtype) if slopes.numel() > 1 else stage.act
+    )
     if slopes.numel() > 1:
         with torch.no_grad():
             # PixelShuffle sends channels c * r^2 .. c * r^2 + r^2 - 1 to channel c: each keeps c's slope.
             act.weight.copy_(slopes.repeat_interleave(r * r))
-    weight, bias, padding = subpixel_tail_weights(tail.weight.detach(), tail.bias.detach()
-                                                  if tail.bias is not None else None, r)
-    conv = nn.Conv2d(weight.shape[1], weight.shape[0], weight.shape[-1], padding=padding, bias=bias is not None,
-                     device=weight.device, dtype=weight.dtype)
+    weight, bias, padding = subpixel_tail_weights(
+        tail.weight.detach(), tail.bias.detach() if tail.bias is not None else None, r
+    )
+    conv = nn.Conv2d(
+        weight.shape[1],
+        weight.shape[0],
+        weight.shape[-1],
+        padding=padding,
+        bias=bias is not None,
+        device=weight.device,
+        dtype=weight.dtype,
+    )
     with torch.no_grad():
         conv.weight.copy_(weight)
         if bias is not None:

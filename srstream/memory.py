@@ -1,4 +1,5 @@
 """How much memory this machine can give: the one reader of /proc/meminfo."""
+
 from __future__ import annotations
 
 import os

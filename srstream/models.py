@@ -1,4 +1,5 @@
 """What the engine runs: a generator and its descriptor, whatever file it came from."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -86,6 +87,7 @@ def load_third_party(path: str | Path) -> ModelSpec:
         raise ModelLoadError(f"{path}: third-party models need spandrel (pip install 'srstream[thirdparty]')") from None
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
+
         try:
             state = load_file(path)
         except Exception as exc:  # noqa: BLE001
@@ -104,8 +106,13 @@ def load_third_party(path: str | Path) -> ModelSpec:
         raise ModelLoadError(f"{path}: a {descriptor.architecture.name} model is not an image upscaler")
     if descriptor.input_channels != descriptor.output_channels:
         raise ModelLoadError(f"{path}: {descriptor.input_channels} channels in but {descriptor.output_channels} out")
-    ours = ModelDescriptor.third_party(path.stem, descriptor.architecture.id, descriptor.scale,
-                                       descriptor.input_channels, max(1, descriptor.size_requirements.multiple_of))
+    ours = ModelDescriptor.third_party(
+        path.stem,
+        descriptor.architecture.id,
+        descriptor.scale,
+        descriptor.input_channels,
+        max(1, descriptor.size_requirements.multiple_of),
+    )
     return ModelSpec.of(descriptor.model.float().eval(), ours)
 
 
@@ -113,7 +120,8 @@ def load_model(name_or_path: str | Path) -> ModelSpec:
     """A shipped model name, one of our .safetensors (with card) or checkpoints, or a third-party upscaler file."""
     path = Path(str(name_or_path))
     third_party = path.suffix in THIRD_PARTY_SUFFIXES or (
-        path.suffix == ".safetensors" and path.is_file() and not path.with_suffix(".json").is_file())
+        path.suffix == ".safetensors" and path.is_file() and not path.with_suffix(".json").is_file()
+    )
     if third_party and path.is_file():
         return load_third_party(path)
     module, descriptor = load_generator(name_or_path)

@@ -1,5 +1,6 @@
 """Output sizes as people ask for them: `--outscale F` (Real-ESRGAN) or `--size WxH` with -1 for the aspect
 (ffmpeg's scale filter); knows nothing of models or devices, only of sizes."""
+
 from __future__ import annotations
 
 import math

@@ -1,4 +1,5 @@
 """Sides padded up to a multiple for networks that need one: reflect-pad, run, crop; knows nothing of models."""
+
 from __future__ import annotations
 
 from collections.abc import Callable

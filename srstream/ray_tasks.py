@@ -1,4 +1,5 @@
 """Run one function over many items as Ray tasks (`--ray [ADDRESS]` of `srstream batch` and `srmed upscale`)."""
+
 from __future__ import annotations
 
 import signal
@@ -50,8 +51,14 @@ def connect(address: str) -> tuple[Any, bool]:
     return ray, True
 
 
-def run_as_ray_tasks(fn: Callable[..., Any], items: Sequence[Any], address: str, unit: str = "task",
-                     progress: bool = True, extra: tuple = ()) -> list[Any]:
+def run_as_ray_tasks(
+    fn: Callable[..., Any],
+    items: Sequence[Any],
+    address: str,
+    unit: str = "task",
+    progress: bool = True,
+    extra: tuple = (),
+) -> list[Any]:
     """`fn(item, *extra)` for every item as Ray tasks (one CPU, or one GPU where the cluster has them), in order.
 
     `address` is 'local' (start Ray here), 'auto' (join the running cluster) or HOST:PORT of a head node.

@@ -1,5 +1,6 @@
 """Credentials out of everything srstream writes: a camera URL's user and password (rtsp://admin:PASS@host/...)
 become `***` in log lines, `--json`, error messages, metadata, sidecars, metrics and /healthz."""
+
 from __future__ import annotations
 
 import logging

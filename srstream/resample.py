@@ -4,6 +4,7 @@ The filter is Pillow's (and ffmpeg's `flags=lanczos`): when shrinking, the kerne
 it averages what it drops instead of aliasing. Separable: one pass per axis, each a gather of the few input
 pixels every output pixel reads, so it costs O(taps) per pixel, not a dense matrix product.
 """
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -60,7 +61,6 @@ def resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         return _resize_last_axis(y, width)
     y = _resize_last_axis(x, width)
     return _resize_last_axis(y.transpose(-1, -2), height).transpose(-1, -2)
-
 
 
 def resize_to(x: torch.Tensor, size: tuple[int, int] | None) -> torch.Tensor:

@@ -1,4 +1,5 @@
 """SIGTERM (a service manager or `kill` stopping us) handled as Ctrl-C: every front door finishes what it has."""
+
 from __future__ import annotations
 
 import importlib
@@ -35,8 +36,9 @@ def interruptible(prog: str, load: Callable[[], Callable[[], int]]) -> int:
     if threading.current_thread() is not threading.main_thread():  # no handlers there: run as it is
         return load()()
     noted: list[int] = []
-    previous = {sig: signal.signal(sig, lambda signum, frame: noted.append(signum))
-                for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {
+        sig: signal.signal(sig, lambda signum, frame: noted.append(signum)) for sig in (signal.SIGINT, signal.SIGTERM)
+    }
     try:
         run = load()
     finally:
@@ -55,6 +57,7 @@ def interruptible(prog: str, load: Callable[[], Callable[[], int]]) -> int:
 def run_command(prog: str, module: str, argv: list[str] | None) -> int:
     """`module.run_command(argv)` under `interruptible`: the module, and torch with it, is imported with signals
     held, so a front door's entry point imports nothing heavy before it handles them."""
+
     def load() -> Callable[[], int]:
         run = importlib.import_module(module).run_command
         return lambda: run(argv)

@@ -1,6 +1,7 @@
 """How big the tiles are: whole frames when their activations fit the memory budget, else square tiles that do;
 and on a CUDA out-of-memory error, halve the tiles and try again. Beside `tiling.py`, which only cuts and stitches.
 """
+
 from __future__ import annotations
 
 import logging
@@ -52,8 +53,9 @@ class TileBudget:
         return max(MIN_TILE, int((budget / per_pixel) ** 0.5))
 
 
-def run_shrinking(x: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor], scale: int, tile: int,
-                  pad: int) -> torch.Tensor:
+def run_shrinking(
+    x: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor], scale: int, tile: int, pad: int
+) -> torch.Tensor:
     """`run_tiled(x, fn, scale, tile, pad)`, halving the tiles after each CUDA out-of-memory error down to
     MIN_TILE; below that, an EngineError that says what to change."""
     while True:
@@ -63,7 +65,9 @@ def run_shrinking(x: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor], s
             torch.cuda.empty_cache()
             side = tile or max(x.shape[-2:])
             if side // 2 < MIN_TILE:
-                raise EngineError(f"out of GPU memory even with {side}px tiles and batch {x.shape[0]}; "
-                                  "lower --batch or use --backend cpu") from None
+                raise EngineError(
+                    f"out of GPU memory even with {side}px tiles and batch {x.shape[0]}; "
+                    "lower --batch or use --backend cpu"
+                ) from None
             tile = side // 2
             log.warning("srstream: out of GPU memory, retrying with %dpx tiles", tile)

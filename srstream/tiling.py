@@ -1,4 +1,5 @@
 """Split a batch into overlapping tiles, run a function on each, stitch: knows nothing of models or devices."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -11,8 +12,9 @@ def tile_grid(size: int, tile: int) -> list[tuple[int, int]]:
     return [(start, min(start + tile, size)) for start in range(0, size, tile)]
 
 
-def run_tiled(x: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor], scale: int, tile: int,
-              pad: int) -> torch.Tensor:
+def run_tiled(
+    x: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor], scale: int, tile: int, pad: int
+) -> torch.Tensor:
     """`fn` over tiles of `tile` px with `pad` px of context each side, stitched; equals `fn(x)` when pad covers
     the receptive field of `fn`. `x` is (N, C, H, W) and `fn` must scale H and W by `scale`."""
     n, _, h, w = x.shape
@@ -26,6 +28,6 @@ def run_tiled(x: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor], scale
             y = fn(x[:, :, t0:b0, l0:r0])
             if out is None:
                 out = y.new_empty((n, y.shape[1], h * scale, w * scale))
-            core = y[:, :, (top - t0) * scale:(bottom - t0) * scale, (left - l0) * scale:(right - l0) * scale]
-            out[:, :, top * scale:bottom * scale, left * scale:right * scale] = core
+            core = y[:, :, (top - t0) * scale : (bottom - t0) * scale, (left - l0) * scale : (right - l0) * scale]
+            out[:, :, top * scale : bottom * scale, left * scale : right * scale] = core
     return out

@@ -1,4 +1,5 @@
 """Self-ensemble (test-time augmentation): run a function on flipped and transposed views, undo each, average."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -27,8 +28,7 @@ def unview(y: torch.Tensor, flips: tuple[int, ...], transposed: bool) -> torch.T
     return torch.flip(y, flips) if flips else y
 
 
-def self_ensemble(x: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor], transpose: bool = True
-                  ) -> torch.Tensor:
+def self_ensemble(x: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor], transpose: bool = True) -> torch.Tensor:
     """The mean of `fn` over the views of `x` (8, or 4 without transposes), each mapped back."""
     views = tta_views(transpose)
     y = None

@@ -1,6 +1,7 @@
 """`srstream tune`: adapt a camera model to one camera by fine-tuning it on that camera's own recent footage
 (`training.footage_tune`), and write a model file that `-m` takes. Its options are in `srstream.commands`; this
 module is imported only when the command runs."""
+
 from __future__ import annotations
 
 import argparse
@@ -25,8 +26,9 @@ def read_footage(source: str, frames: int, duration: float | None) -> np.ndarray
         try:
             for frame in container.decode(video=0):
                 first = frame.time if first is None else first
-                if len(out) >= frames or (duration is not None and None not in (frame.time, first)
-                                          and frame.time - first >= duration):
+                if len(out) >= frames or (
+                    duration is not None and None not in (frame.time, first) and frame.time - first >= duration
+                ):
                     break
                 image = frame.to_ndarray(format="rgb24")
                 if out and image.shape != out[0].shape:  # a size change mid-stream: keep the first size's frames
@@ -53,19 +55,34 @@ def cmd_tune(args: argparse.Namespace) -> int:
     spec = load_model(args.model or video_model("cpu"))  # tuning trains on the CPU
     descriptor = spec.descriptor
     if spec.recurrent or descriptor.source != "srstream" or descriptor.channels != 3 or descriptor.scale < 2:
-        raise ValueError(f"{descriptor.name}: tune takes srstream's single-frame RGB upscalers (camera-fast-x4, "
-                         "fast-x4, ...), not this model")
+        raise ValueError(
+            f"{descriptor.name}: tune takes srstream's single-frame RGB upscalers (camera-fast-x4, "
+            "fast-x4, ...), not this model"
+        )
     camera = camera_settings(descriptor.camera_degradation)
     if not args.quiet:
-        print(f"srstream: tuning {descriptor.name} on {len(footage)} frames of {args.input} "
-              f"({footage.shape[2]}x{footage.shape[1]}) for {args.seconds:g} s", file=sys.stderr)
-    module, log = fine_tune(spec.module, footage, camera, descriptor.scale,
-                            TuneSettings(seconds=args.seconds, seed=args.seed), source=args.input,
-                            progress=not args.quiet, qp_input=descriptor.takes_qp)
-    tuned = descriptor.with_card(name=out.stem, evaluation={},
-                                 tuned={"base": descriptor.name, "footage": args.input, **log})
+        print(
+            f"srstream: tuning {descriptor.name} on {len(footage)} frames of {args.input} "
+            f"({footage.shape[2]}x{footage.shape[1]}) for {args.seconds:g} s",
+            file=sys.stderr,
+        )
+    module, log = fine_tune(
+        spec.module,
+        footage,
+        camera,
+        descriptor.scale,
+        TuneSettings(seconds=args.seconds, seed=args.seed),
+        source=args.input,
+        progress=not args.quiet,
+        qp_input=descriptor.takes_qp,
+    )
+    tuned = descriptor.with_card(
+        name=out.stem, evaluation={}, tuned={"base": descriptor.name, "footage": args.input, **log}
+    )
     save_weights(module, out, tuned.card)
     if not args.quiet:
-        print(f"wrote {out} ({log['steps']} steps, L1 {log['first_l1']} -> {log['last_l1']}); use it with "
-              f"-m {out}", file=sys.stderr)
+        print(
+            f"wrote {out} ({log['steps']} steps, L1 {log['first_l1']} -> {log['last_l1']}); use it with -m {out}",
+            file=sys.stderr,
+        )
     return 0

@@ -7,6 +7,7 @@ Units are fine-grid pixels (or any length, as long as all of one call share it).
 j + 0.5]; a thick slice centred at c records the integral of the profile over each fine pixel, so the weights are
 exact averages, not samples of the profile.
 """
+
 from __future__ import annotations
 
 import math
@@ -73,8 +74,11 @@ def profile_matrix(fine_n: int, centres: np.ndarray, acquisition: Acquisition) -
 
 def _keys(x: np.ndarray, a: float = -0.75) -> np.ndarray:
     ax = np.abs(x)
-    return np.where(ax <= 1, (a + 2) * ax ** 3 - (a + 3) * ax ** 2 + 1,
-                    np.where(ax < 2, a * ax ** 3 - 5 * a * ax ** 2 + 8 * a * ax - 4 * a, 0.0))
+    return np.where(
+        ax <= 1,
+        (a + 2) * ax**3 - (a + 3) * ax**2 + 1,
+        np.where(ax < 2, a * ax**3 - 5 * a * ax**2 + 8 * a * ax - 4 * a, 0.0),
+    )
 
 
 def cubic_matrix(n_in: int, positions: np.ndarray) -> np.ndarray:
@@ -125,20 +129,27 @@ def acquire(hr: torch.Tensor, acquisition: Acquisition, first: float = 0.0) -> t
     return torch.einsum("ij,ncjw->nciw", w, hr)
 
 
-def random_acquisition(rng: np.random.Generator, ratios: tuple[float, float] = (2.0, 6.0),
-                       thickness_ratios: tuple[float, float] = (0.5, 1.25),
-                       profiles: tuple[str, ...] = PROFILES) -> Acquisition:
+def random_acquisition(
+    rng: np.random.Generator,
+    ratios: tuple[float, float] = (2.0, 6.0),
+    thickness_ratios: tuple[float, float] = (0.5, 1.25),
+    profiles: tuple[str, ...] = PROFILES,
+) -> Acquisition:
     """A random acquisition in fine pixels: spacing in `ratios`, thickness/spacing in `thickness_ratios`."""
     spacing = float(rng.uniform(*ratios))
     return Acquisition(spacing, spacing * float(rng.uniform(*thickness_ratios)), str(rng.choice(profiles)))
 
 
-def degrade_batch(hr: torch.Tensor, rng: np.random.Generator, ratios: tuple[float, float] = (2.0, 6.0),
-                  thickness_ratios: tuple[float, float] = (0.5, 1.25),
-                  profiles: tuple[str, ...] = PROFILES) -> torch.Tensor:
+def degrade_batch(
+    hr: torch.Tensor,
+    rng: np.random.Generator,
+    ratios: tuple[float, float] = (2.0, 6.0),
+    thickness_ratios: tuple[float, float] = (0.5, 1.25),
+    profiles: tuple[str, ...] = PROFILES,
+) -> torch.Tensor:
     """`acquire` on each sample of (N, C, H, W) with its own random acquisition and phase, clamped to [0, 1]."""
     out = torch.empty_like(hr)
     for i in range(hr.shape[0]):
         acquisition = random_acquisition(rng, tuple(ratios), tuple(thickness_ratios), tuple(profiles))
-        out[i:i + 1] = acquire(hr[i:i + 1], acquisition, first=float(rng.uniform(0, acquisition.spacing)))
+        out[i : i + 1] = acquire(hr[i : i + 1], acquisition, first=float(rng.uniform(0, acquisition.spacing)))
     return out.clamp_(0, 1)

@@ -3,6 +3,7 @@
 A crash or an error never leaves a half-written file under the real name; the finished file gets the usual
 permissions (0666 less the umask), not the 0600 of a temporary file.
 """
+
 from __future__ import annotations
 
 import os

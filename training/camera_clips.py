@@ -4,6 +4,7 @@ motion as it does on cameras: a pan, a zoom, a small rotation, or a still camera
 Pans and moving objects go by whole HR pixels per frame (a quarter LR pixel at x4, so the LR motion is sub-pixel yet
 the HR targets stay sharp); zooms and rotations resample the photo with bicubic interpolation.
 """
+
 from __future__ import annotations
 
 import math
@@ -42,30 +43,35 @@ def _pan(image: np.ndarray, rng: np.random.Generator, frames: int, size: int, sp
     step = np.sign(step) * (span // max(frames - 1, 1))
     x0 = rng.integers(w - size - abs(step[0]) * (frames - 1) + 1) + max(0, -step[0]) * (frames - 1)
     y0 = rng.integers(h - size - abs(step[1]) * (frames - 1) + 1) + max(0, -step[1]) * (frames - 1)
-    return np.stack([image[y0 + t * step[1]:y0 + t * step[1] + size, x0 + t * step[0]:x0 + t * step[0] + size]
-                     for t in range(frames)])
+    return np.stack(
+        [
+            image[y0 + t * step[1] : y0 + t * step[1] + size, x0 + t * step[0] : x0 + t * step[0] + size]
+            for t in range(frames)
+        ]
+    )
 
 
 def _object(image: np.ndarray, rng: np.random.Generator, frames: int, size: int, speed: float) -> np.ndarray:
     """A still background with a patch of another part of the photo moving across it (a pedestrian, a car)."""
     h, w = image.shape[:2]
     top, left = rng.integers(h - size + 1), rng.integers(w - size + 1)
-    background = image[top:top + size, left:left + size]
+    background = image[top : top + size, left : left + size]
     side = int(rng.integers(size // 4, size // 2 + 1))
     oy, ox = rng.integers(h - side + 1), rng.integers(w - side + 1)
-    patch = image[oy:oy + side, ox:ox + side]
+    patch = image[oy : oy + side, ox : ox + side]
     angle = rng.uniform(0, 2 * math.pi)
     step = np.round(rng.uniform(1, max(speed, 1)) * np.array([math.cos(angle), math.sin(angle)])).astype(int)
     start = rng.integers(0, size - side + 1, size=2)
     clip = np.repeat(background[None], frames, axis=0)
     for t in range(frames):
         x, y = np.clip(start + t * step, 0, size - side)
-        clip[t, y:y + side, x:x + side] = patch
+        clip[t, y : y + side, x : x + side] = patch
     return clip
 
 
-def _zoom_rotate(image: np.ndarray, rng: np.random.Generator, frames: int, size: int, zoom: float,
-                 degrees: float, rotate: bool) -> np.ndarray:
+def _zoom_rotate(
+    image: np.ndarray, rng: np.random.Generator, frames: int, size: int, zoom: float, degrees: float, rotate: bool
+) -> np.ndarray:
     """A zoom in or out by up to `zoom` per frame, or a rotation by up to `degrees` per frame, about the centre."""
     h, w = image.shape[:2]
     t = np.arange(frames)
@@ -88,8 +94,16 @@ def flip_and_turn(clip: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(clip, k=int(rng.integers(4)), axes=(1, 2)))
 
 
-def camera_clip(image: np.ndarray, rng: np.random.Generator, frames: int, size: int, motion: str,
-                speed: float = 6.0, zoom: float = 0.02, degrees: float = 1.0) -> np.ndarray:
+def camera_clip(
+    image: np.ndarray,
+    rng: np.random.Generator,
+    frames: int,
+    size: int,
+    motion: str,
+    speed: float = 6.0,
+    zoom: float = 0.02,
+    degrees: float = 1.0,
+) -> np.ndarray:
     """(frames, size, size, 3) uint8 HR clip of `image` (H, W, 3) under `motion` (one of MOTIONS); `speed` in HR
     pixels per frame, `zoom` the largest relative change of scale per frame, `degrees` the largest turn per frame."""
     if min(image.shape[:2]) < size:

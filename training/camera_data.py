@@ -4,6 +4,7 @@ video (its own motion), and their LR clips through blur, noise, JPEG and a real 
 Sample i of a run with seed s is always the same clip and degradation (its RNG is seeded by (s, i)), as HRCrops
 guarantees for single crops, so a resumed run draws the same data.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -28,12 +29,22 @@ class CameraClips(Dataset):
     the QP learns from what the codec really did to that clip).
     """
 
-    def __init__(self, folders: list[str | Path], patch_size: int, scale: int, settings: CameraSettings,
-                 seed: int = 0, length: int = 1 << 40, progress: bool = False, videos: list[str | Path] = (),
-                 video_p: float = 0.5, video_prescale: int = 2, qp_plane: bool = False) -> None:
+    def __init__(
+        self,
+        folders: list[str | Path],
+        patch_size: int,
+        scale: int,
+        settings: CameraSettings,
+        seed: int = 0,
+        length: int = 1 << 40,
+        progress: bool = False,
+        videos: list[str | Path] = (),
+        video_p: float = 0.5,
+        video_prescale: int = 2,
+        qp_plane: bool = False,
+    ) -> None:
         self.files = list_images(folders)
-        self.patch_size, self.scale, self.settings, self.seed, self.length = (patch_size, scale, settings, seed,
-                                                                              length)
+        self.patch_size, self.scale, self.settings, self.seed, self.length = (patch_size, scale, settings, seed, length)
         self.qp_plane = qp_plane
         files = tqdm(self.files, desc="caching images", disable=not progress, leave=False)
         self.images = [load_image(f, 3) for f in files]
@@ -46,11 +57,17 @@ class CameraClips(Dataset):
         self.videos = [load_video(f, video_prescale) for f in clips]
         for f, video in zip(self.video_files, self.videos):
             if len(video) < settings.frames or min(video.shape[1:3]) < patch_size:
-                raise ValueError(f"{f}: {len(video)} frames of {video.shape[2]}x{video.shape[1]} after the "
-                                 f"x{video_prescale} shrink, too few or too small for {settings.frames}-frame "
-                                 f"{patch_size}px clips")
-        degrade_clip(np.zeros((2, patch_size, patch_size, 3), np.uint8), np.random.default_rng(0),
-                     CameraSettings(codec_p=0.0), scale)  # wrong sizes fail here, not in a worker
+                raise ValueError(
+                    f"{f}: {len(video)} frames of {video.shape[2]}x{video.shape[1]} after the "
+                    f"x{video_prescale} shrink, too few or too small for {settings.frames}-frame "
+                    f"{patch_size}px clips"
+                )
+        degrade_clip(
+            np.zeros((2, patch_size, patch_size, 3), np.uint8),
+            np.random.default_rng(0),
+            CameraSettings(codec_p=0.0),
+            scale,
+        )  # wrong sizes fail here, not in a worker
 
     def __len__(self) -> int:
         return self.length

@@ -11,6 +11,7 @@ A lighter cousin of Real-ESRGAN's second-order model, aimed at compressed camera
 Blur and compression settings are drawn once per clip (one camera, one encoder); noise differs from frame to frame.
 Everything is drawn from the numpy Generator passed in, so a seeded sample is reproducible.
 """
+
 from __future__ import annotations
 
 import io
@@ -75,8 +76,12 @@ class CameraSettings:
             value = getattr(self, f.name)
             if f.name.endswith("_p") and not 0 <= value <= 1:
                 raise ValueError(f"data.camera.{f.name} = {value}: a probability, 0 to 1")
-            if f.type == "tuple" and isinstance(f.default, tuple) and isinstance(f.default[0], (int, float)) \
-                    and (len(value) != 2 or not value[0] <= value[1]):
+            if (
+                f.type == "tuple"
+                and isinstance(f.default, tuple)
+                and isinstance(f.default[0], (int, float))
+                and (len(value) != 2 or not value[0] <= value[1])
+            ):
                 raise ValueError(f"data.camera.{f.name} = {value}: give [lo, hi] with lo <= hi")
         _check_names("motions", self.motions, MOTIONS)
         _check_names("blurs", self.blurs, BLURS)
@@ -113,10 +118,11 @@ def _check_names(what: str, names: tuple, allowed: tuple) -> None:
 
 # --- blur kernels (2-D, normalised, odd side) -----------------------------------------------------------------------
 
+
 def gaussian_kernel2d(sigma_x: float, sigma_y: float, theta: float) -> np.ndarray:
     """An anisotropic Gaussian with standard deviations `sigma_x`, `sigma_y` along axes turned by `theta` radians."""
     radius = max(1, math.ceil(3 * max(sigma_x, sigma_y)))
-    y, x = np.mgrid[-radius:radius + 1, -radius:radius + 1].astype(np.float64)
+    y, x = np.mgrid[-radius : radius + 1, -radius : radius + 1].astype(np.float64)
     c, s = math.cos(theta), math.sin(theta)
     u, v = c * x + s * y, -s * x + c * y
     k = np.exp(-0.5 * ((u / sigma_x) ** 2 + (v / sigma_y) ** 2))
@@ -126,7 +132,7 @@ def gaussian_kernel2d(sigma_x: float, sigma_y: float, theta: float) -> np.ndarra
 def motion_kernel(length: float, theta: float) -> np.ndarray:
     """A straight motion blur `length` pixels long at angle `theta` (antialiased line)."""
     radius = max(1, math.ceil(length / 2))
-    y, x = np.mgrid[-radius:radius + 1, -radius:radius + 1].astype(np.float64)
+    y, x = np.mgrid[-radius : radius + 1, -radius : radius + 1].astype(np.float64)
     c, s = math.cos(theta), math.sin(theta)
     along, across = c * x + s * y, -s * x + c * y
     k = np.clip(1 - np.abs(across), 0, None) * np.clip(length / 2 + 0.5 - np.abs(along), 0, 1)
@@ -136,7 +142,7 @@ def motion_kernel(length: float, theta: float) -> np.ndarray:
 def defocus_kernel(radius: float) -> np.ndarray:
     """A disc of `radius` pixels (out-of-focus blur), its edge antialiased."""
     r = math.ceil(radius)
-    y, x = np.mgrid[-r:r + 1, -r:r + 1].astype(np.float64)
+    y, x = np.mgrid[-r : r + 1, -r : r + 1].astype(np.float64)
     k = np.clip(radius + 0.5 - np.hypot(x, y), 0, 1)
     return k / k.sum()
 
@@ -161,6 +167,7 @@ def draw_kernel(rng: np.random.Generator, settings: CameraSettings, strength: fl
 
 # --- the steps, on float clips (T, 3, H, W) in [0, 1] ---------------------------------------------------------------
 
+
 def apply_kernel(clip: torch.Tensor, kernel: np.ndarray) -> torch.Tensor:
     """Every frame and channel convolved with `kernel` (reflect padding)."""
     k = torch.from_numpy(kernel).to(clip.dtype)
@@ -180,8 +187,9 @@ def resize(clip: torch.Tensor, size: tuple[int, int], kind: str) -> torch.Tensor
     return F.interpolate(clip, size=size, mode=kind, align_corners=False, antialias=True)
 
 
-def add_noise(clip: torch.Tensor, rng: np.random.Generator, settings: CameraSettings,
-              strength: float = 1.0) -> tuple[torch.Tensor, str]:
+def add_noise(
+    clip: torch.Tensor, rng: np.random.Generator, settings: CameraSettings, strength: float = 1.0
+) -> tuple[torch.Tensor, str]:
     """Sensor noise, new in every frame: Gaussian or Poisson (shot noise), on luma only or on each colour."""
     gen = torch.Generator().manual_seed(int(rng.integers(1 << 62)))
     grey = rng.random() < settings.grey_noise_p
@@ -208,8 +216,9 @@ def jpeg(clip: np.ndarray, quality: int) -> np.ndarray:
     return np.stack(out)
 
 
-def draw_encoding(rng: np.random.Generator, settings: CameraSettings, size: tuple[int, int] = (0, 0),
-                  fps: int = 25) -> Encoding:
+def draw_encoding(
+    rng: np.random.Generator, settings: CameraSettings, size: tuple[int, int] = (0, 0), fps: int = 25
+) -> Encoding:
     """A codec (libx265 with `x265_p` when both are allowed), CRF, preset, B frames and container; with `abr_p`,
     an average bitrate for frames of `size` (h, w) instead of the CRF."""
     codecs = settings.codecs
@@ -234,6 +243,7 @@ def sharpen(clip: torch.Tensor, amount: float, sigma: float = 1.0) -> torch.Tens
 
 # --- the chain ------------------------------------------------------------------------------------------------------
 
+
 def _to_float(clip: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(clip)).permute(0, 3, 1, 2).float().div_(255.0)
 
@@ -247,8 +257,15 @@ def _size_near(lr_size: tuple[int, int], factor_range: tuple, rng: np.random.Gen
     return max(2, round(lr_size[0] * f)), max(2, round(lr_size[1] * f))
 
 
-def _stage(clip: torch.Tensor, rng: np.random.Generator, s: CameraSettings, lr_size: tuple[int, int],
-           strength: float, shuffle: bool, log: list[str]) -> torch.Tensor:
+def _stage(
+    clip: torch.Tensor,
+    rng: np.random.Generator,
+    s: CameraSettings,
+    lr_size: tuple[int, int],
+    strength: float,
+    shuffle: bool,
+    log: list[str],
+) -> torch.Tensor:
     """One order of blur, resize and noise (each blur/noise with its probability); shuffled when `shuffle`."""
     steps = ["blur", "resize", "noise"]
     if shuffle:
@@ -269,8 +286,9 @@ def _stage(clip: torch.Tensor, rng: np.random.Generator, s: CameraSettings, lr_s
     return clip
 
 
-def _compress(clip: np.ndarray, rng: np.random.Generator, s: CameraSettings, log: list[str],
-              coded: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
+def _compress(
+    clip: np.ndarray, rng: np.random.Generator, s: CameraSettings, log: list[str], coded: bool | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """JPEG (with `jpeg_p`) and the codec (with `codec_p`), JPEG usually first; and each frame's QP map as the
     decoder gave it (zeros where no codec ran, or the codec exports none)."""
     quality = int(rng.integers(s.jpeg_quality[0], s.jpeg_quality[1] + 1)) if rng.random() < s.jpeg_p else 0
@@ -294,15 +312,17 @@ def _compress(clip: np.ndarray, rng: np.random.Generator, s: CameraSettings, log
     return clip, qp
 
 
-def degrade_clip(hr: np.ndarray, rng: np.random.Generator, settings: CameraSettings, scale: int
-                 ) -> tuple[np.ndarray, list[str]]:
+def degrade_clip(
+    hr: np.ndarray, rng: np.random.Generator, settings: CameraSettings, scale: int
+) -> tuple[np.ndarray, list[str]]:
     """The LR clip (T, H/scale, W/scale, 3) uint8 of an HR clip (T, H, W, 3) uint8, and what was done to it."""
     lr, _, log = degrade_clip_with_qp(hr, rng, settings, scale)
     return lr, log
 
 
-def degrade_clip_with_qp(hr: np.ndarray, rng: np.random.Generator, settings: CameraSettings, scale: int
-                         ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def degrade_clip_with_qp(
+    hr: np.ndarray, rng: np.random.Generator, settings: CameraSettings, scale: int
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """`degrade_clip`, with each LR frame's QP map (T, h/16, w/16) on H.264's scale as the decoder gave it."""
     _, h, w = hr.shape[:3]
     if h % scale or w % scale or (h // scale) % 2 or (w // scale) % 2:

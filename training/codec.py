@@ -4,6 +4,7 @@ The whole clip is one stream with a real GOP (an I frame, then P and B frames), 
 compensation and the codec's rate control act as they do on camera footage. Single-threaded and deterministic,
 so that a DataLoader worker reproduces a sample exactly.
 """
+
 from __future__ import annotations
 
 import io
@@ -50,13 +51,22 @@ def _options(encoding: Encoding, frames: int) -> dict[str, str]:
     """Encoder options for one GOP spanning the clip, one thread, quiet."""
     kbps = encoding.kbps
     if encoding.codec == "libx264":
-        rate = ({"b": f"{kbps}k", "maxrate": f"{kbps}k", "bufsize": f"{2 * kbps}k"} if kbps
-                else {"crf": str(encoding.crf)})
-        return {**rate, "preset": encoding.preset, "bf": str(encoding.bframes),
-                "g": str(max(frames, 1)), "threads": "1", "sc_threshold": "0"}
+        rate = (
+            {"b": f"{kbps}k", "maxrate": f"{kbps}k", "bufsize": f"{2 * kbps}k"} if kbps else {"crf": str(encoding.crf)}
+        )
+        return {
+            **rate,
+            "preset": encoding.preset,
+            "bf": str(encoding.bframes),
+            "g": str(max(frames, 1)),
+            "threads": "1",
+            "sc_threshold": "0",
+        }
     rate = f"bitrate={kbps}:vbv-maxrate={kbps}:vbv-bufsize={2 * kbps}" if kbps else f"crf={encoding.crf}"
-    params = (f"{rate}:bframes={encoding.bframes}:keyint={max(frames, 1)}:min-keyint=1:"
-              f"scenecut=0:pools=none:frame-threads=1:wpp=0:log-level=none")
+    params = (
+        f"{rate}:bframes={encoding.bframes}:keyint={max(frames, 1)}:min-keyint=1:"
+        f"scenecut=0:pools=none:frame-threads=1:wpp=0:log-level=none"
+    )
     return {"preset": encoding.preset, "x265-params": params}
 
 
@@ -109,8 +119,9 @@ def compress(frames: np.ndarray, encoding: Encoding, fps: int = 25) -> np.ndarra
     return compress_with_facts(frames, encoding, fps)[0]
 
 
-def compress_with_facts(frames: np.ndarray, encoding: Encoding, fps: int = 25
-                        ) -> tuple[np.ndarray, list[Compression | None]]:
+def compress_with_facts(
+    frames: np.ndarray, encoding: Encoding, fps: int = 25
+) -> tuple[np.ndarray, list[Compression | None]]:
     """`compress`, and the decoder's compression facts of each frame (its QP map, its picture type)."""
     try:
         data = encode(frames, encoding, fps)

@@ -8,6 +8,7 @@ decoder says nothing (images, image sequences, other codecs, damaged side data),
 from the pixels (`training.qp_estimator`; `benchmarks/qp_estimate.py` measures it against the true QP of encodes).
 A model that takes the QP sees it as one plane beside the frame: QP / 51, each block's value over its pixels.
 """
+
 from __future__ import annotations
 
 import math
@@ -67,6 +68,7 @@ def constant(qp: float, height: int, width: int, picture: str = "?", source: str
 
 # --- from the decoder ---------------------------------------------------------------------------------------------
 
+
 def _h264_scale(values: np.ndarray, codec_type: str) -> np.ndarray | None:
     """A quantiser map of `codec_type` on H.264's QP scale; None for a type not known."""
     values = values.astype(np.float32)
@@ -120,6 +122,7 @@ def from_decoder(frame) -> Compression | None:
 
 
 # --- blind, from the pixels -----------------------------------------------------------------------------------------
+
 
 def luma(rgb: np.ndarray) -> np.ndarray:
     """BT.601 luma of (H, W, 3) RGB (uint8, or float in [0, 1]) as 0-255 uint8."""

@@ -1,4 +1,5 @@
 """Training configuration: TOML files over built-in defaults, plus `section.key=value` overrides."""
+
 from __future__ import annotations
 
 import copy
@@ -14,32 +15,62 @@ DEFAULTS: dict[str, Any] = {
     "phase": "srresnet",  # "srresnet" (phase 1, content loss only) or "srgan" (phase 2, + adversarial)
     "seed": 0,
     "out_dir": "runs/srresnet-x4",
-    "model": {"architecture": "srresnet", "scale": 4, "channels": 3, "width": 64, "blocks": 16,
-              "batch_norm": True, "image_skip": False, "layers": 4, "hidden": 13,
-              "qp_input": False},  # fast: the codec's QP plane as a fourth input channel (training.compression)
-    "data": {"train": [], "patch_size": 96, "degradation": "bicubic", "sigma": 0.0, "thickness": 0,
-             "workers": 2,
-             # 'acquisition' (thick slices as scanners make them): each sample draws its slice spacing (in
-             # pixels), its thickness/spacing and its profile from these.
-             "ratios": [2.0, 6.0], "thickness_ratios": [0.5, 1.25], "profiles": ["box", "gaussian"],
-             # 'camera' (compressed camera footage): clips from the photos under synthetic camera motion, through
-             # blur, resize, noise, JPEG and a real codec (training/camera_degrade.py); its probabilities and ranges.
-             "camera": CameraSettings().to_dict(),
-             # real video for 'camera' clips (files or folders), drawn with probability video_p, each frame
-             # area-shrunk by video_prescale first (delivered video is itself compressed).
-             "videos": [], "video_p": 0.5, "video_prescale": 2},
-    "train": {"steps": 100_000, "batch_size": 16, "lr": 1e-4, "beta1": 0.9, "beta2": 0.999,
-              "lr_schedule": "constant", "init": "", "amp": True,
-              "minutes": 0.0, "ema": 0.0},
+    "model": {
+        "architecture": "srresnet",
+        "scale": 4,
+        "channels": 3,
+        "width": 64,
+        "blocks": 16,
+        "batch_norm": True,
+        "image_skip": False,
+        "layers": 4,
+        "hidden": 13,
+        "qp_input": False,
+    },  # fast: the codec's QP plane as a fourth input channel (training.compression)
+    "data": {
+        "train": [],
+        "patch_size": 96,
+        "degradation": "bicubic",
+        "sigma": 0.0,
+        "thickness": 0,
+        "workers": 2,
+        # 'acquisition' (thick slices as scanners make them): each sample draws its slice spacing (in
+        # pixels), its thickness/spacing and its profile from these.
+        "ratios": [2.0, 6.0],
+        "thickness_ratios": [0.5, 1.25],
+        "profiles": ["box", "gaussian"],
+        # 'camera' (compressed camera footage): clips from the photos under synthetic camera motion, through
+        # blur, resize, noise, JPEG and a real codec (training/camera_degrade.py); its probabilities and ranges.
+        "camera": CameraSettings().to_dict(),
+        # real video for 'camera' clips (files or folders), drawn with probability video_p, each frame
+        # area-shrunk by video_prescale first (delivered video is itself compressed).
+        "videos": [],
+        "video_p": 0.5,
+        "video_prescale": 2,
+    },
+    "train": {
+        "steps": 100_000,
+        "batch_size": 16,
+        "lr": 1e-4,
+        "beta1": 0.9,
+        "beta2": 0.999,
+        "lr_schedule": "constant",
+        "init": "",
+        "amp": True,
+        "minutes": 0.0,
+        "ema": 0.0,
+    },
     "content": {"loss": "mse", "vgg_layer": [5, 4], "vgg_weights": ""},
     "adversarial": {"weight": 1e-3, "d_warmup_steps": 0, "d_lr": 1e-4},
     "log": {"every": 20, "sample_every": 1000, "checkpoint_every": 500},
 }
 PHASES = ("srresnet", "srgan")
 SCHEDULES = ("constant", "drop_half", "cosine")
-ARCH_KEYS = {"srresnet": ("scale", "channels", "width", "blocks", "batch_norm", "image_skip"),
-             "fast": ("scale", "channels", "width", "layers", "qp_input"),
-             "recurrent": ("scale", "channels", "width", "layers", "hidden")}
+ARCH_KEYS = {
+    "srresnet": ("scale", "channels", "width", "blocks", "batch_norm", "image_skip"),
+    "fast": ("scale", "channels", "width", "layers", "qp_input"),
+    "recurrent": ("scale", "channels", "width", "layers", "hidden"),
+}
 
 
 class ConfigError(SrstreamError, ValueError):
@@ -94,10 +125,13 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> di
         raise ConfigError(f"train.lr_schedule {config['train']['lr_schedule']!r}: use one of {', '.join(SCHEDULES)}")
     if config["model"]["architecture"] not in ARCH_KEYS:
         raise ConfigError(f"model.architecture {config['model']['architecture']!r}: use one of {', '.join(ARCH_KEYS)}")
-    if config["model"]["qp_input"] and (config["model"]["architecture"] != "fast"
-                                        or config["data"]["degradation"] != "camera"):
-        raise ConfigError("model.qp_input is for the fast architecture trained on data.degradation = \"camera\" "
-                          "(the codec's QP comes from its encodes)")
+    if config["model"]["qp_input"] and (
+        config["model"]["architecture"] != "fast" or config["data"]["degradation"] != "camera"
+    ):
+        raise ConfigError(
+            'model.qp_input is for the fast architecture trained on data.degradation = "camera" '
+            "(the codec's QP comes from its encodes)"
+        )
     if not config["data"]["train"]:
         raise ConfigError("data.train is empty: give one or more folders of HR training images")
     if config["data"]["patch_size"] % config["model"]["scale"]:
@@ -105,16 +139,18 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> di
     if not 0 <= config["train"]["ema"] < 1:
         raise ConfigError("train.ema is the moving average's decay: 0 (off) or a value below 1, e.g. 0.999")
     data = config["data"]
-    if data["degradation"] == "slab" and (config["model"]["scale"] != 1 or data["thickness"] < 2
-                                          or data["patch_size"] % data["thickness"]):
-        raise ConfigError("the slab degradation needs model.scale = 1 and data.thickness >= 2 dividing "
-                          "data.patch_size")
+    if data["degradation"] == "slab" and (
+        config["model"]["scale"] != 1 or data["thickness"] < 2 or data["patch_size"] % data["thickness"]
+    ):
+        raise ConfigError("the slab degradation needs model.scale = 1 and data.thickness >= 2 dividing data.patch_size")
     if data["degradation"] == "acquisition":
         lo, hi = data["ratios"]
         t_lo, t_hi = data["thickness_ratios"]
         if config["model"]["scale"] != 1 or not 1 < lo <= hi or not 0 < t_lo <= t_hi:
-            raise ConfigError("the acquisition degradation needs model.scale = 1, data.ratios = [lo, hi] with "
-                              "1 < lo <= hi and data.thickness_ratios = [lo, hi] with 0 < lo <= hi")
+            raise ConfigError(
+                "the acquisition degradation needs model.scale = 1, data.ratios = [lo, hi] with "
+                "1 < lo <= hi and data.thickness_ratios = [lo, hi] with 0 < lo <= hi"
+            )
         if not data["profiles"] or any(p not in ("box", "gaussian") for p in data["profiles"]):
             raise ConfigError("data.profiles: a list of 'box' and/or 'gaussian'")
     if data["degradation"] == "camera":
@@ -126,8 +162,10 @@ def _check_camera(config: dict[str, Any]) -> None:
     """The camera degradation: an RGB x2+ model, even LR patches (yuv420p), and valid camera settings."""
     scale, patch = config["model"]["scale"], config["data"]["patch_size"]
     if scale < 2 or config["model"]["channels"] != 3 or (patch // scale) % 2:
-        raise ConfigError("the camera degradation needs an RGB model of scale >= 2 and data.patch_size a multiple "
-                          "of 2 x model.scale (yuv420p needs even LR sides)")
+        raise ConfigError(
+            "the camera degradation needs an RGB model of scale >= 2 and data.patch_size a multiple "
+            "of 2 x model.scale (yuv420p needs even LR sides)"
+        )
     try:
         settings = CameraSettings.from_dict(config["data"]["camera"])
     except (TypeError, ValueError) as exc:
@@ -136,8 +174,10 @@ def _check_camera(config: dict[str, Any]) -> None:
     if not 0 <= data["video_p"] <= 1 or not isinstance(data["video_prescale"], int) or data["video_prescale"] < 1:
         raise ConfigError("data.video_p is a probability (0 to 1) and data.video_prescale a whole factor >= 1")
     if "libx265" in settings.codecs and patch // scale < 16:
-        raise ConfigError("libx265 needs frames of 16 px or more: data.patch_size >= 16 x model.scale, or "
-                          "data.camera.codecs = [\"libx264\"]")
+        raise ConfigError(
+            "libx265 needs frames of 16 px or more: data.patch_size >= 16 x model.scale, or "
+            'data.camera.codecs = ["libx264"]'
+        )
 
 
 def degradation_factor(config: dict[str, Any]) -> int:

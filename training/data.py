@@ -4,6 +4,7 @@ Sample i of a run with seed s is always the same crop, flip and rotation (its RN
 at step k, or splitting a batch over DDP ranks, draws exactly the samples an uninterrupted single process would.
 LR images are made from the HR batch on the fly (see `degrade`), where one matmul serves the whole batch.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -50,8 +51,15 @@ def load_image(path: str | Path, channels: int = 3) -> np.ndarray:
 class HRCrops(Dataset):
     """HR crops in [0, 1] (C, P, P) with random flips and 90-degree rotations; images cached in memory as uint8."""
 
-    def __init__(self, folders: list[str | Path], patch_size: int = 96, channels: int = 3, seed: int = 0,
-                 length: int = 1 << 40, progress: bool = False) -> None:
+    def __init__(
+        self,
+        folders: list[str | Path],
+        patch_size: int = 96,
+        channels: int = 3,
+        seed: int = 0,
+        length: int = 1 << 40,
+        progress: bool = False,
+    ) -> None:
         self.files = list_images(folders)
         self.patch_size, self.channels, self.seed, self.length = patch_size, channels, seed, length
         files = tqdm(self.files, desc="caching images", disable=not progress, leave=False)
@@ -69,7 +77,7 @@ class HRCrops(Dataset):
         p = self.patch_size
         top = rng.integers(image.shape[0] - p + 1)
         left = rng.integers(image.shape[1] - p + 1)
-        crop = image[top:top + p, left:left + p]
+        crop = image[top : top + p, left : left + p]
         if rng.random() < 0.5:
             crop = crop[:, ::-1]
         crop = np.rot90(crop, k=int(rng.integers(4)))

@@ -3,6 +3,7 @@
 Both work on float tensors (N, C, H, W) and are written as separable matrix products, so a whole batch is degraded
 in two matmuls.
 """
+
 from __future__ import annotations
 
 import math
@@ -85,8 +86,9 @@ def box_downsample(hr: torch.Tensor, factor: int) -> torch.Tensor:
 def cubic_stretch(x: torch.Tensor, factor: int) -> torch.Tensor:
     """Cubic interpolation of the last axis onto a grid `factor` times finer, sample centres aligned."""
     shape = x.shape
-    up = F.interpolate(x.reshape(-1, 1, 1, shape[-1]), size=(1, shape[-1] * factor), mode="bicubic",
-                       align_corners=False)
+    up = F.interpolate(
+        x.reshape(-1, 1, 1, shape[-1]), size=(1, shape[-1] * factor), mode="bicubic", align_corners=False
+    )
     return up.reshape(*shape[:-1], shape[-1] * factor)
 
 
@@ -115,8 +117,7 @@ def degrade(hr: torch.Tensor, factor: int, kind: str = "bicubic", sigma: float =
     elif kind == "slab":
         lr = slab_degrade(hr, factor)
     elif kind == "acquisition":
-        raise ValueError("the 'acquisition' degradation draws its parameters: use training.acquisition."
-                         "degrade_batch")
+        raise ValueError("the 'acquisition' degradation draws its parameters: use training.acquisition.degrade_batch")
     else:
         raise ValueError(f"unknown degradation {kind!r}: use one of {', '.join(DEGRADATIONS)}")
     return lr.clamp(0, 1)

@@ -5,6 +5,7 @@ in a file (`third_party`), and every front door asks it questions (`restores`, `
 `slab_thickness`, `evaluations`) instead of reading card keys. The card itself (`card`) is kept only to be written
 back out.
 """
+
 from __future__ import annotations
 
 import enum
@@ -81,24 +82,38 @@ class ModelDescriptor:
         if scale == 1 and training.get("degradation") in THROUGH_PLANE_DEGRADATIONS:
             restores = THROUGH_PLANE_DEGRADATIONS[training["degradation"]]
         temporal = card.get("temporal", {})
-        return cls(name=card.get("name", default_name), architecture=card["architecture"], scale=scale,
-                   channels=int(card["channels"]), restores=restores, config=config,
-                   slab_thickness=int(training["thickness"]) if restores is Restores.THICK_SLICES else 0,
-                   temporal_window=int(temporal.get("window", 1)), recurrent=bool(temporal.get("recurrent", False)),
-                   state_channels=int(temporal.get("state_channels", 0)),
-                   takes_qp=bool(config.get("qp_input", False)),
-                   width=int(config.get("width", DEFAULT_WIDTH)),
-                   evaluations=tuple(_evaluation(k, v) for k, v in card.get("evaluation", {}).items()),
-                   card=card)
+        return cls(
+            name=card.get("name", default_name),
+            architecture=card["architecture"],
+            scale=scale,
+            channels=int(card["channels"]),
+            restores=restores,
+            config=config,
+            slab_thickness=int(training["thickness"]) if restores is Restores.THICK_SLICES else 0,
+            temporal_window=int(temporal.get("window", 1)),
+            recurrent=bool(temporal.get("recurrent", False)),
+            state_channels=int(temporal.get("state_channels", 0)),
+            takes_qp=bool(config.get("qp_input", False)),
+            width=int(config.get("width", DEFAULT_WIDTH)),
+            evaluations=tuple(_evaluation(k, v) for k, v in card.get("evaluation", {}).items()),
+            card=card,
+        )
 
     @classmethod
-    def third_party(cls, name: str, architecture: str, scale: int, channels: int,
-                    multiple_of: int = 1) -> ModelDescriptor:
+    def third_party(
+        cls, name: str, architecture: str, scale: int, channels: int, multiple_of: int = 1
+    ) -> ModelDescriptor:
         """A model found in someone else's file (spandrel): an image upscaler, nothing measured."""
-        card = {"name": name, "architecture": architecture, "scale": scale, "channels": channels,
-                "source": "spandrel"}
-        return cls(name=name, architecture=architecture, scale=scale, channels=channels, multiple_of=multiple_of,
-                   source="spandrel", card=card)
+        card = {"name": name, "architecture": architecture, "scale": scale, "channels": channels, "source": "spandrel"}
+        return cls(
+            name=name,
+            architecture=architecture,
+            scale=scale,
+            channels=channels,
+            multiple_of=multiple_of,
+            source="spandrel",
+            card=card,
+        )
 
     @property
     def input_channels(self) -> int:
@@ -159,7 +174,14 @@ def with_evaluation(card: dict[str, Any], name: str, row: dict[str, Any]) -> dic
 
 
 def _evaluation(name: str, row: dict[str, Any]) -> Evaluation:
-    return Evaluation(name=name, psnr_y=row.get("psnr_y"), ssim_y=row.get("ssim_y"), task=row.get("task"),
-                      gain_db=row.get("gain_db"), baseline=row.get("baseline", "cubic"),
-                      worst_gain_db=row.get("worst_gain_db"), fps=row.get("fps"),
-                      flicker_ratio=row.get("flicker_ratio"))
+    return Evaluation(
+        name=name,
+        psnr_y=row.get("psnr_y"),
+        ssim_y=row.get("ssim_y"),
+        task=row.get("task"),
+        gain_db=row.get("gain_db"),
+        baseline=row.get("baseline", "cubic"),
+        worst_gain_db=row.get("worst_gain_db"),
+        fps=row.get("fps"),
+        flicker_ratio=row.get("flicker_ratio"),
+    )

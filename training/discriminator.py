@@ -1,4 +1,5 @@
 """The SRGAN discriminator of Ledig et al. 2017, Fig. 4 bottom."""
+
 from __future__ import annotations
 
 import math
@@ -39,7 +40,5 @@ class Discriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] != self.patch_size or x.shape[-2] != self.patch_size:
-            raise ValueError(
-                f"discriminator built for {self.patch_size}px patches got {tuple(x.shape[-2:])}"
-            )
+            raise ValueError(f"discriminator built for {self.patch_size}px patches got {tuple(x.shape[-2:])}")
         return self.classifier(self.features(x)).squeeze(1)

@@ -2,6 +2,7 @@
 layer can derive from it. Each error also derives from the built-in it is a kind of (ValueError for bad input,
 RuntimeError for what cannot run, OSError for what cannot be written), as PyAV's errors do, so code that catches
 the built-in keeps working; a CLI catches `SrstreamError` and prints its one line."""
+
 from __future__ import annotations
 
 

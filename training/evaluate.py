@@ -3,6 +3,7 @@
 The standard SR protocol: crop HR to a multiple of the scale, LR by antialiased MATLAB bicubic (rounded to 8 bit),
 PSNR/SSIM on BT.601 Y with `scale` pixels shaved; bicubic upscaling of the same LR is the baseline.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -69,8 +70,9 @@ def _metric_view(image: np.ndarray, grey: bool) -> np.ndarray:
     return image
 
 
-def evaluate(model: nn.Module, files: list[Path], scale: int, channels: int = 3,
-             progress: bool = False, qp: float | None = None) -> dict[str, Any]:
+def evaluate(
+    model: nn.Module, files: list[Path], scale: int, channels: int = 3, progress: bool = False, qp: float | None = None
+) -> dict[str, Any]:
     """Per-image and mean Y-PSNR/SSIM of `model` (given the plane of `qp` where it takes the QP) and of bicubic
     over HR `files`."""
     rows = []
@@ -80,8 +82,15 @@ def evaluate(model: nn.Module, files: list[Path], scale: int, channels: int = 3,
         sr, bicubic = model_upscale(model, lr, qp), bicubic_upscale(lr, scale)
         ref = _metric_view(hr, grey)
         sr_m, bic_m = _metric_view(sr, grey), _metric_view(bicubic, grey)
-        rows.append({"image": path.name, "psnr_y": psnr_y(sr_m, ref, scale), "ssim_y": ssim_y(sr_m, ref, scale),
-                     "bicubic_psnr_y": psnr_y(bic_m, ref, scale), "bicubic_ssim_y": ssim_y(bic_m, ref, scale)})
+        rows.append(
+            {
+                "image": path.name,
+                "psnr_y": psnr_y(sr_m, ref, scale),
+                "ssim_y": ssim_y(sr_m, ref, scale),
+                "bicubic_psnr_y": psnr_y(bic_m, ref, scale),
+                "bicubic_ssim_y": ssim_y(bic_m, ref, scale),
+            }
+        )
     keys = ("psnr_y", "ssim_y", "bicubic_psnr_y", "bicubic_ssim_y")
     means = {k: float(np.mean([r[k] for r in rows])) for k in keys}
     return {**means, "images": rows}
@@ -100,8 +109,10 @@ def image_files(folder: Path) -> list[Path]:
 def _table(name: str, result: dict[str, Any]) -> str:
     lines = [f"{'image':<24}{'bicubic PSNR':>14}{'SSIM':>8}{name + ' PSNR':>22}{'SSIM':>8}"]
     for r in result["images"] + [{"image": "mean", **result}]:
-        lines.append(f"{r['image']:<24}{r['bicubic_psnr_y']:>14.2f}{r['bicubic_ssim_y']:>8.4f}"
-                     f"{r['psnr_y']:>22.2f}{r['ssim_y']:>8.4f}")
+        lines.append(
+            f"{r['image']:<24}{r['bicubic_psnr_y']:>14.2f}{r['bicubic_ssim_y']:>8.4f}"
+            f"{r['psnr_y']:>22.2f}{r['ssim_y']:>8.4f}"
+        )
     return "\n".join(lines)
 
 
@@ -118,8 +129,14 @@ def main(argv: list[str] | None = None) -> int:
         if descriptor.scale != args.scale:
             raise ValueError(f"{args.model}: model is x{descriptor.scale}, asked to evaluate x{args.scale}")
         files = image_files(args.data)
-        result = evaluate(model, files, args.scale, descriptor.channels, progress=not args.json,
-                          qp=0.0 if descriptor.takes_qp else None)
+        result = evaluate(
+            model,
+            files,
+            args.scale,
+            descriptor.channels,
+            progress=not args.json,
+            qp=0.0 if descriptor.takes_qp else None,
+        )
     except (ModelLoadError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -136,8 +153,7 @@ def _record(model: str, set_name: str, result: dict[str, Any]) -> None:
 
     card_path = resolve_model_path(model).with_suffix(".json")
     row = {k: round(result[k], 4) for k in ("psnr_y", "ssim_y", "bicubic_psnr_y", "bicubic_ssim_y")}
-    card_path.write_text(json.dumps(with_evaluation(json.loads(card_path.read_text()), set_name, row), indent=2)
-                         + "\n")
+    card_path.write_text(json.dumps(with_evaluation(json.loads(card_path.read_text()), set_name, row), indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """A fast generator for CPU and real-time use: ESPCN-style (Shi et al. 2016), every convolution at LR resolution."""
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -47,8 +48,8 @@ class FastSR(nn.Module):
         return self.config.scale
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        r2 = self.config.scale ** 2
-        frame = x[:, :self.config.channels] if self.config.qp_input else x
+        r2 = self.config.scale**2
+        frame = x[:, : self.config.channels] if self.config.qp_input else x
         return self.shuffle(self.body(x) + frame.repeat_interleave(r2, dim=1))
 
     def load_compatible(self, state_dict: dict[str, torch.Tensor]) -> list[str]:

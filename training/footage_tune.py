@@ -6,6 +6,7 @@ camera's scenes and encoder one scale down: the zero-shot idea of ZSSR (Shocher 
 model on each volume's own slices. Clips are T consecutive frames cropped at one place, so they keep the footage's
 real motion for the codec's inter-frame coding. No frame of any reference is ever seen.
 """
+
 from __future__ import annotations
 
 import copy
@@ -56,13 +57,22 @@ def fitted_patch(footage: np.ndarray, source: str, frames: int, patch: int, scal
     patch = min(patch, *footage.shape[1:3])
     patch -= patch % (2 * scale)
     if patch < MIN_LR_PATCH * scale:
-        raise ValueError(f"{source}: frames of {footage.shape[2]}x{footage.shape[1]} are too small to tune on "
-                         f"(at least {MIN_LR_PATCH * scale} px a side)")
+        raise ValueError(
+            f"{source}: frames of {footage.shape[2]}x{footage.shape[1]} are too small to tune on "
+            f"(at least {MIN_LR_PATCH * scale} px a side)"
+        )
     return patch
 
 
-def _pairs(footage: np.ndarray, rng: np.random.Generator, camera: CameraSettings, scale: int,
-           batch: int, patch: int, qp_input: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+def _pairs(
+    footage: np.ndarray,
+    rng: np.random.Generator,
+    camera: CameraSettings,
+    scale: int,
+    batch: int,
+    patch: int,
+    qp_input: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """A batch of (HR, LR) frames in [0, 1], (B x T, 3, P, P) and (B x T, 3, P/scale, P/scale); with `qp_input`,
     each LR frame with a fourth channel: its QP map from the decoder (training.compression), as the model sees it
     at work."""
@@ -80,9 +90,16 @@ def _pairs(footage: np.ndarray, rng: np.random.Generator, camera: CameraSettings
     return as_float(hrs), low
 
 
-def fine_tune(module: nn.Module, footage: np.ndarray, camera: CameraSettings, scale: int,
-              settings: TuneSettings = TuneSettings(), source: str = "footage",
-              progress: bool = True, qp_input: bool = False) -> tuple[nn.Module, dict]:
+def fine_tune(
+    module: nn.Module,
+    footage: np.ndarray,
+    camera: CameraSettings,
+    scale: int,
+    settings: TuneSettings = TuneSettings(),
+    source: str = "footage",
+    progress: bool = True,
+    qp_input: bool = False,
+) -> tuple[nn.Module, dict]:
     """A copy of `module` (a single-frame x`scale` model; `qp_input`: one that takes the QP plane) tuned on
     `footage` (N, H, W, 3) uint8, and a log of the run. bf16 autocast on CPUs with native bf16; stops after
     `settings.seconds` (or `max_steps`)."""
@@ -105,11 +122,18 @@ def fine_tune(module: nn.Module, footage: np.ndarray, camera: CameraSettings, sc
         bar.update(min(round(time.perf_counter() - started), bar.total) - bar.n)
         bar.set_postfix(step=steps, l1=f"{np.mean(losses[-20:]):.4f}")
     bar.close()
-    log = {"steps": steps, "clips": steps * settings.batch, "frames_a_clip": camera.frames, "patch": patch,
-           "footage_frames": len(footage), "footage_size": f"{footage.shape[2]}x{footage.shape[1]}",
-           "seconds": round(time.perf_counter() - started, 1), "lr": settings.lr,
-           "first_l1": round(float(np.mean(losses[:20])), 5) if losses else None,
-           "last_l1": round(float(np.mean(losses[-20:])), 5) if losses else None}
+    log = {
+        "steps": steps,
+        "clips": steps * settings.batch,
+        "frames_a_clip": camera.frames,
+        "patch": patch,
+        "footage_frames": len(footage),
+        "footage_size": f"{footage.shape[2]}x{footage.shape[1]}",
+        "seconds": round(time.perf_counter() - started, 1),
+        "lr": settings.lr,
+        "first_l1": round(float(np.mean(losses[:20])), 5) if losses else None,
+        "last_l1": round(float(np.mean(losses[-20:])), 5) if losses else None,
+    }
     return tuned.eval(), log
 
 

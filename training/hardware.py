@@ -1,4 +1,5 @@
 """What the CPU can do natively, for training and for the engine alike."""
+
 from __future__ import annotations
 
 import torch

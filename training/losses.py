@@ -1,4 +1,5 @@
 """Content losses (pixel MSE/L1, VGG19 feature phi_{i,j}) and the adversarial loss of SRGAN."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -56,8 +57,9 @@ class VGGFeatureLoss(nn.Module):
     The paper rescales the feature loss by 1/12.75; with inputs in [0, 1] that factor is kept as the default.
     """
 
-    def __init__(self, i: int = 5, j: int = 4, weights_file: str | Path | None = None,
-                 rescale: float = 1 / 12.75) -> None:
+    def __init__(
+        self, i: int = 5, j: int = 4, weights_file: str | Path | None = None, rescale: float = 1 / 12.75
+    ) -> None:
         super().__init__()
         features = load_vgg19_features(weights_file)
         self.features = features[: _vgg_layer_index(i, j) + 1].eval()

@@ -1,4 +1,5 @@
 """PSNR and SSIM on the Y channel (BT.601), border shaved: the SR benchmark protocol."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -34,5 +35,6 @@ def ssim_y(output: np.ndarray, reference: np.ndarray, border: int) -> float:
     """SSIM (Gaussian window 11, sigma 1.5, as Wang et al.) between two 8-bit images on Y, border shaved."""
     a = torch.from_numpy(_shaved_y(output, border))[None, None]
     b = torch.from_numpy(_shaved_y(reference, border))[None, None]
-    return float(structural_similarity_index_measure(a, b, data_range=255.0, gaussian_kernel=True,
-                                                      sigma=1.5, kernel_size=11))
+    return float(
+        structural_similarity_index_measure(a, b, data_range=255.0, gaussian_kernel=True, sigma=1.5, kernel_size=11)
+    )

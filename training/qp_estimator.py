@@ -6,6 +6,7 @@ bitrates drawn at random, a tenth left uncompressed (QP 0), against the QP maps 
 measured on real footage it never saw by `benchmarks/qp_estimate.py`. The shipped weights are
 `training/shipped/qp-estimator.safetensors` (not a model `-m` takes: `shipped_models` lists cards, it has none).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,8 +37,12 @@ class QPNet(nn.Module):
 
     def __init__(self, width: int = 32) -> None:
         super().__init__()
-        layers: list[nn.Module] = [nn.Conv2d(1, width, 3, padding=1), nn.ReLU(),
-                                   nn.Conv2d(width, width, 3, padding=1), nn.ReLU()]
+        layers: list[nn.Module] = [
+            nn.Conv2d(1, width, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(width, width, 3, padding=1),
+            nn.ReLU(),
+        ]
         for _ in range(4):
             layers += [nn.Conv2d(width, width, 3, stride=2, padding=1), nn.ReLU()]
         layers += [nn.Conv2d(width, width, 3, padding=1), nn.ReLU(), nn.Conv2d(width, 1, 1)]
@@ -67,10 +72,11 @@ def qp_map(rgb: np.ndarray, net: QPNet | None = None) -> np.ndarray | None:
     y = F.pad(y, (0, (-w) % BLOCK, 0, (-h) % BLOCK), mode="replicate")
     with torch.no_grad():
         out = net(y)[0, 0].numpy() * QP_MAX
-    return out[:blocks_of(h, w)[0], :blocks_of(h, w)[1]].astype(np.float32)
+    return out[: blocks_of(h, w)[0], : blocks_of(h, w)[1]].astype(np.float32)
 
 
 # --- training ------------------------------------------------------------------------------------------------------
+
 
 def make_pairs(count: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """(luma uint8 (H, W), QP map (H/16, W/16)) for frames of `count` photo clips through random encodes."""
@@ -93,16 +99,26 @@ def make_pairs(count: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
             frames, maps = clip, [np.zeros(blocks_of(size, size), np.float32)] * 3
         else:
             kbps = int(rng.integers(20, 400)) if rng.random() < 0.3 else 0
-            encoding = Encoding("libx264", int(rng.integers(0, 48)), str(rng.choice(["veryfast", "medium"])),
-                                bframes=int(rng.integers(0, 3)), kbps=kbps)
+            encoding = Encoding(
+                "libx264",
+                int(rng.integers(0, 48)),
+                str(rng.choice(["veryfast", "medium"])),
+                bframes=int(rng.integers(0, 3)),
+                kbps=kbps,
+            )
             frames, facts = compress_with_facts(clip, encoding)
             maps = [f.qp for f in facts]
         pairs += [(luma(f), m) for f, m in zip(frames, maps)]
     return pairs
 
 
-def train(pairs: list[tuple[np.ndarray, np.ndarray]], seconds: float, seed: int = 0,
-          net: QPNet | None = None, save: Callable[[QPNet], None] | None = None) -> QPNet:
+def train(
+    pairs: list[tuple[np.ndarray, np.ndarray]],
+    seconds: float,
+    seed: int = 0,
+    net: QPNet | None = None,
+    save: Callable[[QPNet], None] | None = None,
+) -> QPNet:
     """Fit a QPNet to the pairs (L1 in QP, Adam, batches of 32 crops of 4x4 blocks at random places) for
     `seconds`, the learning rate falling on a cosine to a hundredth; `save` is called every 5 minutes so that a
     long run stopped early keeps what it reached."""
@@ -136,8 +152,8 @@ def _batch(pairs: list[tuple[np.ndarray, np.ndarray]], rng: np.random.Generator)
     for i in rng.integers(len(pairs), size=32):
         y, qp = pairs[i]
         by, bx = int(rng.integers(qp.shape[0] - 3)), int(rng.integers(qp.shape[1] - 3))
-        ys.append(y[by * BLOCK:(by + 4) * BLOCK, bx * BLOCK:(bx + 4) * BLOCK])
-        targets.append(qp[by:by + 4, bx:bx + 4])
+        ys.append(y[by * BLOCK : (by + 4) * BLOCK, bx * BLOCK : (bx + 4) * BLOCK])
+        targets.append(qp[by : by + 4, bx : bx + 4])
     y = torch.from_numpy(np.stack(ys).astype(np.float32) / 255.0)[:, None]
     return y, torch.from_numpy(np.stack(targets).astype(np.float32) / QP_MAX)[:, None]
 
@@ -164,9 +180,15 @@ def main(argv: list[str] | None = None) -> int:
         net.load_state_dict(load_file(str(args.out)))
 
     def save(trained: QPNet) -> None:
-        save_file({k: v.contiguous() for k, v in trained.state_dict().items()}, str(args.out),
-                  metadata={"what": "blind QP estimate (training.qp_estimator)", "frames": str(len(pairs)),
-                            "seconds": str(args.seconds)})
+        save_file(
+            {k: v.contiguous() for k, v in trained.state_dict().items()},
+            str(args.out),
+            metadata={
+                "what": "blind QP estimate (training.qp_estimator)",
+                "frames": str(len(pairs)),
+                "seconds": str(args.seconds),
+            },
+        )
 
     save(train(pairs, args.seconds, net=net, save=save))
     print(f"wrote {args.out}", file=sys.stderr)

@@ -12,6 +12,7 @@ backend (ONNX, TensorRT) take it like any image model:
 
 `pack_state` / `unpack_state` are the two folds; S is a multiple of r^2 by construction.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -40,13 +41,13 @@ class RecurrentConfig:
     @property
     def state_channels(self) -> int:
         """S: previous frame (C), previous output at LR (C r^2) and the hidden channels, a multiple of r^2."""
-        r2 = self.scale ** 2
+        r2 = self.scale**2
         s = self.channels + self.channels * r2 + max(1, self.hidden)
         return -(-s // r2) * r2
 
     @property
     def hidden_channels(self) -> int:
-        return self.state_channels - self.channels - self.channels * self.scale ** 2
+        return self.state_channels - self.channels - self.channels * self.scale**2
 
 
 class RecurrentSR(nn.Module):
@@ -96,8 +97,9 @@ class RecurrentSR(nn.Module):
             layer, _, param = key.rpartition(".")
             if layer in mapping:
                 own[f"{mapping[layer]}.{param}"] = value
-        missing = set(self.state_dict()) - set(own) - {k for k in self.state_dict() if k.startswith(("past.",
-                                                                                                     "hidden."))}
+        missing = (
+            set(self.state_dict()) - set(own) - {k for k in self.state_dict() if k.startswith(("past.", "hidden."))}
+        )
         if missing:
             raise ValueError(f"not a FastSR of this trunk: {sorted(missing)[:3]} missing")
         self.load_state_dict(own, strict=False)
@@ -118,5 +120,10 @@ def unpack_state(out: torch.Tensor, channels: int, scale: int) -> tuple[torch.Te
 def macs_per_lr_pixel(config: RecurrentConfig) -> int:
     """Multiply-accumulates per input pixel (convolutions only)."""
     w, c, r = config.width, config.channels, config.scale
-    return (25 * c * w + 9 * config.state_channels * w + config.layers * 9 * w * w + 9 * w * c * r * r
-            + 9 * w * config.hidden_channels)
+    return (
+        25 * c * w
+        + 9 * config.state_channels * w
+        + config.layers * 9 * w * w
+        + 9 * w * c * r * r
+        + 9 * w * config.hidden_channels
+    )

@@ -1,4 +1,5 @@
 """SRResNet, the generator of Ledig et al. 2017 (SRGAN), Fig. 4 top."""
+
 from __future__ import annotations
 
 import math

@@ -5,6 +5,7 @@ from phase 1's weights (`train.init`) and adds the discriminator and the 1e-3 ad
 under `torchrun --nproc_per_node N` for DDP (NCCL on CUDA, gloo on CPU). A run resumes exactly from
 `OUT_DIR/checkpoint.pt` when one is there.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -115,8 +116,10 @@ class Trainer:
         self.config = config
         self.rank, self.world, self.device = _setup_distributed()
         if config["train"]["minutes"] and self.world > 1:
-            raise ConfigError("train.minutes is for one process: under torchrun the ranks would stop at different "
-                              "steps; set train.steps instead")
+            raise ConfigError(
+                "train.minutes is for one process: under torchrun the ranks would stop at different "
+                "steps; set train.steps instead"
+            )
         self.out_dir = Path(config["out_dir"])
         self.checkpoint_path = self.out_dir / "checkpoint.pt"
         torch.manual_seed(config["seed"])
@@ -126,22 +129,23 @@ class Trainer:
         train = config["train"]
         self.recurrent = isinstance(self.generator, RecurrentSR)
         if self.recurrent and config["data"]["degradation"] != "camera":
-            raise ConfigError("a recurrent model trains on clips: data.degradation = \"camera\"")
+            raise ConfigError('a recurrent model trains on clips: data.degradation = "camera"')
         if train["init"]:
             self._load_init(train["init"])
-        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=train["lr"],
-                                      betas=(train["beta1"], train["beta2"]))
+        self.opt_g = torch.optim.Adam(
+            self.generator.parameters(), lr=train["lr"], betas=(train["beta1"], train["beta2"])
+        )
         # An exponential moving average of the generator's weights (train.ema = its decay, 0 = off) is what the
         # run ships: it averages out the last steps' noise, as Real-ESRGAN and most SR trainers do.
         self.ema: AveragedModel | None = None
         if train["ema"]:
-            self.ema = AveragedModel(self.generator, multi_avg_fn=get_ema_multi_avg_fn(train["ema"]),
-                                     use_buffers=True)
+            self.ema = AveragedModel(self.generator, multi_avg_fn=get_ema_multi_avg_fn(train["ema"]), use_buffers=True)
         self.gan = config["phase"] == "srgan"
         self.discriminator, self.opt_d = self._discriminator() if self.gan else (None, None)
         content = config["content"]
-        self.content = content_loss(content["loss"], tuple(content["vgg_layer"]),
-                                    content["vgg_weights"] or None).to(self.device)
+        self.content = content_loss(content["loss"], tuple(content["vgg_layer"]), content["vgg_weights"] or None).to(
+            self.device
+        )
         self.step = 0
         self.seconds = 0.0
         if self.checkpoint_path.is_file():
@@ -177,13 +181,21 @@ class Trainer:
         """HR crops (degraded on the batch), or, for the 'camera' degradation, (HR, LR) clips made in the workers."""
         config, data = self.config, self.config["data"]
         if data["degradation"] == "camera":
-            return CameraClips(data["train"], data["patch_size"], config["model"]["scale"],
-                               CameraSettings.from_dict(data["camera"]), config["seed"], progress=self.rank == 0,
-                               videos=data["videos"], video_p=data["video_p"],
-                               video_prescale=data["video_prescale"],
-                               qp_plane=bool(config["model"].get("qp_input", False)))
-        return HRCrops(data["train"], data["patch_size"], config["model"]["channels"], config["seed"],
-                       progress=self.rank == 0)
+            return CameraClips(
+                data["train"],
+                data["patch_size"],
+                config["model"]["scale"],
+                CameraSettings.from_dict(data["camera"]),
+                config["seed"],
+                progress=self.rank == 0,
+                videos=data["videos"],
+                video_p=data["video_p"],
+                video_prescale=data["video_prescale"],
+                qp_plane=bool(config["model"].get("qp_input", False)),
+            )
+        return HRCrops(
+            data["train"], data["patch_size"], config["model"]["channels"], config["seed"], progress=self.rank == 0
+        )
 
     # --- checkpoints -------------------------------------------------------------------------------------------
 
@@ -192,36 +204,86 @@ class Trainer:
         config, train = self.config, self.config["train"]
         discriminator = Discriminator(config["model"]["channels"], config["data"]["patch_size"])
         discriminator.to(self.device, memory_format=torch.channels_last)
-        opt = torch.optim.Adam(discriminator.parameters(), lr=config["adversarial"]["d_lr"],
-                               betas=(train["beta1"], train["beta2"]))
+        opt = torch.optim.Adam(
+            discriminator.parameters(), lr=config["adversarial"]["d_lr"], betas=(train["beta1"], train["beta2"])
+        )
         return discriminator, opt
+
     def _card(self) -> dict[str, Any]:
         c = self.config
-        return {"name": c["name"], "training": {
-            "phase": c["phase"], "steps": self.step, "batch_size": c["train"]["batch_size"] * self.world,
-            "patch_size": c["data"]["patch_size"], "data": [str(Path(p)) for p in c["data"]["train"]],
-            "degradation": c["data"]["degradation"], "sigma": c["data"]["sigma"],
-            "thickness": c["data"]["thickness"],
-            **({"ratios": c["data"]["ratios"], "thickness_ratios": c["data"]["thickness_ratios"],
-                "profiles": c["data"]["profiles"]} if c["data"]["degradation"] == "acquisition" else {}),
-            **({"videos": [str(Path(p)) for p in c["data"]["videos"]], "video_p": c["data"]["video_p"],
-                "video_prescale": c["data"]["video_prescale"]}
-               if c["data"]["degradation"] == "camera" and c["data"]["videos"] else {}),
-            **({"camera": CameraSettings.from_dict(c["data"]["camera"]).to_dict(),
-                "batch": f"{c['train']['batch_size']} clips x {c['data']['camera']['frames']} frames"}
-               if c["data"]["degradation"] == "camera" else {}),
-            **({"unroll": "each clip in display order from a zero state, backpropagated through the whole clip; "
-                          "content loss on every frame, equally weighted"} if self.recurrent else {}),
-            "content_loss": c["content"]["loss"], "lr": c["train"]["lr"], "lr_schedule": c["train"]["lr_schedule"],
-            "adversarial_weight": c["adversarial"]["weight"] if self.gan else 0.0, "ema": c["train"]["ema"],
-            "init": c["train"]["init"], "seed": c["seed"], "hardware": _hardware(self.device),
-            "processes": self.world, "seconds": round(self.seconds, 1)}}
+        return {
+            "name": c["name"],
+            "training": {
+                "phase": c["phase"],
+                "steps": self.step,
+                "batch_size": c["train"]["batch_size"] * self.world,
+                "patch_size": c["data"]["patch_size"],
+                "data": [str(Path(p)) for p in c["data"]["train"]],
+                "degradation": c["data"]["degradation"],
+                "sigma": c["data"]["sigma"],
+                "thickness": c["data"]["thickness"],
+                **(
+                    {
+                        "ratios": c["data"]["ratios"],
+                        "thickness_ratios": c["data"]["thickness_ratios"],
+                        "profiles": c["data"]["profiles"],
+                    }
+                    if c["data"]["degradation"] == "acquisition"
+                    else {}
+                ),
+                **(
+                    {
+                        "videos": [str(Path(p)) for p in c["data"]["videos"]],
+                        "video_p": c["data"]["video_p"],
+                        "video_prescale": c["data"]["video_prescale"],
+                    }
+                    if c["data"]["degradation"] == "camera" and c["data"]["videos"]
+                    else {}
+                ),
+                **(
+                    {
+                        "camera": CameraSettings.from_dict(c["data"]["camera"]).to_dict(),
+                        "batch": f"{c['train']['batch_size']} clips x {c['data']['camera']['frames']} frames",
+                    }
+                    if c["data"]["degradation"] == "camera"
+                    else {}
+                ),
+                **(
+                    {
+                        "unroll": "each clip in display order from a zero state, backpropagated through the whole "
+                        "clip; content loss on every frame, equally weighted"
+                    }
+                    if self.recurrent
+                    else {}
+                ),
+                "content_loss": c["content"]["loss"],
+                "lr": c["train"]["lr"],
+                "lr_schedule": c["train"]["lr_schedule"],
+                "adversarial_weight": c["adversarial"]["weight"] if self.gan else 0.0,
+                "ema": c["train"]["ema"],
+                "init": c["train"]["init"],
+                "seed": c["seed"],
+                "hardware": _hardware(self.device),
+                "processes": self.world,
+                "seconds": round(self.seconds, 1),
+            },
+        }
 
     def _state(self) -> dict[str, Any]:
-        state = {"step": self.step, "seconds": self.seconds, "generator": self.generator.state_dict(),
-                 "opt_g": self.opt_g.state_dict(), "rng_cpu": torch.get_rng_state(), "card": self._card()}
-        state["card"].update(architecture=self._arch(), config=self.generator.config.to_dict(),
-                             scale=self.generator.config.scale, channels=self.generator.config.channels)
+        state = {
+            "step": self.step,
+            "seconds": self.seconds,
+            "generator": self.generator.state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "rng_cpu": torch.get_rng_state(),
+            "card": self._card(),
+        }
+        state["card"].update(
+            architecture=self._arch(),
+            config=self.generator.config.to_dict(),
+            scale=self.generator.config.scale,
+            channels=self.generator.config.channels,
+        )
         if torch.cuda.is_available():
             state["rng_cuda"] = torch.cuda.get_rng_state(self.device)
         if self.discriminator is not None:
@@ -333,9 +395,14 @@ class Trainer:
     def _loader(self) -> DataLoader:
         sampler = StepSampler(self.config["train"]["batch_size"], self.step, self.rank, self.world)
         workers = self.config["data"]["workers"]
-        return DataLoader(self.dataset, batch_sampler=sampler, num_workers=workers,
-                          pin_memory=self.device.type == "cuda", persistent_workers=workers > 0,
-                          prefetch_factor=4 if workers > 0 else None)
+        return DataLoader(
+            self.dataset,
+            batch_sampler=sampler,
+            num_workers=workers,
+            pin_memory=self.device.type == "cuda",
+            persistent_workers=workers > 0,
+            prefetch_factor=4 if workers > 0 else None,
+        )
 
     def _batch(self, batch: torch.Tensor | list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:
         """HR (and LR, for clip pairs: clips x frames flattened into one batch) on the device, channels-last; a
@@ -345,8 +412,10 @@ class Trainer:
         if self.recurrent:  # ClipUnroll gives SR in the flattened order, (clip, frame)
             hr, lr = (x.to(self.device, non_blocking=True) for x in batch)
             return hr.flatten(0, 1).contiguous(memory_format=torch.channels_last), lr
-        hr, lr = (x.flatten(0, 1).to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
-                  for x in batch)
+        hr, lr = (
+            x.flatten(0, 1).to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+            for x in batch
+        )
         return hr, lr
 
     def _sample_grid(self, writer) -> None:
@@ -362,7 +431,7 @@ class Trainer:
         shipped.eval()
         with torch.no_grad():
             if self.recurrent:  # the middle frame with the past of the frames before it
-                clips = torch.stack([low[:len(low) // 2 + 1] for _, low in samples]).to(self.device)
+                clips = torch.stack([low[: len(low) // 2 + 1] for _, low in samples]).to(self.device)
                 sr = ClipUnroll(shipped)(clips).unflatten(0, clips.shape[:2])[:, -1].clamp(0, 1)
             else:
                 sr = shipped(lr_img).clamp(0, 1)
@@ -371,6 +440,7 @@ class Trainer:
         rows = torch.cat([bicubic, sr, hr], dim=3)  # bicubic | SR | HR side by side
         grid = torch.cat(list(rows), dim=1)
         from torchvision.utils import save_image
+
         (self.out_dir / "samples").mkdir(parents=True, exist_ok=True)
         save_image(grid, self.out_dir / "samples" / f"step_{self.step:07d}.png")
         writer.add_image("samples/bicubic|sr|hr", grid, self.step)
@@ -382,6 +452,7 @@ class Trainer:
         writer = None
         if self.rank == 0:
             from torch.utils.tensorboard import SummaryWriter
+
             writer = SummaryWriter(str(self.out_dir / "tensorboard"))
         self.generator.train()
         if self.discriminator is not None:
@@ -418,8 +489,14 @@ class Trainer:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.split("\n")[0])
     parser.add_argument("--config", help="TOML file (see training/configs/)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a setting, e.g. --set train.steps=2000 (repeatable)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a setting, e.g. --set train.steps=2000 (repeatable)",
+    )
     args = parser.parse_args(argv)
     try:
         config = load_config(args.config, args.overrides)
@@ -431,8 +508,7 @@ def main(argv: list[str] | None = None) -> int:
         path = trainer.run()
     except KeyboardInterrupt:
         trainer.save_checkpoint()
-        print(f"interrupted at step {trainer.step}; checkpoint saved, run the same command to resume",
-              file=sys.stderr)
+        print(f"interrupted at step {trainer.step}; checkpoint saved, run the same command to resume", file=sys.stderr)
         return 130
     finally:
         if dist.is_initialized():

@@ -5,6 +5,7 @@ synthetic motion from photos only imitates, so camera training mixes both. Deliv
 an area shrink by `prescale` (2 by default) before use averages its blocks and noise away, so the HR targets are
 cleaner than the footage, as Real-ESRGAN does with its training photos.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -67,4 +68,4 @@ def video_clip(video: np.ndarray, rng: np.random.Generator, frames: int, size: i
     if t < frames or min(h, w) < size:
         raise ValueError(f"a {t}-frame {w}x{h} video has no {frames}-frame {size}px clip")
     start, top, left = rng.integers(t - frames + 1), rng.integers(h - size + 1), rng.integers(w - size + 1)
-    return video[start:start + frames, top:top + size, left:left + size].copy()
+    return video[start : start + frames, top : top + size, left : left + size].copy()

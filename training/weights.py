@@ -3,6 +3,7 @@
 Nothing here unpickles code: safetensors holds only tensors, and trainer checkpoints are read with
 `torch.load(weights_only=True)`, which refuses any pickle that would construct arbitrary objects.
 """
+
 from __future__ import annotations
 
 import json
@@ -54,14 +55,22 @@ def save_weights(model: nn.Module, path: str | Path, card: dict[str, Any]) -> Pa
     """Write `path` (.safetensors, fp16) and its card `path.with_suffix('.json')`; returns the weights path."""
     path = Path(path).with_suffix(".safetensors")
     path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().to("cpu", torch.float16).contiguous() if v.is_floating_point() else v.detach().cpu()
-             for k, v in model.state_dict().items()}
-    full_card = {"architecture": architecture_of(model), "config": model.config.to_dict(),
-                 "scale": model.config.scale, "channels": model.config.channels,
-                 "value_range": [0.0, 1.0], **card}
+    state = {
+        k: v.detach().to("cpu", torch.float16).contiguous() if v.is_floating_point() else v.detach().cpu()
+        for k, v in model.state_dict().items()
+    }
+    full_card = {
+        "architecture": architecture_of(model),
+        "config": model.config.to_dict(),
+        "scale": model.config.scale,
+        "channels": model.config.channels,
+        "value_range": [0.0, 1.0],
+        **card,
+    }
     if isinstance(model, RecurrentSR):  # what the engine needs to pack the state beside each frame
-        full_card.update(restores="frames", temporal={"window": 0, "recurrent": True,
-                                                       "state_channels": model.state_channels})
+        full_card.update(
+            restores="frames", temporal={"window": 0, "recurrent": True, "state_channels": model.state_channels}
+        )
     with atomic_path(path) as tmp:
         save_file(state, tmp, metadata={"format": "pt"})
     with atomic_path(path.with_suffix(".json")) as tmp:
@@ -71,8 +80,11 @@ def save_weights(model: nn.Module, path: str | Path, card: dict[str, Any]) -> Pa
 
 def shipped_models() -> dict[str, ModelDescriptor]:
     """Descriptors of the shipped models, by name."""
-    return {p.stem: ModelDescriptor.from_card(json.loads(p.read_text()), p.stem)
-            for p in sorted(SHIPPED_DIR.glob("*.json")) if p.with_suffix(".safetensors").is_file()}
+    return {
+        p.stem: ModelDescriptor.from_card(json.loads(p.read_text()), p.stem)
+        for p in sorted(SHIPPED_DIR.glob("*.json"))
+        if p.with_suffix(".safetensors").is_file()
+    }
 
 
 def resolve_model_path(name_or_path: str | Path) -> Path:
@@ -87,8 +99,9 @@ def resolve_model_path(name_or_path: str | Path) -> Path:
     raise ModelLoadError(f"{name_or_path}: no such model file or shipped model (shipped: {names})")
 
 
-def _generator_from_state(state: dict[str, torch.Tensor], card: dict[str, Any], source: Path
-                          ) -> tuple[nn.Module, ModelDescriptor]:
+def _generator_from_state(
+    state: dict[str, torch.Tensor], card: dict[str, Any], source: Path
+) -> tuple[nn.Module, ModelDescriptor]:
     try:
         descriptor = ModelDescriptor.from_card(card, source.stem)
         model = build_generator(descriptor.architecture, descriptor.config)

@@ -8,6 +8,7 @@ through-plane by default; each image's slice thickness comes from its sidecar's 
 field). Finished images are skipped on a rerun, a failed one does not stop the
 others, and the exit status is 1 if any failed. The `group` level has nothing to do: it checks BIDS_DIR and exits 0.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,21 +45,37 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     """`srmed bids`: the BIDS app's arguments, its entity filters and `srmed upscale`'s options."""
     from medical.commands import add_upscale_options
 
-    p = sub.add_parser("bids", help="BIDS app: upscale a BIDS dataset's anatomical images into a derivatives "
-                       "dataset", description=__doc__.split("\n\n")[1],
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "bids",
+        help="BIDS app: upscale a BIDS dataset's anatomical images into a derivatives dataset",
+        description=__doc__.split("\n\n")[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("bids_dir", metavar="BIDS_DIR", help="the BIDS dataset (its root: dataset_description.json)")
-    p.add_argument("output_dir", metavar="OUTPUT_DIR", help="the derivatives dataset to write, e.g. "
-                   "BIDS_DIR/derivatives/srstream")
-    p.add_argument("analysis_level", choices=("participant", "group"), help="participant: upscale; group: nothing "
-                   "to do")
-    p.add_argument("--participant-label", "--participant_label", nargs="+", metavar="LABEL",
-                   help="participants to do (01 or sub-01; default: all)")
+    p.add_argument(
+        "output_dir", metavar="OUTPUT_DIR", help="the derivatives dataset to write, e.g. BIDS_DIR/derivatives/srstream"
+    )
+    p.add_argument(
+        "analysis_level", choices=("participant", "group"), help="participant: upscale; group: nothing to do"
+    )
+    p.add_argument(
+        "--participant-label",
+        "--participant_label",
+        nargs="+",
+        metavar="LABEL",
+        help="participants to do (01 or sub-01; default: all)",
+    )
     p.add_argument("--session-label", "--session_label", nargs="+", metavar="LABEL", help="sessions (default: all)")
     p.add_argument("--suffix", nargs="+", metavar="SUFFIX", help=f"image suffixes (default: {' '.join(ANAT_SUFFIXES)})")
     p.add_argument("--acquisition", nargs="+", metavar="LABEL", help="acq- labels (default: all)")
-    p.add_argument("--run", nargs="+", type=int, metavar="N", dest="runs",  # `run` is the subcommand's function
-                   help="run- indices (default: all)")
+    p.add_argument(
+        "--run",
+        nargs="+",
+        type=int,
+        metavar="N",
+        dest="runs",  # `run` is the subcommand's function
+        help="run- indices (default: all)",
+    )
     add_upscale_options(p, inputs=False)
     p.set_defaults(run=run)
 
@@ -68,8 +85,9 @@ def _tasks(layout: BIDSLayout, images: list[BIDSFile], out_dir: Path) -> list[Bi
     tasks = []
     for image in images:
         source = Path(os.path.relpath(image.path, layout.root)).as_posix()
-        task = BidsTask(image.path, None, derivative_stem(source), "nifti", sidecars(layout, image),
-                        gradient_files(layout, image))
+        task = BidsTask(
+            image.path, None, derivative_stem(source), "nifti", sidecars(layout, image), gradient_files(layout, image)
+        )
         try:
             (out_dir / task.name).parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -109,11 +127,13 @@ def run(args: argparse.Namespace) -> int:
         layout = open_dataset(args.bids_dir)
         root = Path(layout.root)
         if args.analysis_level == "group":
-            print("srmed: group level: nothing to do (srmed bids upscales each participant's images at "
-                  "participant level)", file=sys.stderr)
+            print(
+                "srmed: group level: nothing to do (srmed bids upscales each participant's images at "
+                "participant level)",
+                file=sys.stderr,
+            )
             return 0
-        images = select(layout, args.participant_label, args.session_label, args.suffix, args.acquisition,
-                        args.runs)
+        images = select(layout, args.participant_label, args.session_label, args.suffix, args.acquisition, args.runs)
         if args.format not in ("same", "nifti"):
             raise VolumeError(f"--format {args.format}: a BIDS derivatives dataset holds NIfTI images")
         job = check_options(args, output=out_dir)
@@ -129,6 +149,8 @@ def run(args: argparse.Namespace) -> int:
         return 1
     unfinished = _finish(tasks, root, out_dir)
     if not args.quiet:
-        print(f"srmed: {done} upscaled, {skipped} already done, {len(failed) + unfinished} failed -> {out_dir}",
-              file=sys.stderr)
+        print(
+            f"srmed: {done} upscaled, {skipped} already done, {len(failed) + unfinished} failed -> {out_dir}",
+            file=sys.stderr,
+        )
     return 1 if failed or unfinished else 0

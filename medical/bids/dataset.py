@@ -1,4 +1,5 @@
 """A BIDS dataset's anatomical images, selected by entities, each with the JSON sidecars that apply to it."""
+
 from __future__ import annotations
 
 import json
@@ -60,18 +61,30 @@ def _labels(values: list[str] | None, prefix: str) -> list[str] | None:
     return [v.removeprefix(prefix) for v in values] if values else None
 
 
-def select(layout: BIDSLayout, participants: list[str] | None = None, sessions: list[str] | None = None,
-           suffixes: list[str] | None = None, acquisitions: list[str] | None = None,
-           runs: list[int] | None = None) -> list[BIDSFile]:
+def select(
+    layout: BIDSLayout,
+    participants: list[str] | None = None,
+    sessions: list[str] | None = None,
+    suffixes: list[str] | None = None,
+    acquisitions: list[str] | None = None,
+    runs: list[int] | None = None,
+) -> list[BIDSFile]:
     """The NIfTI anat images matching every given entity (None: any); labels the dataset lacks are an error."""
     participants, sessions = _labels(participants, "sub-"), _labels(sessions, "ses-")
     _check_labels(layout, "participant", participants, layout.get_subjects())
     _check_labels(layout, "session", sessions, layout.get_sessions())
     # Anatomical images by default; a suffix named (bold, dwi, ...) finds its own datatype's time series too.
-    filters: dict[str, Any] = {"datatype": list(DATATYPES) if suffixes else "anat",
-                               "extension": [".nii", ".nii.gz"], "suffix": list(suffixes or ANAT_SUFFIXES)}
-    for entity, values in (("subject", participants), ("session", sessions), ("acquisition", acquisitions),
-                           ("run", runs)):
+    filters: dict[str, Any] = {
+        "datatype": list(DATATYPES) if suffixes else "anat",
+        "extension": [".nii", ".nii.gz"],
+        "suffix": list(suffixes or ANAT_SUFFIXES),
+    }
+    for entity, values in (
+        ("subject", participants),
+        ("session", sessions),
+        ("acquisition", acquisitions),
+        ("run", runs),
+    ):
         if values:
             filters[entity] = values
     images = layout.get(return_type="object", **filters)
@@ -83,8 +96,9 @@ def select(layout: BIDSLayout, participants: list[str] | None = None, sessions: 
 
 def sidecars(layout: BIDSLayout, image: BIDSFile) -> tuple[str, ...]:
     """The JSON sidecars that apply to `image` by BIDS inheritance, nearest first."""
-    found = layout.get_nearest(image.path, extension=".json", suffix=image.entities["suffix"], all_=True,
-                               strict=True) or []
+    found = (
+        layout.get_nearest(image.path, extension=".json", suffix=image.entities["suffix"], all_=True, strict=True) or []
+    )
     return tuple(str(p) for p in found)
 
 
@@ -123,8 +137,9 @@ def slice_thickness(meta: dict[str, Any], sidecar_paths: tuple[str, ...]) -> flo
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
-        raise VolumeError(f"{_origin('SliceThickness', sidecar_paths)}: SliceThickness {value!r} is not a "
-                          "positive number of mm")
+        raise VolumeError(
+            f"{_origin('SliceThickness', sidecar_paths)}: SliceThickness {value!r} is not a positive number of mm"
+        )
     return float(value)
 
 

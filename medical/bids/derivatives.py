@@ -6,6 +6,7 @@ sub-01/ses-a/anat/sub-01_ses-a_acq-x_T1w.nii.gz -> sub-01/ses-a/anat/sub-01_ses-
 `res-` entity: that is for several resolutions of one derivative side by side (with a `Resolution` table), and
 here each source has one output; other settings go in another OUTPUT_DIR.
 """
+
 from __future__ import annotations
 
 import json
@@ -54,11 +55,20 @@ def description(source_root: Path, out_dir: Path, source_description: dict[str, 
     if source_description.get("DatasetDOI"):
         source["DOI"] = source_description["DatasetDOI"]
     name = source_description.get("Name") or Path(source_root).resolve().name
-    return {"Name": f"srstream super-resolution of {name}", "BIDSVersion": BIDS_VERSION,
-            "DatasetType": "derivative",
-            "GeneratedBy": [{"Name": "srstream", "Version": __version__,
-                             "Description": "srmed bids: slice-wise super-resolution of MRI images"}],
-            "SourceDatasets": [source], "DatasetLinks": {"raw": _raw_link(out_dir, source_root)}}
+    return {
+        "Name": f"srstream super-resolution of {name}",
+        "BIDSVersion": BIDS_VERSION,
+        "DatasetType": "derivative",
+        "GeneratedBy": [
+            {
+                "Name": "srstream",
+                "Version": __version__,
+                "Description": "srmed bids: slice-wise super-resolution of MRI images",
+            }
+        ],
+        "SourceDatasets": [source],
+        "DatasetLinks": {"raw": _raw_link(out_dir, source_root)},
+    }
 
 
 def _write(path: Path, text: str) -> None:
@@ -78,8 +88,9 @@ def check_output(out_dir: Path, source_root: Path) -> None:
     """Refuse an OUTPUT_DIR that is the source dataset or holds a dataset srstream did not make."""
     out_dir, source_root = Path(out_dir), Path(source_root)
     if out_dir.resolve() == source_root.resolve():
-        raise VolumeError(f"{out_dir}: the output must not be the source dataset (use {source_root}/derivatives/"
-                          "srstream)")
+        raise VolumeError(
+            f"{out_dir}: the output must not be the source dataset (use {source_root}/derivatives/srstream)"
+        )
     target = out_dir / "dataset_description.json"
     if target.exists():
         generated = read_json_object(target).get("GeneratedBy")
@@ -121,8 +132,14 @@ def _plan_line(report: dict[str, Any]) -> str:
     from medical.plan import Plan, SliceAxis
 
     slice_axis = SliceAxis(**report["slice_axis"]) if report.get("slice_axis") else None
-    plan = Plan(model=report["model"], axis=report["axis"], scale=report["scale"], slice_axis=slice_axis,
-                tuning=None, output_format=report["format"])
+    plan = Plan(
+        model=report["model"],
+        axis=report["axis"],
+        scale=report["scale"],
+        slice_axis=slice_axis,
+        tuning=None,
+        output_format=report["format"],
+    )
     return plan.describe()
 
 
@@ -131,12 +148,14 @@ def sidecar(report: dict[str, Any], source_meta: dict[str, Any], source: str) ->
     if report.get("slice_axis") and "SliceTiming" in source_meta:
         # One time per acquired slice: the refined slice axis has other slices, acquired at no one time.
         source_meta = {k: v for k, v in source_meta.items() if k != "SliceTiming"}
-    return {**source_meta,  # acquisition parameters still describe how the voxels were acquired
-            "Description": f"Super-resolution: {_plan_line(report)}",
-            "Sources": [source_uri(source)],
-            # Required for MRI derivatives; super-resolution strips nothing, so it is the source's (raw: false).
-            "SkullStripped": bool(source_meta.get("SkullStripped", False)),
-            "srstream": report}
+    return {
+        **source_meta,  # acquisition parameters still describe how the voxels were acquired
+        "Description": f"Super-resolution: {_plan_line(report)}",
+        "Sources": [source_uri(source)],
+        # Required for MRI derivatives; super-resolution strips nothing, so it is the source's (raw: false).
+        "SkullStripped": bool(source_meta.get("SkullStripped", False)),
+        "srstream": report,
+    }
 
 
 def finish_sidecar(path: Path, source_meta: dict[str, Any], source: str) -> bool:

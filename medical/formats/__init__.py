@@ -6,6 +6,7 @@ A format is one small object (see `VolumeFormat`): a *file* format holds one vol
 that defines one such object, and its name in `FORMATS` below. Format modules import their libraries (nibabel,
 pydicom: an optional extra) where they use them, so that `srmed --help` and the registry load without them.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -68,8 +69,14 @@ class VolumeFormat(Protocol):
     def open(self, path: Path, series_uid: str | None) -> VolumeSource:
         """The volumes at `path` (a file, or the folder that holds the series `series_uid`): one, or a series'."""
 
-    def write(self, pairs: Iterable[tuple[Volume, Volume]], target: Path, description: str,
-              slice_thickness: float | None, count: int | None) -> int:
+    def write(
+        self,
+        pairs: Iterable[tuple[Volume, Volume]],
+        target: Path,
+        description: str,
+        slice_thickness: float | None,
+        count: int | None,
+    ) -> int:
         """Each (upscaled, source) volume at `target`, as one volume (`count` None) or a series of `count`, taken
         from `pairs` one at a time; returns how many voxels were clipped to the stored type."""
 

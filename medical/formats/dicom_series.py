@@ -1,4 +1,5 @@
 """Classic DICOM series (one slice per file, Siemens mosaics included): read, and written as a derived series."""
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -34,8 +35,14 @@ class DicomSeries:
 
         return SeriesVolumes(series_in(path, series_uid))
 
-    def write(self, pairs: Iterable[tuple[Volume, Volume]], target: Path, description: str,
-              slice_thickness: float | None, count: int | None) -> int:
+    def write(
+        self,
+        pairs: Iterable[tuple[Volume, Volume]],
+        target: Path,
+        description: str,
+        slice_thickness: float | None,
+        count: int | None,
+    ) -> int:
         """The volumes as a new derived series of files in the folder `target`, headers copied from each one's
         source slices."""
         from medical.dicom_write import write_dicom_volumes

@@ -1,5 +1,6 @@
 """Enhanced multi-frame DICOM (a whole series in one file): read; written back as a classic series, which the
 DICOM writer refuses for now (its per-frame groups do not map onto classic headers without inventing values)."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,5 @@
 """NIfTI (.nii, .nii.gz): one volume per file, read and written (`medical.nifti`)."""
+
 from __future__ import annotations
 
 import re
@@ -41,8 +42,14 @@ class Nifti:
 
         return NiftiVolumes(path)
 
-    def write(self, pairs: Iterable[tuple[Volume, Volume]], target: Path, description: str,
-              slice_thickness: float | None, count: int | None) -> int:
+    def write(
+        self,
+        pairs: Iterable[tuple[Volume, Volume]],
+        target: Path,
+        description: str,
+        slice_thickness: float | None,
+        count: int | None,
+    ) -> int:
         """The volumes as one .nii.gz at `target` (4-D for a series), stored like their source."""
         from medical.nifti import write_nifti_series
 

@@ -2,6 +2,7 @@
 complete (`series`), upscales it with `srmed upscale`'s own plan and writer (`job`), and queues the derived series
 on disk (`outbox`) for delivery by C-STORE or STOW-RS (`sender`); `security` holds what it lets in, `command` the
 subcommand."""
+
 from __future__ import annotations
 
 import sys

@@ -4,6 +4,7 @@
 Work dir layout: incoming/<series hash>/ (received, fsync'd before acknowledged), work/<job>/in|out (being
 upscaled), outbox/<job>/ (waiting to be delivered). On start, work/ goes back to be done again and outbox/ is sent.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,27 +33,58 @@ def add_parser(sub) -> None:
     p.add_argument("--port", type=int, default=11112, help="DICOM port to listen on (default 11112)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine)")
     p.add_argument("--ae-title", default="SRMED", help="our AE title (default SRMED)")
-    p.add_argument("--send-to", required=True, metavar="AET@HOST:PORT|URL",
-                   help="where derived series go: a DICOM node, or a DICOMweb root for STOW-RS")
-    p.add_argument("--allow-ae", nargs="+", default=[], metavar="AET",
-                   help="calling AE titles accepted (default: any, on the bound address)")
-    p.add_argument("--workdir", default="srmed-node", help="received, working and outgoing series (default "
-                   "./srmed-node)")
-    p.add_argument("--quiet-seconds", type=float, default=10, help="a series is complete once nothing new came "
-                   "for this long (default 10)")
+    p.add_argument(
+        "--send-to",
+        required=True,
+        metavar="AET@HOST:PORT|URL",
+        help="where derived series go: a DICOM node, or a DICOMweb root for STOW-RS",
+    )
+    p.add_argument(
+        "--allow-ae",
+        nargs="+",
+        default=[],
+        metavar="AET",
+        help="calling AE titles accepted (default: any, on the bound address)",
+    )
+    p.add_argument(
+        "--workdir", default="srmed-node", help="received, working and outgoing series (default ./srmed-node)"
+    )
+    p.add_argument(
+        "--quiet-seconds",
+        type=float,
+        default=10,
+        help="a series is complete once nothing new came for this long (default 10)",
+    )
     p.add_argument("--series-size", type=int, metavar="N", help="or once it has N instances")
-    p.add_argument("--retry-seconds", type=float, default=10, help="first delay before resending to a "
-                   "destination that failed; it doubles up to --max-retry-seconds (default 10)")
+    p.add_argument(
+        "--retry-seconds",
+        type=float,
+        default=10,
+        help="first delay before resending to a "
+        "destination that failed; it doubles up to --max-retry-seconds (default 10)",
+    )
     p.add_argument("--max-retry-seconds", type=float, default=600)
-    p.add_argument("--max-association-bytes", type=int, default=4 << 30,
-                   help="most bytes one association may store (default 4 GiB)")
-    p.add_argument("--min-free-bytes", type=int, default=2 << 30,
-                   help="refuse instances that would leave less free space in --workdir (default 2 GiB)")
+    p.add_argument(
+        "--max-association-bytes",
+        type=int,
+        default=4 << 30,
+        help="most bytes one association may store (default 4 GiB)",
+    )
+    p.add_argument(
+        "--min-free-bytes",
+        type=int,
+        default=2 << 30,
+        help="refuse instances that would leave less free space in --workdir (default 2 GiB)",
+    )
     p.add_argument("--tls-cert", help="our certificate (PEM): listen and send with TLS")
     p.add_argument("--tls-key", help="its private key (PEM)")
     p.add_argument("--tls-ca", help="CA certificates (PEM) that peers' certificates must be signed by")
-    p.add_argument("--rules", metavar="FILE", help="routing rules (TOML): which series are upscaled, skipped or "
-                   "forwarded unchanged, and with what options (default: upscale every series)")
+    p.add_argument(
+        "--rules",
+        metavar="FILE",
+        help="routing rules (TOML): which series are upscaled, skipped or "
+        "forwarded unchanged, and with what options (default: upscale every series)",
+    )
     add_upscale_options(p, inputs=False)
     p.set_defaults(run=run)
 
@@ -99,8 +131,10 @@ class Node:
             count = len(list(inputs.glob("*.dcm")))
             self._route(job, uid, count)
         except Exception as exc:  # noqa: BLE001 - one bad series must not stop the node
-            log(f"series in {job.name}: failed, {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}; "
-                "nothing sent")
+            log(
+                f"series in {job.name}: failed, {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}; "
+                "nothing sent"
+            )
         finally:
             shutil.rmtree(job, ignore_errors=True)
 
@@ -145,8 +179,10 @@ class Node:
         derived, report = upscale_series(job, request, self.engines)
         queued = self.outbox.put(derived, job.name)
         volumes = f"{report['volumes']} volumes, " if report["volumes"] > 1 else ""
-        log(f"series {uid}: {volumes}{report['mode']} with {report['model']} ({report['mode_reason']}), upscaled in "
-            f"{time.perf_counter() - started:.1f} s, {len(queued.files)} instances queued for {self.dest.text}")
+        log(
+            f"series {uid}: {volumes}{report['mode']} with {report['model']} ({report['mode_reason']}), upscaled in "
+            f"{time.perf_counter() - started:.1f} s, {len(queued.files)} instances queued for {self.dest.text}"
+        )
 
     def deliver(self) -> None:
         """The sender's loop: every due job to the destination, until the node stops."""
@@ -192,9 +228,11 @@ def run(args: argparse.Namespace) -> int:
         return 1
     sender = threading.Thread(target=node.deliver, name="srmed-sender", daemon=True)
     sender.start()
-    log(f"listening on {args.host}:{args.port} as {node.ae_title} ({'TLS' if node.server_tls else 'no TLS'}, "
+    log(
+        f"listening on {args.host}:{args.port} as {node.ae_title} ({'TLS' if node.server_tls else 'no TLS'}, "
         f"calling AEs: {' '.join(node.allowed) or 'any'}); derived series to {node.dest.text}; "
-        f"{engines.describe()}" + (f"; {len(rules.rules)} rules from {args.rules}" if rules else ""))
+        f"{engines.describe()}" + (f"; {len(rules.rules)} rules from {args.rules}" if rules else "")
+    )
     try:
         while True:
             for folder in complete(node.incoming, args.quiet_seconds, args.series_size):

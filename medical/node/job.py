@@ -1,6 +1,7 @@
 """One received series upscaled exactly as `srmed upscale FOLDER --format dicom` would: the same discovery, plan,
 engine run and derived-series writer (medical.run), into the job's own folder. A time series comes out as one
 derived series with every volume upscaled."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,5 +1,6 @@
 """The on-disk send queue: each derived series waits in `outbox`/<job>/ until its destination has taken it all,
 retried with a growing delay; a restart picks it up where it was (nothing lives only in memory)."""
+
 from __future__ import annotations
 
 import json

@@ -1,5 +1,6 @@
 """The node's storage SCP: C-STORE (and C-ECHO) from allowed AEs, each instance checked against the caps and on disk,
 fsync'd, before it is acknowledged, under names derived from nothing but hashes."""
+
 from __future__ import annotations
 
 import os
@@ -49,8 +50,7 @@ class Receiver:
     """Stores what allowed peers send into `incoming`/<hash of the Series UID>/; `lock` is held while an instance
     is written, so that a series is never claimed half-way through a write."""
 
-    def __init__(self, ae_title: str, incoming: Path, caps: Caps, allowed: list[str],
-                 max_pdu: int = 65536) -> None:
+    def __init__(self, ae_title: str, incoming: Path, caps: Caps, allowed: list[str], max_pdu: int = 65536) -> None:
         self.ae_title, self.incoming, self.caps, self.allowed = ae_title, incoming, caps, allowed
         self.max_pdu = max_pdu
         self.lock = threading.Lock()
@@ -70,9 +70,13 @@ class Receiver:
         ae.require_called_aet = True  # a peer that means another node is not ours to store for
         ae.maximum_pdu_size = self.max_pdu
         ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 30  # a silent peer is dropped, not waited for
-        handlers = [(evt.EVT_C_STORE, self._store), (evt.EVT_C_ECHO, lambda event: SUCCESS),
-                    (evt.EVT_DATA_RECV, self._count), (evt.EVT_CONN_CLOSE, self._forget),
-                    (evt.EVT_REJECTED, self._rejected)]
+        handlers = [
+            (evt.EVT_C_STORE, self._store),
+            (evt.EVT_C_ECHO, lambda event: SUCCESS),
+            (evt.EVT_DATA_RECV, self._count),
+            (evt.EVT_CONN_CLOSE, self._forget),
+            (evt.EVT_REJECTED, self._rejected),
+        ]
         self._server = ae.start_server((host, port), block=False, evt_handlers=handlers, ssl_context=tls)
 
     def stop(self) -> None:
@@ -86,8 +90,10 @@ class Receiver:
         return f"{peer.address}:{peer.port} AE {shown(peer.ae_title)}"
 
     def _rejected(self, event) -> None:
-        log(f"{self._peer(event)}: association rejected (calling AE not in --allow-ae, or called AE not "
-            f"{self.ae_title!r})")
+        log(
+            f"{self._peer(event)}: association rejected (calling AE not in --allow-ae, or called AE not "
+            f"{self.ae_title!r})"
+        )
 
     def _count(self, event) -> None:
         # Counted as the PDUs arrive, before pynetdicom assembles a dataset in memory: a peer that sends more than
@@ -95,8 +101,10 @@ class Receiver:
         key = id(event.assoc)
         self._received[key] = self._received.get(key, 0) + len(event.data)
         if self._received[key] > self.caps.max_association_bytes + 2 * self.max_pdu:
-            log(f"{self._peer(event)}: sent over --max-association-bytes {self.caps.max_association_bytes}; "
-                "association aborted")
+            log(
+                f"{self._peer(event)}: sent over --max-association-bytes {self.caps.max_association_bytes}; "
+                "association aborted"
+            )
             event.assoc.abort()
 
     def _forget(self, event) -> None:

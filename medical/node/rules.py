@@ -1,6 +1,7 @@
 """Routing rules for `srmed serve --rules FILE`: which received series are upscaled, and with what options. Rules
 are tried in order and the first that matches decides; every problem with the file is one line naming file and key.
 """
+
 from __future__ import annotations
 
 import math
@@ -41,11 +42,14 @@ def facts_of(folder: Path) -> SeriesFacts:
     """The facts of the series in `folder`, from the headers of its *.dcm files; a field missing is "", 0 or None."""
     headers = [pydicom.dcmread(p, stop_before_pixels=True) for p in sorted(Path(folder).glob("*.dcm")) if p.is_file()]
     first = headers[0] if headers else pydicom.Dataset()
-    return SeriesFacts(modality=_field(first, "Modality", str, ""),
-                       description=_field(first, "SeriesDescription", str, ""),
-                       slice_thickness=_field(first, "SliceThickness", float, None),
-                       rows=_field(first, "Rows", int, 0), columns=_field(first, "Columns", int, 0),
-                       images=sum(_field(h, "NumberOfFrames", int, 1) for h in headers))
+    return SeriesFacts(
+        modality=_field(first, "Modality", str, ""),
+        description=_field(first, "SeriesDescription", str, ""),
+        slice_thickness=_field(first, "SliceThickness", float, None),
+        rows=_field(first, "Rows", int, 0),
+        columns=_field(first, "Columns", int, 0),
+        images=sum(_field(h, "NumberOfFrames", int, 1) for h in headers),
+    )
 
 
 def _field(header: pydicom.Dataset, keyword: str, kind: type, default: Any) -> Any:
@@ -81,9 +85,11 @@ class Rule:
             return False
         if self.description is not None and not re.search(self.description, facts.description, re.IGNORECASE):
             return False
-        return (_within(facts.slice_thickness, self.min_thickness, self.max_thickness)
-                and _within(max(facts.rows, facts.columns), self.min_matrix, self.max_matrix)
-                and _within(facts.images, self.min_images, self.max_images))
+        return (
+            _within(facts.slice_thickness, self.min_thickness, self.max_thickness)
+            and _within(max(facts.rows, facts.columns), self.min_matrix, self.max_matrix)
+            and _within(facts.images, self.min_images, self.max_images)
+        )
 
     def options(self) -> dict[str, object]:
         """The upscale options this rule sets (of model, mode, scale, spacing); the rest stay the node's."""
@@ -175,8 +181,9 @@ def _value(where: str, key: str, value: Any) -> Any:
         return value
     kinds = (int,) if key in _COUNTS else (int, float)
     if isinstance(value, bool) or not isinstance(value, kinds) or not math.isfinite(value) or value <= 0:
-        raise RulesError(f"{where}: expected {'an integer' if key in _COUNTS else 'a finite number'} above 0, "
-                         f"got {value!r}")
+        raise RulesError(
+            f"{where}: expected {'an integer' if key in _COUNTS else 'a finite number'} above 0, got {value!r}"
+        )
     return value if key in _COUNTS else float(value)
 
 

@@ -1,5 +1,6 @@
 """What the node lets in: calling AE titles, TLS, how much it stores, and names on disk that no received value can
 steer."""
+
 from __future__ import annotations
 
 import hashlib

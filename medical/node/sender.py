@@ -1,4 +1,5 @@
 """Sending a derived series to its destination: C-STORE to `AET@HOST:PORT`, or STOW-RS to a DICOMweb root URL."""
+
 from __future__ import annotations
 
 import re
@@ -41,8 +42,14 @@ def destination(text: str) -> Destination:
     return Destination(text, match["aet"], match["host"].strip("[]"), int(match["port"]))
 
 
-def associate(dest: Destination, calling_aet: str, contexts: list, tls: ssl.SSLContext | None = None,
-              handlers: list | None = None, roles: list | None = None):
+def associate(
+    dest: Destination,
+    calling_aet: str,
+    contexts: list,
+    tls: ssl.SSLContext | None = None,
+    handlers: list | None = None,
+    roles: list | None = None,
+):
     """An established association with `dest` requesting `contexts`; SendError if it is refused or unreachable."""
     from pynetdicom import AE
 
@@ -50,8 +57,14 @@ def associate(dest: Destination, calling_aet: str, contexts: list, tls: ssl.SSLC
     ae.requested_contexts = contexts
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 30
     ae.connection_timeout = 10  # a destination that is down answers nothing: try again later, not now
-    assoc = ae.associate(dest.host, dest.port, ae_title=dest.aet, ext_neg=roles, evt_handlers=handlers,
-                         tls_args=(tls, dest.host) if tls else None)
+    assoc = ae.associate(
+        dest.host,
+        dest.port,
+        ae_title=dest.aet,
+        ext_neg=roles,
+        evt_handlers=handlers,
+        tls_args=(tls, dest.host) if tls else None,
+    )
     if not assoc.is_established:
         why = "rejected our association" if assoc.is_rejected else "not reachable (refused, dropped or timed out)"
         raise SendError(f"{dest.text}: {why}")
@@ -79,8 +92,7 @@ def store(files: list[Path], dest: Destination, calling_aet: str, tls: ssl.SSLCo
             status = assoc.send_c_store(path)
             code = getattr(status, "Status", None)
             if code is None or code not in (0x0000, 0xB000, 0xB006, 0xB007):  # success and warnings
-                raise SendError(f"{dest.text}: {path.name} not stored (status "
-                                f"{'none' if code is None else hex(code)})")
+                raise SendError(f"{dest.text}: {path.name} not stored (status {'none' if code is None else hex(code)})")
     finally:
         if assoc.is_established:
             assoc.release()
@@ -95,8 +107,10 @@ def stow(files: list[Path], url: str, timeout: float = 60) -> None:
     for path in files:
         body += f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode() + path.read_bytes() + b"\r\n"
     body += f"--{boundary}--\r\n".encode()
-    headers = {"Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary}',
-               "Accept": "application/dicom+json"}
+    headers = {
+        "Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary}',
+        "Accept": "application/dicom+json",
+    }
     try:
         reply = requests.post(f"{url}/studies", data=bytes(body), headers=headers, timeout=timeout)
     except requests.RequestException as exc:

@@ -1,5 +1,6 @@
 """Received series, collected until complete (quiet for a while, or a given count), claimed for work, and refused
 when they are not a volume (a localiser, a single slice, mixed orientations, a secondary capture)."""
+
 from __future__ import annotations
 
 import os
@@ -15,8 +16,7 @@ def _instances(folder: Path) -> list[Path]:
     return sorted(p for p in folder.glob("*.dcm") if p.is_file())
 
 
-def complete(incoming: Path, quiet_seconds: float, count: int | None = None,
-             now: float | None = None) -> list[Path]:
+def complete(incoming: Path, quiet_seconds: float, count: int | None = None, now: float | None = None) -> list[Path]:
     """The series folders in `incoming` with nothing new for `quiet_seconds` (file times, so this holds across a
     restart), or with `count` instances; oldest first."""
     now = time.time() if now is None else now

@@ -5,47 +5,48 @@ and why not, where `auto` ranks it, and how to build a running `Backend` for a m
 `auto` choice (TensorRT where it runs and the precision is auto or fp16, else CUDA, else the CPU) and the errors
 all come from the registry. Importing this package registers the built-in ones.
 """
+
 from __future__ import annotations
 
 from srstream.backends import onnxruntime_backend, torch_eager  # noqa: F401  (they register cuda, cpu, onnxruntime)
 from srstream.backends.registry import (
-                                        PIPELINED_UPLOAD,
-                                        PREPARES_GRAPHS,
-                                        READY,
-                                        Availability,
-                                        Backend,
-                                        BackendType,
-                                        BackendUnavailable,
-                                        PipelinedBackend,
-                                        PreparingBackend,
-                                        backend_type,
-                                        create,
-                                        names,
-                                        register,
-                                        resolve,
-                                        unregister,
+    PIPELINED_UPLOAD,
+    PREPARES_GRAPHS,
+    READY,
+    Availability,
+    Backend,
+    BackendType,
+    BackendUnavailable,
+    PipelinedBackend,
+    PreparingBackend,
+    backend_type,
+    create,
+    names,
+    register,
+    resolve,
+    unregister,
 )
 from srstream.backends.tensorrt_backend import RTX_GPUS, tensorrt_available
 
 NAMES = names()  # the built-in choices; `names()` also lists backends registered later
 
 __all__ = [
-                                        "NAMES",
-                                        "PIPELINED_UPLOAD",
-                                        "PREPARES_GRAPHS",
-                                        "READY",
-                                        "RTX_GPUS",
-                                        "Availability",
-                                        "Backend",
-                                        "BackendType",
-                                        "BackendUnavailable",
-                                        "PipelinedBackend",
-                                        "PreparingBackend",
-                                        "backend_type",
-                                        "create",
-                                        "names",
-                                        "register",
-                                        "resolve",
-                                        "tensorrt_available",
-                                        "unregister",
+    "NAMES",
+    "PIPELINED_UPLOAD",
+    "PREPARES_GRAPHS",
+    "READY",
+    "RTX_GPUS",
+    "Availability",
+    "Backend",
+    "BackendType",
+    "BackendUnavailable",
+    "PipelinedBackend",
+    "PreparingBackend",
+    "backend_type",
+    "create",
+    "names",
+    "register",
+    "resolve",
+    "tensorrt_available",
+    "unregister",
 ]

@@ -1,4 +1,5 @@
 """ONNX Runtime backend: runs the exported graph (CPU provider here; CUDA provider where onnxruntime-gpu is)."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -27,8 +28,7 @@ class OnnxRuntimeBackend:
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
-        providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider")
-                     if p in ort.get_available_providers()]
+        providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]
         self.session = ort.InferenceSession(str(self.onnx_path), options, providers=providers)
         self.device = torch.device("cpu")
         self.name = "onnxruntime"

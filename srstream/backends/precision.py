@@ -1,4 +1,5 @@
 """Which number format a backend computes in: fp16 on CUDA, bf16 on CPUs that do it natively, fp32 elsewhere."""
+
 from __future__ import annotations
 
 import torch

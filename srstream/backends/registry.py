@@ -4,6 +4,7 @@ A `BackendType` says whether it can run on this machine (`available`) and builds
 (`create`). A running backend is a callable `(N, C, H, W) float -> (N, C, rH, rW) float32` on its device, and
 declares what more it offers in `capabilities`: the engine reads that set and never probes for methods.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

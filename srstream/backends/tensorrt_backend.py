@@ -3,6 +3,7 @@
 Full TensorRT builds for the GPU at hand; TensorRT-RTX builds for the GPU's compute capability and compiles the
 rest just in time on the first run. Both execute with `set_tensor_address` / `execute_async_v3` on torch's stream.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -54,8 +55,14 @@ class TensorRTBackend:
     """Runs a cached engine of `spec` for `profile` on CUDA device `device`; `runtime` forces 'tensorrt' or
     'tensorrt-rtx' (default: full TensorRT where it imports)."""
 
-    def __init__(self, spec: ModelSpec, profile: Profile | None = None, cache_dir: str | Path | None = None,
-                 device: int = 0, runtime: str | None = None) -> None:
+    def __init__(
+        self,
+        spec: ModelSpec,
+        profile: Profile | None = None,
+        cache_dir: str | Path | None = None,
+        device: int = 0,
+        runtime: str | None = None,
+    ) -> None:
         self.runtime = find_runtime(runtime)
         self.device = torch.device("cuda", device)
         self.profile = profile or Profile(channels=spec.input_channels)
@@ -72,8 +79,10 @@ class TensorRTBackend:
         self.engine = self.trt_runtime.deserialize_cuda_engine(self.engine_path.read_bytes())
         if self.engine is None:
             detail = self._log.errors[-1].splitlines()[0] if self._log.errors else "no reason given"
-            raise TensorRTError(f"{self.engine_path}: {self.runtime.name} cannot load it on "
-                                f"{torch.cuda.get_device_name(self.device)} ({detail})")
+            raise TensorRTError(
+                f"{self.engine_path}: {self.runtime.name} cannot load it on "
+                f"{torch.cuda.get_device_name(self.device)} ({detail})"
+            )
         self.context = self.engine.create_execution_context()
         self.scale = spec.scale
         self.name = "tensorrt"
@@ -115,8 +124,11 @@ class TensorRTType(BackendType):
 
         if backends.tensorrt_available():
             return READY
-        return Availability(False, "needs a CUDA GPU and TensorRT (pip install 'srstream[tensorrt]' gives "
-                                   "TensorRT-RTX, for RTX-class GPUs), or use --backend cuda/cpu")
+        return Availability(
+            False,
+            "needs a CUDA GPU and TensorRT (pip install 'srstream[tensorrt]' gives "
+            "TensorRT-RTX, for RTX-class GPUs), or use --backend cuda/cpu",
+        )
 
     def create(self, spec: ModelSpec, precision: str, **options) -> TensorRTBackend:
         return TensorRTBackend(spec, **options)

@@ -4,6 +4,7 @@ Full TensorRT is used where it imports; otherwise TensorRT-RTX (`pip install ten
 GPU: it compiles ahead of time for a list of compute capabilities and finishes on the device at first run. Both
 build strongly typed networks, so the precision comes from the graph (`export_onnx(half=True)`).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -58,8 +59,7 @@ def find_runtime(prefer: str | None = None) -> Runtime:
             reasons.append(f"{name}: {type(exc).__name__}")
             continue
         return Runtime(trt, name, version)
-    raise TensorRTError("no TensorRT here (pip install 'srstream[tensorrt]' for TensorRT-RTX; "
-                        f"{'; '.join(reasons)})")
+    raise TensorRTError(f"no TensorRT here (pip install 'srstream[tensorrt]' for TensorRT-RTX; {'; '.join(reasons)})")
 
 
 @dataclass(frozen=True)
@@ -97,8 +97,10 @@ class Profile:
 def engine_key(model_sha: str, target: str, runtime: str, version: str, profile: Profile) -> str:
     """Cache key of an engine: it must be rebuilt when the model, the target GPU (or the compute capabilities of an
     ahead-of-time build), the runtime or its version, or the shape profile changes."""
-    text = json.dumps({"model": model_sha, "target": target, "runtime": runtime, "version": version,
-                       "profile": profile.shapes()}, sort_keys=True)
+    text = json.dumps(
+        {"model": model_sha, "target": target, "runtime": runtime, "version": version, "profile": profile.shapes()},
+        sort_keys=True,
+    )
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
@@ -122,12 +124,17 @@ class CollectingLogger:
 
 def _targets(runtime: Runtime, targets: tuple[str, ...] | None) -> list:
     names = {f"{int(float(t))}.{str(t).split('.')[1] if '.' in str(t) else 0}" for t in targets or ()}
-    table = {f"{v.name[2:-1]}.{v.name[-1]}": v for v in runtime.trt.ComputeCapability.__members__.values()
-             if v.name.startswith("SM")}
+    table = {
+        f"{v.name[2:-1]}.{v.name[-1]}": v
+        for v in runtime.trt.ComputeCapability.__members__.values()
+        if v.name.startswith("SM")
+    }
     unknown = sorted(names - set(table))
     if unknown:
-        raise TensorRTError(f"{runtime.name} {runtime.version} cannot target compute capability "
-                            f"{', '.join(unknown)} (it knows {', '.join(sorted(table, key=_cc_order))})")
+        raise TensorRTError(
+            f"{runtime.name} {runtime.version} cannot target compute capability "
+            f"{', '.join(unknown)} (it knows {', '.join(sorted(table, key=_cc_order))})"
+        )
     return [table[n] for n in sorted(names)]
 
 
@@ -136,8 +143,14 @@ def _cc_order(cc: str) -> tuple[int, int]:
     return int(major), int(minor)
 
 
-def build_engine(onnx_path: Path, profile: Profile, runtime: Runtime, targets: tuple[str, ...] | None = None,
-                 timing_cache: Path | None = None, workspace_gib: float = 4.0) -> bytes:
+def build_engine(
+    onnx_path: Path,
+    profile: Profile,
+    runtime: Runtime,
+    targets: tuple[str, ...] | None = None,
+    timing_cache: Path | None = None,
+    workspace_gib: float = 4.0,
+) -> bytes:
     """A serialized engine for `profile`. TensorRT-RTX builds for `targets` (compute capabilities, no GPU needed);
     full TensorRT builds for the GPU it runs on, reusing `timing_cache`."""
     trt = runtime.trt
@@ -145,12 +158,14 @@ def build_engine(onnx_path: Path, profile: Profile, runtime: Runtime, targets: t
     builder = trt.Builder(log.logger)
     flag = getattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)
     # TensorRT 10 needs the flag for a strongly typed network; in 11 and in RTX every network is one.
-    network = builder.create_network(1 << int(flag)) if flag is not None and not runtime.is_rtx and \
-        int(runtime.version.split(".")[0]) < 11 else builder.create_network()
+    network = (
+        builder.create_network(1 << int(flag))
+        if flag is not None and not runtime.is_rtx and int(runtime.version.split(".")[0]) < 11
+        else builder.create_network()
+    )
     parser = trt.OnnxParser(network, log.logger)
     if not parser.parse(onnx_path.read_bytes()):
-        raise TensorRTError(f"{onnx_path}: {runtime.name} {runtime.version} cannot build it: "
-                            f"{_parser_errors(parser)}")
+        raise TensorRTError(f"{onnx_path}: {runtime.name} {runtime.version} cannot build it: {_parser_errors(parser)}")
     config = builder.create_builder_config()
     if not runtime.is_rtx:  # RTX sizes its own workspace at run time; a limit here makes it allocate one now
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gib * (1 << 30)))
@@ -168,8 +183,9 @@ def build_engine(onnx_path: Path, profile: Profile, runtime: Runtime, targets: t
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         detail = log.errors[-1].splitlines()[0] if log.errors else "no reason given"
-        raise TensorRTError(f"{onnx_path}: {runtime.name} failed to build an engine for profile "
-                            f"{profile.shapes()} ({detail})")
+        raise TensorRTError(
+            f"{onnx_path}: {runtime.name} failed to build an engine for profile {profile.shapes()} ({detail})"
+        )
     if timing_cache is not None and not runtime.is_rtx:
         timing_cache.write_bytes(memoryview(config.get_timing_cache().serialize()))
     return bytes(memoryview(serialized))
@@ -182,15 +198,23 @@ def _parser_errors(parser) -> str:
         op, name = error.node_operator(), error.node_name()
         desc = " ".join(str(error.desc()).split())
         if op:
-            parts.append(f"op {op}{f' (node {name})' if name else ''} is not supported"
-                         f"{'' if desc in ('false', '') else f': {desc}'}")
+            parts.append(
+                f"op {op}{f' (node {name})' if name else ''} is not supported"
+                f"{'' if desc in ('false', '') else f': {desc}'}"
+            )
         elif desc and not parts:
             parts.append(desc)
     return "; ".join(dict.fromkeys(parts)) or "the parser gave no reason"
 
 
-def cached_engine(spec: ModelSpec, profile: Profile, runtime: Runtime, target: str,
-                  targets: tuple[str, ...] | None = None, cache_dir: str | Path | None = None) -> tuple[Path, bool]:
+def cached_engine(
+    spec: ModelSpec,
+    profile: Profile,
+    runtime: Runtime,
+    target: str,
+    targets: tuple[str, ...] | None = None,
+    cache_dir: str | Path | None = None,
+) -> tuple[Path, bool]:
     """(engine path, built now?): the engine of `spec` for `profile`, from the cache or built into it. `target`
     names what it is for (the GPU for full TensorRT, the compute capabilities for an RTX build)."""
     cache = Path(cache_dir or DEFAULT_CACHE)

@@ -1,5 +1,6 @@
 """PyTorch backends: bf16 or fp32 on the CPU, fp16 on CUDA, all channels_last. On CUDA: one CUDA graph per input
 shape (captured once, replayed for every batch of that shape), optional torch.compile, overlapped uploads."""
+
 from __future__ import annotations
 
 import logging
@@ -27,8 +28,9 @@ class _Graph:
     """One captured forward pass: copy a batch into `inputs`, replay, read `outputs` (overwritten by the next
     replay, so callers take a copy)."""
 
-    def __init__(self, module: torch.nn.Module, shape: tuple[int, ...], dtype: torch.dtype,
-                 device: torch.device) -> None:
+    def __init__(
+        self, module: torch.nn.Module, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device
+    ) -> None:
         self.inputs = torch.zeros(shape, dtype=dtype, device=device).contiguous(memory_format=torch.channels_last)
         side = torch.cuda.Stream(device)
         side.wait_stream(torch.cuda.current_stream(device))
@@ -51,8 +53,14 @@ class TorchBackend:
     natively, else fp32). On CUDA, host-to-device copies go through pinned memory on a separate stream, so the next
     batch uploads while the current one computes."""
 
-    def __init__(self, spec: ModelSpec, device: str | torch.device = "cpu", precision: str = "auto",
-                 compile: bool = False, graphs: bool | None = None) -> None:
+    def __init__(
+        self,
+        spec: ModelSpec,
+        device: str | torch.device = "cpu",
+        precision: str = "auto",
+        compile: bool = False,
+        graphs: bool | None = None,
+    ) -> None:
         self.device = torch.device(device)
         self.precision = resolve_precision(precision, self.device)
         self.dtype = DTYPES[self.precision]
@@ -71,8 +79,9 @@ class TorchBackend:
             # per-module one), so other torch code in this process benchmarks its convolutions too.
             torch.backends.cudnn.benchmark = True
         # On the CPU an upload is no copy at all, so there is nothing to overlap.
-        self.capabilities = frozenset({PIPELINED_UPLOAD} if cuda else ()) | \
-            frozenset({PREPARES_GRAPHS} if self.graphs_enabled else ())
+        self.capabilities = frozenset({PIPELINED_UPLOAD} if cuda else ()) | frozenset(
+            {PREPARES_GRAPHS} if self.graphs_enabled else ()
+        )
 
     def upload(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.cuda.Event | None]:
         """Start copying a host batch to the device on the copy stream; returns it and the event marking the end

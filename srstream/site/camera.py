@@ -4,6 +4,7 @@ with back-off, for ever. Each run writes its own segments (named by its start, s
 with their sidecars and the camera's limits (recordings.py), and the camera's own stream beside them
 (original.py). Its counts and health are what the metrics and /healthz read.
 """
+
 from __future__ import annotations
 
 import collections
@@ -51,13 +52,22 @@ class ObservedLatencies(collections.deque):
 class CameraRunner(threading.Thread):
     """Runs `camera` through `engine` (an EngineGroup: upscaler, intake, wakeup) until `stop()`."""
 
-    def __init__(self, camera: Camera, engine, provenance: Provenance, batch: int,
-                 observe_latency: Callable[[float], None] | None = None) -> None:
+    def __init__(
+        self,
+        camera: Camera,
+        engine,
+        provenance: Provenance,
+        batch: int,
+        observe_latency: Callable[[float], None] | None = None,
+    ) -> None:
         super().__init__(daemon=True, name=f"srstream-camera-{camera.name}")
         self.camera, self.engine, self.provenance, self.batch = camera, engine, provenance, batch
         self.observe_latency = observe_latency
-        self.recordings = Recordings(camera.record, camera.name, camera.keep, camera.keep_bytes) \
-            if camera.record is not None else None
+        self.recordings = (
+            Recordings(camera.record, camera.name, camera.keep, camera.keep_bytes)
+            if camera.record is not None
+            else None
+        )
         self.stream: Stream | None = None  # the current run's
         self._stopping = threading.Event()
         self._done = {"frames_in": 0, "frames_out": 0, "dropped": 0, "reconnects": 0}  # of finished runs
@@ -88,9 +98,15 @@ class CameraRunner(threading.Thread):
         publisher = stream.publisher if stream is not None else None
         publishing = None if self.camera.restream is None else bool(publisher is not None and publisher.up)
         latency = publisher.latency_p95 if publisher is not None else None
-        return {"up": up, "publishing": publishing, "restream_latency_p95_s": latency, "ended": self.ended,
-                "runs": self.runs, "since": self.since,
-                "error": None if up or self.error is None else redact(self.error)}
+        return {
+            "up": up,
+            "publishing": publishing,
+            "restream_latency_p95_s": latency,
+            "ended": self.ended,
+            "runs": self.runs,
+            "since": self.since,
+            "error": None if up or self.error is None else redact(self.error),
+        }
 
     def recordings_bytes(self) -> int:
         return self.recordings.bytes_used() if self.recordings is not None else 0
@@ -106,8 +122,9 @@ class CameraRunner(threading.Thread):
                 self._run()
                 return
             except Exception as exc:  # noqa: BLE001 - a service keeps its cameras: say what went wrong and go on
-                log.error("srstream: %s: %s: %s; starting again", self.camera.name, type(exc).__name__,
-                          redact(str(exc)))
+                log.error(
+                    "srstream: %s: %s: %s; starting again", self.camera.name, type(exc).__name__, redact(str(exc))
+                )
                 self._stopping.wait(BACKOFF_S[1])
 
     def _run(self) -> None:
@@ -143,14 +160,29 @@ class CameraRunner(threading.Thread):
             output = camera.record / f"{stem}.mp4"
             if camera.keep_original:
                 recorder = OriginalRecorder(camera.record / stem, camera.segment_time)
-        settings = Settings(EncodeOptions(camera.codec, camera.crf, camera.preset), batch=self.batch, retries=-1,
-                            timeout_s=camera.timeout,
-                            segment_time=camera.segment_time if camera.record is not None else None, live=True,
-                            max_latency=camera.max_latency, crash_safe=True, restream=camera.restream,
-                            metadata=self.provenance.metadata(), segment_list=camera.record is not None,
-                            label=f"upscaled by srstream {self.provenance.model}" if camera.label else None)
-        stream = Stream(camera.input, output, self.engine.upscaler, settings, self.engine.wakeup,
-                        latencies=ObservedLatencies(self.observe_latency), tap=recorder)
+        settings = Settings(
+            EncodeOptions(camera.codec, camera.crf, camera.preset),
+            batch=self.batch,
+            retries=-1,
+            timeout_s=camera.timeout,
+            segment_time=camera.segment_time if camera.record is not None else None,
+            live=True,
+            max_latency=camera.max_latency,
+            crash_safe=True,
+            restream=camera.restream,
+            metadata=self.provenance.metadata(),
+            segment_list=camera.record is not None,
+            label=f"upscaled by srstream {self.provenance.model}" if camera.label else None,
+        )
+        stream = Stream(
+            camera.input,
+            output,
+            self.engine.upscaler,
+            settings,
+            self.engine.wakeup,
+            latencies=ObservedLatencies(self.observe_latency),
+            tap=recorder,
+        )
         return stream, recorder
 
     def _watch(self, stream: Stream, recorder: OriginalRecorder | None, started: datetime) -> None:
@@ -192,5 +224,9 @@ def _plus(counts: dict[str, int], progress: Progress | None) -> dict[str, int]:
     """`counts` with a run's progress added."""
     if progress is None:
         return dict(counts)
-    return {"frames_in": counts["frames_in"] + progress.decoded, "frames_out": counts["frames_out"] + progress.written,
-            "dropped": counts["dropped"] + progress.dropped, "reconnects": counts["reconnects"] + progress.reconnects}
+    return {
+        "frames_in": counts["frames_in"] + progress.decoded,
+        "frames_out": counts["frames_out"] + progress.written,
+        "dropped": counts["dropped"] + progress.dropped,
+        "reconnects": counts["reconnects"] + progress.reconnects,
+    }

@@ -1,5 +1,6 @@
 """The site's commands: `srstream serve SITE.toml` (every camera, until SIGTERM; SIGHUP reloads the file) and
 `srstream verify SEGMENT ...` (recompute a recorded segment's provenance)."""
+
 from __future__ import annotations
 
 import argparse
@@ -57,8 +58,9 @@ def _reload(server, path: str) -> None:
         log.error("srstream: error: %s; still running the previous configuration", exc)
         return
     touched = server.reload(site)
-    log.warning("srstream serve: reloaded %s: %s", path, ", ".join(touched) + " restarted" if touched
-                else "nothing changed")
+    log.warning(
+        "srstream serve: reloaded %s: %s", path, ", ".join(touched) + " restarted" if touched else "nothing changed"
+    )
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -67,10 +69,21 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     verdicts = [verify(Path(p), Path(args.weights) if args.weights else None) for p in args.segments]
     if args.json:
-        print(json.dumps([{"segment": str(v.segment), "ok": v.ok, "model": v.model,
-                           "weights_sha256": v.weights_sha256,
-                           "checks": [{"check": c, "ok": ok, "found": found} for c, ok, found in v.checks]}
-                          for v in verdicts], indent=2))
+        print(
+            json.dumps(
+                [
+                    {
+                        "segment": str(v.segment),
+                        "ok": v.ok,
+                        "model": v.model,
+                        "weights_sha256": v.weights_sha256,
+                        "checks": [{"check": c, "ok": ok, "found": found} for c, ok, found in v.checks],
+                    }
+                    for v in verdicts
+                ],
+                indent=2,
+            )
+        )
     else:
         for v in verdicts:
             head = f"{v.segment}: {'OK' if v.ok else 'FAILED'}"
@@ -85,16 +98,27 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def add_site_commands(sub: argparse._SubParsersAction) -> None:
     """`serve` and `verify` on srstream's command line."""
-    serve = sub.add_parser("serve", help="run a site of cameras (SITE.toml) until stopped: upscale, re-stream, "
-                           "record with provenance, metrics on /metrics and /healthz; SIGHUP reloads the file")
+    serve = sub.add_parser(
+        "serve",
+        help="run a site of cameras (SITE.toml) until stopped: upscale, re-stream, "
+        "record with provenance, metrics on /metrics and /healthz; SIGHUP reloads the file",
+    )
     serve.add_argument("site", metavar="SITE.toml")
     serve.add_argument("--check", action="store_true", help="check the file and exit")
-    serve.add_argument("--ray", nargs="?", const="auto", metavar="ADDRESS",
-                       help="place the cameras on a Ray cluster's nodes (one engine each; a dead node's cameras "
-                       "move to the others): HOST:PORT of the head, 'auto' (default) or 'local'")
+    serve.add_argument(
+        "--ray",
+        nargs="?",
+        const="auto",
+        metavar="ADDRESS",
+        help="place the cameras on a Ray cluster's nodes (one engine each; a dead node's cameras "
+        "move to the others): HOST:PORT of the head, 'auto' (default) or 'local'",
+    )
     serve.set_defaults(func=cmd_serve)
-    verify = sub.add_parser("verify", help="check recorded segments against their provenance: sidecar, hashes, "
-                            "metadata, the original segments and the model's weights")
+    verify = sub.add_parser(
+        "verify",
+        help="check recorded segments against their provenance: sidecar, hashes, "
+        "metadata, the original segments and the model's weights",
+    )
     verify.add_argument("segments", nargs="+", metavar="SEGMENT")
     verify.add_argument("--weights", metavar="FILE", help="the model's weights file, where it is not shipped")
     verify.add_argument("--json", action="store_true")

@@ -1,6 +1,7 @@
 """A site file (`srstream serve SITE.toml`): the server's settings and every camera, with `[defaults]` that each
 camera may override. Read once at start and again on SIGHUP; every problem is one line naming the file and the key.
 """
+
 from __future__ import annotations
 
 import re
@@ -88,8 +89,9 @@ def load_site(path: str | Path) -> Site:
     if not cameras:
         raise SiteConfigError(f"{path}: no cameras (add a [cameras.NAME] table with an input)")
     site = {key: _server_value(path, key, value) for key, value in server.items()}
-    return Site(path=path, cameras={name: _camera(path, name, defaults, table) for name, table in cameras.items()},
-                **site)
+    return Site(
+        path=path, cameras={name: _camera(path, name, defaults, table) for name, table in cameras.items()}, **site
+    )
 
 
 def _camera(path: Path, name: str, defaults: dict, table: Any) -> Camera:
@@ -103,8 +105,9 @@ def _camera(path: Path, name: str, defaults: dict, table: Any) -> Camera:
     values = {key: _camera_value(path, f"cameras.{name}.{key}", key, value) for key, value in merged.items()}
     camera = Camera(name=name, **values)
     if camera.record is None and camera.restream is None:
-        raise SiteConfigError(f"{path}: cameras.{name}: neither record nor restream: the upscaled stream would go "
-                              "nowhere")
+        raise SiteConfigError(
+            f"{path}: cameras.{name}: neither record nor restream: the upscaled stream would go nowhere"
+        )
     if camera.keep_original and camera.record is None:
         raise SiteConfigError(f"{path}: cameras.{name}.keep_original: needs record (the original goes beside it)")
     return camera
@@ -116,8 +119,9 @@ def _camera_value(path: Path, where: str, key: str, value: Any) -> Any:
     if key == "restream":
         url = _of(path, where, value, str)
         if not is_url(url):
-            raise SiteConfigError(f"{path}: {where}: {redact(url)!r} is not a URL to publish to (rtsp://, rtmp://, "
-                                  "udp://, srt://)")
+            raise SiteConfigError(
+                f"{path}: {where}: {redact(url)!r} is not a URL to publish to (rtsp://, rtmp://, udp://, srt://)"
+            )
         return url
     if key == "record":
         return path.parent / Path(_of(path, where, value, str)).expanduser()

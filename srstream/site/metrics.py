@@ -6,6 +6,7 @@ from capture to written (a histogram) and the bytes its recordings take; per eng
 process's memory (prometheus-client's process collector). Cameras are labelled by their name in the site file, never
 by their URL, so no credential can reach a scrape.
 """
+
 from __future__ import annotations
 
 import json
@@ -49,21 +50,27 @@ class EngineView(Protocol):
 class SiteCollector:
     """Reads the cameras and engines at each scrape (no counter to keep in step by hand)."""
 
-    def __init__(self, cameras: Callable[[], Iterable[CameraView]], engines: Callable[[], Iterable[EngineView]]
-                 ) -> None:
+    def __init__(
+        self, cameras: Callable[[], Iterable[CameraView]], engines: Callable[[], Iterable[EngineView]]
+    ) -> None:
         self.cameras, self.engines = cameras, engines
 
     def collect(self):
-        counters = {key: CounterMetricFamily(f"srstream_{key}", help_, labels=["camera"]) for key, help_ in (
-            ("frames_in", "frames decoded from the camera"), ("frames_out", "upscaled frames written"),
-            ("frames_dropped", "frames dropped to keep latency bounded"), ("reconnects", "camera reconnects"))}
+        counters = {
+            key: CounterMetricFamily(f"srstream_{key}", help_, labels=["camera"])
+            for key, help_ in (
+                ("frames_in", "frames decoded from the camera"),
+                ("frames_out", "upscaled frames written"),
+                ("frames_dropped", "frames dropped to keep latency bounded"),
+                ("reconnects", "camera reconnects"),
+            )
+        }
         up = GaugeMetricFamily("srstream_camera_up", "1 when the camera sends frames", labels=["camera"])
-        publishing = GaugeMetricFamily("srstream_restream_up", "1 while the re-stream is published",
-                                       labels=["camera"])
-        disk = GaugeMetricFamily("srstream_recordings_bytes", "bytes the camera's recordings take",
-                                 labels=["camera"])
-        restream_latency = GaugeMetricFamily("srstream_restream_latency_seconds",
-                                             "p95 of capture to published (recent frames)", labels=["camera"])
+        publishing = GaugeMetricFamily("srstream_restream_up", "1 while the re-stream is published", labels=["camera"])
+        disk = GaugeMetricFamily("srstream_recordings_bytes", "bytes the camera's recordings take", labels=["camera"])
+        restream_latency = GaugeMetricFamily(
+            "srstream_restream_latency_seconds", "p95 of capture to published (recent frames)", labels=["camera"]
+        )
         for camera in self.cameras():
             counts = camera.counts()
             for key, family in counters.items():
@@ -75,8 +82,9 @@ class SiteCollector:
             if health.get("restream_latency_p95_s") is not None:
                 restream_latency.add_metric([camera.name], health["restream_latency_p95_s"])
             disk.add_metric([camera.name], camera.recordings_bytes())
-        batch = GaugeMetricFamily("srstream_engine_batch_seconds", "moving average of one engine call",
-                                  labels=["model"])
+        batch = GaugeMetricFamily(
+            "srstream_engine_batch_seconds", "moving average of one engine call", labels=["model"]
+        )
         for engine in self.engines():
             batch.add_metric([engine.model], engine.batch_seconds())
         yield from (*counters.values(), up, publishing, restream_latency, disk, batch)
@@ -85,14 +93,20 @@ class SiteCollector:
 class Metrics:
     """The registry, the latency histogram the encoders feed, and the HTTP server."""
 
-    def __init__(self, cameras: Callable[[], Iterable[CameraView]], engines: Callable[[], Iterable[EngineView]]
-                 ) -> None:
+    def __init__(
+        self, cameras: Callable[[], Iterable[CameraView]], engines: Callable[[], Iterable[EngineView]]
+    ) -> None:
         self.registry = CollectorRegistry()
         self.cameras = cameras
         self.registry.register(SiteCollector(cameras, engines))
         ProcessCollector(registry=self.registry)
-        self.latency = Histogram("srstream_latency_seconds", "seconds from capture to the upscaled frame written",
-                                 ["camera"], buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.latency = Histogram(
+            "srstream_latency_seconds",
+            "seconds from capture to the upscaled frame written",
+            ["camera"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
         self.server: ThreadingHTTPServer | None = None
 
     def health(self) -> tuple[int, dict]:

@@ -3,6 +3,7 @@ sent it, stream-copied into segments NAME_..._orig_000.mkv, so that each upscale
 against what the camera really recorded. It runs in the decode thread (a packet tap) and never fails the camera:
 a write error stops the copy with one log line.
 """
+
 from __future__ import annotations
 
 import logging
@@ -53,9 +54,14 @@ class OriginalRecorder:
         series = f"{self.stem}_orig_{self._runs:02d}" if self._runs else f"{self.stem}_orig"
         self._runs += 1
         listing = segment_list_of(Path(f"{series}.mkv"))
-        options = {"segment_time": str(self.segment_time), "reset_timestamps": "1", "segment_format": "matroska",
-                   "segment_format_options": ":".join(f"{k}={v}" for k, v in CLUSTERED.items()),
-                   "segment_list": str(listing), "segment_list_type": "csv"}
+        options = {
+            "segment_time": str(self.segment_time),
+            "reset_timestamps": "1",
+            "segment_format": "matroska",
+            "segment_format_options": ":".join(f"{k}={v}" for k, v in CLUSTERED.items()),
+            "segment_list": str(listing),
+            "segment_list_type": "csv",
+        }
         self.series.append((listing, datetime.now(UTC)))
         pattern = f"{series}_%03d.mkv"
         self.container = av.open(pattern, mode="w", format="segment", options=options)

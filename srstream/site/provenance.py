@@ -3,6 +3,7 @@ container's metadata and a sidecar JSON beside the segment name srstream's versi
 weights, the settings, the camera (its URL without credentials), the time span, and the sha256 of the segment and
 of the camera's original segments beside it. `verify` recomputes all of it (`srstream verify SEGMENT`).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -35,14 +36,21 @@ class Provenance:
     def metadata(self) -> dict[str, str]:
         """Container tags: a line a person reads (`comment`) and the whole record for `verify`."""
         weights = f"weights sha256 {self.weights_sha256}" if self.weights_sha256 else "weights not on file"
-        return {"comment": f"upscaled by srstream {self.srstream} with {self.model} ({weights})",
-                METADATA_KEY: json.dumps(asdict(self), sort_keys=True)}
+        return {
+            "comment": f"upscaled by srstream {self.srstream} with {self.model} ({weights})",
+            METADATA_KEY: json.dumps(asdict(self), sort_keys=True),
+        }
 
 
 def of_run(camera: str, source: str, model: str, weights_sha256: str | None, settings: dict) -> Provenance:
     """The provenance of a camera's run, the input's credentials removed."""
-    return Provenance(camera=camera, input=redact(source), model=model, weights_sha256=weights_sha256,
-                      settings=json.loads(redact(json.dumps(settings, sort_keys=True))))
+    return Provenance(
+        camera=camera,
+        input=redact(source),
+        model=model,
+        weights_sha256=weights_sha256,
+        settings=json.loads(redact(json.dumps(settings, sort_keys=True))),
+    )
 
 
 def sha256_of(path: Path) -> str:
@@ -59,13 +67,25 @@ def sidecar_of(segment: Path) -> Path:
     return segment.with_name(segment.name + ".json")
 
 
-def write_sidecar(segment: Path, provenance: Provenance, start: datetime, end: datetime,
-                  originals: list[Path], note: str | None = None) -> Path:
+def write_sidecar(
+    segment: Path,
+    provenance: Provenance,
+    start: datetime,
+    end: datetime,
+    originals: list[Path],
+    note: str | None = None,
+) -> Path:
     """Write the segment's sidecar (atomically: a reader never sees half of one); `note` says how it came to be
     written late (a segment recovered after its writer stopped)."""
-    record = {"format": FORMAT, **asdict(provenance), "segment": segment.name, "sha256": sha256_of(segment),
-              "start": _iso(start), "end": _iso(end),
-              "originals": [{"segment": p.name, "sha256": sha256_of(p)} for p in originals]}
+    record = {
+        "format": FORMAT,
+        **asdict(provenance),
+        "segment": segment.name,
+        "sha256": sha256_of(segment),
+        "start": _iso(start),
+        "end": _iso(end),
+        "originals": [{"segment": p.name, "sha256": sha256_of(p)} for p in originals],
+    }
     if note:
         record["note"] = note
     sidecar = sidecar_of(segment)

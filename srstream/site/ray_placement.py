@@ -8,6 +8,7 @@ served here, for the whole site.
 Recordings are written by the node that runs the camera, at the path the site file gives: point it at storage the
 nodes share.
 """
+
 from __future__ import annotations
 
 import logging
@@ -40,11 +41,15 @@ class SiteWorker:
 
     def status(self) -> dict[str, Any]:
         """Each camera's counts and health, and the engines' busy seconds so far."""
-        return {"cameras": {name: {"counts": r.counts(), "health": r.health(), "bytes": r.recordings_bytes()}
-                            for name, r in self.server.cameras.items()},
-                "busy": sum(e.busy_seconds() for e in self.server.engines.values()),
-                "batch": {e.model: e.batch_seconds() for e in self.server.engines.values()},
-                "clock": time.monotonic() - self.started}
+        return {
+            "cameras": {
+                name: {"counts": r.counts(), "health": r.health(), "bytes": r.recordings_bytes()}
+                for name, r in self.server.cameras.items()
+            },
+            "busy": sum(e.busy_seconds() for e in self.server.engines.values()),
+            "batch": {e.model: e.batch_seconds() for e in self.server.engines.values()},
+            "clock": time.monotonic() - self.started,
+        }
 
     def stop(self) -> None:
         self.server.stop()
@@ -92,13 +97,19 @@ class RaySite:
 
     def _camera_views(self) -> list[_CameraProxy]:
         """Every camera of the site, as its worker last reported it (down until it has)."""
-        unknown = {"counts": {"frames_in": 0, "frames_out": 0, "dropped": 0, "reconnects": 0}, "bytes": 0,
-                   "health": {"up": False, "publishing": None, "error": "not reported by a worker yet"}}
+        unknown = {
+            "counts": {"frames_in": 0, "frames_out": 0, "dropped": 0, "reconnects": 0},
+            "bytes": 0,
+            "health": {"up": False, "publishing": None, "error": "not reported by a worker yet"},
+        }
         return [_CameraProxy(name, self.last.get(name, unknown)) for name in self.site.cameras]
 
     def _engine_views(self) -> list[_EngineProxy]:
-        return [_EngineProxy(f"{model}@{worker[:8]}{worker[-2:]}", s) for worker, batch in self._batch.items()
-                for model, s in batch.items()]
+        return [
+            _EngineProxy(f"{model}@{worker[:8]}{worker[-2:]}", s)
+            for worker, batch in self._batch.items()
+            for model, s in batch.items()
+        ]
 
     def start(self) -> None:
         """A worker on every alive node, the cameras spread over them, the metrics port open."""
@@ -122,13 +133,16 @@ class RaySite:
             for index in range(max(1, gpus)):
                 key = f"{node_id}/{index}"
                 self.workers[key] = actor.options(
-                    scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False)).remote(self.site)
+                    scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False)
+                ).remote(self.site)
                 self.placed[key] = {}
-            log.warning("srstream: %d worker(s) on node %s (%s)", max(1, gpus), node_id[:8],
-                        node.get("NodeManagerAddress"))
+            log.warning(
+                "srstream: %d worker(s) on node %s (%s)", max(1, gpus), node_id[:8], node.get("NodeManagerAddress")
+            )
 
     def _place(self, camera: Camera) -> str:
         """Give `camera` to the least busy worker (by measured engine load, then by cameras); its worker id."""
+
         def busy(worker: str) -> tuple[float, int]:
             return (round(self.load.get(worker, (0, 0, 0))[2], 1), len(self.placed[worker]))
 
@@ -161,8 +175,11 @@ class RaySite:
         for worker, ref in refs.items():
             try:
                 status = self.ray.get(ref, timeout=ANSWER_S)
-            except (self.ray.exceptions.RayActorError, self.ray.exceptions.GetTimeoutError,
-                    self.ray.exceptions.RayError):
+            except (
+                self.ray.exceptions.RayActorError,
+                self.ray.exceptions.GetTimeoutError,
+                self.ray.exceptions.RayError,
+            ):
                 dead.append(worker)
                 continue
             busy, clock = status["busy"], status["clock"]
@@ -185,8 +202,11 @@ class RaySite:
             self.ray.kill(self.workers.pop(worker))  # a worker too slow to answer must not run its cameras twice
             self.load.pop(worker, None)
             self._batch.pop(worker, None)
-            log.warning("srstream: worker %s is gone; moving its cameras: %s", worker[:8] + worker[-2:],
-                        ", ".join(c.name for c in orphans) or "none")
+            log.warning(
+                "srstream: worker %s is gone; moving its cameras: %s",
+                worker[:8] + worker[-2:],
+                ", ".join(c.name for c in orphans) or "none",
+            )
         self._add_workers()  # a node that came back, or a new one
         if not self.workers:
             log.error("srstream: no Ray worker left; the cameras wait for a node")
@@ -197,8 +217,9 @@ class RaySite:
 
     def reload(self, site: Site) -> list[str]:
         """Restart changed cameras where they run, place new ones, remove those gone."""
-        touched = sorted(n for n in set(self.site.cameras) | set(site.cameras)
-                         if self.site.cameras.get(n) != site.cameras.get(n))
+        touched = sorted(
+            n for n in set(self.site.cameras) | set(site.cameras) if self.site.cameras.get(n) != site.cameras.get(n)
+        )
         keys = set()
         for worker, cameras in self.placed.items():
             for name in touched:

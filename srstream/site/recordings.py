@@ -5,6 +5,7 @@ being written is never removed: a segment counts as finished once the muxer list
 Names: NAME_YYYYmmddTHHMMSSZ_000.mp4 for the upscaled segments of the run started at that moment (UTC), and
 NAME_YYYYmmddTHHMMSSZ_orig_000.EXT for the camera's own stream beside them.
 """
+
 from __future__ import annotations
 
 import csv
@@ -34,8 +35,11 @@ def rows_of(listing: Path) -> list[tuple[str, str, str]]:
 
 def spans_of(directory: Path, series: list[tuple[Path, datetime]]) -> list[tuple[Path, datetime, datetime]]:
     """(segment, start, end) in wall time of every segment listed in each (segment list, started at) of `series`."""
-    return [(directory / name, started + timedelta(seconds=float(a)), started + timedelta(seconds=float(b)))
-            for listing, started in series for name, a, b in rows_of(listing)]
+    return [
+        (directory / name, started + timedelta(seconds=float(a)), started + timedelta(seconds=float(b)))
+        for listing, started in series
+        for name, a, b in rows_of(listing)
+    ]
 
 
 def overlapping(spans: list[tuple[Path, datetime, datetime]], begin: datetime, finish: datetime) -> list[Path]:
@@ -129,7 +133,7 @@ class Recordings:
         """Sidecars for the segments listed since the last look (each once the originals it overlaps are
         finished, or its run has ended); how many."""
         before = run.lines_done
-        for name, start, end in rows_of(run.listing)[run.lines_done:]:
+        for name, start, end in rows_of(run.listing)[run.lines_done :]:
             segment = self.directory / name
             begin = run.started + timedelta(seconds=float(start))
             finish = run.started + timedelta(seconds=float(end))
@@ -158,8 +162,13 @@ class Recordings:
     def _finished_segments(self) -> list[Path]:
         """Upscaled segments that are finished (sidecar written, or of a run no longer writing), oldest first."""
         open_stems = {r.listing.name.removeprefix(".").removesuffix(".segments.csv") for r in self.runs if r.active}
-        done = [p for p in self._files() if p.suffix != ".json" and "_orig_" not in p.name
-                and (sidecar_of(p).is_file() or not any(p.name.startswith(s) for s in open_stems))]
+        done = [
+            p
+            for p in self._files()
+            if p.suffix != ".json"
+            and "_orig_" not in p.name
+            and (sidecar_of(p).is_file() or not any(p.name.startswith(s) for s in open_stems))
+        ]
         return sorted(done, key=_mtime)
 
     def _apply_limits(self) -> None:
@@ -171,8 +180,7 @@ class Recordings:
         # The segments being written grow until the next cut: leave them the room the last ones took, so that the
         # directory stays under keep_bytes all the time, not only just after a cut.
         writing = any(run.active for run in self.runs)
-        budget = (self.keep_bytes - (self._headroom(finished) if writing else 0)) if self.keep_bytes is not None \
-            else 0
+        budget = (self.keep_bytes - (self._headroom(finished) if writing else 0)) if self.keep_bytes is not None else 0
         for i, segment in enumerate(finished):
             too_old = self.keep_s is not None and now - _mtime(segment) > self.keep_s
             too_big = self.keep_bytes is not None and used > budget
@@ -195,8 +203,9 @@ class Recordings:
         kept = set(_originals_named(following)) if following is not None else set()
         originals = self._original_files()
         writing = originals[-1].name if originals else None
-        group = [segment, sidecar_of(segment)] + [self.directory / name for name in _originals_named(segment)
-                                                   if name not in kept and name != writing]
+        group = [segment, sidecar_of(segment)] + [
+            self.directory / name for name in _originals_named(segment) if name not in kept and name != writing
+        ]
         freed = 0
         for path in group:
             try:

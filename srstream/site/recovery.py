@@ -4,6 +4,7 @@ no sidecar get one, from the provenance their own container holds, with a note s
 listed is whole; one it had not is cut where the writer stopped (crash-safe, it plays up to its last second).
 A remnant with no picture (killed before its first fragment) is named in the log and left alone.
 """
+
 from __future__ import annotations
 
 import logging
@@ -34,15 +35,25 @@ def adopt(directory: Path, camera: str) -> int:
                 continue
             provenance = inside(segment)
             if provenance is None:
-                log.warning("srstream: %s: %s holds no picture (its writer stopped first); left as it is", camera,
-                            segment.name)
+                log.warning(
+                    "srstream: %s: %s holds no picture (its writer stopped first); left as it is", camera, segment.name
+                )
                 continue
             a, b = listed.get(segment.name, (cut_at, None))
             begin = started + timedelta(seconds=a)
-            end = started + timedelta(seconds=b) if b is not None else \
-                datetime.fromtimestamp(segment.stat().st_mtime, UTC)
-            write_sidecar(segment, provenance, begin, end, overlapping(originals, begin, end),
-                          note=WHOLE if b is not None else CUT)
+            end = (
+                started + timedelta(seconds=b)
+                if b is not None
+                else datetime.fromtimestamp(segment.stat().st_mtime, UTC)
+            )
+            write_sidecar(
+                segment,
+                provenance,
+                begin,
+                end,
+                overlapping(originals, begin, end),
+                note=WHOLE if b is not None else CUT,
+            )
             written += 1
     if written:
         log.warning("srstream: %s: %d segments of an earlier run had no sidecar; written now", camera, written)

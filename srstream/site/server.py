@@ -1,6 +1,7 @@
 """`srstream serve`: every camera of a site in one process, one engine per model (each with its scheduler thread,
 batching across its cameras), metrics and health on one port, and a reload that restarts only what changed.
 """
+
 from __future__ import annotations
 
 import logging
@@ -101,8 +102,9 @@ class Server:
     def _engine(self, model: str) -> EngineGroup:
         if model not in self.engines:
             latency = min(c.max_latency for c in self.site.cameras.values())
-            upscaler = Upscaler(model, backend=self.site.backend, batch_size=self.site.batch,
-                                precision=self.site.precision)
+            upscaler = Upscaler(
+                model, backend=self.site.backend, batch_size=self.site.batch, precision=self.site.precision
+            )
             log.warning("srstream: engine %s x%d on %s", upscaler.spec.name, upscaler.scale, upscaler.label)
             self.engines[model] = EngineGroup(model, upscaler, self.site.batch, latency)
         return self.engines[model]
@@ -110,13 +112,25 @@ class Server:
     def _start(self, camera: Camera) -> None:
         model = self.model_of(camera)
         engine = self._engine(model)
-        settings = {"codec": camera.codec, "crf": camera.crf, "preset": camera.preset,
-                    "segment_time": camera.segment_time, "max_latency": camera.max_latency, "label": camera.label,
-                    "backend": engine.upscaler.backend_name, "precision": engine.upscaler.precision,
-                    "scale": engine.upscaler.scale}
+        settings = {
+            "codec": camera.codec,
+            "crf": camera.crf,
+            "preset": camera.preset,
+            "segment_time": camera.segment_time,
+            "max_latency": camera.max_latency,
+            "label": camera.label,
+            "backend": engine.upscaler.backend_name,
+            "precision": engine.upscaler.precision,
+            "scale": engine.upscaler.scale,
+        }
         provenance = of_run(camera.name, camera.input, engine.model, engine.weights_sha256, settings)
-        runner = CameraRunner(camera, engine, provenance, self.site.batch,
-                              lambda s, name=camera.name: self.metrics.latency.labels(name).observe(s))
+        runner = CameraRunner(
+            camera,
+            engine,
+            provenance,
+            self.site.batch,
+            lambda s, name=camera.name: self.metrics.latency.labels(name).observe(s),
+        )
         self.cameras[camera.name] = runner
         runner.start()
 

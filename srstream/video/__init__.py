@@ -1,4 +1,5 @@
 """The video front door: files, image sequences and RTSP streams through the engine with PyAV (FFmpeg)."""
+
 from srstream.video.pipeline import (
     Settings,
     Stats,

@@ -1,5 +1,6 @@
 """Many videos: in this process through one engine (a few at a time, batched together by the scheduler), or as Ray
 tasks on a cluster (one GPU per task where the cluster has GPUs)."""
+
 from __future__ import annotations
 
 import traceback
@@ -47,19 +48,24 @@ def run_job(job: Job) -> dict:
     from srstream.video.pipeline import upscale_video
 
     try:
-        upscaler = Upscaler(job.model, backend=job.backend, batch_size=job.batch, tta=job.tta,
-                            precision=job.precision)
-        stats = upscale_video(job.source, job.output, upscaler, job.options, batch=job.batch,
-                              overwrite=job.overwrite, progress=False, output_size=job.output_size)
+        upscaler = Upscaler(job.model, backend=job.backend, batch_size=job.batch, tta=job.tta, precision=job.precision)
+        stats = upscale_video(
+            job.source,
+            job.output,
+            upscaler,
+            job.options,
+            batch=job.batch,
+            overwrite=job.overwrite,
+            progress=False,
+            output_size=job.output_size,
+        )
         return stats.to_dict()
     except Exception as exc:  # noqa: BLE001 - reported per file; the other files still run
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        return {"input": job.source, "output": job.output, "error": message,
-                "trace": traceback.format_exc(limit=3)}
+        return {"input": job.source, "output": job.output, "error": message, "trace": traceback.format_exc(limit=3)}
 
 
-def run_batch(jobs: list[Job], workers: int = 1, ray_address: str | None = None,
-              progress: bool = True) -> list[dict]:
+def run_batch(jobs: list[Job], workers: int = 1, ray_address: str | None = None, progress: bool = True) -> list[dict]:
     """Run `jobs`: `workers` videos at a time in this process, all through one engine (the same path as
     `srstream upscale IN IN ... OUTDIR`), or as Ray tasks when `ray_address` is given ('auto' joins a running
     cluster, 'local' starts one here). Jobs must share model, backend and settings."""
@@ -81,15 +87,25 @@ def run_batch(jobs: list[Job], workers: int = 1, ray_address: str | None = None,
         return refused
     first = jobs[0]
     try:
-        upscaler = Upscaler(first.model, backend=first.backend, batch_size=first.batch, tta=first.tta,
-                            precision=first.precision)
+        upscaler = Upscaler(
+            first.model, backend=first.backend, batch_size=first.batch, tta=first.tta, precision=first.precision
+        )
     except Exception as exc:  # noqa: BLE001 - no engine: every video fails the same way
         return [{"input": j.source, "output": j.output, "error": str(exc).splitlines()[0]} for j in jobs]
     settings = Settings(first.options, first.batch, output_size=first.output_size, live=False)
-    stats = upscale_many([(j.source, j.output) for j in jobs], upscaler, settings, progress=progress,
-                         overwrite=first.overwrite, concurrency=max(1, workers))
+    stats = upscale_many(
+        [(j.source, j.output) for j in jobs],
+        upscaler,
+        settings,
+        progress=progress,
+        overwrite=first.overwrite,
+        concurrency=max(1, workers),
+    )
     results = refused + [s.to_dict() for s in stats]
     started = {r["input"] for r in results}
-    results += [{"input": j.source, "output": j.output, "error": f"{j.source}: not started (interrupted)"}
-                for j in jobs if j.source not in started]
+    results += [
+        {"input": j.source, "output": j.output, "error": f"{j.source}: not started (interrupted)"}
+        for j in jobs
+        if j.source not in started
+    ]
     return sorted(results, key=lambda r: order.get(r["input"], 0))

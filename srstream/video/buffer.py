@@ -5,6 +5,7 @@ A live stream is never made to wait (the socket is read at the camera's pace, wi
 buffer drops its oldest frame, and before each engine call its stream drops the frames that could no longer be
 written within `max_latency` of their capture (`oldest_worth_upscaling`). Every drop is counted.
 """
+
 from __future__ import annotations
 
 import collections

@@ -1,4 +1,5 @@
 """YUV <-> RGB with the input's own matrix and range, and the 8/10-bit choice, through swscale (PyAV)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -48,9 +49,13 @@ def to_rgb(frame: av.VideoFrame, colour: Colour) -> np.ndarray:
     """(H, W, 3) uint8, or uint16 for deeper input, converted with the input's matrix and range."""
     if frame.format.name in ("rgb24", "rgb48le"):
         return frame.to_ndarray()
-    rgb = frame.reformat(format=colour.rgb_format, src_colorspace=colour.matrix,
-                         src_color_range=_RANGE[colour.color_range],
-                         dst_color_range="JPEG", interpolation="BICUBIC")
+    rgb = frame.reformat(
+        format=colour.rgb_format,
+        src_colorspace=colour.matrix,
+        src_color_range=_RANGE[colour.color_range],
+        dst_color_range="JPEG",
+        interpolation="BICUBIC",
+    )
     return rgb.to_ndarray()
 
 
@@ -58,8 +63,13 @@ def from_rgb(array: np.ndarray, pix_fmt: str, colour: Colour) -> av.VideoFrame:
     """An encoder-ready frame in `pix_fmt`, with the same matrix and range as the input, tagged as such."""
     fmt = "rgb48le" if array.dtype == np.uint16 else "rgb24"
     frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format=fmt)
-    out = frame.reformat(format=pix_fmt, dst_colorspace=colour.matrix, src_color_range="JPEG",
-                         dst_color_range=_RANGE[colour.color_range], interpolation="BICUBIC")
+    out = frame.reformat(
+        format=pix_fmt,
+        dst_colorspace=colour.matrix,
+        src_color_range="JPEG",
+        dst_color_range=_RANGE[colour.color_range],
+        interpolation="BICUBIC",
+    )
     out.colorspace = colour.colorspace
     out.color_range = colour.color_range
     return out

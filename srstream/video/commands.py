@@ -1,5 +1,6 @@
 """The video front door's commands: `srstream upscale` of video inputs (one, or several into a directory) and
 `srstream batch`."""
+
 from __future__ import annotations
 
 import argparse
@@ -37,10 +38,12 @@ def _summary(stats: Stats) -> str:
     if stats.latency_p95_s is not None:
         extra += f"; latency p50 {stats.latency_p50_s:.2f} s, p95 {stats.latency_p95_s:.2f} s"
     copied = ", ".join(stats.streams_copied) or "no other streams"
-    return (f"wrote {redact(str(stats.output))}: {stats.frames_out} frames {stats.size_out[0]}x{stats.size_out[1]} "
-            f"in {stats.seconds:.1f}s ({stats.fps:.2f} fps, {stats.backend} {stats.precision}), {stats.reconnects} "
-            f"reconnects, {stats.dropped_frames} dropped; copied {copied}{extra}"
-            f"{' (interrupted)' if stats.interrupted else ''}")
+    return (
+        f"wrote {redact(str(stats.output))}: {stats.frames_out} frames {stats.size_out[0]}x{stats.size_out[1]} "
+        f"in {stats.seconds:.1f}s ({stats.fps:.2f} fps, {stats.backend} {stats.precision}), {stats.reconnects} "
+        f"reconnects, {stats.dropped_frames} dropped; copied {copied}{extra}"
+        f"{' (interrupted)' if stats.interrupted else ''}"
+    )
 
 
 def _targets(inputs: list[str], out_dir: Path, suffix: str) -> list[tuple[str, Path]]:
@@ -57,8 +60,7 @@ def _targets(inputs: list[str], out_dir: Path, suffix: str) -> list[tuple[str, P
     return jobs
 
 
-def cmd_video(args: argparse.Namespace, inputs: list[str], target: str,
-              upscaler_for: Callable[[int], Upscaler]) -> int:
+def cmd_video(args: argparse.Namespace, inputs: list[str], target: str, upscaler_for: Callable[[int], Upscaler]) -> int:
     """One video input into OUT (a file or a URL), or several (or one into an existing directory) into OUTDIR."""
     if len(inputs) > 1 and is_url(target):
         raise ValueError(f"{target}: several inputs need an output directory, not a URL")
@@ -79,24 +81,46 @@ def cmd_video(args: argparse.Namespace, inputs: list[str], target: str,
     upscaler: Upscaler = upscaler_for(args.batch)
     label = f"upscaled by srstream {upscaler.spec.name}" if args.label else None
     if not args.quiet:
-        print(f"srstream: {upscaler.spec.name} x{upscaler.scale} on {upscaler.label}{args.model_note}",
-              file=sys.stderr)
+        print(f"srstream: {upscaler.spec.name} x{upscaler.scale} on {upscaler.label}{args.model_note}", file=sys.stderr)
     if not several:
-        stats = upscale_video(inputs[0], out, upscaler, options, batch=args.batch, duration=args.duration,
-                              overwrite=args.overwrite, progress=not (args.quiet or args.json),
-                              retries=args.retries, timeout_s=args.timeout, segment_time=args.segment_time,
-                              output_size=size, live=args.live, max_latency=args.max_latency,
-                              crash_safe=args.crash_safe, container=args.format if to_stdout else None,
-                              label=label)
+        stats = upscale_video(
+            inputs[0],
+            out,
+            upscaler,
+            options,
+            batch=args.batch,
+            duration=args.duration,
+            overwrite=args.overwrite,
+            progress=not (args.quiet or args.json),
+            retries=args.retries,
+            timeout_s=args.timeout,
+            segment_time=args.segment_time,
+            output_size=size,
+            live=args.live,
+            max_latency=args.max_latency,
+            crash_safe=args.crash_safe,
+            container=args.format if to_stdout else None,
+            label=label,
+        )
         if args.json:
             print(json.dumps(stats.to_dict(), indent=2))
         elif not args.quiet:
             print(_summary(stats), file=sys.stderr)
         return 130 if stats.interrupted else 0
-    settings = Settings(options, args.batch, args.duration, args.retries, args.timeout, args.segment_time, size,
-                        args.live, args.max_latency, args.crash_safe, label=label)
-    results = upscale_many(jobs, upscaler, settings, progress=not (args.quiet or args.json),
-                           overwrite=args.overwrite)
+    settings = Settings(
+        options,
+        args.batch,
+        args.duration,
+        args.retries,
+        args.timeout,
+        args.segment_time,
+        size,
+        args.live,
+        args.max_latency,
+        args.crash_safe,
+        label=label,
+    )
+    results = upscale_many(jobs, upscaler, settings, progress=not (args.quiet or args.json), overwrite=args.overwrite)
     for stats in results:
         if stats.error:
             print(f"srstream: error: {redact(stats.error)}", file=sys.stderr)
@@ -118,10 +142,28 @@ def cmd_batch(args: argparse.Namespace) -> int:
     out_dir = Path(args.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     suffix = args.format if args.format.startswith(".") else f".{args.format}"
-    tag = f"x{size.outscale:g}" if size.outscale else f"{size.width}x{size.height}" if size.width \
+    tag = (
+        f"x{size.outscale:g}"
+        if size.outscale
+        else f"{size.width}x{size.height}"
+        if size.width
         else f"x{load_model(args.model).scale}"
-    jobs = [Job(str(p), str(out_dir / f"{p.stem}_{tag}{suffix}"), args.model, args.backend, args.batch,
-                _options(args), args.overwrite, args.tta, args.precision, size) for p in inputs]
+    )
+    jobs = [
+        Job(
+            str(p),
+            str(out_dir / f"{p.stem}_{tag}{suffix}"),
+            args.model,
+            args.backend,
+            args.batch,
+            _options(args),
+            args.overwrite,
+            args.tta,
+            args.precision,
+            size,
+        )
+        for p in inputs
+    ]
     results = run_batch(jobs, workers=args.workers, ray_address=args.ray, progress=not args.quiet)
     failed = [r for r in results if r.get("error")]
     for r in failed:

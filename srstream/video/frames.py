@@ -6,6 +6,7 @@ RGB. On a GPU the planes are uploaded as they are and converted there, and the o
 planes there too, so only 1.5 bytes a pixel cross PCIe each way. On the CPU the same torch conversion runs in the
 encoder's thread, beside the engine rather than in its way.
 """
+
 from __future__ import annotations
 
 import time
@@ -68,25 +69,40 @@ class Upscaled:
     queued: float = field(default_factory=time.monotonic)  # when handed to the encoder
 
 
-def decode(frame: av.VideoFrame, colour: Colour, pts: int, time_base: Fraction, received: float,
-           captured: float, read_qp: bool = False) -> Decoded:
+def decode(
+    frame: av.VideoFrame,
+    colour: Colour,
+    pts: int,
+    time_base: Fraction,
+    received: float,
+    captured: float,
+    read_qp: bool = False,
+) -> Decoded:
     """A `Decoded` of a PyAV frame: planes where we convert the format ourselves, else swscale's RGB; with
     `read_qp`, the decoder's compression facts too (about 2 ms a 720p frame: only for a model that takes them)."""
     layout = layout_of(frame.format.name, frame.width, frame.height)
     facts = from_decoder(frame) if read_qp else None
     if layout is not None:
-        return Decoded(pts, time_base, planes=read_planes(frame, layout), layout=layout, received=received,
-                       captured=captured, compression=facts)
-    return Decoded(pts, time_base, rgb=to_rgb(frame, colour), received=received, captured=captured,
-                   compression=facts)
+        return Decoded(
+            pts,
+            time_base,
+            planes=read_planes(frame, layout),
+            layout=layout,
+            received=received,
+            captured=captured,
+            compression=facts,
+        )
+    return Decoded(pts, time_base, rgb=to_rgb(frame, colour), received=received, captured=captured, compression=facts)
 
 
 def to_device_rgb(group: list[Decoded], upscaler: Upscaler, colour: Colour) -> torch.Tensor:
     """A group of one kind as (N, 3, H, W) float RGB in [0, 1] on the engine's device, converted there."""
     first = group[0]
     if first.planes is not None:
-        planes = [upscaler.to_device(torch.from_numpy(np.stack([d.planes[i] for d in group])))
-                  for i in range(len(first.planes))]
+        planes = [
+            upscaler.to_device(torch.from_numpy(np.stack([d.planes[i] for d in group])))
+            for i in range(len(first.planes))
+        ]
         return planes_to_rgb(planes, first.layout, colour)
     rgb = upscaler.to_device(torch.from_numpy(np.stack([d.rgb for d in group])))
     peak = 255.0 if rgb.dtype == torch.uint8 else 65535.0

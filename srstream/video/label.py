@@ -1,6 +1,7 @@
 """A small visible mark burnt into the upscaled picture ("upscaled by srstream MODEL", bottom left), so that a frame
 shown out of context still says it is not what the camera saw. Drawn on the engine's output, before encoding, so
 every output of the stream (recording, re-stream) carries it."""
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -20,8 +21,7 @@ def _mask(text: str, height: int) -> np.ndarray:
     width, high = right - left + 2 * pad, bottom - top + 2 * pad
     fill, outline = Image.new("L", (width, high)), Image.new("L", (width, high))
     origin = (pad - left, pad - top)
-    ImageDraw.Draw(outline).text(origin, text, font=font, fill=255, stroke_width=max(1, size // 10),
-                                 stroke_fill=255)
+    ImageDraw.Draw(outline).text(origin, text, font=font, fill=255, stroke_width=max(1, size // 10), stroke_fill=255)
     ImageDraw.Draw(fill).text(origin, text, font=font, fill=255)
     return np.stack([np.asarray(fill), np.asarray(outline)]).astype(np.float32) / 255.0
 
@@ -41,6 +41,6 @@ def burn_label(y: torch.Tensor, text: str) -> torch.Tensor:
     margin = max(2, height // 90)
     if h + margin > height or w + margin > width:
         return y
-    region = y[..., height - margin - h:height - margin, margin:margin + w]
+    region = y[..., height - margin - h : height - margin, margin : margin + w]
     region.mul_(1 - 0.8 * outline).add_(fill * (1 - region))
     return y

@@ -11,6 +11,7 @@ no past, where the past no longer describes the present:
 - a seek (timestamps going back),
 - a change of frame size.
 """
+
 from __future__ import annotations
 
 import logging

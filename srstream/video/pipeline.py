@@ -9,6 +9,7 @@ inputs and hands each Stream its output, which goes to its encode thread (`sink.
 encoder-ready frames and muxed with the other packets untouched. `iter_upscaled` takes the same batches, from a
 Stream without an output, in the caller's thread. Every output frame keeps its input frame's pts and time base.
 """
+
 from __future__ import annotations
 
 import logging
@@ -40,8 +41,9 @@ def output_name(source: str, suffix: str = ".mp4") -> str:
     if classify(source).kind == "stream":
         parts = urlsplit(source)
         host = parts.hostname or "host"
-        port = str(parts.port or {"rtsp": 554, "rtsps": 322, "rtmp": 1935, "http": 80, "https": 443}.get(
-            parts.scheme, 0))
+        port = str(
+            parts.port or {"rtsp": 554, "rtsps": 322, "rtmp": 1935, "http": 80, "https": 443}.get(parts.scheme, 0)
+        )
         path = re.sub(r"[^A-Za-z0-9.-]+", "_", parts.path).strip("_") or "stream"
         return f"cam_{host}_{port}_{path}{suffix}"
     stem = "stdin" if source == "-" else Path(source).stem
@@ -60,8 +62,9 @@ def check_output(source: str, output: str | Path, overwrite: bool, segment_time:
         raise ValueError(f"{output}: output would overwrite the input")
 
 
-def _open_started(jobs: list[tuple[str, str | Path]], upscaler: Upscaler, settings: Settings,
-                  wakeup: threading.Condition) -> list[Stream]:
+def _open_started(
+    jobs: list[tuple[str, str | Path]], upscaler: Upscaler, settings: Settings, wakeup: threading.Condition
+) -> list[Stream]:
     # A network input takes about a second to open (RTSP handshake, probing): open them side by side and start
     # reading each at once, so that no camera's frames pile up while another one is being opened.
     def open_one(job: tuple[str, str | Path]) -> Stream:
@@ -73,8 +76,14 @@ def _open_started(jobs: list[tuple[str, str | Path]], upscaler: Upscaler, settin
         return list(pool.map(open_one, jobs))
 
 
-def upscale_many(jobs: list[tuple[str, str | Path]], upscaler: Upscaler, settings: Settings,
-                 progress: bool = True, overwrite: bool = False, concurrency: int = 0) -> list[Stats]:
+def upscale_many(
+    jobs: list[tuple[str, str | Path]],
+    upscaler: Upscaler,
+    settings: Settings,
+    progress: bool = True,
+    overwrite: bool = False,
+    concurrency: int = 0,
+) -> list[Stats]:
     """Upscale every (input, output) pair through `upscaler`, batching across inputs: all at once, or
     `concurrency` at a time (a new one starting as one ends). Every output is checked first (`check_output`
     raises before any work); then one failing input is reported in its Stats (`error`) and the others go on.
@@ -103,8 +112,15 @@ def upscale_many(jobs: list[tuple[str, str | Path]], upscaler: Upscaler, setting
         job = next(later, None)
         return None if job is None else Stream(job[0], job[1], upscaler, settings, wakeup, announce_failures=True)
 
-    scheduler = Scheduler(first, upscaler, settings, wakeup, on_batch=status.update,
-                          waiting=waiting if limit < len(jobs) else None, concurrency=limit)
+    scheduler = Scheduler(
+        first,
+        upscaler,
+        settings,
+        wakeup,
+        on_batch=status.update,
+        waiting=waiting if limit < len(jobs) else None,
+        concurrency=limit,
+    )
     try:
         with sigterm_as_interrupt():
             scheduler.run()
@@ -118,12 +134,25 @@ def upscale_many(jobs: list[tuple[str, str | Path]], upscaler: Upscaler, setting
     return [s.stats for s in scheduler.streams]
 
 
-def upscale_video(source: str, output: str | Path, upscaler: Upscaler, options: EncodeOptions | None = None,
-                  batch: int = 4, duration: float | None = None, overwrite: bool = False, progress: bool = True,
-                  retries: int = 5, timeout_s: float = 10.0, segment_time: float | None = None,
-                  output_size: OutputSize | None = None, live: bool | None = None,
-                  max_latency: float = 2.0, crash_safe: bool | None = None, container: str | None = None,
-                  label: str | None = None) -> Stats:
+def upscale_video(
+    source: str,
+    output: str | Path,
+    upscaler: Upscaler,
+    options: EncodeOptions | None = None,
+    batch: int = 4,
+    duration: float | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+    retries: int = 5,
+    timeout_s: float = 10.0,
+    segment_time: float | None = None,
+    output_size: OutputSize | None = None,
+    live: bool | None = None,
+    max_latency: float = 2.0,
+    crash_safe: bool | None = None,
+    container: str | None = None,
+    label: str | None = None,
+) -> Stats:
     """Upscale every frame of `source` into `output` (a file, segments with `segment_time`, or a URL to push to),
     keeping timing, colour and the other streams. `output_size` (a factor or WxH) resamples the model's output;
     sizes a subsampled pixel format cannot hold are rounded to even, with a log line. `live` (default: for network
@@ -132,8 +161,20 @@ def upscale_video(source: str, output: str | Path, upscaler: Upscaler, options: 
     the output's name cannot (`-`, standard output: matroska); `label` is burnt into the picture. Raises on a
     failed input or output."""
     check_output(source, output, overwrite, segment_time)
-    settings = Settings(options or EncodeOptions(), batch, duration, retries, timeout_s, segment_time, output_size,
-                        live, max_latency, crash_safe, container, label=label)
+    settings = Settings(
+        options or EncodeOptions(),
+        batch,
+        duration,
+        retries,
+        timeout_s,
+        segment_time,
+        output_size,
+        live,
+        max_latency,
+        crash_safe,
+        container,
+        label=label,
+    )
     wakeup = threading.Condition()
     stream = Stream(source, output, upscaler, settings, wakeup)
     if stream.exception is not None:
@@ -157,9 +198,15 @@ def upscale_video(source: str, output: str | Path, upscaler: Upscaler, options: 
     return stream.stats
 
 
-def iter_upscaled(source: str, upscaler: Upscaler, batch: int = 4, duration: float | None = None,
-                  retries: int = 5, timeout_s: float = 10.0, output_size: OutputSize | None = None
-                  ) -> Iterator[Decoded]:
+def iter_upscaled(
+    source: str,
+    upscaler: Upscaler,
+    batch: int = 4,
+    duration: float | None = None,
+    retries: int = 5,
+    timeout_s: float = 10.0,
+    output_size: OutputSize | None = None,
+) -> Iterator[Decoded]:
     """Upscaled frames of `source` as `Decoded` (`.rgb` uint8, or uint16 for deep input; pts, time base), in
     order; other streams ignored. `output_size` resamples them to the size asked for."""
     settings = Settings(EncodeOptions(), batch, duration, retries, timeout_s, output_size=output_size, live=False)

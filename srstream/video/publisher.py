@@ -5,6 +5,7 @@ hands each frame to several sinks (the recording and the publisher), so a camera
 
 Both have the Sink methods the encode thread and the Stream call: write, mux_packet, close, abort, carried.
 """
+
 from __future__ import annotations
 
 import collections
@@ -156,8 +157,9 @@ class Publisher:
         """Say once per outage that the server cannot be reached."""
         if self.up or not self._told:
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            log.warning("srstream: publishing to %s failed (%s); trying again with back-off", redact(self.url),
-                        redact(reason))
+            log.warning(
+                "srstream: publishing to %s failed (%s); trying again with back-off", redact(self.url), redact(reason)
+            )
         self.up, self._told = False, True
 
     def _came_up(self) -> None:

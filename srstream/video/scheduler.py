@@ -9,6 +9,7 @@ told how long a call takes); files are never dropped: their decoders wait instea
 frame of each input a call (its next frame needs this one's state): each Stream's memory (memory.py) gives the
 state its frame continues from, or none after a cut, a gap or a reconnect, and keeps the one that comes back.
 """
+
 from __future__ import annotations
 
 import logging
@@ -45,12 +46,13 @@ class Batch:
         """Each Stream's frames with its slice of the engine's output `y`."""
         start = 0
         for stream, frames in self.parts:
-            yield stream, frames, y[start:start + len(frames)]
+            yield stream, frames, y[start : start + len(frames)]
             start += len(frames)
 
 
-def take_in_turn(streams: list[Stream], kind: BatchKind, batch: int, per_stream: int | None = None
-                 ) -> list[tuple[Stream, list[Decoded]]]:
+def take_in_turn(
+    streams: list[Stream], kind: BatchKind, batch: int, per_stream: int | None = None
+) -> list[tuple[Stream, list[Decoded]]]:
     """Up to `batch` frames of `kind`, one from each of `streams` in turn until none has more (or each has given
     `per_stream`); the Streams that gave any, each with its frames."""
     taken: dict[Stream, list[Decoded]] = {stream: [] for stream in streams}
@@ -74,10 +76,18 @@ class Scheduler:
     `concurrency` inputs run at once (srstream batch). With `intake` and `serving`, Streams come and go for as long
     as `serving` is set (srstream serve)."""
 
-    def __init__(self, streams: list[Stream], upscaler: Upscaler, settings: Settings,
-                 wakeup: threading.Condition, on_batch: Callable[[Stream, int], None] | None = None,
-                 waiting: Callable[[], Stream | None] | None = None, concurrency: int = 0,
-                 intake: queue.Queue | None = None, serving: threading.Event | None = None) -> None:
+    def __init__(
+        self,
+        streams: list[Stream],
+        upscaler: Upscaler,
+        settings: Settings,
+        wakeup: threading.Condition,
+        on_batch: Callable[[Stream, int], None] | None = None,
+        waiting: Callable[[], Stream | None] | None = None,
+        concurrency: int = 0,
+        intake: queue.Queue | None = None,
+        serving: threading.Event | None = None,
+    ) -> None:
         self.streams, self.upscaler, self.settings, self.wakeup = streams, upscaler, settings, wakeup
         self.on_batch = on_batch or (lambda stream, n: None)
         self.batch_seconds = 0.0  # moving average of one engine call
@@ -180,8 +190,9 @@ class Scheduler:
         # the cameras (by oldest frame, a camera whose encoder lags drops more, which makes its frames newer and
         # puts it last in every call: a few cameras would get almost nothing).
         live = any(s.live for s in heads)
-        ready = sorted(heads, key=lambda s: (self._served.get(s, 0.0), heads[s].captured) if live
-                       else heads[s].captured)
+        ready = sorted(
+            heads, key=lambda s: (self._served.get(s, 0.0), heads[s].captured) if live else heads[s].captured
+        )
         kind = ready[0].batch_kind(heads[ready[0]])
         limit = self._live_limit() if live else self.settings.batch
         parts = take_in_turn(ready, kind, limit, 1 if self.upscaler.spec.recurrent else None)
@@ -216,15 +227,19 @@ class Scheduler:
             if stream not in self._qp_noted:
                 self._qp_noted.add(stream)
                 fact = frames[0].compression
-                source = (f"the decoder (mean QP {fact.mean_qp:.0f} on frame 1)" if fact is not None else
-                          "the engine: its decoder exports none")
-                log.warning("srstream: %s: the QP for %s comes from %s", stream.source,
-                         self.upscaler.spec.name, source)
+                source = (
+                    f"the decoder (mean QP {fact.mean_qp:.0f} on frame 1)"
+                    if fact is not None
+                    else "the engine: its decoder exports none"
+                )
+                log.warning("srstream: %s: the QP for %s comes from %s", stream.source, self.upscaler.spec.name, source)
 
     def _step(self, batch: Batch, x: torch.Tensor) -> torch.Tensor:
         # One frame per Stream (take_in_turn's per_stream): row i is parts[i]'s frame; no past = a zero row.
-        states = [stream.memory.state_for(frames[0], x[i], *stream.continuity()) for i, (stream, frames)
-                  in enumerate(batch.parts)]
+        states = [
+            stream.memory.state_for(frames[0], x[i], *stream.continuity())
+            for i, (stream, frames) in enumerate(batch.parts)
+        ]
         if all(s is None for s in states):
             state = None
         else:

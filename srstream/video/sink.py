@@ -5,6 +5,7 @@ and the encode thread that feeds it (`Encoder`).
 Audio, subtitle and data packets are muxed untouched where the output container accepts their codec; audio it does
 not accept is re-encoded to AAC (and the summary says so); what cannot be carried is listed as dropped.
 """
+
 from __future__ import annotations
 
 import collections
@@ -30,8 +31,13 @@ log = logging.getLogger("srstream.video")
 # Where NVENC is asked for but the GPU has none (H100/H200 have none; neither has a machine without an NVIDIA GPU).
 NVENC_FALLBACK = {"h264_nvenc": "libx264", "hevc_nvenc": "libx265", "av1_nvenc": "libsvtav1"}
 
-TEN_BIT = {"libx264": "yuv420p10le", "libx265": "yuv420p10le", "libsvtav1": "yuv420p10le",
-           "libvpx-vp9": "yuv420p10le", "hevc_nvenc": "p010le"}
+TEN_BIT = {
+    "libx264": "yuv420p10le",
+    "libx265": "yuv420p10le",
+    "libsvtav1": "yuv420p10le",
+    "libvpx-vp9": "yuv420p10le",
+    "hevc_nvenc": "p010le",
+}
 
 
 def is_nvenc_preset(preset: str) -> bool:
@@ -72,8 +78,14 @@ def subsampled_axes(pix_fmt: str) -> tuple[bool, bool]:
     return (any(c.width != 3 for c in probe.components), any(c.height != 3 for c in probe.components))
 
 
-PUSH_FORMATS = {"rtsp://": "rtsp", "rtmp://": "flv", "rtmps://": "flv", "udp://": "mpegts", "srt://": "mpegts",
-                "tcp://": "mpegts"}
+PUSH_FORMATS = {
+    "rtsp://": "rtsp",
+    "rtmp://": "flv",
+    "rtmps://": "flv",
+    "udp://": "mpegts",
+    "srt://": "mpegts",
+    "tcp://": "mpegts",
+}
 
 
 def is_url(target: str) -> bool:
@@ -112,10 +124,15 @@ def plan_output(options: EncodeOptions, colour: Colour, size: tuple[int, int]) -
     size = rounded_for(pix_fmt, size)
     fallback = NVENC_FALLBACK.get(options.codec)
     if fallback and not _encoder_opens(options.codec, size, pix_fmt):
-        log.warning("srstream: %s cannot open here (no NVENC: H100/H200 and machines without an NVIDIA GPU "
-                    "have none); encoding with %s", options.codec, fallback)
-        options = EncodeOptions(fallback, options.crf, options.preset if not is_nvenc_preset(options.preset)
-                                else "medium", options.pix_fmt)
+        log.warning(
+            "srstream: %s cannot open here (no NVENC: H100/H200 and machines without an NVIDIA GPU "
+            "have none); encoding with %s",
+            options.codec,
+            fallback,
+        )
+        options = EncodeOptions(
+            fallback, options.crf, options.preset if not is_nvenc_preset(options.preset) else "medium", options.pix_fmt
+        )
         pix_fmt = choose_pix_fmt(options, colour)  # the fallback may have 10-bit where NVENC has not (libx264)
     return OutputPlan(options, pix_fmt, size)
 
@@ -125,6 +142,8 @@ STDOUT = "-"  # the output name that means standard output
 
 class VideoOutputError(SrstreamError, OSError):
     """An output cannot be written (a full disk, a closed pipe): its message names the output asked for."""
+
+
 DEFAULT_PIPE_FORMAT = "matroska"  # what goes to standard output unless --format says otherwise
 # Muxer options that keep a file playable up to its last second whatever stops the process: fragmented MP4 (a
 # fragment a second, the index up front) and Matroska clusters of a second (cues are only an index).
@@ -153,11 +172,21 @@ class Sink:
     published stream carries the picture alone).
     """
 
-    def __init__(self, path: str | Path, input_container: av.container.InputContainer,
-                 in_stream: av.video.stream.VideoStream, plan: OutputPlan, colour: Colour,
-                 segment_time: float | None = None, rotation: int = 0, crash_safe: bool = False,
-                 container: str | None = None, metadata: dict[str, str] | None = None,
-                 segment_list: Path | None = None, carry: bool = True) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        input_container: av.container.InputContainer,
+        in_stream: av.video.stream.VideoStream,
+        plan: OutputPlan,
+        colour: Colour,
+        segment_time: float | None = None,
+        rotation: int = 0,
+        crash_safe: bool = False,
+        container: str | None = None,
+        metadata: dict[str, str] | None = None,
+        segment_list: Path | None = None,
+        carry: bool = True,
+    ) -> None:
         self.url = str(path) if is_url(str(path)) else None
         self.stdout = str(path) == STDOUT
         self.path = Path(path) if self.url is None and not self.stdout else None
@@ -172,9 +201,13 @@ class Sink:
             self.container = av.open(target, mode="w", format=fmt, options=options)
         except (av.error.FFmpegError, ValueError) as exc:
             raise ValueError(f"{path}: cannot write there ({getattr(exc, 'strerror', None) or exc})") from None
-        self.container.metadata.update({k: v for k, v in input_container.metadata.items()
-                                        if k.lower() in ("creation_time", "title", "comment", "language",
-                                                         "location", "date")})
+        self.container.metadata.update(
+            {
+                k: v
+                for k, v in input_container.metadata.items()
+                if k.lower() in ("creation_time", "title", "comment", "language", "location", "date")
+            }
+        )
         self.container.metadata.update(metadata or {})
         rate = in_stream.average_rate or in_stream.guessed_rate or Fraction(25)
         self.codec = plan.options.codec
@@ -187,8 +220,9 @@ class Sink:
         # segments are cut, and live viewers join, at key frames: one at least this often in stream time
         self.key_interval = segment_time or (1.0 if self.url else None)
         self._next_key: float | None = None
-        self.video.metadata.update({k: v for k, v in in_stream.metadata.items() if k in ("language", "rotate",
-                                                                                     "handler_name")})
+        self.video.metadata.update(
+            {k: v for k, v in in_stream.metadata.items() if k in ("language", "rotate", "handler_name")}
+        )
         if rotation:
             self.video.set_display_rotation(rotation)  # the display matrix, as the input had it
         self.carried = CarriedStreams()
@@ -199,8 +233,9 @@ class Sink:
                 continue
             self._carry(stream)
 
-    def _target(self, segment_time: float | None, crash_safe: bool, container: str | None
-                ) -> tuple[str, str | None, dict[str, str]]:
+    def _target(
+        self, segment_time: float | None, crash_safe: bool, container: str | None
+    ) -> tuple[str, str | None, dict[str, str]]:
         """Where the muxer writes, which muxer (None: from the name) and its options."""
         if self.url:
             fmt = next(f for p, f in PUSH_FORMATS.items() if self.url.startswith(p))
@@ -210,11 +245,13 @@ class Sink:
             return "pipe:1", fmt, streamable_options(fmt)
         muxer = muxer_name(container) if container else _muxer_of(self.path)
         if segment_time:
-            options = {"segment_time": str(segment_time), "reset_timestamps": "1",
-                       "segment_format": muxer or self.path.suffix.lstrip(".") or "mp4"}
+            options = {
+                "segment_time": str(segment_time),
+                "reset_timestamps": "1",
+                "segment_format": muxer or self.path.suffix.lstrip(".") or "mp4",
+            }
             if crash_safe and streamable_options(muxer):  # the segment being written plays too
-                options["segment_format_options"] = ":".join(f"{k}={v}" for k, v in
-                                                             streamable_options(muxer).items())
+                options["segment_format_options"] = ":".join(f"{k}={v}" for k, v in streamable_options(muxer).items())
             return str(segment_pattern(self.path)), "segment", options
         if crash_safe:
             self.direct = True
@@ -222,8 +259,9 @@ class Sink:
         self.tmp = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix}")
         return str(self.tmp), muxer, {}
 
-    def _add_video(self, plan: OutputPlan, colour: Colour, rate: Fraction, time_base: Fraction,
-                   segment_time: float | None) -> av.video.stream.VideoStream:
+    def _add_video(
+        self, plan: OutputPlan, colour: Colour, rate: Fraction, time_base: Fraction, segment_time: float | None
+    ) -> av.video.stream.VideoStream:
         options = plan.options
         video = self.container.add_stream(options.codec, rate=rate)
         video.width, video.height = plan.size
@@ -264,9 +302,10 @@ class Sink:
                 out = self.container.add_stream(target, rate=48000 if target == "libopus" else stream.rate)
                 out.metadata.update(stream.metadata)
                 fmt = "s16" if target == "libopus" else "fltp"
-                self.transcoders[stream.index] = (out, av.AudioResampler(format=fmt,
-                                                                                  layout=stream.layout.name,
-                                                                                  rate=out.rate))
+                self.transcoders[stream.index] = (
+                    out,
+                    av.AudioResampler(format=fmt, layout=stream.layout.name, rate=out.rate),
+                )
                 self.carried.reencoded.append(f"{label} -> {target}")
                 return
             except (av.error.FFmpegError, ValueError):
@@ -336,8 +375,11 @@ class Sink:
 # stream the muxer refuses would only fail when the header is written, after all the work.
 _MUXER_CODECS: dict[str, dict[str, set[str] | None]] = {
     "mp4": {"audio": {"aac", "mp3", "ac3", "eac3", "opus", "flac", "alac"}, "subtitle": {"mov_text"}, "data": set()},
-    "mov": {"audio": {"aac", "mp3", "ac3", "eac3", "alac", "pcm_s16le", "pcm_s24le"}, "subtitle": {"mov_text"},
-            "data": set()},
+    "mov": {
+        "audio": {"aac", "mp3", "ac3", "eac3", "alac", "pcm_s16le", "pcm_s24le"},
+        "subtitle": {"mov_text"},
+        "data": set(),
+    },
     "webm": {"audio": {"opus", "vorbis"}, "subtitle": {"webvtt"}, "data": set()},
     "mpegts": {"audio": {"aac", "mp3", "mp2", "ac3", "eac3", "opus"}, "subtitle": {"dvb_subtitle"}, "data": None},
     "avi": {"audio": {"mp3", "ac3", "aac", "pcm_s16le", "mp2"}, "subtitle": set(), "data": set()},
@@ -349,8 +391,9 @@ def _keep_own_tags(options: dict[str, str], segmented: bool) -> None:
     """MP4 keeps metadata keys of its own (srstream's provenance) only with movflags +use_metadata_tags."""
     if segmented:  # each segment's muxer takes its options as one string: a second movflags adds to the first
         given = options.get("segment_format_options")
-        options["segment_format_options"] = f"{given}:movflags=+use_metadata_tags" if given \
-            else "movflags=+use_metadata_tags"
+        options["segment_format_options"] = (
+            f"{given}:movflags=+use_metadata_tags" if given else "movflags=+use_metadata_tags"
+        )
     else:
         options["movflags"] = options.get("movflags", "") + "+use_metadata_tags"
 
@@ -376,8 +419,18 @@ def _muxer_accepts(muxer: str, kind: str, codec: str) -> bool:
     return True  # matroska and the rest take what FFmpeg can write
 
 
-MUXERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm", ".ts": "mpegts",
-          ".m2ts": "mpegts", ".nut": "nut", ".avi": "avi", ".flv": "flv"}
+MUXERS = {
+    ".mp4": "mp4",
+    ".m4v": "mp4",
+    ".mov": "mov",
+    ".mkv": "matroska",
+    ".webm": "webm",
+    ".ts": "mpegts",
+    ".m2ts": "mpegts",
+    ".nut": "nut",
+    ".avi": "avi",
+    ".flv": "flv",
+}
 
 
 def muxer_name(name: str) -> str:
@@ -395,8 +448,9 @@ class Encoder(threading.Thread):
     encodes them and muxes passthrough packets from a queue into a Sink, until END; records each frame's latency
     from capture to written in `latencies` when given one."""
 
-    def __init__(self, sink: Sink, maker: FrameMaker, items: queue.Queue,
-                 latencies: collections.deque | None = None) -> None:
+    def __init__(
+        self, sink: Sink, maker: FrameMaker, items: queue.Queue, latencies: collections.deque | None = None
+    ) -> None:
         super().__init__(daemon=True, name="srstream-encode")
         self.sink, self.maker, self.items, self.latencies = sink, maker, items, latencies
         self.error: BaseException | None = None

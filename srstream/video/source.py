@@ -4,6 +4,7 @@ reconnecting network streams. `Source` is what the rest of the pipeline needs of
 
 A new kind of input is one `InputKind` subclass added to INPUT_KINDS; the Decoder reads whatever `open` returns.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -26,8 +27,18 @@ from training.errors import SrstreamError
 
 log = logging.getLogger("srstream.video")
 
-__all__ = ["END", "INPUT_KINDS", "Decoder", "InputKind", "Source", "VideoInputError", "classify", "is_live",
-           "is_video_input", "open_input"]
+__all__ = [
+    "END",
+    "INPUT_KINDS",
+    "Decoder",
+    "InputKind",
+    "Source",
+    "VideoInputError",
+    "classify",
+    "is_live",
+    "is_video_input",
+    "open_input",
+]
 
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".avi", ".ts", ".m2ts", ".webm", ".m4v", ".mts", ".flv"}
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "srt://", "udp://", "http://", "https://")
@@ -138,8 +149,10 @@ class StandardInput(InputKind):
         try:
             return av.open("pipe:0", mode="r")
         except av.error.FFmpegError as exc:
-            raise VideoInputError(f"-: cannot read a video from standard input ({_reason(exc)}; stream a "
-                                  "container that needs no seeking: matroska, nut or mpegts)") from None
+            raise VideoInputError(
+                f"-: cannot read a video from standard input ({_reason(exc)}; stream a "
+                "container that needs no seeking: matroska, nut or mpegts)"
+            ) from None
 
 
 INPUT_KINDS: tuple[type[InputKind], ...] = (StandardInput, NetworkStream, ImageSequence, VideoFile)  # first match
@@ -215,9 +228,18 @@ class Decoder(threading.Thread):
     reconnects network streams. `duration` counts from the first frame decoded. A file read `live` is paced at its
     own frame rate, as a camera would send it (ffmpeg's -re)."""
 
-    def __init__(self, source: str, out: FrameBuffer, duration: float | None, retries: int, timeout_s: float,
-                 stop: threading.Event, live: bool | None = None, read_qp: bool = False,
-                 tap: Callable[[av.Packet], None] | None = None) -> None:
+    def __init__(
+        self,
+        source: str,
+        out: FrameBuffer,
+        duration: float | None,
+        retries: int,
+        timeout_s: float,
+        stop: threading.Event,
+        live: bool | None = None,
+        read_qp: bool = False,
+        tap: Callable[[av.Packet], None] | None = None,
+    ) -> None:
         super().__init__(daemon=True, name="srstream-decode")
         self.source, self.out, self.duration, self.retries = source, out, duration, retries
         self.timeout_s, self.stop = timeout_s, stop
@@ -329,8 +351,7 @@ class Decoder(threading.Thread):
             if self.stop.is_set():
                 return
             of = "" if self.retries < 0 else f"/{self.retries}"
-            log.warning("srstream: %s dropped (%s); reconnect %d%s in %.1fs", self.source, exc, attempt, of,
-                        delay)
+            log.warning("srstream: %s dropped (%s); reconnect %d%s in %.1fs", self.source, exc, attempt, of, delay)
             if self.stop.wait(delay):
                 return
             self._close_container()

@@ -1,4 +1,5 @@
 """What a run did for one input; `--json` prints it (a list of them for several inputs)."""
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field

@@ -1,5 +1,6 @@
 """The status shown while a run goes on: one progress line per input, with fps in and out, dropped frames,
 latency and reconnects (live inputs), refreshed about once a second."""
+
 from __future__ import annotations
 
 import time
@@ -25,9 +26,15 @@ class StatusLines:
         for i, stream in enumerate(streams):
             source = redact(stream.source)
             label = source if len(source) <= 40 else "..." + source[-37:]
-            self.bars[id(stream)] = tqdm(total=getattr(stream, "total", None), unit="frame",
-                                         desc="upscaling" if len(streams) == 1 else label, position=i,
-                                         disable=not enabled, dynamic_ncols=True, leave=True)
+            self.bars[id(stream)] = tqdm(
+                total=getattr(stream, "total", None),
+                unit="frame",
+                desc="upscaling" if len(streams) == 1 else label,
+                position=i,
+                disable=not enabled,
+                dynamic_ncols=True,
+                leave=True,
+            )
 
     def update(self, stream: Stream, frames: int) -> None:
         """`frames` more of `stream` went through the engine."""
@@ -48,9 +55,11 @@ class StatusLines:
             return ""
         elapsed = max(1e-6, progress.seconds)
         latency = progress.latency
-        return (f"in {progress.decoded / elapsed:.1f} fps, out {progress.written / elapsed:.1f} fps, "
-                f"dropped {progress.dropped}, latency {'-' if latency is None else f'{latency:.1f} s'}, "
-                f"reconnects {progress.reconnects}")
+        return (
+            f"in {progress.decoded / elapsed:.1f} fps, out {progress.written / elapsed:.1f} fps, "
+            f"dropped {progress.dropped}, latency {'-' if latency is None else f'{latency:.1f} s'}, "
+            f"reconnects {progress.reconnects}"
+        )
 
     def close(self) -> None:
         """Close the lines (they stay on the terminal)."""

@@ -6,6 +6,7 @@ kind from it and hands it the engine's output; everything else about the input s
 A Stream without an output (`output=None`, as `iter_upscaled` makes) hands its frames back as RGB at their own
 upscaled size instead of encoding them.
 """
+
 from __future__ import annotations
 
 import collections
@@ -90,15 +91,27 @@ class Progress:
 class Stream:
     """One input and its output: decoder, buffer, output plan, frame maker, sink and encoder, and what happened."""
 
-    def __init__(self, source: str, output: str | Path | None, upscaler: Upscaler, settings: Settings,
-                 wakeup: threading.Condition, announce_failures: bool = False,
-                 latencies: collections.deque | None = None, tap: Callable[[av.Packet], None] | None = None
-                 ) -> None:
+    def __init__(
+        self,
+        source: str,
+        output: str | Path | None,
+        upscaler: Upscaler,
+        settings: Settings,
+        wakeup: threading.Condition,
+        announce_failures: bool = False,
+        latencies: collections.deque | None = None,
+        tap: Callable[[av.Packet], None] | None = None,
+    ) -> None:
         self.source, self.output, self.settings = source, output, settings
         self.scale = upscaler.scale
         self.announce_failures = announce_failures  # several inputs: say at once when one fails mid-run
-        self.stats = Stats(input=source, output=None if output is None else str(output),
-                           backend=upscaler.backend_name, precision=upscaler.precision, model=upscaler.spec.name)
+        self.stats = Stats(
+            input=source,
+            output=None if output is None else str(output),
+            backend=upscaler.backend_name,
+            precision=upscaler.precision,
+            model=upscaler.spec.name,
+        )
         self.stop = threading.Event()
         self.maker: FrameMaker | None = None  # with the output plan, from the first frame
         self.sink: SinkLike | None = None
@@ -121,8 +134,17 @@ class Stream:
         self.decoder: Source | None = None
         self.total: int | None = None
         try:
-            self.decoder = Decoder(source, self.buffer, settings.duration, settings.retries, settings.timeout_s,
-                                   self.stop, self.live, read_qp=upscaler.spec.descriptor.takes_qp, tap=tap)
+            self.decoder = Decoder(
+                source,
+                self.buffer,
+                settings.duration,
+                settings.retries,
+                settings.timeout_s,
+                self.stop,
+                self.live,
+                read_qp=upscaler.spec.descriptor.takes_qp,
+                tap=tap,
+            )
         except VideoInputError as exc:
             self.fail(exc)
             return
@@ -204,9 +226,14 @@ class Stream:
         """Counts so far; None if the input never opened."""
         if self.decoder is None:
             return None
-        return Progress(time.monotonic() - self.started_monotonic, self.decoder.frames,
-                        self.encoder.written if self.encoder else 0, self.buffer.dropped, self.decoder.reconnects,
-                        self.encoder.last_latency if self.encoder else None)
+        return Progress(
+            time.monotonic() - self.started_monotonic,
+            self.decoder.frames,
+            self.encoder.written if self.encoder else 0,
+            self.buffer.dropped,
+            self.decoder.reconnects,
+            self.encoder.last_latency if self.encoder else None,
+        )
 
     def fail(self, exc: BaseException) -> None:
         """Record the error; keep what was written (a camera that went away for good) or remove a useless file."""
@@ -329,7 +356,6 @@ class Stream:
             self.encode_q.put(packet)
         self.early_packets.clear()
 
-
     def _open_sinks(self, plan: OutputPlan, colour: Colour) -> SinkLike:
         """The output's sink, with a Publisher beside it when the settings ask for a restream (or alone, where
         publishing is the output: it never fails the run)."""
@@ -347,10 +373,20 @@ class Stream:
         segmented nor crash-safe)."""
         segments = None if published else self.settings.segment_time
         listing = segment_list_of(Path(target)) if segments and self.settings.segment_list else None
-        return Sink(target, self.decoder.container, self.decoder.stream, plan, colour, segment_time=segments,
-                    rotation=self.decoder.rotation, crash_safe=False if published else self.crash_safe(),
-                    container=self.settings.container, metadata=self.settings.metadata, segment_list=listing,
-                    carry=not published)
+        return Sink(
+            target,
+            self.decoder.container,
+            self.decoder.stream,
+            plan,
+            colour,
+            segment_time=segments,
+            rotation=self.decoder.rotation,
+            crash_safe=False if published else self.crash_safe(),
+            container=self.settings.container,
+            metadata=self.settings.metadata,
+            segment_list=listing,
+            carry=not published,
+        )
 
 
 def segment_list_of(output: Path) -> Path:

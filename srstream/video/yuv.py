@@ -5,6 +5,7 @@ The conversion uses the stream's matrix (BT.601/709/2020/240M) and range at its 
 centre of its luma block (what swscale assumes): bilinear upsampling on the way in, the block's mean on the way
 out. Against swscale's accurate path (`accurate_rnd+full_chroma_int`) it is within one level (tests).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -17,8 +18,14 @@ import torch.nn.functional as F
 from srstream.video.colour import Colour
 
 # Kr, Kb of each AVColorSpace; Kg = 1 - Kr - Kb.
-_KR_KB = {1: (0.2126, 0.0722), 5: (0.299, 0.114), 6: (0.299, 0.114), 7: (0.212, 0.087), 9: (0.2627, 0.0593),
-          10: (0.2627, 0.0593)}
+_KR_KB = {
+    1: (0.2126, 0.0722),
+    5: (0.299, 0.114),
+    6: (0.299, 0.114),
+    7: (0.212, 0.087),
+    9: (0.2627, 0.0593),
+    10: (0.2627, 0.0593),
+}
 
 
 @dataclass(frozen=True)
@@ -83,7 +90,7 @@ def write_frame(planes: tuple[np.ndarray, ...], layout: Layout) -> av.VideoFrame
         stride = plane.line_size // layout.dtype.itemsize
         if data.shape[1] != stride:  # the frame's rows are padded for alignment
             padded = np.zeros((plane.height, stride), layout.dtype)
-            padded[:, :data.shape[1]] = data
+            padded[:, : data.shape[1]] = data
             data = padded
         plane.update(data)
     return frame
