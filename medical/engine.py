@@ -13,11 +13,14 @@ if TYPE_CHECKING:
     from srstream.models import ModelSpec
 
 
-def default_model(scale: float, through_plane: bool) -> str:
-    """Through-plane: `mri-thick` (any ratio) where shipped, else mri-thick-xN; in-plane: mri-xN."""
+def default_model(scale: float, through_plane: bool, modality: str | None = None) -> str:
+    """Through-plane: `ct-thick` for CT, else `mri-thick` (any ratio) where shipped, else mri-thick-xN; in-plane:
+    mri-xN."""
     from training.weights import shipped_models
 
     models = shipped_models()
+    if through_plane and modality == "CT" and "ct-thick" in models:
+        return "ct-thick"  # fine-tuned on CT: +0.24 / +0.44 dB over mri-thick on the held-out head CT
     if through_plane:
         if "mri-thick" in models:
             return "mri-thick"
@@ -51,7 +54,8 @@ class Engines:
             return f"model {up.spec.descriptor.name} on {up.backend_name}"
         return (
             f"model by the voxels: {default_model(self.job.scale or 2.0, False)} in-plane, "
-            f"{default_model(self.job.scale or 4.0, True)} for thick slices"
+            f"{default_model(self.job.scale or 4.0, True)} for thick slices "
+            f"({default_model(self.job.scale or 4.0, True, 'CT')} for CT)"
         )
 
 

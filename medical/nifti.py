@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -103,6 +104,15 @@ def _header(first: Volume, description: str, count: int | None) -> tuple[nib.Nif
     return header, slope, inter
 
 
+def _scratch(path: Path, dtype: np.dtype, shape: tuple[int, ...]) -> np.memmap:
+    """A memory-mapped array in a file at `path`, its space claimed at once: a full disk is an OSError here, not
+    a SIGBUS when a page is first written."""
+    stack = np.lib.format.open_memmap(path, "w+", dtype, shape, fortran_order=True)
+    with open(path, "r+b") as f:
+        os.posix_fallocate(f.fileno(), 0, os.path.getsize(path))
+    return stack
+
+
 def write_nifti(volume: Volume, path: str | Path, description: str = "") -> int:
     """Write `volume` with its affine in both sform and qform (codes kept), stored like the input (dtype, slope,
     intercept), atomically. Returns how many voxels had to be clipped to fit the stored type (0 normally)."""
@@ -125,13 +135,13 @@ def write_nifti_series(
                 if header is None:
                     first = volume
                     header, slope, inter = _header(volume, description, count)
-                    shape = volume.shape if count is None else (*volume.shape, count)
-                    scratch = Path(tmp).with_name(Path(tmp).name + ".voxels")
-                    stack = np.lib.format.open_memmap(scratch, "w+", volume.dtype, shape, fortran_order=True)
+                    if count is not None:  # a series: its volumes wait on disk, not in memory
+                        scratch = Path(tmp).with_name(Path(tmp).name + ".voxels")
+                        stack = _scratch(scratch, volume.dtype, (*volume.shape, count))
                 stored, n = cast_like((volume.data - inter) / slope, volume.dtype)
                 clipped += n
                 if count is None:
-                    stack[...] = stored
+                    stack = stored  # one volume: already in memory, written straight from it
                 else:
                     stack[..., t] = stored
             if stack is None:

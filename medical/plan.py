@@ -197,7 +197,7 @@ def make_plan(volume: Volume, job: VolumeJob, engines: Engines, output_format: s
     named = engines.get(job.model) if job.model else None
     way = direction(volume, job, named.spec.descriptor.through_plane if named else None)
     scale = job.scale if job.scale_given else named.scale if named and not way.through_plane else IN_PLANE_SCALE
-    upscaler = named or engines.get(default_model(scale, way.through_plane))
+    upscaler = named or engines.get(default_model(scale, way.through_plane, volume.meta.get("modality")))
     check_model(upscaler, way.through_plane, scale)
     slice_axis = slice_axis_of(volume, job, way.axis, upscaler) if way.through_plane else None
     plan = Plan(

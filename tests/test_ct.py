@@ -65,6 +65,7 @@ def test_ct_slices_coarser_than_its_pixels_go_through_plane_by_default_with_hu_k
     assert main(["upscale", str(CT), "-o", str(tmp_path), "--backend", "cpu", "-q"]) == 0
     (report,) = [json.loads(p.read_text()) for p in tmp_path.glob("*.json") if p.name != "summary.json"]
     assert report["mode"] == "through-plane" and "over 1.5x" in report["mode_reason"]
+    assert report["model"] == "ct-thick"  # the CT model, by the series' modality
     assert report["slice_axis"]["target_spacing_mm"] == pytest.approx(0.474609)
     out = read_series(find_series(Path(report["output"]))[0])
     assert out.shape[:2] == (512, 512) and out.spacing[2] == pytest.approx(0.474609, abs=1e-4)

@@ -74,5 +74,5 @@ def test_shipped_models_have_cards_with_figures():
         assert card.name == name and card.training["steps"] > 0
         if card.channels == 3:
             assert card.evaluation("Set5") and card.evaluation("Set14")
-        else:  # grey MRI models: measured on the evaluation head volume against cubic
-            assert card.evaluation("t1_head").gain_db > 0
+        else:  # grey models: measured on the evaluation head volume (MRI, or CT for CT models) against cubic
+            assert card.evaluation("ct_head" if name.startswith("ct-") else "t1_head").gain_db > 0

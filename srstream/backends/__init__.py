@@ -8,7 +8,11 @@ all come from the registry. Importing this package registers the built-in ones.
 
 from __future__ import annotations
 
-from srstream.backends import onnxruntime_backend, torch_eager  # noqa: F401  (they register cuda, cpu, onnxruntime)
+# The order of these imports is the order the backends register in, which `auto` and the errors list.
+# isort: off
+from srstream.backends.tensorrt_backend import RTX_GPUS, tensorrt_available
+from srstream.backends import torch_eager, onnxruntime_backend  # noqa: F401  (they register cuda, cpu, onnxruntime)
+# isort: on
 from srstream.backends.registry import (
     PIPELINED_UPLOAD,
     PREPARES_GRAPHS,
@@ -26,7 +30,6 @@ from srstream.backends.registry import (
     resolve,
     unregister,
 )
-from srstream.backends.tensorrt_backend import RTX_GPUS, tensorrt_available
 
 NAMES = names()  # the built-in choices; `names()` also lists backends registered later
 
