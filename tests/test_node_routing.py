@@ -142,3 +142,15 @@ def test_the_example_rules_route_as_their_comments_say():
     assert route("CT", "Chest", 1.25, 512, 512, 300) is None  # forwarded unchanged
     assert rules.route(SeriesFacts("MR", "Sag T2 FLAIR", 3.0, 256, 256, 30)).options() == \
         {"mode": "through-plane", "spacing": 1.0}
+
+
+def test_a_rules_options_go_over_the_command_lines():
+    from medical.job import VolumeJob
+    from medical.node.job import rule_job
+
+    node = VolumeJob(mode="in-plane", scale=4.0, model="fast-x4")
+    assert rule_job(node, {}) == node
+    thick = rule_job(node, {"spacing": 1.0, "model": "mri-thick"})
+    assert (thick.mode, thick.scale, thick.spacing, thick.model) == ("through-plane", None, 1.0, "mri-thick")
+    x2 = rule_job(node, {"scale": 2.0, "mode": "auto"})
+    assert (x2.mode, x2.scale, x2.spacing, x2.model) == ("auto", 2.0, None, "fast-x4")

@@ -167,12 +167,9 @@ class Node:
         if why is not None:
             log(f"series {uid} ({count} instances): refused, {why}; nothing sent")
             return
-        request = self.job
-        if rule is not None and rule.options():
-            options = rule.options()
-            if "scale" in options or "spacing" in options:  # the rule's target replaces the command line's
-                request = request.with_(scale=None, spacing=None)
-            request = request.with_(**options)
+        from medical.node.job import rule_job
+
+        request = rule_job(self.job, rule.options()) if rule is not None else self.job
         named = f" (rule {rule.name!r})" if rule is not None else ""
         log(f"series {uid}: {count} instances received; upscaling{named}")
         started = time.perf_counter()

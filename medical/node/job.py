@@ -19,6 +19,16 @@ def series_job(job: VolumeJob, output: Path) -> VolumeJob:
     return job.with_(output=output, format="dicom", ray=None, overwrite=True, preview=False, quiet=True)
 
 
+def rule_job(job: VolumeJob, options: dict[str, object]) -> VolumeJob:
+    """The node's request with a routing rule's options over it: a rule's target replaces the command line's, and
+    a rule's target spacing without a mode means through-plane."""
+    if "scale" in options or "spacing" in options:
+        job = job.with_(scale=None, spacing=None)
+    if "spacing" in options and "mode" not in options:
+        job = job.with_(mode="through-plane")
+    return job.with_(**options) if options else job
+
+
 def upscale_series(folder: Path, job: VolumeJob, engines: Engines) -> tuple[Path, dict]:
     """Upscale the one series in `folder`/in into `folder`/out: the derived series' folder and its report.
     VolumeError (one line) if it cannot be done."""
