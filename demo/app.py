@@ -286,6 +286,16 @@ def _upscale_volume(task, job, engines):
     return report, before, written.read(0 if job.volume is not None else index)
 
 
+def _volume_index(text: str | float | None) -> int | None:
+    """The volume box: empty for every volume, else a whole number from 0 (a one-line message otherwise)."""
+    text = str(text).strip() if text is not None else ""
+    if not text:
+        return None
+    if not text.isdigit():
+        _fail(f"Volume {text!r}: give a whole number from 0, or leave it empty for every volume.")
+    return int(text)
+
+
 def _download(output: str) -> str:
     """The file to download: the NIfTI, or the derived DICOM series zipped."""
     return shutil.make_archive(output, "zip", output) if Path(output).is_dir() else output
@@ -309,7 +319,7 @@ def _volume_handler(engines: Engines, settings: PageConfig):
         mode: str,
         axis="auto",
         spacing: float | None = None,
-        volume: float | None = None,
+        volume: str | None = None,
         progress=gr.Progress(track_tqdm=True),  # noqa: B008 - Gradio's way to ask for a progress bar
     ):
         from medical.job import VolumeJob
@@ -326,7 +336,7 @@ def _volume_handler(engines: Engines, settings: PageConfig):
                 axis=None if axis == "auto" else int(axis),
                 backend=settings.backend,
                 batch=4,
-                volume=None if volume is None else int(volume),
+                volume=_volume_index(volume),
                 self_supervised="off",
                 quiet=True,
             )
@@ -382,11 +392,10 @@ def medical_tab(engines: Engines, settings: PageConfig) -> None:
                     minimum=0,
                     elem_id="med-spacing",
                 )
-                volume = gr.Number(
+                volume = gr.Textbox(
                     label="Time series: only this volume (as srmed --volume; empty: all)",
-                    value=None,
-                    minimum=0,
-                    precision=0,
+                    value="",
+                    placeholder="all",
                     elem_id="med-volume",
                 )
                 button = gr.Button("Upscale", variant="primary", elem_id="med-run")

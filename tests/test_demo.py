@@ -191,6 +191,8 @@ def test_a_time_series_through_the_api_by_the_voxels(server):
     assert geometry.startswith("17 volumes (showing 0); shape (48, 48, 8) -> (96, 96, 8)")
     assert "in-plane with mri-x2" in geometry and "not over 1.5x" in geometry
     assert nib.load(download).shape == (96, 96, 8, 17)
+    download, geometry, _, _ = client.predict(handle_file(str(dwi)), volume="3", api_name="/upscale_volume")
+    assert geometry.startswith("shape (48, 48, 8) -> (96, 96, 8)") and nib.load(download).shape == (96, 96, 8)
     _, geometry, _, _ = client.predict(handle_file(str(DATA / "mri" / "shear_small.nii.gz")),
                                        api_name="/upscale_volume")
     assert "through-plane with mri-thick" in geometry  # 0.48 x 0.48 x 2.37 mm: thick slices
