@@ -52,6 +52,13 @@ def add_upscale_options(up: argparse.ArgumentParser, inputs: bool = True) -> Non
         up.add_argument("inputs", nargs="*", metavar="IN", help=".nii/.nii.gz files or folders of DICOM files")
         up.add_argument("-o", "--output", required=True, metavar="OUTDIR")
         pacs_pull.add_options(up)  # --from-pacs, --send-to: IN fetched from a PACS, results stored back
+    _add_model_options(up)
+    _add_way_options(up)
+    _add_run_options(up)
+
+
+def _add_model_options(up: argparse.ArgumentParser) -> None:
+    """Which model, how much, and on what."""
     up.add_argument(
         "--scale",
         type=float,
@@ -72,6 +79,10 @@ def add_upscale_options(up: argparse.ArgumentParser, inputs: bool = True) -> Non
         choices=PRECISIONS,
         help="number format: auto (default) is fp16 on CUDA, bf16 on CPUs with native bf16, else fp32",
     )
+
+
+def _add_way_options(up: argparse.ArgumentParser) -> None:
+    """Which way a volume goes, and the slice axis's geometry."""
     way = up.add_mutually_exclusive_group()
     way.add_argument(
         "--through-plane",
@@ -112,6 +123,10 @@ def add_upscale_options(up: argparse.ArgumentParser, inputs: bool = True) -> Non
         choices=(0, 1, 2),
         help="slice axis (default: the thick one where one axis is, else 2)",
     )
+
+
+def _add_run_options(up: argparse.ArgumentParser) -> None:
+    """What is read and written, tuning, batching, and where it runs."""
     up.add_argument("--format", default=VolumeJob.format, choices=(*formats.output_names(), "same"))
     up.add_argument(
         "--volume",

@@ -30,6 +30,20 @@ def add_parser(sub) -> None:
     from medical.commands import add_upscale_options
 
     p = sub.add_parser("serve", help="a DICOM node: receive series by C-STORE, upscale, send the result on")
+    _add_network_options(p)
+    _add_queue_options(p)
+    p.add_argument(
+        "--rules",
+        metavar="FILE",
+        help="routing rules (TOML): which series are upscaled, skipped or "
+        "forwarded unchanged, and with what options (default: upscale every series)",
+    )
+    add_upscale_options(p, inputs=False)
+    p.set_defaults(run=run)
+
+
+def _add_network_options(p: argparse.ArgumentParser) -> None:
+    """Where the node listens, who may call it, where it sends, and TLS."""
     p.add_argument("--port", type=int, default=11112, help="DICOM port to listen on (default 11112)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine)")
     p.add_argument("--ae-title", default="SRMED", help="our AE title (default SRMED)")
@@ -46,6 +60,13 @@ def add_parser(sub) -> None:
         metavar="AET",
         help="calling AE titles accepted (default: any, on the bound address)",
     )
+    p.add_argument("--tls-cert", help="our certificate (PEM): listen and send with TLS")
+    p.add_argument("--tls-key", help="its private key (PEM)")
+    p.add_argument("--tls-ca", help="CA certificates (PEM) that peers' certificates must be signed by")
+
+
+def _add_queue_options(p: argparse.ArgumentParser) -> None:
+    """The work dir: when a series is complete, retries, and the limits on what is stored."""
     p.add_argument(
         "--workdir", default="srmed-node", help="received, working and outgoing series (default ./srmed-node)"
     )
@@ -76,17 +97,6 @@ def add_parser(sub) -> None:
         default=2 << 30,
         help="refuse instances that would leave less free space in --workdir (default 2 GiB)",
     )
-    p.add_argument("--tls-cert", help="our certificate (PEM): listen and send with TLS")
-    p.add_argument("--tls-key", help="its private key (PEM)")
-    p.add_argument("--tls-ca", help="CA certificates (PEM) that peers' certificates must be signed by")
-    p.add_argument(
-        "--rules",
-        metavar="FILE",
-        help="routing rules (TOML): which series are upscaled, skipped or "
-        "forwarded unchanged, and with what options (default: upscale every series)",
-    )
-    add_upscale_options(p, inputs=False)
-    p.set_defaults(run=run)
 
 
 class Node:

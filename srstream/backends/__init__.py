@@ -12,6 +12,7 @@ from __future__ import annotations
 # isort: off
 from srstream.backends.tensorrt_backend import RTX_GPUS, tensorrt_available
 from srstream.backends import torch_eager, onnxruntime_backend  # noqa: F401  (they register cuda, cpu, onnxruntime)
+
 # isort: on
 from srstream.backends.registry import (
     PIPELINED_UPLOAD,

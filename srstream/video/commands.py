@@ -60,53 +60,51 @@ def _targets(inputs: list[str], out_dir: Path, suffix: str) -> list[tuple[str, P
     return jobs
 
 
-def cmd_video(args: argparse.Namespace, inputs: list[str], target: str, upscaler_for: Callable[[int], Upscaler]) -> int:
-    """One video input into OUT (a file or a URL), or several (or one into an existing directory) into OUTDIR."""
+def _jobs(args: argparse.Namespace, inputs: list[str], target: str) -> tuple[bool, list]:
+    """(several outputs?, [(input, output)]): one input into OUT, or inputs into the directory OUTDIR."""
     if len(inputs) > 1 and is_url(target):
         raise ValueError(f"{target}: several inputs need an output directory, not a URL")
-    size = from_options(args.outscale, args.size)
-    options = _options(args)
     to_stdout = target == STDOUT
     if to_stdout and (len(inputs) > 1 or args.json):
         raise ValueError("-: standard output carries one video stream; it cannot take several inputs or --json")
     several = len(inputs) > 1 or (not is_url(target) and not to_stdout and Path(target).is_dir())
     if not several:
-        out = target if is_url(target) or to_stdout else Path(target)
-        jobs = [(inputs[0], out)]
-    else:
-        fmt = args.format or "mp4"
-        jobs = _targets(inputs, Path(target), fmt if fmt.startswith(".") else f".{fmt}")
-    for source, path in jobs:  # before the model loads
-        check_output(source, path, args.overwrite, args.segment_time)
-    upscaler: Upscaler = upscaler_for(args.batch)
-    label = f"upscaled by srstream {upscaler.spec.name}" if args.label else None
-    if not args.quiet:
-        print(f"srstream: {upscaler.spec.name} x{upscaler.scale} on {upscaler.label}{args.model_note}", file=sys.stderr)
-    if not several:
-        stats = upscale_video(
-            inputs[0],
-            out,
-            upscaler,
-            options,
-            batch=args.batch,
-            duration=args.duration,
-            overwrite=args.overwrite,
-            progress=not (args.quiet or args.json),
-            retries=args.retries,
-            timeout_s=args.timeout,
-            segment_time=args.segment_time,
-            output_size=size,
-            live=args.live,
-            max_latency=args.max_latency,
-            crash_safe=args.crash_safe,
-            container=args.format if to_stdout else None,
-            label=label,
-        )
-        if args.json:
-            print(json.dumps(stats.to_dict(), indent=2))
-        elif not args.quiet:
-            print(_summary(stats), file=sys.stderr)
-        return 130 if stats.interrupted else 0
+        return False, [(inputs[0], target if is_url(target) or to_stdout else Path(target))]
+    fmt = args.format or "mp4"
+    return True, _targets(inputs, Path(target), fmt if fmt.startswith(".") else f".{fmt}")
+
+
+def _one(args: argparse.Namespace, job: tuple, upscaler: Upscaler, options, size, label: str | None) -> int:
+    """One input into one output; its summary or JSON; 130 if interrupted."""
+    source, out = job
+    stats = upscale_video(
+        source,
+        out,
+        upscaler,
+        options,
+        batch=args.batch,
+        duration=args.duration,
+        overwrite=args.overwrite,
+        progress=not (args.quiet or args.json),
+        retries=args.retries,
+        timeout_s=args.timeout,
+        segment_time=args.segment_time,
+        output_size=size,
+        live=args.live,
+        max_latency=args.max_latency,
+        crash_safe=args.crash_safe,
+        container=args.format if out == STDOUT else None,
+        label=label,
+    )
+    if args.json:
+        print(json.dumps(stats.to_dict(), indent=2))
+    elif not args.quiet:
+        print(_summary(stats), file=sys.stderr)
+    return 130 if stats.interrupted else 0
+
+
+def _many(args: argparse.Namespace, jobs: list, upscaler: Upscaler, options, size, label: str | None) -> int:
+    """Several inputs through one engine; a line (or JSON) each; 130 if interrupted, 1 if any failed."""
     settings = Settings(
         options,
         args.batch,
@@ -131,6 +129,22 @@ def cmd_video(args: argparse.Namespace, inputs: list[str], target: str, upscaler
     if any(s.interrupted for s in results):
         return 130
     return 1 if any(s.error for s in results) else 0
+
+
+def cmd_video(args: argparse.Namespace, inputs: list[str], target: str, upscaler_for: Callable[[int], Upscaler]) -> int:
+    """One video input into OUT (a file or a URL), or several (or one into an existing directory) into OUTDIR."""
+    several, jobs = _jobs(args, inputs, target)
+    size = from_options(args.outscale, args.size)
+    options = _options(args)
+    for source, path in jobs:  # before the model loads
+        check_output(source, path, args.overwrite, args.segment_time)
+    upscaler: Upscaler = upscaler_for(args.batch)
+    label = f"upscaled by srstream {upscaler.spec.name}" if args.label else None
+    if not args.quiet:
+        print(f"srstream: {upscaler.spec.name} x{upscaler.scale} on {upscaler.label}{args.model_note}", file=sys.stderr)
+    if several:
+        return _many(args, jobs, upscaler, options, size, label)
+    return _one(args, jobs[0], upscaler, options, size, label)
 
 
 def cmd_batch(args: argparse.Namespace) -> int:

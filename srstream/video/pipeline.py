@@ -175,6 +175,11 @@ def upscale_video(
         container,
         label=label,
     )
+    return _run_one(source, output, upscaler, settings, progress)
+
+
+def _run_one(source: str, output: str | Path, upscaler: Upscaler, settings: Settings, progress: bool) -> Stats:
+    """One stream through its own scheduler until its input ends or Ctrl-C; its stats, or its error raised."""
     wakeup = threading.Condition()
     stream = Stream(source, output, upscaler, settings, wakeup)
     if stream.exception is not None:

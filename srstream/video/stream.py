@@ -133,9 +133,14 @@ class Stream:
         self.memory = StreamMemory() if upscaler.spec.recurrent else None  # a recurrent model's state
         self.decoder: Source | None = None
         self.total: int | None = None
+        self._open_decoder(upscaler, tap)
+
+    def _open_decoder(self, upscaler: Upscaler, tap: Callable[[av.Packet], None] | None) -> None:
+        """The input's decoder, and what it tells of the input (size, frame count); a failure is this stream's."""
+        settings = self.settings
         try:
             self.decoder = Decoder(
-                source,
+                self.source,
                 self.buffer,
                 settings.duration,
                 settings.retries,
