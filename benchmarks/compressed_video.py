@@ -145,12 +145,13 @@ def model_key(model: str) -> str:
     return path.parent.name if path.suffix == ".pt" else model
 
 
-def step_through(upscaler: Upscaler, lr: np.ndarray) -> np.ndarray:
-    """A recurrent model over the clip frame by frame in display order, its state carried, zero at frame 0."""
+def step_through(upscaler: Upscaler, lr: np.ndarray, facts: list | None = None) -> np.ndarray:
+    """A recurrent model over the clip frame by frame in display order, its state carried, zero at frame 0 (with
+    each frame's decoder `facts`, for a model that takes the QP)."""
     state, out = None, []
-    for frame in lr:
+    for i, frame in enumerate(lr):
         x = torch.from_numpy(frame).permute(2, 0, 1)[None].float().div_(255)
-        sr, state = upscaler.step(x, state)
+        sr, state = upscaler.step(x, state, None, facts and facts[i : i + 1])
         out.append(from_float(sr, torch.uint8)[0].permute(1, 2, 0).cpu().numpy())
     return np.stack(out)
 
@@ -161,12 +162,12 @@ def upscale_timed(upscaler: Upscaler, lr: np.ndarray, hr_size: tuple[int, int], 
     second of the call (after a warm-up batch at this size); a recurrent model through `step_through`. A model
     that takes the QP gets the decoder's `facts` for each frame, as the video front door gives them."""
     size = None if upscaler.scale == SCALE else (hr_size[1], hr_size[0])
-    if upscaler.spec.recurrent:
-        step_through(upscaler, lr[:1])  # warm-up at this size
-        started = time.perf_counter()
-        out = step_through(upscaler, lr)
-        return out, len(lr) / (time.perf_counter() - started)
     facts = facts if upscaler.spec.descriptor.takes_qp else None
+    if upscaler.spec.recurrent:
+        step_through(upscaler, lr[:1], facts)  # warm-up at this size
+        started = time.perf_counter()
+        out = step_through(upscaler, lr, facts)
+        return out, len(lr) / (time.perf_counter() - started)
     upscaler.upscale(lr[:upscaler.batch_size], size, facts and facts[:upscaler.batch_size])
     started = time.perf_counter()
     out = upscaler.upscale(lr, size, facts)

@@ -176,7 +176,7 @@ class Upscaler:
                     "srstream: %s is a video model; these images are upscaled each with no past frames", self.spec.name
                 )
                 self._noted_no_past = True
-            return self.step(x, None, size)[0]
+            return self.step(x, None, size, compression)[0]
         x, grey = fit_channels(x, self.spec.channels, self.spec.name)
         if self.spec.descriptor.takes_qp:
             x = torch.cat([x, self.qp_planes(x, compression)], dim=1)
@@ -188,13 +188,20 @@ class Upscaler:
         return to_grey(y) if grey else y
 
     def step(
-        self, x: torch.Tensor, state: torch.Tensor | None, size: tuple[int, int] | None = None
+        self,
+        x: torch.Tensor,
+        state: torch.Tensor | None,
+        size: tuple[int, int] | None = None,
+        compression: list[Compression | None] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """One frame of each of N streams, (N, C, H, W), with their states (N, S, H, W) (None, or all-zero rows:
-        no past) -> (SR frames as `upscale_tensor` gives them, the new states). A single-frame model: no state."""
+        no past) -> (SR frames as `upscale_tensor` gives them, the new states). A single-frame model: no state.
+        A model that takes the QP gets each frame's `compression`, as in `upscale_tensor`."""
         if not self.spec.recurrent:
-            return self.upscale_tensor(x, size), None
+            return self.upscale_tensor(x, size, compression), None
         x, grey = fit_channels(x, self.spec.channels, self.spec.name)
+        if self.spec.descriptor.takes_qp:
+            x = torch.cat([x, self.qp_planes(x, compression)], dim=1)
         packed = pack_state(x, state if state is None else state.to(x.device), self.spec.descriptor.state_channels)
         y, new_state = unpack_state(self._in_batches(packed), self.spec.channels, self.scale)
         y = resize_to(y, size).clamp_(0, 1)

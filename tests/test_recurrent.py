@@ -1,6 +1,7 @@
 """The recurrent generator on real footage and real camera clips: it starts as fast-x4 whatever the state, the
 trainer unrolls it over clips (the state path learns, through time) and resumes, and its ONNX graph matches torch."""
 import json
+from pathlib import Path
 
 import av
 import numpy as np
@@ -105,3 +106,47 @@ def test_onnx_export_of_a_saved_recurrent_model_matches_torch(tmp_path):
     assert np.abs(got - want).max() <= 1e-4
     no_past = session.run(None, {INPUT: pack_state(frames[1:], None, s).numpy()})[0]
     assert np.abs(no_past[:, :3] - got[:, :3]).max() > 1e-3  # the state input is live in the graph
+
+
+def qp_recurrent_from_qp_fast(tmp_path) -> tuple[Path, RecurrentSR]:
+    """A recurrent QP model saved from footage-qp-fast-x4 (its state path given seeded random weights, so that the
+    state changes the output) and the module itself."""
+    fast, descriptor = load_generator("footage-qp-fast-x4")
+    model = RecurrentSR(RecurrentConfig(**{k: descriptor.config[k] for k in ("scale", "channels", "width", "layers")},
+                                        qp_input=True))
+    model.load_fast(fast.state_dict())
+    return save_weights(model, tmp_path / "qp-rec-x4", {"name": "qp-rec-x4"}), model
+
+
+def test_a_qp_recurrent_model_takes_each_frames_qp_through_the_engine_step(tmp_path):
+    from srstream.engine import Upscaler
+    from training import compression
+
+    path, model = qp_recurrent_from_qp_fast(tmp_path)
+    rec = Upscaler(str(path), backend="cpu", precision="fp32")
+    single = Upscaler("footage-qp-fast-x4", backend="cpu", precision="fp32")
+    assert rec.spec.recurrent and rec.spec.descriptor.takes_qp
+    assert rec.spec.input_channels == 3 + 1 + model.state_channels
+    frames = real_frames(2)
+    facts = [compression.constant(38.0, 48, 64), compression.constant(20.0, 48, 64)]
+    y, state = rec.step(frames, None, None, facts)
+    # With its past at zero it is the single-frame model it came from, QP plane and all ...
+    assert torch.allclose(y, single.upscale_tensor(frames, None, facts), atol=1e-5)
+    assert state.shape == (2, model.state_channels, 48, 64)
+    # ... and the QP is live: the same frames told another QP come out otherwise.
+    other, _ = rec.step(frames, None, None, [compression.constant(5.0, 48, 64)] * 2)
+    assert (other - y).abs().amax() > 1e-3
+
+
+def test_the_video_front_door_gives_a_qp_recurrent_model_the_decoders_qp(tmp_path, caplog):
+    import logging
+
+    from srstream.cli import main
+
+    path, _ = qp_recurrent_from_qp_fast(tmp_path)
+    with caplog.at_level(logging.WARNING, logger="srstream.video"):
+        assert main(["upscale", str(CLIP), str(tmp_path / "o.mp4"), "-m", str(path), "-t", "0.2", "-q"]) == 0
+    said = [r.getMessage() for r in caplog.records if "the QP for qp-rec-x4" in r.getMessage()]
+    assert len(said) == 1 and "comes from the decoder (mean QP" in said[0]
+    with av.open(str(tmp_path / "o.mp4")) as out:
+        assert out.streams.video[0].codec_context.width == 4 * 320 and out.streams.video[0].frames >= 4

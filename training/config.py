@@ -69,7 +69,7 @@ SCHEDULES = ("constant", "drop_half", "cosine")
 ARCH_KEYS = {
     "srresnet": ("scale", "channels", "width", "blocks", "batch_norm", "image_skip"),
     "fast": ("scale", "channels", "width", "layers", "qp_input"),
-    "recurrent": ("scale", "channels", "width", "layers", "hidden"),
+    "recurrent": ("scale", "channels", "width", "layers", "hidden", "qp_input"),
 }
 
 
@@ -126,10 +126,10 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> di
     if config["model"]["architecture"] not in ARCH_KEYS:
         raise ConfigError(f"model.architecture {config['model']['architecture']!r}: use one of {', '.join(ARCH_KEYS)}")
     if config["model"]["qp_input"] and (
-        config["model"]["architecture"] != "fast" or config["data"]["degradation"] != "camera"
+        config["model"]["architecture"] not in ("fast", "recurrent") or config["data"]["degradation"] != "camera"
     ):
         raise ConfigError(
-            'model.qp_input is for the fast architecture trained on data.degradation = "camera" '
+            'model.qp_input is for the fast and recurrent architectures trained on data.degradation = "camera" '
             "(the codec's QP comes from its encodes)"
         )
     if not config["data"]["train"]:

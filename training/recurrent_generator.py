@@ -7,7 +7,7 @@ few learnt hidden channels. An all-zero state means "no past": a stream's first 
 The module is a pure function of one packed tensor, so that the engine's padding, tiling, batching and every
 backend (ONNX, TensorRT) take it like any image model:
 
-    in:  (N, C + S, H, W)            the LR frame, then the state
+    in:  (N, C + Q + S, H, W)        the LR frame, its QP plane (Q = 1 with `qp_input`, else 0), then the state
     out: (N, C + S / r^2, rH, rW)    the SR frame, then the new state folded to HR (depth-to-space)
 
 `pack_state` / `unpack_state` are the two folds; S is a multiple of r^2 by construction.
@@ -34,6 +34,7 @@ class RecurrentConfig:
     width: int = 64
     layers: int = 4
     hidden: int = 13
+    qp_input: bool = False  # a plane of the codec's QP / 51 beside the frame (training.compression), before the state
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -60,8 +61,8 @@ class RecurrentSR(nn.Module):
             raise ValueError(f"RecurrentSR scale must be >= 2, got {config.scale}")
         self.config = config
         w, c, r = config.width, config.channels, config.scale
-        fast = FastSR(FastConfig(r, c, w, config.layers))
-        self.head = fast.body[0]  # 5x5 conv of the current frame
+        fast = FastSR(FastConfig(r, c, w, config.layers, config.qp_input))
+        self.head = fast.body[0]  # 5x5 conv of the current frame (and its QP plane)
         self.past = nn.Conv2d(config.state_channels, w, 3, padding=1)
         nn.init.zeros_(self.past.weight)
         nn.init.zeros_(self.past.bias)
@@ -80,15 +81,17 @@ class RecurrentSR(nn.Module):
 
     def forward(self, packed: torch.Tensor) -> torch.Tensor:
         c, r = self.config.channels, self.config.scale
-        x, state = packed[:, :c], packed[:, c:]
-        feat = self.trunk(self.head(x) + self.past(state))
+        q = int(self.config.qp_input)
+        x, state = packed[:, :c], packed[:, c + q :]
+        feat = self.trunk(self.head(packed[:, : c + q]) + self.past(state))
         sr = self.shuffle(self.tail(feat) + x.repeat_interleave(r * r, dim=1))
         hidden = torch.tanh(self.hidden(feat))
         new_state = torch.cat([x, F.pixel_unshuffle(sr, r), hidden], dim=1)
         return torch.cat([sr, F.pixel_shuffle(new_state, r)], dim=1)
 
     def load_fast(self, state_dict: dict[str, torch.Tensor]) -> None:
-        """Start from a FastSR of the same trunk (its `body.*` weights): the state is ignored until trained."""
+        """Start from a FastSR of the same trunk (its `body.*` weights): the state is ignored until trained. A FastSR
+        without the QP input starts a QP-taking model with its QP weights at zero (exactly that model again)."""
         n = len(self.trunk) + 1  # the tail's index in FastSR.body
         mapping = {"body.0": "head", f"body.{n}": "tail"}
         mapping.update({f"body.{i}": f"trunk.{i}" for i in range(1, n)})  # a slice keeps Sequential's keys
@@ -97,6 +100,9 @@ class RecurrentSR(nn.Module):
             layer, _, param = key.rpartition(".")
             if layer in mapping:
                 own[f"{mapping[layer]}.{param}"] = value
+        head = own.get("head.weight")
+        if head is not None and self.config.qp_input and head.shape[1] == self.config.channels:
+            own["head.weight"] = torch.cat([head, head.new_zeros(head.shape[0], 1, *head.shape[2:])], dim=1)
         missing = (
             set(self.state_dict()) - set(own) - {k for k in self.state_dict() if k.startswith(("past.", "hidden."))}
         )
@@ -106,7 +112,8 @@ class RecurrentSR(nn.Module):
 
 
 def pack_state(frames: torch.Tensor, state: torch.Tensor | None, state_channels: int) -> torch.Tensor:
-    """(N, C, H, W) frames and their (N, S, H, W) states (None: no past) as the module's packed input."""
+    """(N, C + Q, H, W) frames (with their QP planes, for a model that takes them) and their (N, S, H, W) states
+    (None: no past) as the module's packed input."""
     if state is None:
         state = frames.new_zeros(frames.shape[0], state_channels, *frames.shape[-2:])
     return torch.cat([frames, state.to(frames.dtype)], dim=1)
@@ -121,7 +128,7 @@ def macs_per_lr_pixel(config: RecurrentConfig) -> int:
     """Multiply-accumulates per input pixel (convolutions only)."""
     w, c, r = config.width, config.channels, config.scale
     return (
-        25 * c * w
+        25 * (c + int(config.qp_input)) * w
         + 9 * config.state_channels * w
         + config.layers * 9 * w * w
         + 9 * w * c * r * r

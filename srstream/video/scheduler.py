@@ -24,6 +24,7 @@ import torch
 from srstream.engine import Upscaler
 from srstream.video.frames import Decoded, to_device_rgb
 from srstream.video.stream import BatchKind, Settings, Stream
+from training.compression import Compression
 
 log = logging.getLogger("srstream.video")
 
@@ -203,13 +204,14 @@ class Scheduler:
     def _upscale(self, batch: Batch) -> torch.Tensor:
         started = time.perf_counter()
         x = to_device_rgb(batch.frames, self.upscaler, batch.kind.colour)
-        if self.upscaler.spec.recurrent:
-            y = self._step(batch, x)
-        elif self.upscaler.spec.descriptor.takes_qp:
+        compression = None
+        if self.upscaler.spec.descriptor.takes_qp:
             self._note_qp_source(batch)
-            y = self.upscaler.upscale_tensor(x, batch.kind.size_out, [d.compression for d in batch.frames])
+            compression = [d.compression for d in batch.frames]
+        if self.upscaler.spec.recurrent:
+            y = self._step(batch, x, compression)
         else:
-            y = self.upscaler.upscale_tensor(x, batch.kind.size_out)
+            y = self.upscaler.upscale_tensor(x, batch.kind.size_out, compression)
         elapsed = time.perf_counter() - started
         self.busy_seconds += elapsed
         per_frame = elapsed / len(batch.frames)
@@ -234,7 +236,7 @@ class Scheduler:
                 )
                 log.warning("srstream: %s: the QP for %s comes from %s", stream.source, self.upscaler.spec.name, source)
 
-    def _step(self, batch: Batch, x: torch.Tensor) -> torch.Tensor:
+    def _step(self, batch: Batch, x: torch.Tensor, compression: list[Compression | None] | None) -> torch.Tensor:
         # One frame per Stream (take_in_turn's per_stream): row i is parts[i]'s frame; no past = a zero row.
         states = [
             stream.memory.state_for(frames[0], x[i], *stream.continuity())
@@ -245,7 +247,7 @@ class Scheduler:
         else:
             shape = next(s for s in states if s is not None).shape
             state = torch.stack([s if s is not None else x.new_zeros(shape) for s in states])
-        y, new_states = self.upscaler.step(x, state, batch.kind.size_out)
+        y, new_states = self.upscaler.step(x, state, batch.kind.size_out, compression)
         for i, (stream, _) in enumerate(batch.parts):
             stream.memory.keep(new_states[i])
         return y
