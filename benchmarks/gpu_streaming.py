@@ -30,7 +30,7 @@ from engine import measure, plain_network, real_frames  # noqa: E402
 
 from srstream.engine import Upscaler  # noqa: E402
 from srstream.models import load_model  # noqa: E402
-from srstream.video import EncodeOptions, upscale_video  # noqa: E402
+from srstream.video import EncodeOptions, Settings, upscale_video  # noqa: E402
 from report import emit  # noqa: E402
 
 SOURCE = ROOT / "tests" / "data" / "video" / "vtest_720p_1s.mp4"
@@ -149,8 +149,8 @@ def main(argv: list[str] | None = None) -> int:
             report["engine"][model] = runs
             report["engine_fps"][model] = max((r["fps"] for r in runs if "fps" in r), default=None)
             upscaler = Upscaler(model, batch_size=args.batch)
-            stats = upscale_video(str(clip), Path(tmp) / f"{model}.mp4", upscaler, options, batch=args.batch,
-                                  overwrite=True, progress=False)
+            stats = upscale_video(str(clip), Path(tmp) / f"{model}.mp4", upscaler,
+                                  Settings(options=options, batch=args.batch), overwrite=True, progress=False)
             report["pipeline"][model] = {"backend": f"{stats.backend} {stats.precision}", "frames": stats.frames_out,
                                          "seconds": stats.seconds, "fps": stats.fps}
             report["pipeline_fps"][model] = stats.fps

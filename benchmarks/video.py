@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from srstream.engine import Upscaler  # noqa: E402
-from srstream.video import EncodeOptions, upscale_video  # noqa: E402
+from srstream.video import EncodeOptions, Settings, upscale_video  # noqa: E402
 
 
 def make_clip(source: str, size: str, frames: int, path: Path) -> None:
@@ -52,8 +52,8 @@ def child(clip: str, model: str, backend: str, batch: int, preset: str) -> None:
     """Run the pipeline once and print its stats and peak RSS (MiB) as JSON."""
     upscaler = Upscaler(model, backend=backend, batch_size=batch)
     with tempfile.TemporaryDirectory() as tmp:
-        stats = upscale_video(clip, Path(tmp) / "out.mp4", upscaler, EncodeOptions(preset=preset), batch=batch,
-                              progress=False)
+        stats = upscale_video(clip, Path(tmp) / "out.mp4", upscaler,
+                              Settings(options=EncodeOptions(preset=preset), batch=batch), progress=False)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"frames": stats.frames_out, "fps": stats.fps, "peak_rss_mib": round(rss, 1)}))
 

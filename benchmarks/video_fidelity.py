@@ -20,7 +20,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from srstream.engine import Upscaler  # noqa: E402
-from srstream.video import iter_upscaled  # noqa: E402
+from srstream.video import Settings, iter_upscaled  # noqa: E402
 from training.evaluate import bicubic_upscale  # noqa: E402
 from training.metrics import psnr_y  # noqa: E402
 
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
                   "bicubic_psnr_y": round(float(np.mean([psnr_y(b, r, 4) for b, r in zip(bicubic, reference)])), 3)}
         for name in args.models.split(","):
             upscaler = Upscaler(name, backend=args.backend)
-            sr = [d.rgb for d in iter_upscaled(small, upscaler, batch=4)]
+            sr = [d.rgb for d in iter_upscaled(small, upscaler, Settings(batch=4))]
             scores = [psnr_y(s, r, 4) for s, r in zip(sr, reference)]
             result[name] = {"psnr_y": round(float(np.mean(scores)), 3),
                             "gain_db": round(float(np.mean(scores)) - result["bicubic_psnr_y"], 3),

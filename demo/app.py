@@ -181,7 +181,7 @@ def video_tab(engines: Engines, settings: PageConfig) -> None:
     import av
 
     from srstream.video import upscale_video
-    from srstream.video.sink import EncodeOptions
+    from srstream.video.settings import EncodeOptions, Settings
     from srstream.video.source import VideoInputError, open_input
 
     def run(path: str | None, model: str, size_text: str | None = None, progress=gr.Progress(track_tqdm=True)):  # noqa: B008
@@ -197,16 +197,8 @@ def video_tab(engines: Engines, settings: PageConfig) -> None:
             _fail(f"The clip is {duration:.1f} s long; this demo takes up to {settings.video_limit_s:.0f} s.")
         out = settings.workdir / f"{Path(path).stem}_{model}.mp4"
         try:
-            stats = upscale_video(
-                path,
-                out,
-                engines.get(model),
-                EncodeOptions(preset="veryfast"),
-                overwrite=True,
-                duration=settings.video_limit_s,
-                progress=True,
-                output_size=asked,
-            )
+            run = Settings(options=EncodeOptions(preset="veryfast"), duration=settings.video_limit_s, output_size=asked)
+            stats = upscale_video(path, out, engines.get(model), run, overwrite=True, progress=True)
         except (VideoInputError, ValueError) as exc:
             _fail(f"Could not upscale the video: {str(exc).split(': ', 1)[-1]}")
         summary = (

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from medical.plan import THICK
 from srstream import backends
 from srstream.backends.precision import PRECISIONS
 from training.errors import SrstreamError
+from training.logs import log_to_stderr
 
 SUBCOMMANDS: tuple[str, ...] = (
     "medical.bids.app",  # modules beside `upscale`: add_parser(sub), run(args) -> int
@@ -170,6 +172,7 @@ def check_options(args: argparse.Namespace, **changes) -> VolumeJob:
 def run_command(argv: list[str] | None = None) -> int:
     """`srmed`: parse, check, then run every volume; 1 if any failed (or nothing could start), else 0."""
     args = build_parser().parse_args(argv)
+    log_to_stderr(level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO)
     try:
         import nibabel  # noqa: F401
         import pydicom  # noqa: F401

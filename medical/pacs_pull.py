@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import re
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -36,6 +36,8 @@ _GET_STORAGE = (
     "SecondaryCaptureImageStorage",
     "MultiFrameGrayscaleWordSecondaryCaptureImageStorage",
 )
+
+log = logging.getLogger(__name__)
 
 
 def add_options(up: argparse.ArgumentParser) -> None:
@@ -77,8 +79,7 @@ def prepare(args: argparse.Namespace) -> None:
     source = destination(args.from_pacs)
     folder = Path(args.output) / ".pacs" / safe_name(args.series_uid or args.study_uid)
     count = (_pull_web if source.is_web else _pull_dimse)(source, args, folder)
-    if not args.quiet:
-        print(f"srmed: {count} instances from {source.text} -> {folder}", file=sys.stderr)
+    log.info("srmed: %d instances from %s -> %s", count, source.text, folder)
     args.inputs = [str(folder)]
 
 
@@ -227,5 +228,4 @@ def send_back(args: argparse.Namespace, tasks: list[Task]) -> None:
             continue
         files = sorted(Path(report["output"]).glob("*.dcm"))
         store(files, dest, ae_title(args.calling_ae))
-        if not args.quiet:
-            print(f"srmed: {len(files)} instances of {Path(report['output']).name} -> {dest.text}", file=sys.stderr)
+        log.info("srmed: %d instances of %s -> %s", len(files), Path(report["output"]).name, dest.text)

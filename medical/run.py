@@ -4,7 +4,7 @@ on."""
 
 from __future__ import annotations
 
-import sys
+import logging
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     from medical.formats import VolumeSource
     from medical.job import VolumeJob
     from srstream.engine import Upscaler
+
+log = logging.getLogger(__name__)
 
 
 def _check_header_fits(task: Task, job: VolumeJob) -> None:
@@ -101,8 +103,7 @@ def process(task: Task, job: VolumeJob, engines: Engines) -> dict[str, Any]:
     # A diffusion table that does not fit the series fails it here, before anything is written.
     gradients = load(task.gradients(), source.count) if output_format == "nifti" else []
     plan, upscaler = make_plan(first, job, engines, output_format)
-    if not job.quiet:
-        print(f"srmed: {task.name}: {plan.mode}, {plan.reason}", file=sys.stderr)
+    log.info("srmed: %s: %s, %s", task.name, plan.mode, plan.reason)
     check_fits(task.source, first.shape, plan.factors)
     tuning = None
     if plan.tuning is not None:  # on the first volume; the others share its plan and its tuned model
@@ -161,14 +162,14 @@ def run_all(tasks: list[Task], job: VolumeJob, engines: Engines) -> tuple[int, i
         if failed_one is None:
             failed_one = _reported(out_dir, task, report)
         if failed_one is not None:
-            print(f"srmed: error: {failed_one['error']}", file=sys.stderr)
+            log.error("srmed: error: %s", failed_one["error"])
             failed.append(failed_one)
             continue
         done += 1
     try:
         write_summary(out_dir, done, skipped, failed)
     except OSError as exc:  # the volumes' own reports say what was done
-        print(f"srmed: error: {out_dir / 'summary.json'}: cannot write ({exc.strerror or exc})", file=sys.stderr)
+        log.error("srmed: error: %s: cannot write (%s)", out_dir / "summary.json", exc.strerror or exc)
     return done, skipped, failed
 
 

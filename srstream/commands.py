@@ -17,7 +17,9 @@ from srstream.images import IMAGE_SUFFIXES, ImageError, read_image, write_image
 from srstream.output_size import from_options
 from srstream.redact import redact, redact_logging
 from srstream.site.commands import add_site_commands
+from srstream.video.settings import EncodeOptions, Settings
 from training.errors import SrstreamError
+from training.logs import log_to_stderr
 from training.weights import shipped_models
 
 
@@ -200,24 +202,28 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
         "shipped models for video on this hardware, or for images; `srstream models` says which)",
     )
     parser.add_argument("--backend", default="auto", choices=BACKENDS)
-    parser.add_argument("--batch", type=int, default=4, help="frames per engine call (video)")
+    parser.add_argument("--batch", type=int, default=Settings.batch, help="frames per engine call (video)")
     parser.add_argument("--tta", action="store_true", help=TTA_HELP)
     add_engine_options(parser)
 
 
 def _add_encoder_options(parser: argparse.ArgumentParser) -> None:
     """How video outputs are encoded: the same for upscale and batch."""
-    parser.add_argument("-c:v", "--codec", default="libx264", help="video encoder: libx264, libx265, h264_nvenc, ...")
-    parser.add_argument("--crf", type=int, default=18, help="constant rate factor (default %(default)s)")
-    parser.add_argument("--preset", default="medium", help="encoder preset (default %(default)s)")
+    parser.add_argument(
+        "-c:v", "--codec", default=EncodeOptions.codec, help="video encoder: libx264, libx265, h264_nvenc, ..."
+    )
+    parser.add_argument("--crf", type=int, default=EncodeOptions.crf, help="constant rate factor (default %(default)s)")
+    parser.add_argument("--preset", default=EncodeOptions.preset, help="encoder preset (default %(default)s)")
     parser.add_argument("--pix-fmt", help="output pixel format (default: yuv420p, or 10-bit for 10-bit input)")
 
 
 def _add_stream_options(parser: argparse.ArgumentParser) -> None:
     """How inputs are read: duration, reconnects, segments, the live policy."""
     parser.add_argument("-t", "--duration", type=float, help="stop after this many seconds of input")
-    parser.add_argument("--retries", type=int, default=5, help="reconnect attempts for a dropped stream")
-    parser.add_argument("--timeout", type=float, default=10.0, help="connect/read timeout in seconds for streams")
+    parser.add_argument("--retries", type=int, default=Settings.retries, help="reconnect attempts for a dropped stream")
+    parser.add_argument(
+        "--timeout", type=float, default=Settings.timeout_s, help="connect/read timeout in seconds for streams"
+    )
     parser.add_argument(
         "--segment-time",
         type=float,
@@ -233,7 +239,7 @@ def _add_stream_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-latency",
         type=float,
-        default=2.0,
+        default=Settings.max_latency,
         metavar="SECONDS",
         help="live: the most a frame may wait from capture to written (default %(default)s)",
     )
@@ -383,7 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
 def run_command(argv: list[str] | None = None) -> int:
     """Run one srstream command; 0 on success, 1 on an error (one line on stderr)."""
     args = build_parser().parse_args(_dash_values(sys.argv[1:] if argv is None else list(argv)))
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    log_to_stderr(level=logging.WARNING)
     redact_logging()
     try:
         return args.func(args)

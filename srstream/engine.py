@@ -2,7 +2,7 @@
 
     frames in (frame_format) -> channels (frame_format) -> the codec's QP plane beside them, for a model that takes
     it (training.compression: the decoder's, else a blind estimate) -> a recurrent model's state packed beside them
-    (training.recurrent_generator) -> self-ensemble views (tta) -> batches (backend_call)
+    (training.architectures.recurrent) -> self-ensemble views (tta) -> batches (backend_call)
     -> tiles sized to the memory budget, shrunk on OOM (tile_budget, tiling) -> multiple-of padding (padding)
     -> the backend (backends: a registry, one module per backend) -> output size (resample) -> frames out
 
@@ -46,12 +46,13 @@ from srstream.padding import run_padded
 from srstream.resample import resize_to
 from srstream.tile_budget import MIN_TILE, TileBudget, run_shrinking
 from srstream.tta import self_ensemble, tta_views
+from training.architectures.recurrent import pack_state, unpack_state
 from training.compression import ASSUMED, Compression, estimated
-from training.recurrent_generator import pack_state, unpack_state
 
 __all__ = ["BACKENDS", "MIN_TILE", "EngineError", "Upscaler", "tta_views"]
 
 log = logging.getLogger("srstream")
+BATCH = 4  # frames per network call by default: enough to fill a CPU or a small GPU
 BACKENDS = backends.NAMES
 ACTIVATION_SLACK = 3  # live tensors at the widest layer: its input, its output and a temporary
 
@@ -87,7 +88,7 @@ class Upscaler:
         model: str | Path | ModelSpec = "srresnet-x4",
         backend: str = "auto",
         tile: int | None = 0,
-        batch_size: int = 4,
+        batch_size: int = BATCH,
         tta: bool = False,
         precision: str = "auto",
         memory_budget: int | None = None,

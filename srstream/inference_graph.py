@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from training.srresnet import SRResNet, SubPixelStage
+from training.architectures.srresnet import SRResNet, SubPixelStage
 
 
 def fold_batchnorm(module: nn.Module) -> nn.Module:

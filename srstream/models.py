@@ -7,13 +7,12 @@ from pathlib import Path
 
 from torch import nn
 
+from training import architectures
 from training.descriptor import ModelDescriptor
-from training.fast_generator import FastSR
-from training.recurrent_generator import RecurrentSR
-from training.srresnet import SRResNet
 from training.weights import ModelLoadError, load_checkpoint, load_generator
 
 THIRD_PARTY_SUFFIXES = {".pth", ".ckpt"}
+THIRD_PARTY_RADIUS = 32  # context pixels a tile gets for an architecture we do not know (spandrel's): ample for SR nets
 
 
 @dataclass(frozen=True)
@@ -62,16 +61,10 @@ class ModelSpec:
 
 
 def receptive_radius(module: nn.Module) -> int:
-    """Input pixels of context each output pixel depends on, for our generators; a safe default for others."""
-    if isinstance(module, SRResNet):
-        c = module.config
-        # 9x9 head, two 3x3 per block, trunk 3x3, sub-pixel stages (3x3 at growing scales), 9x9 tail at full scale.
-        return 4 + 2 * c.blocks + 1 + 2 + 1
-    if isinstance(module, FastSR):
-        return 2 + module.config.layers + 1
-    if isinstance(module, RecurrentSR):  # as FastSR; the state path's 3x3 is no wider than the 5x5 head
-        return 2 + module.config.layers + 1
-    return 32
+    """Input pixels of context each output pixel depends on: the architecture's own figure for ours, a safe margin
+    for others."""
+    architecture = architectures.of(module)
+    return architecture.receptive_radius(module.config) if architecture is not None else THIRD_PARTY_RADIUS
 
 
 def load_third_party(path: str | Path) -> ModelSpec:

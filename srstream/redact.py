@@ -27,7 +27,7 @@ class RedactingFilter(logging.Filter):
 
 
 def redact_logging() -> None:
-    """Put the filter on every handler of the root logger (after `logging.basicConfig`)."""
+    """Put the filter on every handler of the root logger (after `training.logs.log_to_stderr`)."""
     for handler in logging.getLogger().handlers:
         if not any(isinstance(f, RedactingFilter) for f in handler.filters):
             handler.addFilter(RedactingFilter())

@@ -109,7 +109,7 @@ def test_missing_or_malformed_side_data_never_raises(side, expected):
 
 def qp_model(tmp_path):
     """fast-x4 widened to take the QP (zero weights on it): the same output as fast-x4, whatever the QP."""
-    from training.fast_generator import FastConfig, FastSR
+    from training.architectures.fast import FastConfig, FastSR
     from training.weights import load_generator, save_weights
 
     source, descriptor = load_generator("fast-x4")

@@ -12,7 +12,7 @@ from srstream.images import read_image
 from srstream.models import ModelSpec, load_model, receptive_radius
 from srstream.tiling import run_tiled
 from training.descriptor import ModelDescriptor
-from training.srresnet import SRResNet, SRResNetConfig
+from training.architectures.srresnet import SRResNet, SRResNetConfig
 
 
 @pytest.fixture(scope="module")

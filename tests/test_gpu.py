@@ -53,13 +53,13 @@ def test_yuv_conversion_on_the_gpu_equals_the_cpus():
 def test_gpu_resident_pipeline_matches_the_cpu_pipeline(tmp_path):
     av = pytest.importorskip("av")
     from conftest import DATA
-    from srstream.video import EncodeOptions, upscale_video
+    from srstream.video import EncodeOptions, Settings, upscale_video
 
     clip = str(DATA / "video" / "vtest_320x180_2s.mp4")
     lossless = EncodeOptions(codec="libx264", crf=0, preset="ultrafast")
     for backend in ("cuda", "cpu"):
         upscale_video(clip, tmp_path / f"{backend}.mkv", Upscaler("fast-x4", backend=backend, precision="fp32"
-                      if backend == "cpu" else "auto"), lossless, duration=0.4, progress=False)
+                      if backend == "cpu" else "auto"), Settings(options=lossless, duration=0.4), progress=False)
     decoded = {}
     for backend in ("cuda", "cpu"):
         with av.open(str(tmp_path / f"{backend}.mkv")) as c:

@@ -4,8 +4,8 @@ import torch
 from torch import nn
 
 from training.discriminator import Discriminator
-from training.fast_generator import FastConfig, FastSR, macs_per_lr_pixel as fast_macs
-from training.srresnet import SRResNet, SRResNetConfig, macs_per_lr_pixel as srresnet_macs
+from training.architectures.fast import FastConfig, FastSR, macs_per_lr_pixel as fast_macs
+from training.architectures.srresnet import SRResNet, SRResNetConfig, macs_per_lr_pixel as srresnet_macs
 
 
 def count(module: nn.Module) -> int:

@@ -57,11 +57,11 @@ def test_a_recording_killed_with_sigkill_plays_up_to_near_the_kill(tmp_path, suf
 def _stream(source: str, tmp_path: Path, **settings):
     from srstream.engine import Upscaler
     from srstream.video.source import VideoInputError
-    from srstream.video.stream import Settings, Stream
-    from srstream.video.sink import EncodeOptions
+    from srstream.video.settings import Settings
+    from srstream.video.stream import Stream
 
     stream = Stream(source, tmp_path / "out.mp4", Upscaler("fast-x4", backend="cpu"),
-                    Settings(EncodeOptions(), **settings), threading.Condition())
+                    Settings(**settings), threading.Condition())
     if stream.exception is not None:
         raise VideoInputError(str(stream.exception))
     try:
@@ -107,11 +107,10 @@ def test_a_full_disk_is_one_line_naming_the_output(small_disk):
 
 def test_a_full_disk_stops_one_output_and_the_others_go_on(small_disk, tmp_path):
     from srstream.engine import Upscaler
-    from srstream.video import EncodeOptions
-    from srstream.video.pipeline import Settings, upscale_many
+    from srstream.video import EncodeOptions, Settings, upscale_many
 
     jobs = [(str(CLIP), small_disk / "a.mp4"), (str(SHORT), tmp_path / "b.mp4")]
-    results = upscale_many(jobs, Upscaler("fast-x4", backend="cpu"), Settings(EncodeOptions(preset="ultrafast")),
+    results = upscale_many(jobs, Upscaler("fast-x4", backend="cpu"), Settings(options=EncodeOptions(preset="ultrafast")),
                            progress=False)
     assert results[0].error == f"{small_disk / 'a.mp4'}: cannot write (No space left on device)"
     assert results[1].error is None

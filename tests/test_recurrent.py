@@ -11,7 +11,7 @@ import torch
 from conftest import DATA
 from srstream.export import INPUT, export_onnx
 from srstream.models import load_model
-from training.recurrent_generator import RecurrentConfig, RecurrentSR, pack_state, unpack_state
+from training.architectures.recurrent import RecurrentConfig, RecurrentSR, pack_state, unpack_state
 from training.train import ClipUnroll, Trainer
 from training.weights import load_generator, save_weights
 

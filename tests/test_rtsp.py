@@ -9,7 +9,7 @@ import pytest
 
 from cameras import Camera, camera_clip, needs_rtsp
 from srstream.engine import Upscaler
-from srstream.video import EncodeOptions, upscale_video
+from srstream.video import EncodeOptions, Settings, upscale_video
 
 pytestmark = needs_rtsp
 
@@ -35,8 +35,8 @@ def test_reconnects_after_the_server_dies_and_finishes_a_playable_file(camera, t
 
     threading.Thread(target=outage, daemon=True).start()
     upscaler = Upscaler("fast-x4", backend="cpu", batch_size=2)
-    stats = upscale_video(url, out, upscaler, EncodeOptions(preset="ultrafast"), batch=2, duration=6.0,
-                          progress=False, retries=10, timeout_s=2.0)
+    stats = upscale_video(url, out, upscaler, Settings(options=EncodeOptions(preset="ultrafast"), batch=2,
+                                                     duration=6.0, retries=10, timeout_s=2.0), progress=False)
     assert restarted.is_set()
     assert stats.reconnects >= 1
     assert stats.frames_out == stats.frames_in > 60

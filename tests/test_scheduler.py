@@ -17,9 +17,10 @@ from srstream.video import iter_upscaled, source
 from srstream.video.buffer import LATENCY_MARGIN, oldest_worth_upscaling
 from srstream.video.colour import Colour
 from srstream.video.scheduler import Scheduler, take_in_turn
-from srstream.video.sink import EncodeOptions, plan_output
+from srstream.video.settings import EncodeOptions, Settings
+from srstream.video.sink import plan_output
 from srstream.video.source import InputKind, VideoInputError, classify, is_live, is_video_input, open_input
-from srstream.video.stream import Settings, Stream
+from srstream.video.stream import Stream
 
 CLIP = DATA / "video" / "vtest_320x180_2s.mp4"
 
@@ -103,7 +104,7 @@ def test_take_in_turn_gives_every_input_its_share():
 
 
 def test_a_stream_owns_its_plan_and_its_frames(tiny_clip, upscaler):
-    settings = Settings(EncodeOptions(), batch=4, live=False)
+    settings = Settings(batch=4, live=False)
     stream = Stream(str(tiny_clip), None, upscaler, settings, threading.Condition())
     assert stream.exception is None and stream.stats.size_in == (64, 36) and not stream.live
     stream.start()
@@ -118,7 +119,7 @@ def test_a_stream_owns_its_plan_and_its_frames(tiny_clip, upscaler):
 
 
 def test_batches_take_one_frame_from_each_input_in_turn(tiny_clip, upscaler):
-    settings = Settings(EncodeOptions(), batch=4, live=False)
+    settings = Settings(batch=4, live=False)
     wakeup = threading.Condition()
     streams = [Stream(str(tiny_clip), None, upscaler, settings, wakeup) for _ in range(2)]
     scheduler = Scheduler(streams, upscaler, settings, wakeup)
@@ -137,6 +138,6 @@ def test_batches_take_one_frame_from_each_input_in_turn(tiny_clip, upscaler):
 
 
 def test_iter_upscaled_keeps_the_size_asked_for(tiny_clip, upscaler):
-    frames = list(iter_upscaled(str(tiny_clip), upscaler, batch=3, output_size=OutputSize(width=201, height=113)))
+    frames = list(iter_upscaled(str(tiny_clip), upscaler, Settings(batch=3, output_size=OutputSize(width=201, height=113))))
     assert len(frames) == 10 and frames[0].rgb.shape == (113, 201, 3)  # no encoder: odd sides stay odd
     assert [f.pts for f in frames] == sorted(f.pts for f in frames)

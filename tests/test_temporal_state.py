@@ -15,11 +15,12 @@ import torch
 
 from conftest import DATA
 from srstream.engine import EngineError, Upscaler
-from srstream.video import EncodeOptions, iter_upscaled
+from srstream.video import iter_upscaled
 from srstream.video.frames import Decoded
 from srstream.video.memory import StreamMemory
-from srstream.video.scheduler import Scheduler, Settings, Stream
-from training.recurrent_generator import RecurrentConfig, RecurrentSR
+from srstream.video.scheduler import Scheduler, Stream
+from srstream.video.settings import Settings
+from training.architectures.recurrent import RecurrentConfig, RecurrentSR
 from training.weights import load_generator, save_weights
 
 CLIP = DATA / "video" / "vtest_320x180_2s.mp4"
@@ -98,7 +99,7 @@ def test_each_frame_continues_from_the_one_before(remembering, clip):
 
 def test_two_cameras_batched_together_stay_independent(remembering, clip, tmp_path):
     flipped = write_clip(tmp_path / "flipped.mov", [f[:, ::-1].copy() for f in lr_frames()])
-    settings = Settings(EncodeOptions(), 4, None, 0, 10.0, live=False)
+    settings = Settings(batch=4, retries=0, live=False)
     wakeup = threading.Condition()
     streams = [Stream(src, None, remembering, settings, wakeup) for src in (clip, flipped)]
     outputs, sizes = {s: [] for s in streams}, []

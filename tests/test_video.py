@@ -13,12 +13,12 @@ from conftest import DATA, EXAMPLES, LogWatch, free_port
 from srstream.cli import main
 from srstream.engine import Upscaler
 from srstream.images import read_image
-from srstream.video import EncodeOptions, iter_upscaled, upscale_video
+from srstream.video import EncodeOptions, Settings, iter_upscaled, upscale_video
 from srstream.video.colour import Colour, from_rgb, to_rgb
 from srstream.video.source import VideoInputError
 
 CLIP = DATA / "video" / "vtest_320x180_2s.mp4"
-FAST = EncodeOptions(preset="ultrafast", crf=23)
+FAST = Settings(options=EncodeOptions(preset="ultrafast", crf=23))
 needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg CLI makes the derived clips")
 
 
@@ -104,7 +104,7 @@ def test_odd_sizes_and_image_sequences(upscaler, tmp_path):
     seq = tmp_path / "seq"
     seq.mkdir()
     ffmpeg("-i", str(CLIP), "-frames:v", "6", "-vf", "scale=64:36", str(seq / "frame_%03d.png"))
-    frames = list(iter_upscaled(str(seq / "frame_%03d.png"), upscaler, batch=4))
+    frames = list(iter_upscaled(str(seq / "frame_%03d.png"), upscaler, Settings(batch=4)))
     assert len(frames) == 6 and frames[0].rgb.shape == (144, 256, 3)
     assert [f.pts for f in frames] == sorted(f.pts for f in frames)
 

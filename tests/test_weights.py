@@ -7,7 +7,7 @@ import torch
 from conftest import tiny_config
 from training.train import Trainer
 from training.weights import ModelLoadError, load_generator, save_weights, shipped_models
-from training.srresnet import SRResNet, SRResNetConfig
+from training.architectures.srresnet import SRResNet, SRResNetConfig
 
 
 class Payload:

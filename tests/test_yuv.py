@@ -111,13 +111,13 @@ def test_rgb_survives_a_round_trip_through_444_within_one_level():
 
 def test_nvenc_where_there_is_none_falls_back_to_x264_with_a_log_line(tmp_path, caplog):
     from srstream.engine import Upscaler
-    from srstream.video import EncodeOptions, upscale_video
+    from srstream.video import EncodeOptions, Settings, upscale_video
 
     if torch.cuda.is_available():
         pytest.skip("a GPU is here: NVENC may really open")
     out = tmp_path / "nvenc.mp4"
     stats = upscale_video(str(DATA / "video" / "vtest_320x180_2s.mp4"), out, Upscaler("fast-x4", backend="cpu"),
-                          EncodeOptions(codec="h264_nvenc"), duration=0.2, progress=False)
+                          Settings(options=EncodeOptions(codec="h264_nvenc"), duration=0.2), progress=False)
     assert stats.frames_out == 5 and "h264_nvenc cannot open here" in caplog.text
     with av.open(str(out)) as c:
         assert c.streams.video[0].codec_context.name == "h264"

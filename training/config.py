@@ -7,6 +7,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from training.architectures import ARCHITECTURES
 from training.camera_degrade import CameraSettings
 from training.errors import SrstreamError
 
@@ -17,16 +18,8 @@ DEFAULTS: dict[str, Any] = {
     "out_dir": "runs/srresnet-x4",
     "model": {
         "architecture": "srresnet",
-        "scale": 4,
-        "channels": 3,
-        "width": 64,
-        "blocks": 16,
-        "batch_norm": True,
-        "image_skip": False,
-        "layers": 4,
-        "hidden": 13,
-        "qp_input": False,
-    },  # fast: the codec's QP plane as a fourth input channel (training.compression)
+        **{k: v for a in ARCHITECTURES.values() for k, v in a.defaults().items()},
+    },  # each architecture's keys with its config's defaults (training/architectures/NAME.py)
     "data": {
         "train": [],
         "patch_size": 96,
@@ -66,11 +59,6 @@ DEFAULTS: dict[str, Any] = {
 }
 PHASES = ("srresnet", "srgan")
 SCHEDULES = ("constant", "drop_half", "cosine")
-ARCH_KEYS = {
-    "srresnet": ("scale", "channels", "width", "blocks", "batch_norm", "image_skip"),
-    "fast": ("scale", "channels", "width", "layers", "qp_input"),
-    "recurrent": ("scale", "channels", "width", "layers", "hidden", "qp_input"),
-}
 
 
 class ConfigError(SrstreamError, ValueError):
@@ -123,13 +111,15 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> di
         raise ConfigError(f"phase {config['phase']!r}: use one of {', '.join(PHASES)}")
     if config["train"]["lr_schedule"] not in SCHEDULES:
         raise ConfigError(f"train.lr_schedule {config['train']['lr_schedule']!r}: use one of {', '.join(SCHEDULES)}")
-    if config["model"]["architecture"] not in ARCH_KEYS:
-        raise ConfigError(f"model.architecture {config['model']['architecture']!r}: use one of {', '.join(ARCH_KEYS)}")
+    arch = config["model"]["architecture"]
+    if arch not in ARCHITECTURES:
+        raise ConfigError(f"model.architecture {arch!r}: use one of {', '.join(ARCHITECTURES)}")
     if config["model"]["qp_input"] and (
-        config["model"]["architecture"] not in ("fast", "recurrent") or config["data"]["degradation"] != "camera"
+        "qp_input" not in ARCHITECTURES[arch].config_keys or config["data"]["degradation"] != "camera"
     ):
+        takes = ", ".join(n for n, a in ARCHITECTURES.items() if "qp_input" in a.config_keys)
         raise ConfigError(
-            'model.qp_input is for the fast and recurrent architectures trained on data.degradation = "camera" '
+            f'model.qp_input is for the {takes} architectures trained on data.degradation = "camera" '
             "(the codec's QP comes from its encodes)"
         )
     if not config["data"]["train"]:
@@ -190,4 +180,4 @@ def generator_config(config: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """The architecture name and the constructor settings it takes."""
     model = config["model"]
     arch = model["architecture"]
-    return arch, {k: model[k] for k in ARCH_KEYS[arch]}
+    return arch, {k: model[k] for k in ARCHITECTURES[arch].config_keys}

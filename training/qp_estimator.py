@@ -10,6 +10,7 @@ measured on real footage it never saw by `benchmarks/qp_estimate.py`. The shippe
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 from collections.abc import Callable
@@ -23,6 +24,9 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from training.compression import BLOCK, QP_MAX, blocks_of, luma
+from training.logs import log_to_stderr
+
+log = logging.getLogger(__name__)
 
 WEIGHTS = Path(__file__).resolve().parent / "shipped" / "qp-estimator.safetensors"
 TRAIN = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "sr" / "train"
@@ -138,7 +142,7 @@ def train(
         opt.step()
         step += 1
         if step % 200 == 0:
-            print(f"step {step} ({elapsed / 60:.0f} min): L1 {loss.item():.2f} QP", file=sys.stderr)
+            log.info("step %d (%.0f min): L1 %.2f QP", step, elapsed / 60, loss.item())
         if save and time.monotonic() - saved > 300:
             save(net.eval())
             net.train()
@@ -166,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, help="keep the encoded frames here (.npz) and reuse them")
     parser.add_argument("--resume", action="store_true", help="start from the weights in --out")
     args = parser.parse_args(argv)
+    log_to_stderr()
     if args.cache and args.cache.is_file():
         stored = np.load(args.cache, allow_pickle=False)
         pairs = [(stored[f"y{i}"], stored[f"q{i}"]) for i in range(len(stored.files) // 2)]
@@ -173,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         pairs = make_pairs(args.clips, seed=0)
         if args.cache:
             np.savez(args.cache, **{f"{k}{i}": v for i, (y, q) in enumerate(pairs) for k, v in (("y", y), ("q", q))})
-    print(f"{len(pairs)} frames", file=sys.stderr)
+    log.info("%d frames", len(pairs))
     net = None
     if args.resume:
         net = QPNet()

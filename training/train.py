@@ -9,6 +9,7 @@ under `torchrun --nproc_per_node N` for DDP (NCCL on CUDA, gloo on CPU). A run r
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import os
 import platform
@@ -28,6 +29,8 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from training.acquisition import degrade_batch
+from training.architectures.fast import FastSR
+from training.architectures.recurrent import RecurrentSR, pack_state, unpack_state
 from training.atomic import atomic_path
 from training.camera_data import CameraClips
 from training.camera_degrade import CameraSettings
@@ -40,21 +43,22 @@ from training.config import (
 from training.data import HRCrops, StepSampler
 from training.degrade import degrade, imresize
 from training.discriminator import Discriminator
-from training.fast_generator import FastSR
 from training.hardware import cpu_has_native_bf16
+from training.logs import log_to_stderr
 from training.losses import (
     VGGWeightsMissing,
     content_loss,
     discriminator_loss,
     generator_adversarial_loss,
 )
-from training.recurrent_generator import RecurrentSR, pack_state, unpack_state
 from training.weights import (
     build_generator,
     load_checkpoint,
     load_generator,
     save_weights,
 )
+
+log = logging.getLogger(__name__)
 
 SAMPLE_BASE_INDEX = 1 << 39  # sample-grid crops come from indices training never reaches
 
@@ -173,7 +177,7 @@ class Trainer:
         elif isinstance(self.generator, FastSR):
             skipped = self.generator.load_compatible(source.state_dict())
             if skipped and self.rank == 0:
-                print(f"train.init {path}: kept the fresh {', '.join(skipped)} (another shape)", file=sys.stderr)
+                log.warning("train.init %s: kept the fresh %s (another shape)", path, ", ".join(skipped))
         else:
             self.generator.load_state_dict(source.state_dict())
 
@@ -498,6 +502,7 @@ def main(argv: list[str] | None = None) -> int:
         help="override a setting, e.g. --set train.steps=2000 (repeatable)",
     )
     args = parser.parse_args(argv)
+    log_to_stderr()
     try:
         config = load_config(args.config, args.overrides)
         trainer = Trainer(config)

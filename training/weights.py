@@ -16,19 +16,12 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from training import architectures
 from training.atomic import atomic_path
 from training.descriptor import ModelDescriptor
 from training.errors import SrstreamError
-from training.fast_generator import FastConfig, FastSR
-from training.recurrent_generator import RecurrentConfig, RecurrentSR
-from training.srresnet import SRResNet, SRResNetConfig
 
 SHIPPED_DIR = Path(__file__).resolve().parent / "shipped"
-ARCHITECTURES: dict[str, tuple[type, type]] = {
-    "srresnet": (SRResNet, SRResNetConfig),
-    "fast": (FastSR, FastConfig),
-    "recurrent": (RecurrentSR, RecurrentConfig),
-}
 
 
 class ModelLoadError(SrstreamError, ValueError):
@@ -37,18 +30,15 @@ class ModelLoadError(SrstreamError, ValueError):
 
 def build_generator(architecture: str, config: dict[str, Any]) -> nn.Module:
     """A freshly initialised generator of a registered architecture."""
-    if architecture not in ARCHITECTURES:
-        raise ValueError(f"unknown architecture {architecture!r}: one of {', '.join(ARCHITECTURES)}")
-    module_cls, config_cls = ARCHITECTURES[architecture]
-    return module_cls(config_cls(**config))
+    return architectures.get(architecture).build(config)
 
 
 def architecture_of(model: nn.Module) -> str:
     """The registry name of a generator instance."""
-    for name, (module_cls, _) in ARCHITECTURES.items():
-        if isinstance(model, module_cls):
-            return name
-    raise ValueError(f"{type(model).__name__} is not a registered generator")
+    architecture = architectures.of(model)
+    if architecture is None:
+        raise ValueError(f"{type(model).__name__} is not a registered generator")
+    return architecture.name
 
 
 def save_weights(model: nn.Module, path: str | Path, card: dict[str, Any]) -> Path:
@@ -59,18 +49,16 @@ def save_weights(model: nn.Module, path: str | Path, card: dict[str, Any]) -> Pa
         k: v.detach().to("cpu", torch.float16).contiguous() if v.is_floating_point() else v.detach().cpu()
         for k, v in model.state_dict().items()
     }
+    architecture = architectures.get(architecture_of(model))
     full_card = {
-        "architecture": architecture_of(model),
+        "architecture": architecture.name,
         "config": model.config.to_dict(),
         "scale": model.config.scale,
         "channels": model.config.channels,
         "value_range": [0.0, 1.0],
         **card,
+        **architecture.card_fields(model),  # what the engine needs of this architecture (a recurrent state)
     }
-    if isinstance(model, RecurrentSR):  # what the engine needs to pack the state beside each frame
-        full_card.update(
-            restores="frames", temporal={"window": 0, "recurrent": True, "state_channels": model.state_channels}
-        )
     with atomic_path(path) as tmp:
         save_file(state, tmp, metadata={"format": "pt"})
     with atomic_path(path.with_suffix(".json")) as tmp:

@@ -4,11 +4,3 @@ on disk (`outbox`) for delivery by C-STORE or STOW-RS (`sender`); `security` hol
 subcommand."""
 
 from __future__ import annotations
-
-import sys
-import time
-
-
-def log(message: str) -> None:
-    """One line on stderr, stamped, for the node's log (a service manager keeps it)."""
-    print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} srmed serve: {message}", file=sys.stderr, flush=True)

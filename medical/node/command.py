@@ -8,6 +8,7 @@ upscaled), outbox/<job>/ (waiting to be delivered). On start, work/ goes back to
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import shutil
 import sys
@@ -16,8 +17,10 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from medical.node import log
 from training.errors import SrstreamError
+from training.logs import log_to_stderr
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from medical.engine import Engines
@@ -141,9 +144,10 @@ class Node:
             count = len(list(inputs.glob("*.dcm")))
             self._route(job, uid, count)
         except Exception as exc:  # noqa: BLE001 - one bad series must not stop the node
-            log(
-                f"series in {job.name}: failed, {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}; "
-                "nothing sent"
+            log.error(
+                "srmed serve: series in %s: failed, %s; nothing sent",
+                job.name,
+                str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
             )
         finally:
             shutil.rmtree(job, ignore_errors=True)
@@ -155,11 +159,11 @@ class Node:
         rule = self.rules.route(facts_of(job / "in")) if self.rules else None
         if self.rules and rule is None:
             if not self.rules.forward_unmatched:
-                log(f"series {uid} ({count} instances): matches no rule; skipped, nothing sent")
+                log.info(f"srmed serve: series {uid} ({count} instances): matches no rule; skipped, nothing sent")
                 return
             return self._forward(job, uid, "matches no rule")
         if rule is not None and rule.action == "skip":
-            log(f"series {uid} ({count} instances): rule {rule.name!r} skips it; nothing sent")
+            log.info(f"srmed serve: series {uid} ({count} instances): rule {rule.name!r} skips it; nothing sent")
             return
         if rule is not None and rule.action == "forward":
             return self._forward(job, uid, f"rule {rule.name!r}")
@@ -167,7 +171,13 @@ class Node:
 
     def _forward(self, job: Path, uid: str, why: str) -> None:
         queued = self.outbox.put(job / "in", job.name)
-        log(f"series {uid}: {why}; {len(queued.files)} instances forwarded unchanged to {self.dest.text}")
+        log.info(
+            "srmed serve: series %s: %s; %d instances forwarded unchanged to %s",
+            uid,
+            why,
+            len(queued.files),
+            self.dest.text,
+        )
 
     def _upscale(self, job: Path, uid: str, count: int, rule: Rule | None) -> None:
         from medical.node.job import upscale_series
@@ -175,20 +185,21 @@ class Node:
 
         why = refusal(job / "in")
         if why is not None:
-            log(f"series {uid} ({count} instances): refused, {why}; nothing sent")
+            log.warning(f"srmed serve: series {uid} ({count} instances): refused, {why}; nothing sent")
             return
         from medical.node.job import rule_job
 
         request = rule_job(self.job, rule.options()) if rule is not None else self.job
         named = f" (rule {rule.name!r})" if rule is not None else ""
-        log(f"series {uid}: {count} instances received; upscaling{named}")
+        log.info(f"srmed serve: series {uid}: {count} instances received; upscaling{named}")
         started = time.perf_counter()
         derived, report = upscale_series(job, request, self.engines)
         queued = self.outbox.put(derived, job.name)
         volumes = f"{report['volumes']} volumes, " if report["volumes"] > 1 else ""
-        log(
-            f"series {uid}: {volumes}{report['mode']} with {report['model']} ({report['mode_reason']}), upscaled in "
-            f"{time.perf_counter() - started:.1f} s, {len(queued.files)} instances queued for {self.dest.text}"
+        log.info(
+            f"srmed serve: series {uid}: {volumes}{report['mode']} with {report['model']} ({report['mode_reason']}), "
+            f"upscaled in {time.perf_counter() - started:.1f} s, {len(queued.files)} instances queued for "
+            f"{self.dest.text}"
         )
 
     def deliver(self) -> None:
@@ -203,11 +214,16 @@ class Node:
                     store(job.files, self.dest, self.ae_title, self.client_tls)
                 except (SendError, OSError, ValueError) as exc:
                     delay = self.outbox.failed(job, str(exc))
-                    log(f"{str(exc).splitlines()[0]}; job {job.folder.name} stays queued, retry in {delay:g} s")
+                    log.warning(
+                        "srmed serve: %s; job %s stays queued, retry in %g s",
+                        str(exc).splitlines()[0],
+                        job.folder.name,
+                        delay,
+                    )
                     continue
                 count = len(job.files)
                 self.outbox.delivered(job)
-                log(f"job {job.folder.name}: {count} instances delivered to {self.dest.text}")
+                log.info(f"srmed serve: job {job.folder.name}: {count} instances delivered to {self.dest.text}")
             self.stopping.wait(0.5)
 
 
@@ -219,6 +235,7 @@ def run(args: argparse.Namespace) -> int:
     from medical.node.rules import load_rules
     from medical.node.series import claim, complete
 
+    log_to_stderr("%(asctime)s %(message)s", datefmt="%Y-%m-%d %H:%M:%S")  # a service manager keeps the log
     try:
         job = check_options(args)
         rules = load_rules(args.rules) if args.rules else None
@@ -235,8 +252,9 @@ def run(args: argparse.Namespace) -> int:
         return 1
     sender = threading.Thread(target=node.deliver, name="srmed-sender", daemon=True)
     sender.start()
-    log(
-        f"listening on {args.host}:{args.port} as {node.ae_title} ({'TLS' if node.server_tls else 'no TLS'}, "
+    log.info(
+        f"srmed serve: listening on {args.host}:{args.port} as {node.ae_title} "
+        f"({'TLS' if node.server_tls else 'no TLS'}, "
         f"calling AEs: {' '.join(node.allowed) or 'any'}); derived series to {node.dest.text}; "
         f"{engines.describe()}" + (f"; {len(rules.rules)} rules from {args.rules}" if rules else "")
     )

@@ -3,14 +3,16 @@ fsync'd, before it is acknowledged, under names derived from nothing but hashes.
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 import threading
 from pathlib import Path
 from typing import Any
 
-from medical.node import log
 from medical.node.security import Caps, safe_name, shown
+
+log = logging.getLogger(__name__)
 
 # C-STORE statuses (PS3.4 Annex B.2.3): refused for resources, data set not understood.
 OUT_OF_RESOURCES = 0xA700
@@ -90,8 +92,8 @@ class Receiver:
         return f"{peer.address}:{peer.port} AE {shown(peer.ae_title)}"
 
     def _rejected(self, event) -> None:
-        log(
-            f"{self._peer(event)}: association rejected (calling AE not in --allow-ae, or called AE not "
+        log.warning(
+            f"srmed serve: {self._peer(event)}: association rejected (calling AE not in --allow-ae, or called AE not "
             f"{self.ae_title!r})"
         )
 
@@ -101,9 +103,10 @@ class Receiver:
         key = id(event.assoc)
         self._received[key] = self._received.get(key, 0) + len(event.data)
         if self._received[key] > self.caps.max_association_bytes + 2 * self.max_pdu:
-            log(
-                f"{self._peer(event)}: sent over --max-association-bytes {self.caps.max_association_bytes}; "
-                "association aborted"
+            log.warning(
+                "srmed serve: %s: sent over --max-association-bytes %d; association aborted",
+                self._peer(event),
+                self.caps.max_association_bytes,
             )
             event.assoc.abort()
 
@@ -119,17 +122,19 @@ class Receiver:
             head = event.dataset  # decoded lazily: only the elements asked for are read
             series_uid, sop_uid = str(head.SeriesInstanceUID), str(event.request.AffectedSOPInstanceUID)
         except Exception as exc:  # noqa: BLE001 - a malformed dataset has many faces in pydicom
-            log(f"{peer}: instance not understood ({type(exc).__name__}: {str(exc)[:120]}); refused")
+            log.warning(
+                "srmed serve: %s: instance not understood (%s: %s); refused", peer, type(exc).__name__, str(exc)[:120]
+            )
             return CANNOT_UNDERSTAND
         refusal = self.caps.refusal(self.incoming, self._stored.get(key, 0), len(data))
         if refusal is not None:
-            log(f"{peer}: instance {shown(sop_uid)} refused ({refusal})")
+            log.warning(f"srmed serve: {peer}: instance {shown(sop_uid)} refused ({refusal})")
             return OUT_OF_RESOURCES
         try:
             with self.lock:
                 write_instance(self.incoming / safe_name(series_uid), sop_uid, data)
         except OSError as exc:
-            log(f"{peer}: instance {shown(sop_uid)} not stored ({exc.strerror or exc})")
+            log.warning(f"srmed serve: {peer}: instance {shown(sop_uid)} not stored ({exc.strerror or exc})")
             return OUT_OF_RESOURCES
         self._stored[key] = self._stored.get(key, 0) + len(data)
         return SUCCESS

@@ -21,7 +21,7 @@ from srstream.site.original import OriginalRecorder
 from srstream.site.provenance import Provenance
 from srstream.site.recordings import Recordings, Run, run_stem
 from srstream.site.recovery import adopt
-from srstream.video.sink import EncodeOptions
+from srstream.video.settings import EncodeOptions
 from srstream.video.source import classify
 from srstream.video.stream import (
     LATENCY_SAMPLES,
@@ -161,7 +161,7 @@ class CameraRunner(threading.Thread):
             if camera.keep_original:
                 recorder = OriginalRecorder(camera.record / stem, camera.segment_time)
         settings = Settings(
-            EncodeOptions(camera.codec, camera.crf, camera.preset),
+            options=EncodeOptions(codec=camera.codec, crf=camera.crf, preset=camera.preset),
             batch=self.batch,
             retries=-1,
             timeout_s=camera.timeout,

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from srstream.redact import redact
-from srstream.video.sink import EncodeOptions, is_url
-from srstream.video.stream import Settings
+from srstream.video.settings import EncodeOptions, Settings
+from srstream.video.sink import is_url
 from training.errors import SrstreamError
 
 DEFAULT_METRICS = "127.0.0.1:9108"

@@ -19,6 +19,7 @@ from typing import Any
 from srstream.ray_tasks import connect
 from srstream.site.config import Camera, Site
 from srstream.site.metrics import Metrics
+from training.logs import log_to_stderr
 
 log = logging.getLogger("srstream.site")
 POLL_S = 2.0
@@ -31,7 +32,7 @@ class SiteWorker:
     def __init__(self, site: Site) -> None:
         from srstream.site.server import Server
 
-        logging.basicConfig(level=logging.WARNING, format="%(message)s")
+        log_to_stderr(level=logging.WARNING)
         self.server = Server(replace(site, metrics=None, cameras={}))
         self.started = time.monotonic()
 

@@ -16,8 +16,8 @@ from srstream.site.config import Camera, Site
 from srstream.site.metrics import Metrics
 from srstream.site.provenance import of_run, sha256_of
 from srstream.video.scheduler import Scheduler
-from srstream.video.sink import EncodeOptions
-from srstream.video.stream import Settings, Stream
+from srstream.video.settings import Settings
+from srstream.video.stream import Stream
 from training.weights import ModelLoadError, resolve_model_path
 
 log = logging.getLogger("srstream.site")
@@ -41,7 +41,7 @@ class EngineGroup:
         self.wakeup = threading.Condition()
         self.serving = threading.Event()
         self.serving.set()
-        settings = Settings(EncodeOptions(), batch=batch, max_latency=max_latency, live=True)
+        settings = Settings(batch=batch, max_latency=max_latency, live=True)
         self.scheduler = Scheduler([], upscaler, settings, self.wakeup, intake=self.intake, serving=self.serving)
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, daemon=True, name=f"srstream-engine-{self.model}")

@@ -5,24 +5,26 @@ from __future__ import annotations
 
 import traceback
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from srstream.output_size import OutputSize
 from srstream.ray_tasks import run_as_ray_tasks
-from srstream.video.sink import EncodeOptions
+from srstream.video.settings import EncodeOptions, Settings
 from srstream.video.source import VIDEO_SUFFIXES
 
 
-@dataclass(frozen=True)
-class Job:
+@dataclass(frozen=True, kw_only=True)
+class VideoJob:
+    """One video of a batch: what a worker (or a Ray task) needs to upscale it on its own."""
+
     source: str
     output: str
     model: str
     backend: str
-    batch: int
-    options: EncodeOptions
-    overwrite: bool
+    batch: int = Settings.batch
+    options: EncodeOptions = field(default_factory=EncodeOptions)
+    overwrite: bool = False
     tta: bool = False
     precision: str = "auto"
     output_size: OutputSize | None = None
@@ -42,37 +44,31 @@ def collect_inputs(items: Iterable[str]) -> list[Path]:
     return found
 
 
-def run_job(job: Job) -> dict:
+def run_job(job: VideoJob) -> dict:
     """Upscale one video; never raises: failures come back as {'error': ...} so the batch goes on."""
     from srstream.engine import Upscaler
     from srstream.video.pipeline import upscale_video
 
     try:
         upscaler = Upscaler(job.model, backend=job.backend, batch_size=job.batch, tta=job.tta, precision=job.precision)
-        stats = upscale_video(
-            job.source,
-            job.output,
-            upscaler,
-            job.options,
-            batch=job.batch,
-            overwrite=job.overwrite,
-            progress=False,
-            output_size=job.output_size,
-        )
+        settings = Settings(options=job.options, batch=job.batch, output_size=job.output_size)
+        stats = upscale_video(job.source, job.output, upscaler, settings, overwrite=job.overwrite, progress=False)
         return stats.to_dict()
     except Exception as exc:  # noqa: BLE001 - reported per file; the other files still run
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         return {"input": job.source, "output": job.output, "error": message, "trace": traceback.format_exc(limit=3)}
 
 
-def run_batch(jobs: list[Job], workers: int = 1, ray_address: str | None = None, progress: bool = True) -> list[dict]:
+def run_batch(
+    jobs: list[VideoJob], workers: int = 1, ray_address: str | None = None, progress: bool = True
+) -> list[dict]:
     """Run `jobs`: `workers` videos at a time in this process, all through one engine (the same path as
     `srstream upscale IN IN ... OUTDIR`), or as Ray tasks when `ray_address` is given ('auto' joins a running
     cluster, 'local' starts one here). Jobs must share model, backend and settings."""
     if ray_address is not None:
         return run_as_ray_tasks(run_job, jobs, ray_address, unit="video", progress=progress)
     from srstream.engine import Upscaler
-    from srstream.video.pipeline import Settings, check_output, upscale_many
+    from srstream.video.pipeline import check_output, upscale_many
 
     refused = []
     for job in jobs:  # an existing output is that file's error; the others still run
@@ -92,7 +88,7 @@ def run_batch(jobs: list[Job], workers: int = 1, ray_address: str | None = None,
         )
     except Exception as exc:  # noqa: BLE001 - no engine: every video fails the same way
         return [{"input": j.source, "output": j.output, "error": str(exc).splitlines()[0]} for j in jobs]
-    settings = Settings(first.options, first.batch, output_size=first.output_size, live=False)
+    settings = Settings(options=first.options, batch=first.batch, output_size=first.output_size, live=False)
     stats = upscale_many(
         [(j.source, j.output) for j in jobs],
         upscaler,

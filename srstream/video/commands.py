@@ -7,21 +7,22 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from srstream.engine import Upscaler
 from srstream.models import load_model
 from srstream.output_size import from_options
 from srstream.redact import redact
-from srstream.video.batch import Job, collect_inputs, run_batch
+from srstream.video.batch import VideoJob, collect_inputs, run_batch
 from srstream.video.pipeline import (
-    Settings,
     check_output,
     output_name,
     upscale_many,
     upscale_video,
 )
-from srstream.video.sink import STDOUT, EncodeOptions, is_url
+from srstream.video.settings import EncodeOptions, Settings
+from srstream.video.sink import STDOUT, is_url
 from srstream.video.stats import Stats
 
 
@@ -74,18 +75,12 @@ def _jobs(args: argparse.Namespace, inputs: list[str], target: str) -> tuple[boo
     return True, _targets(inputs, Path(target), fmt if fmt.startswith(".") else f".{fmt}")
 
 
-def _one(args: argparse.Namespace, job: tuple, upscaler: Upscaler, options, size, label: str | None) -> int:
-    """One input into one output; its summary or JSON; 130 if interrupted."""
-    source, out = job
-    stats = upscale_video(
-        source,
-        out,
-        upscaler,
-        options,
+def _settings(args: argparse.Namespace, size, label: str | None) -> Settings:
+    """The run's Settings, from the parsed flags: the only place the video CLI's Namespace becomes one."""
+    return Settings(
+        options=_options(args),
         batch=args.batch,
         duration=args.duration,
-        overwrite=args.overwrite,
-        progress=not (args.quiet or args.json),
         retries=args.retries,
         timeout_s=args.timeout,
         segment_time=args.segment_time,
@@ -93,9 +88,17 @@ def _one(args: argparse.Namespace, job: tuple, upscaler: Upscaler, options, size
         live=args.live,
         max_latency=args.max_latency,
         crash_safe=args.crash_safe,
-        container=args.format if out == STDOUT else None,
         label=label,
     )
+
+
+def _one(args: argparse.Namespace, job: tuple, upscaler: Upscaler, settings: Settings) -> int:
+    """One input into one output; its summary or JSON; 130 if interrupted."""
+    source, out = job
+    if out == STDOUT:
+        settings = replace(settings, container=args.format)
+    progress = not (args.quiet or args.json)
+    stats = upscale_video(source, out, upscaler, settings, overwrite=args.overwrite, progress=progress)
     if args.json:
         print(json.dumps(stats.to_dict(), indent=2))
     elif not args.quiet:
@@ -103,21 +106,8 @@ def _one(args: argparse.Namespace, job: tuple, upscaler: Upscaler, options, size
     return 130 if stats.interrupted else 0
 
 
-def _many(args: argparse.Namespace, jobs: list, upscaler: Upscaler, options, size, label: str | None) -> int:
+def _many(args: argparse.Namespace, jobs: list, upscaler: Upscaler, settings: Settings) -> int:
     """Several inputs through one engine; a line (or JSON) each; 130 if interrupted, 1 if any failed."""
-    settings = Settings(
-        options,
-        args.batch,
-        args.duration,
-        args.retries,
-        args.timeout,
-        args.segment_time,
-        size,
-        args.live,
-        args.max_latency,
-        args.crash_safe,
-        label=label,
-    )
     results = upscale_many(jobs, upscaler, settings, progress=not (args.quiet or args.json), overwrite=args.overwrite)
     for stats in results:
         if stats.error:
@@ -135,16 +125,15 @@ def cmd_video(args: argparse.Namespace, inputs: list[str], target: str, upscaler
     """One video input into OUT (a file or a URL), or several (or one into an existing directory) into OUTDIR."""
     several, jobs = _jobs(args, inputs, target)
     size = from_options(args.outscale, args.size)
-    options = _options(args)
     for source, path in jobs:  # before the model loads
         check_output(source, path, args.overwrite, args.segment_time)
     upscaler: Upscaler = upscaler_for(args.batch)
-    label = f"upscaled by srstream {upscaler.spec.name}" if args.label else None
+    settings = _settings(args, size, f"upscaled by srstream {upscaler.spec.name}" if args.label else None)
     if not args.quiet:
         print(f"srstream: {upscaler.spec.name} x{upscaler.scale} on {upscaler.label}{args.model_note}", file=sys.stderr)
     if several:
-        return _many(args, jobs, upscaler, options, size, label)
-    return _one(args, jobs[0], upscaler, options, size, label)
+        return _many(args, jobs, upscaler, settings)
+    return _one(args, jobs[0], upscaler, settings)
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
@@ -164,17 +153,17 @@ def cmd_batch(args: argparse.Namespace) -> int:
         else f"x{load_model(args.model).scale}"
     )
     jobs = [
-        Job(
-            str(p),
-            str(out_dir / f"{p.stem}_{tag}{suffix}"),
-            args.model,
-            args.backend,
-            args.batch,
-            _options(args),
-            args.overwrite,
-            args.tta,
-            args.precision,
-            size,
+        VideoJob(
+            source=str(p),
+            output=str(out_dir / f"{p.stem}_{tag}{suffix}"),
+            model=args.model,
+            backend=args.backend,
+            batch=args.batch,
+            options=_options(args),
+            overwrite=args.overwrite,
+            tta=args.tta,
+            precision=args.precision,
+            output_size=size,
         )
         for p in inputs
     ]

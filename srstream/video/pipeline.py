@@ -17,19 +17,20 @@ import re
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from srstream.engine import Upscaler
-from srstream.output_size import OutputSize
 from srstream.signals import sigterm_as_interrupt
 from srstream.video.frames import Decoded
 from srstream.video.scheduler import Scheduler
-from srstream.video.sink import STDOUT, EncodeOptions, is_url, segment_pattern
+from srstream.video.settings import Settings
+from srstream.video.sink import STDOUT, is_url, segment_pattern
 from srstream.video.source import VideoInputError, classify
 from srstream.video.stats import Stats
 from srstream.video.status import StatusLines
-from srstream.video.stream import Settings, Stream
+from srstream.video.stream import Stream
 
 log = logging.getLogger("srstream.video")
 
@@ -138,43 +139,19 @@ def upscale_video(
     source: str,
     output: str | Path,
     upscaler: Upscaler,
-    options: EncodeOptions | None = None,
-    batch: int = 4,
-    duration: float | None = None,
+    settings: Settings | None = None,
+    *,
     overwrite: bool = False,
     progress: bool = True,
-    retries: int = 5,
-    timeout_s: float = 10.0,
-    segment_time: float | None = None,
-    output_size: OutputSize | None = None,
-    live: bool | None = None,
-    max_latency: float = 2.0,
-    crash_safe: bool | None = None,
-    container: str | None = None,
-    label: str | None = None,
 ) -> Stats:
-    """Upscale every frame of `source` into `output` (a file, segments with `segment_time`, or a URL to push to),
-    keeping timing, colour and the other streams. `output_size` (a factor or WxH) resamples the model's output;
-    sizes a subsampled pixel format cannot hold are rounded to even, with a log line. `live` (default: for network
-    streams) drops frames to keep latency within `max_latency` seconds. `crash_safe` (default: for live inputs
-    and long files) writes a file that stays playable if the process is killed; `container` names the muxer where
-    the output's name cannot (`-`, standard output: matroska); `label` is burnt into the picture. Raises on a
-    failed input or output."""
-    check_output(source, output, overwrite, segment_time)
-    settings = Settings(
-        options or EncodeOptions(),
-        batch,
-        duration,
-        retries,
-        timeout_s,
-        segment_time,
-        output_size,
-        live,
-        max_latency,
-        crash_safe,
-        container,
-        label=label,
-    )
+    """Upscale every frame of `source` into `output` (a file, segments with `settings.segment_time`, or a URL to
+    push to), keeping timing, colour and the other streams, as `settings` say (`Settings()`: the CLI's defaults).
+    Sizes a subsampled pixel format cannot hold are rounded to even, with a log line. Live runs (by default,
+    network streams) drop frames to keep latency within `max_latency`; crash-safe runs (by default, live inputs
+    and long files) write a file that stays playable if the process is killed; `container` names the muxer where
+    the output's name cannot (`-`, standard output: matroska). Raises on a failed input or output."""
+    settings = settings or Settings()
+    check_output(source, output, overwrite, settings.segment_time)
     return _run_one(source, output, upscaler, settings, progress)
 
 
@@ -203,18 +180,11 @@ def _run_one(source: str, output: str | Path, upscaler: Upscaler, settings: Sett
     return stream.stats
 
 
-def iter_upscaled(
-    source: str,
-    upscaler: Upscaler,
-    batch: int = 4,
-    duration: float | None = None,
-    retries: int = 5,
-    timeout_s: float = 10.0,
-    output_size: OutputSize | None = None,
-) -> Iterator[Decoded]:
+def iter_upscaled(source: str, upscaler: Upscaler, settings: Settings | None = None) -> Iterator[Decoded]:
     """Upscaled frames of `source` as `Decoded` (`.rgb` uint8, or uint16 for deep input; pts, time base), in
-    order; other streams ignored. `output_size` resamples them to the size asked for."""
-    settings = Settings(EncodeOptions(), batch, duration, retries, timeout_s, output_size=output_size, live=False)
+    order; other streams ignored. `settings.output_size` resamples them to the size asked for; the run is never
+    live (every frame comes back) and its encoder options are unused."""
+    settings = replace(settings or Settings(), live=False)
     wakeup = threading.Condition()
     stream = Stream(source, None, upscaler, settings, wakeup)  # no output: the frames come back here
     if stream.exception is not None:

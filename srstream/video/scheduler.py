@@ -23,7 +23,8 @@ import torch
 
 from srstream.engine import Upscaler
 from srstream.video.frames import Decoded, to_device_rgb
-from srstream.video.stream import BatchKind, Settings, Stream
+from srstream.video.settings import Settings
+from srstream.video.stream import BatchKind, Stream
 from training.compression import Compression
 
 log = logging.getLogger("srstream.video")

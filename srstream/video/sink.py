@@ -15,7 +15,7 @@ import queue
 import re
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -25,6 +25,7 @@ from av.video.frame import PictureType
 from srstream.output_size import even
 from srstream.video.colour import Colour
 from srstream.video.frames import END, FrameMaker, Upscaled
+from srstream.video.settings import FALLBACK_RATE, EncodeOptions
 from training.errors import SrstreamError
 
 log = logging.getLogger("srstream.video")
@@ -43,16 +44,6 @@ TEN_BIT = {
 def is_nvenc_preset(preset: str) -> bool:
     """NVENC's presets are p1 (fastest) to p7; x264's names (placebo included) are not."""
     return re.fullmatch(r"p[1-7]", preset) is not None
-
-
-@dataclass
-class EncodeOptions:
-    """ffmpeg-style encoder settings; `pix_fmt=None` keeps 10-bit when the input and codec allow it."""
-
-    codec: str = "libx264"
-    crf: int = 18
-    preset: str = "medium"
-    pix_fmt: str | None = None
 
 
 @dataclass
@@ -130,9 +121,8 @@ def plan_output(options: EncodeOptions, colour: Colour, size: tuple[int, int]) -
             options.codec,
             fallback,
         )
-        options = EncodeOptions(
-            fallback, options.crf, options.preset if not is_nvenc_preset(options.preset) else "medium", options.pix_fmt
-        )
+        preset = options.preset if not is_nvenc_preset(options.preset) else EncodeOptions.preset
+        options = replace(options, codec=fallback, preset=preset)
         pix_fmt = choose_pix_fmt(options, colour)  # the fallback may have 10-bit where NVENC has not (libx264)
     return OutputPlan(options, pix_fmt, size)
 
@@ -209,7 +199,7 @@ class Sink:
             }
         )
         self.container.metadata.update(metadata or {})
-        rate = in_stream.average_rate or in_stream.guessed_rate or Fraction(25)
+        rate = in_stream.average_rate or in_stream.guessed_rate or FALLBACK_RATE
         self.codec = plan.options.codec
         try:
             self.video = self._add_video(plan, colour, rate, in_stream.time_base, segment_time)
@@ -228,10 +218,10 @@ class Sink:
         self.carried = CarriedStreams()
         self.map: dict[int, av.stream.Stream] = {}
         self.transcoders: dict[int, tuple] = {}
-        for stream in input_container.streams if carry else ():
-            if stream.index == in_stream.index or stream.type == "video":
+        for av_stream in input_container.streams if carry else ():
+            if av_stream.index == in_stream.index or av_stream.type == "video":
                 continue
-            self._carry(stream)
+            self._carry(av_stream)
 
     def _target(
         self, segment_time: float | None, crash_safe: bool, container: str | None
@@ -284,27 +274,27 @@ class Sink:
         video.options = opts
         return video
 
-    def _carry(self, stream: av.stream.Stream) -> None:
-        codec = stream.codec_context.name if stream.codec_context else "?"
-        label = f"#{stream.index} {stream.type} {codec}"
-        if _muxer_accepts(self.container.format.name, stream.type, codec):
+    def _carry(self, av_stream: av.stream.Stream) -> None:
+        codec = av_stream.codec_context.name if av_stream.codec_context else "?"
+        label = f"#{av_stream.index} {av_stream.type} {codec}"
+        if _muxer_accepts(self.container.format.name, av_stream.type, codec):
             try:
-                out = self.container.add_stream_from_template(stream)
-                out.metadata.update(stream.metadata)
-                self.map[stream.index] = out
+                out = self.container.add_stream_from_template(av_stream)
+                out.metadata.update(av_stream.metadata)
+                self.map[av_stream.index] = out
                 self.carried.copied.append(label)
                 return
             except (av.error.FFmpegError, ValueError, TypeError):
                 pass
-        if stream.type == "audio":
+        if av_stream.type == "audio":
             try:
                 target = "libopus" if self.container.format.name == "webm" else "aac"
-                out = self.container.add_stream(target, rate=48000 if target == "libopus" else stream.rate)
-                out.metadata.update(stream.metadata)
+                out = self.container.add_stream(target, rate=48000 if target == "libopus" else av_stream.rate)
+                out.metadata.update(av_stream.metadata)
                 fmt = "s16" if target == "libopus" else "fltp"
-                self.transcoders[stream.index] = (
+                self.transcoders[av_stream.index] = (
                     out,
-                    av.AudioResampler(format=fmt, layout=stream.layout.name, rate=out.rate),
+                    av.AudioResampler(format=fmt, layout=av_stream.layout.name, rate=out.rate),
                 )
                 self.carried.reencoded.append(f"{label} -> {target}")
                 return
@@ -404,7 +394,7 @@ def _encoder_opens(codec: str, size: tuple[int, int], pix_fmt: str) -> bool:
         context = av.CodecContext.create(codec, "w")
         context.width, context.height = size
         context.pix_fmt = pix_fmt
-        context.time_base = Fraction(1, 25)
+        context.time_base = 1 / FALLBACK_RATE
         context.open()
         return True  # closed when collected
     except (av.error.FFmpegError, OSError, ValueError):

@@ -13,7 +13,6 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator
-from fractions import Fraction
 from pathlib import Path
 from typing import Protocol
 
@@ -22,6 +21,7 @@ import av
 from srstream.video.buffer import CaptureClock, FrameBuffer
 from srstream.video.colour import Colour, colour_of
 from srstream.video.frames import END, decode
+from srstream.video.settings import FALLBACK_RATE, TIMEOUT_S
 from training.compression import DECODER_OPTIONS
 from training.errors import SrstreamError
 
@@ -173,20 +173,20 @@ def is_live(source: str) -> bool:
     return classify(source).network
 
 
-def open_input(source: str, timeout_s: float = 10.0) -> av.container.InputContainer:
+def open_input(source: str, timeout_s: float = TIMEOUT_S) -> av.container.InputContainer:
     """Open `source` for demuxing: its kind's way, then checked for a video stream this FFmpeg decodes."""
     container = classify(source).open(timeout_s)
     if not container.streams.video:
         container.close()
         raise VideoInputError(f"{source}: has no video stream")
-    stream = container.streams.video[0]
-    if stream.codec_context is None or not stream.codec_context.name:
+    av_stream = container.streams.video[0]
+    if av_stream.codec_context is None or not av_stream.codec_context.name:
         container.close()
         raise VideoInputError(f"{source}: video codec is not supported by this FFmpeg build")
     return container
 
 
-def probe_size(source: str, timeout_s: float = 10.0) -> tuple[int, int]:
+def probe_size(source: str, timeout_s: float = TIMEOUT_S) -> tuple[int, int]:
     """(width, height) of an input's first video stream as its container declares it."""
     with open_input(source, timeout_s) as container:
         context = container.streams.video[0].codec_context
@@ -202,7 +202,7 @@ class Source(Protocol):
     in demux order, then END. `Decoder` is the one for everything PyAV opens."""
 
     container: av.container.InputContainer  # its other streams and metadata are carried to the output
-    stream: av.video.stream.VideoStream  # the video stream read: size, rate, time base, frame count
+    av_stream: av.video.stream.VideoStream  # PyAV's video stream read: size, rate, time base, frame count
     colour: Colour | None  # from the first frame
     rotation: int  # counter-clockwise degrees, from the first frame
     error: BaseException | None  # why it ended, if it failed
@@ -250,12 +250,12 @@ class Decoder(threading.Thread):
         self.container = open_input(source, timeout_s)
         self._closing, self._closed = threading.Lock(), False
         self._ended = self._close_on_exit = False
-        self.stream = self.container.streams.video[0]
-        self.stream.thread_type = "AUTO"
+        self.av_stream = self.container.streams.video[0]
+        self.av_stream.thread_type = "AUTO"
         self.tap = tap  # given each video packet once decoded (keep_original: stream-copied as it came)
         self.read_qp = read_qp  # each frame's QP map, where the codec has one: only for a model that takes it
         if read_qp:
-            self.stream.codec_context.options = dict(DECODER_OPTIONS)
+            self.av_stream.codec_context.options = dict(DECODER_OPTIONS)
         self.colour: Colour | None = None
         self.rotation = 0  # counter-clockwise degrees from the input's display matrix
         self.error: BaseException | None = None
@@ -276,8 +276,8 @@ class Decoder(threading.Thread):
 
     def _frame_ticks(self) -> int:
         """One frame period in the stream's time base (25 fps where the rate is unknown)."""
-        rate = self.stream.average_rate or self.stream.guessed_rate or Fraction(25)
-        return max(1, round(1 / (rate * self.stream.time_base)))
+        rate = self.av_stream.average_rate or self.av_stream.guessed_rate or FALLBACK_RATE
+        return max(1, round(1 / (rate * self.av_stream.time_base)))
 
     def _emit(self, frame: av.VideoFrame) -> bool:
         if self.colour is None:
@@ -291,11 +291,11 @@ class Decoder(threading.Thread):
             pts = self._last_pts + self._frame_ticks()  # keep strictly monotonic (broken inputs, reconnects)
         if self._first_pts is None:
             self._first_pts = pts
-        if self.duration is not None and float((pts - self._first_pts) * self.stream.time_base) >= self.duration:
+        if self.duration is not None and float((pts - self._first_pts) * self.av_stream.time_base) >= self.duration:
             return False
         self._last_pts = pts
         self.frames += 1
-        seconds = float((pts - self._first_pts) * self.stream.time_base)
+        seconds = float((pts - self._first_pts) * self.av_stream.time_base)
         if self.live and not self.network:  # a file standing in for a camera: send at its own pace
             self._paced_from = self._paced_from or time.monotonic()
             wait = self._paced_from + seconds - time.monotonic()
@@ -303,14 +303,14 @@ class Decoder(threading.Thread):
                 return False
         received = time.monotonic()
         captured = self.clock.capture(seconds, received) if self.live else received
-        return self._put(decode(frame, self.colour, pts, self.stream.time_base, received, captured, self.read_qp))
+        return self._put(decode(frame, self.colour, pts, self.av_stream.time_base, received, captured, self.read_qp))
 
     def _session(self) -> bool:
         """Demux until the end or the stop flag; False when the duration limit ended it."""
         for packet in self.container.demux():
             if self.stop.is_set():
                 return False
-            if packet.stream.index == self.stream.index:
+            if packet.stream.index == self.av_stream.index:
                 for frame in self._frames(packet):
                     if not self._emit(frame):
                         return False
@@ -364,13 +364,13 @@ class Decoder(threading.Thread):
                 self.container, self._closed = container, False
             if self.stop.is_set():
                 return
-            self.stream = self.container.streams.video[0]
-            self.stream.thread_type = "AUTO"
+            self.av_stream = self.container.streams.video[0]
+            self.av_stream.thread_type = "AUTO"
             if self.read_qp:
-                self.stream.codec_context.options = dict(DECODER_OPTIONS)
+                self.av_stream.codec_context.options = dict(DECODER_OPTIONS)
             self.reconnects += 1
             # A restarted camera starts its clock again: continue one frame after the last timestamp we wrote.
-            self._offset = (self._last_pts or 0) + self._frame_ticks() - (self.stream.start_time or 0)
+            self._offset = (self._last_pts or 0) + self._frame_ticks() - (self.av_stream.start_time or 0)
             self.clock.reset()
             return
         raise VideoInputError(f"{self.source}: gave up after {self.retries} reconnects ({exc})")

@@ -31,8 +31,8 @@ from srstream.video.frames import END, Decoded, FrameMaker, Upscaled
 from srstream.video.label import burn_label
 from srstream.video.memory import StreamMemory
 from srstream.video.publisher import Publisher, SinkLike, Tee
+from srstream.video.settings import FALLBACK_RATE, Settings
 from srstream.video.sink import (
-    EncodeOptions,
     Encoder,
     OutputPlan,
     Sink,
@@ -45,27 +45,6 @@ from srstream.video.stats import Stats
 log = logging.getLogger("srstream.video")
 LATENCY_SAMPLES = 5000  # the latest frames' latencies kept per input for the percentiles
 CRASH_SAFE_AFTER_S = 60.0  # inputs at least this long are written crash-safe by default
-
-
-@dataclass(frozen=True)
-class Settings:
-    """How every input of one run is read, upscaled and written."""
-
-    options: EncodeOptions
-    batch: int = 4
-    duration: float | None = None
-    retries: int = 5
-    timeout_s: float = 10.0
-    segment_time: float | None = None
-    output_size: OutputSize | None = None
-    live: bool | None = None  # None: live for network streams, not for files
-    max_latency: float = 2.0
-    crash_safe: bool | None = None  # None: for live inputs and files longer than CRASH_SAFE_AFTER_S
-    container: str | None = None  # the muxer, where the output's name cannot say (standard output)
-    restream: str | None = None  # a second output, published (a Publisher: it reconnects, never fails the run)
-    metadata: dict[str, str] | None = None  # into the output's container (provenance)
-    segment_list: bool = False  # segments: a CSV line per finished one (.NAME.segments.csv beside them)
-    label: str | None = None  # burnt into the picture, bottom left ("upscaled by srstream MODEL")
 
 
 class BatchKind(NamedTuple):
@@ -154,11 +133,12 @@ class Stream:
             self.fail(exc)
             return
         self.stats.live = self.live
-        codec = self.decoder.stream.codec_context
+        codec = self.decoder.av_stream.codec_context
         self.stats.size_in = (codec.width, codec.height)
-        self.total = self.decoder.stream.frames or None
+        self.total = self.decoder.av_stream.frames or None
         if settings.duration is not None and self.total:
-            self.total = min(self.total, round(settings.duration * (self.decoder.stream.average_rate or 25)))
+            rate = self.decoder.av_stream.average_rate or FALLBACK_RATE
+            self.total = min(self.total, round(settings.duration * rate))
 
     @property
     def active(self) -> bool:
@@ -381,7 +361,7 @@ class Stream:
         return Sink(
             target,
             self.decoder.container,
-            self.decoder.stream,
+            self.decoder.av_stream,
             plan,
             colour,
             segment_time=segments,

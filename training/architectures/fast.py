@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from training.architectures.architecture import Architecture
+
 
 @dataclass(frozen=True)
 class FastConfig:
@@ -70,3 +72,11 @@ def macs_per_lr_pixel(config: FastConfig) -> int:
     """Multiply-accumulates per input pixel (convolutions only)."""
     w, c, r = config.width, config.channels, config.scale
     return 25 * (c + int(config.qp_input)) * w + config.layers * 9 * w * w + 9 * w * c * r * r
+
+
+def receptive_radius(config: FastConfig) -> int:
+    """The 5x5 head, one 3x3 per layer and the 3x3 tail, all at the input's resolution."""
+    return 2 + config.layers + 1
+
+
+ARCHITECTURE = Architecture("fast", FastSR, FastConfig, receptive_radius, macs_per_lr_pixel)

@@ -21,7 +21,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from training.fast_generator import FastConfig, FastSR
+from training.architectures.architecture import Architecture
+from training.architectures.fast import FastConfig, FastSR
 
 
 @dataclass(frozen=True)
@@ -134,3 +135,21 @@ def macs_per_lr_pixel(config: RecurrentConfig) -> int:
         + 9 * w * c * r * r
         + 9 * w * config.hidden_channels
     )
+
+
+def receptive_radius(config: RecurrentConfig) -> int:
+    """As FastSR's (the state path's 3x3 is no wider than the 5x5 head), for one frame."""
+    return 2 + config.layers + 1
+
+
+def card_fields(model: nn.Module) -> dict:
+    """What the engine needs to pack the state beside each frame."""
+    return {
+        "restores": "frames",
+        "temporal": {"window": 0, "recurrent": True, "state_channels": model.config.state_channels},
+    }
+
+
+ARCHITECTURE = Architecture(
+    "recurrent", RecurrentSR, RecurrentConfig, receptive_radius, macs_per_lr_pixel, card_fields=card_fields
+)

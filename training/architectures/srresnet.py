@@ -8,6 +8,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from training.architectures.architecture import Architecture
+
 
 @dataclass(frozen=True)
 class SRResNetConfig:
@@ -101,3 +103,11 @@ def macs_per_lr_pixel(config: SRResNetConfig) -> int:
         macs += area * 9 * w * 4 * w
         area *= 4
     return macs + area * 81 * w * c
+
+
+def receptive_radius(config: SRResNetConfig) -> int:
+    """9x9 head, two 3x3 per block, trunk 3x3, sub-pixel stages (3x3 at growing scales), 9x9 tail at full scale."""
+    return 4 + 2 * config.blocks + 1 + 2 + 1
+
+
+ARCHITECTURE = Architecture("srresnet", SRResNet, SRResNetConfig, receptive_radius, macs_per_lr_pixel)

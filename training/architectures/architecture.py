@@ -1,0 +1,42 @@
+"""What the rest of the project may know of an architecture: one `Architecture` entry, defined beside the network
+in its own file (as spandrel's `architectures/NAME`) and registered once in `training.architectures`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import Any
+
+from torch import nn
+
+
+def no_card_fields(model: nn.Module) -> dict[str, Any]:
+    """An image model's card needs nothing beyond the common fields."""
+    return {}
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """One generator architecture: its module and config types and the facts the trainer, the weights and the
+    engine ask of it."""
+
+    name: str  # the card's and the training config's `architecture`
+    module: type[nn.Module]  # built as module(config)
+    config: type  # a frozen dataclass of the constructor's settings, with to_dict()
+    receptive_radius: Callable[[Any], int]  # config -> input pixels of context each output pixel depends on
+    macs_per_lr_pixel: Callable[[Any], int]  # config -> multiply-accumulates per input pixel (convolutions)
+    card_fields: Callable[[nn.Module], dict[str, Any]] = no_card_fields  # what its model card adds
+    multiple_of: int = 1  # input height and width must be multiples of this (the engine pads)
+
+    @property
+    def config_keys(self) -> tuple[str, ...]:
+        """The training config's `model.*` keys this architecture takes."""
+        return tuple(f.name for f in fields(self.config))
+
+    def defaults(self) -> dict[str, Any]:
+        """Each config key's default value."""
+        return self.config().to_dict()
+
+    def build(self, config: dict[str, Any]) -> nn.Module:
+        """A freshly initialised module from `config` (its config keys)."""
+        return self.module(self.config(**config))
