@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DATA, ROOT, free_port
+from assets import DATA, ROOT
+from conftest import free_port
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 

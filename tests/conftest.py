@@ -6,9 +6,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT / "tests" / "data"
-EXAMPLES = ROOT / "examples"
+from assets import DATA, EXAMPLES, ROOT  # noqa: F401 - the paths live in assets.py; older imports find them here
 
 
 def times_of(path: str | Path) -> list[float]:

@@ -13,10 +13,7 @@ import zlib
 from pathlib import Path
 from typing import Callable
 
-from conftest import DATA, EXAMPLES
-
-VIDEO = DATA / "video" / "vtest_320x180_2s.mp4"
-SERIES = DATA / "dicom" / "ge_epi_vol1"
+from assets import CLIP, DATA, EXAMPLES, GE
 
 # kind -> (front door, how to make the intact input in a folder, its suffix)
 KINDS: dict[str, tuple[str, str]] = {
@@ -39,9 +36,9 @@ def intact(kind: str, folder: Path) -> Path:
     """The undamaged real input of `kind`, written into `folder` (a DICOM series is a folder of files)."""
     folder.mkdir(parents=True, exist_ok=True)
     if kind == "mp4":
-        return Path(shutil.copy(VIDEO, folder / "clip.mp4"))
+        return Path(shutil.copy(CLIP, folder / "clip.mp4"))
     if kind == "mkv":
-        return remux(VIDEO, folder / "clip.mkv")
+        return remux(CLIP, folder / "clip.mkv")
     if kind == "png":
         return Path(shutil.copy(EXAMPLES / "foreman.png", folder / "foreman.png"))
     if kind == "jpeg":
@@ -58,7 +55,7 @@ def intact(kind: str, folder: Path) -> Path:
     if kind == "enhanced_dicom":  # srmed reads DICOM from folders, an enhanced object as a series of its own
         return Path(shutil.copytree(DATA / "dicom" / "enhanced", folder / "enhanced"))
     if kind == "dicom_series":
-        return Path(shutil.copytree(SERIES, folder / "series"))
+        return Path(shutil.copytree(GE, folder / "series"))
     raise ValueError(kind)
 
 

@@ -15,11 +15,11 @@ import numpy as np
 import pydicom
 import pytest
 
-from conftest import DATA, ROOT, LogWatch, free_port
+from assets import GE, ROOT
+from conftest import LogWatch, free_port
 
 ORTHANC = Path("/usr/sbin/Orthanc")
 DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
-GE = DATA / "dicom" / "ge_epi_vol1"
 SRMED = Path(sys.executable).with_name("srmed")
 FAST = ["-m", "fast-x4", "--scale", "4", "--backend", "cpu"]  # the medical tests' fastest model, in-plane x4
 

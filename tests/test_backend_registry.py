@@ -4,12 +4,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import EXAMPLES
 from srstream import backends
 from srstream.backends import Availability, BackendType
 from srstream.engine import EngineError, Upscaler
 from srstream.images import read_image
 from srstream.models import ModelSpec
+
+from assets import EXAMPLES
 
 
 class Bicubic:

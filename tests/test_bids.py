@@ -14,8 +14,9 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from conftest import DATA, ROOT
 from medical.cli import main
+
+from assets import DATA, ROOT
 
 # The schema-based BIDS validator (`pip install bids-validator-deno`; .ci/run puts it in .bids-validator/). npm's
 # bids-validator 1.x is not used: it knows raw datasets only and rejects every desc- file of a derivatives dataset.

@@ -5,7 +5,6 @@ import json
 import numpy as np
 import pytest
 
-from conftest import DATA
 from training.camera_clips import MOTIONS, camera_clip
 from training.camera_data import CameraClips
 from training.camera_degrade import CameraSettings, degrade_clip, resize
@@ -16,8 +15,7 @@ from training.train import Trainer
 from training.video_frames import list_videos, load_video
 from training.weights import load_generator
 
-PHOTO = DATA / "train" / "167062.png"
-CLIP = DATA / "video" / "vtest_320x180_2s.mp4"  # real surveillance footage: people walk past a still camera
+from assets import CLIP, DATA, PHOTO
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:

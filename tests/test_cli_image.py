@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import DATA, EXAMPLES, ROOT
 from srstream.cli import main
 from srstream.engine import Upscaler
 from srstream.images import read_image, write_image
 from training import evaluate as ev
 from training.metrics import psnr_y
+
+from assets import DATA, EXAMPLES, ROOT
 
 
 def test_upscales_the_bundled_sample(tmp_path):

@@ -11,11 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import DATA
 from training import compression
 from training.codec import Encoding, compress_with_facts, decode_with_facts, encode
 
-CLIP = DATA / "video" / "vtest_320x180_2s.mp4"  # real surveillance footage, H.264
+from assets import CLIP, DATA
 
 
 def real_frames(count: int = 6) -> np.ndarray:

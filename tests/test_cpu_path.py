@@ -7,12 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import EXAMPLES
 from srstream.backends.precision import cpu_has_native_bf16, resolve_precision
 from srstream.engine import EngineError, Upscaler
 from srstream.inference_graph import fold_batchnorm, inference_graph
 from srstream.models import load_model
 from training.architectures.srresnet import SRResNet, SRResNetConfig
+
+from assets import EXAMPLES
 
 
 def sample_frames(count=2) -> np.ndarray:

@@ -14,12 +14,11 @@ import numpy as np
 import pydicom
 import pytest
 
-from conftest import DATA
 from medical.cli import main
 from medical.dicom_read import find_series, read_series
 from medical.dicom_write import write_dicom_series
 
-CT = DATA / "dicom" / "ct_cptac_gbm_head"
+from assets import CT
 
 
 @pytest.fixture(scope="module")

@@ -110,7 +110,7 @@ def test_srstream_models_names_each_default_and_where_the_others_lose(capsys):
     assert main(["models"]) == 0
     out = capsys.readouterr().out
     assert f"default for video on a CPU: {defaults.video_model('cpu')}" in out
-    assert "default for images: srresnet-x4" in out and f"default for x2 video on a CPU: " in out
+    assert "default for images: srresnet-x4" in out and "default for x2 video on a CPU: " in out
     assert "camera-fast-x4 is not the default for video on a CPU: crf18" in out
 
 

@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import DATA, EXAMPLES, ROOT, free_port
 from demo.screenshots import FLAGS  # the Chromium flags this closed network needs, kept in one place
 from srstream.engine import Upscaler
+
+from assets import DATA, EXAMPLES, ROOT
+from conftest import free_port
 
 CHROMIUM = "/usr/bin/chromium"
 pytest.importorskip("gradio")

@@ -8,13 +8,11 @@ import numpy as np
 import pydicom
 import pytest
 
-from conftest import DATA
 from medical.dicom_read import find_series, read_series
 from medical.nifti import VolumeError
 
-GE = DATA / "dicom" / "ge_epi_vol1"
-ENHANCED = DATA / "dicom" / "enhanced"
-MOSAIC = DATA / "dicom" / "si_epi_mosaic"  # Siemens EPI, 2 volumes of 5 slices, each volume one mosaic file
+from assets import ENHANCED, GE, MOSAIC
+
 needs_dcm2niix = pytest.mark.skipif(shutil.which("dcm2niix") is None, reason="needs Debian's dcm2niix")
 
 

@@ -3,16 +3,17 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import DATA, EXAMPLES
 from srstream import backends
 from srstream.engine import EngineError, Upscaler
 from srstream.export import export_onnx, model_hash
-from srstream.inference_graph import fold_batchnorm
 from srstream.images import read_image
+from srstream.inference_graph import fold_batchnorm
 from srstream.models import ModelSpec, load_model, receptive_radius
 from srstream.tiling import run_tiled
-from training.descriptor import ModelDescriptor
 from training.architectures.srresnet import SRResNet, SRResNetConfig
+from training.descriptor import ModelDescriptor
+
+from assets import DATA, EXAMPLES
 
 
 @pytest.fixture(scope="module")

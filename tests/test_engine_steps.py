@@ -4,7 +4,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import EXAMPLES
 from srstream.backend_call import run_batches
 from srstream.backends import PIPELINED_UPLOAD
 from srstream.errors import EngineError
@@ -13,6 +12,8 @@ from srstream.images import read_image
 from srstream.padding import run_padded
 from srstream.tile_budget import MIN_TILE, TileBudget, run_shrinking
 from srstream.tta import self_ensemble, tta_views
+
+from assets import EXAMPLES
 
 
 def image() -> np.ndarray:

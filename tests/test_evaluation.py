@@ -6,10 +6,11 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import DATA
 from training import evaluate as ev
 from training.degrade import degrade, imresize
 from training.metrics import psnr_y, rgb_to_y, ssim_y
+
+from assets import DATA
 
 # Per-image bicubic x4 Y-PSNR published with SRCNN (Dong et al., TPAMI 2016, Table), computed in MATLAB.
 PUBLISHED_BICUBIC_X4 = {"bird.png": 30.18, "head.png": 31.59}
@@ -66,6 +67,7 @@ def test_gaussian_blur_smooths():
 
 def test_evaluate_cli_json(capsys, tmp_path):
     from training.train import Trainer
+
     from conftest import tiny_config
 
     path = Trainer(tiny_config(tmp_path, top={"name": '"tiny"'})).run()

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT
+from assets import ROOT
 from faults import CASES, KINDS, make
 
 pytest.importorskip("nibabel")

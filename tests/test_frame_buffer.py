@@ -12,15 +12,15 @@ from fractions import Fraction
 import av
 import pytest
 
-from conftest import EXAMPLES, ROOT, engine_fps, times_of
 from srstream.video.buffer import FrameBuffer
 from srstream.video.frames import Decoded
 
-CLIP = EXAMPLES / "vtest_320x180.mp4"
+from assets import ROOT, SAMPLE
+from conftest import engine_fps, times_of
 
 
 def real_frames(n: int) -> list[Decoded]:
-    with av.open(str(CLIP)) as c:
+    with av.open(str(SAMPLE)) as c:
         frames = [f.to_ndarray(format="rgb24") for _, f in zip(range(n), c.decode(video=0))]
     return [Decoded(i, Fraction(1, 25), rgb=rgb, captured=i * 0.04) for i, rgb in enumerate(frames)]
 
@@ -65,7 +65,7 @@ def test_an_engine_slower_than_max_latency_still_writes_the_latest_frames(tmp_pa
     # enough for several engine calls.
     call = 1 / engine_fps("srresnet-x4", 320, 180)
     seconds = max(3.0, 5 * call)
-    clip = CLIP if seconds < 3.8 else looped(CLIP, tmp_path / "long.mp4", math.ceil(seconds / 4))
+    clip = SAMPLE if seconds < 3.8 else looped(SAMPLE, tmp_path / "long.mp4", math.ceil(seconds / 4))
     out = tmp_path / "live.mp4"
     run = subprocess.run([sys.executable, "-m", "srstream.cli", "upscale", str(clip), str(out), "--live", "-m",
                           "srresnet-x4", "--backend", "cpu", "--max-latency", "0.3", "-t", f"{seconds:.1f}",

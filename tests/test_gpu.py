@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import EXAMPLES
 from srstream.engine import Upscaler
 from srstream.images import read_image
+
+from assets import EXAMPLES
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -52,8 +53,9 @@ def test_yuv_conversion_on_the_gpu_equals_the_cpus():
 
 def test_gpu_resident_pipeline_matches_the_cpu_pipeline(tmp_path):
     av = pytest.importorskip("av")
-    from conftest import DATA
     from srstream.video import EncodeOptions, Settings, upscale_video
+
+    from assets import DATA
 
     clip = str(DATA / "video" / "vtest_320x180_2s.mp4")
     lossless = EncodeOptions(codec="libx264", crf=0, preset="ultrafast")

@@ -15,8 +15,9 @@ import time
 import numpy as np
 import pytest
 
+from assets import ROOT
 from cameras import Camera, camera_clip, needs_rtsp
-from conftest import ROOT, engine_fps, times_of
+from conftest import engine_fps, times_of
 
 CAMERA = (160, 90, 25)  # what tests/cameras.py sends: width, height, frames a second
 

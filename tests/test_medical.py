@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import DATA
 from medical.intensity import cast_like, robust_window
 from medical.nifti import VolumeError, read_nifti, write_nifti
 from medical.slicewise import cubic_upscale, upscale_in_plane, upscale_through_plane
@@ -13,7 +12,7 @@ from medical.volume import Volume, resampled_affine, upscaled_affine
 from srstream.engine import Upscaler
 from training.degrade import bicubic_downsample
 
-SHEAR = DATA / "mri" / "shear.nii.gz"
+from assets import DATA, SHEAR
 
 
 def voxel_centres_agree(old: np.ndarray, new: np.ndarray, factors) -> float:

@@ -2,7 +2,6 @@
 through-plane, the factors and descriptions the processing uses, the report entry's keys, and the tuning budget."""
 import pytest
 
-from conftest import DATA
 from medical.commands import build_parser, check_options
 from medical.dicom_read import find_series, read_series
 from medical.engine import Engines
@@ -10,9 +9,7 @@ from medical.nifti import read_nifti
 from medical.plan import make_plan
 from medical.tuning import Budget, self_supervised_budget
 
-HEAD = DATA / "mri" / "t1_head_crop.nii.gz"
-SHEAR = DATA / "mri" / "shear_small.nii.gz"  # 0.48 x 0.48 x 2.37 mm: thick slices
-GE = DATA / "dicom" / "ge_epi_vol1"  # 3 mm slices every 5 mm
+from assets import GE, HEAD, SHEAR_SMALL
 
 
 def _job(*options):
@@ -70,7 +67,7 @@ def test_an_in_plane_plan_and_its_tuning_budget(built):
 
 
 def test_thick_slices_go_through_plane_by_default_to_about_the_in_plane_spacing(built):
-    volume = read_nifti(SHEAR)
+    volume = read_nifti(SHEAR_SMALL)
     plan, up = _plan(volume, (), built, "nifti")
     assert plan.mode == "through-plane" and plan.axis == 2 and up.spec.descriptor.name == "mri-thick"
     assert plan.slice_axis.target_spacing_mm == round(max(volume.spacing[:2]), 6)
@@ -86,12 +83,12 @@ def test_near_isotropic_voxels_stay_in_plane_and_a_named_model_decides(built):
     assert plan.mode == "in-plane" and plan.factors == (2, 2, 1) and "not over 1.5x" in plan.reason
     plan, _ = _plan(read_nifti(HEAD), ("-m", "mri-thick-x4"), built, "nifti")
     assert plan.mode == "through-plane" and plan.reason == "model mri-thick-x4 is a thick-slice model"
-    plan, _ = _plan(read_nifti(SHEAR), ("-m", "mri-x4"), built, "nifti")
+    plan, _ = _plan(read_nifti(SHEAR_SMALL), ("-m", "mri-x4"), built, "nifti")
     assert plan.mode == "in-plane" and plan.factors == (4, 4, 1)  # the model's own scale, no --scale needed
 
 
 def test_the_thick_axis_is_found_on_any_axis_and_thickness_counts(built):
-    volume = read_nifti(SHEAR)
+    volume = read_nifti(SHEAR_SMALL)
     turned = type(volume)(volume.data.transpose(2, 0, 1), volume.affine[:, [2, 0, 1, 3]], volume.source,
                           volume.dtype, dict(volume.meta))
     plan, _ = _plan(turned, (), built, "nifti")

@@ -3,9 +3,11 @@ import pytest
 import torch
 from torch import nn
 
+from training.architectures.fast import FastConfig, FastSR
+from training.architectures.fast import macs_per_lr_pixel as fast_macs
+from training.architectures.srresnet import SRResNet, SRResNetConfig
+from training.architectures.srresnet import macs_per_lr_pixel as srresnet_macs
 from training.discriminator import Discriminator
-from training.architectures.fast import FastConfig, FastSR, macs_per_lr_pixel as fast_macs
-from training.architectures.srresnet import SRResNet, SRResNetConfig, macs_per_lr_pixel as srresnet_macs
 
 
 def count(module: nn.Module) -> int:

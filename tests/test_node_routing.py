@@ -10,11 +10,11 @@ import numpy as np
 import pydicom
 import pytest
 
-from conftest import DATA, free_port
+from assets import EPI
+from conftest import free_port
 from orthanc import Node, Orthanc, assert_derived_like_local, ge_slices, needs_orthanc
 
 pytestmark = needs_orthanc
-EPI = DATA / "dicom" / "ge_epi"
 
 
 def send(files: list[Path], port: int) -> None:
@@ -130,8 +130,9 @@ def test_a_bad_rules_file_stops_the_node_at_start_in_one_line(tmp_path, text, me
 
 
 def test_the_example_rules_route_as_their_comments_say():
-    from conftest import ROOT
     from medical.node.rules import SeriesFacts, load_rules
+
+    from assets import ROOT
 
     rules = load_rules(ROOT / "examples" / "node" / "rules.toml")
     assert rules.forward_unmatched

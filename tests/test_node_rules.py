@@ -9,11 +9,9 @@ from pathlib import Path
 import pydicom
 import pytest
 
-from conftest import DATA
 from medical.node.rules import Rule, Rules, RulesError, SeriesFacts, facts_of, load_rules
 
-GE = DATA / "dicom" / "ge_epi_vol1"  # 15 GE MR slices, one file each
-ENHANCED = DATA / "dicom" / "enhanced"  # one enhanced MR file of 6 frames, thickness only in its functional groups
+from assets import ENHANCED, GE
 
 EXAMPLE = """
 forward_unmatched = true

@@ -10,14 +10,14 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import DATA, EXAMPLES, ROOT
 from srstream.cli import main
 from srstream.images import read_image
 from srstream.output_size import OutputSize, OutputSizeError, even, from_options, parse_size
 from srstream.resample import resize
 from training.metrics import psnr_y
 
-SAMPLE = EXAMPLES / "vtest_320x180.mp4"
+from assets import DATA, EXAMPLES, ROOT, SAMPLE
+
 TRUE_720P = DATA / "video" / "vtest_720p_1s.mp4"  # the same footage's real 1280x720 frames, stream-copied
 
 

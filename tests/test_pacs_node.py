@@ -10,8 +10,16 @@ from pathlib import Path
 import pydicom
 import pytest
 
-from orthanc import (FAST, Node, Orthanc, as_new_series, assert_derived_like_local, assert_iod_clean, ge_slices,
-                     needs_orthanc)
+from orthanc import (
+    FAST,
+    Node,
+    Orthanc,
+    as_new_series,
+    assert_derived_like_local,
+    assert_iod_clean,
+    ge_slices,
+    needs_orthanc,
+)
 
 pytestmark = needs_orthanc
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pydicom
 import pytest
 
-from conftest import free_port
 from medical.cli import main
+
+from conftest import free_port
 from orthanc import FAST, Orthanc, assert_derived_like_local, ge_slices, needs_orthanc
 
 pytestmark = needs_orthanc
@@ -62,7 +63,7 @@ def test_pull_options_are_checked_in_one_line(tmp_path, capsys):
 
 
 def test_a_time_series_is_pulled_upscaled_and_stored_back_whole(pacs, tmp_path):
-    from conftest import DATA
+    from assets import DATA
 
     files = sorted((DATA / "dicom" / "ge_epi").glob("*.dcm"))  # 10 volumes of 15 slices
     source_id = pacs.upload(files)

@@ -4,7 +4,6 @@ All on the real sample clip."""
 import io
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -14,11 +13,11 @@ import av
 import numpy as np
 import pytest
 
-from conftest import DATA, EXAMPLES, ROOT, LogWatch
+from assets import CLIP as SHORT
+from assets import DATA, ROOT, SAMPLE
+from conftest import LogWatch
 from faults import remux
 
-CLIP = EXAMPLES / "vtest_320x180.mp4"  # 4 s, 100 frames, AAC audio
-SHORT = DATA / "video" / "vtest_320x180_2s.mp4"
 needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg to make the inputs")
 
 
@@ -37,7 +36,7 @@ def playable_frames(path: Path) -> list[float]:
 @pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
 def test_a_recording_killed_with_sigkill_plays_up_to_near_the_kill(tmp_path, suffix):
     out = tmp_path / f"rec{suffix}"
-    proc = subprocess.Popen([sys.executable, "-m", "srstream.cli", "upscale", str(CLIP), str(out), "-m", "fast-x4",
+    proc = subprocess.Popen([sys.executable, "-m", "srstream.cli", "upscale", str(SAMPLE), str(out), "-m", "fast-x4",
                              "--backend", "cpu", "--crash-safe", "--preset", "ultrafast", "--batch", "1"], cwd=ROOT,
                             stderr=subprocess.PIPE)
     log = LogWatch(proc.stderr)
@@ -56,8 +55,8 @@ def test_a_recording_killed_with_sigkill_plays_up_to_near_the_kill(tmp_path, suf
 
 def _stream(source: str, tmp_path: Path, **settings):
     from srstream.engine import Upscaler
-    from srstream.video.source import VideoInputError
     from srstream.video.settings import Settings
+    from srstream.video.source import VideoInputError
     from srstream.video.stream import Stream
 
     stream = Stream(source, tmp_path / "out.mp4", Upscaler("fast-x4", backend="cpu"),
@@ -73,13 +72,13 @@ def _stream(source: str, tmp_path: Path, **settings):
 @needs_ffmpeg
 def test_crash_safe_by_default_for_live_inputs_and_long_files_only(tmp_path):
     long = tmp_path / "long.mp4"  # the real clip 16 times over: 64 s
-    subprocess.run(["ffmpeg", "-v", "error", "-stream_loop", "15", "-i", str(CLIP), "-c", "copy", str(long)],
+    subprocess.run(["ffmpeg", "-v", "error", "-stream_loop", "15", "-i", str(SAMPLE), "-c", "copy", str(long)],
                    check=True, timeout=60)
-    assert not _stream(str(CLIP), tmp_path)
+    assert not _stream(str(SAMPLE), tmp_path)
     assert _stream(str(long), tmp_path)
     assert not _stream(str(long), tmp_path, duration=10.0)  # only 10 s of it asked for
-    assert _stream(str(CLIP), tmp_path, live=True)
-    assert _stream(str(CLIP), tmp_path, crash_safe=True) and not _stream(str(long), tmp_path, crash_safe=False)
+    assert _stream(str(SAMPLE), tmp_path, live=True)
+    assert _stream(str(SAMPLE), tmp_path, crash_safe=True) and not _stream(str(long), tmp_path, crash_safe=False)
 
 
 @pytest.fixture
@@ -96,7 +95,7 @@ def small_disk(tmp_path):
 
 def test_a_full_disk_is_one_line_naming_the_output(small_disk):
     out = small_disk / "full.mp4"
-    run = subprocess.run([sys.executable, "-m", "srstream.cli", "upscale", str(CLIP), str(out), "-m", "fast-x4",
+    run = subprocess.run([sys.executable, "-m", "srstream.cli", "upscale", str(SAMPLE), str(out), "-m", "fast-x4",
                           "--backend", "cpu", "--preset", "ultrafast", "-q"], cwd=ROOT, capture_output=True,
                          text=True, timeout=300)
     assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
@@ -109,7 +108,7 @@ def test_a_full_disk_stops_one_output_and_the_others_go_on(small_disk, tmp_path)
     from srstream.engine import Upscaler
     from srstream.video import EncodeOptions, Settings, upscale_many
 
-    jobs = [(str(CLIP), small_disk / "a.mp4"), (str(SHORT), tmp_path / "b.mp4")]
+    jobs = [(str(SAMPLE), small_disk / "a.mp4"), (str(SHORT), tmp_path / "b.mp4")]
     results = upscale_many(jobs, Upscaler("fast-x4", backend="cpu"), Settings(options=EncodeOptions(preset="ultrafast")),
                            progress=False)
     assert results[0].error == f"{small_disk / 'a.mp4'}: cannot write (No space left on device)"

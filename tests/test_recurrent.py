@@ -5,17 +5,15 @@ from pathlib import Path
 
 import av
 import numpy as np
-import pytest
 import torch
 
-from conftest import DATA
 from srstream.export import INPUT, export_onnx
 from srstream.models import load_model
 from training.architectures.recurrent import RecurrentConfig, RecurrentSR, pack_state, unpack_state
 from training.train import ClipUnroll, Trainer
 from training.weights import load_generator, save_weights
 
-CLIP = DATA / "video" / "vtest_320x180_2s.mp4"
+from assets import CLIP
 
 
 def real_frames(count: int = 3, h: int = 48, w: int = 64) -> torch.Tensor:

@@ -7,9 +7,10 @@ import av
 import numpy as np
 import pytest
 
-from cameras import Camera, camera_clip, needs_rtsp
 from srstream.engine import Upscaler
 from srstream.video import EncodeOptions, Settings, upscale_video
+
+from cameras import Camera, camera_clip, needs_rtsp
 
 pytestmark = needs_rtsp
 

@@ -9,7 +9,6 @@ import time
 
 import av
 import pytest
-from conftest import DATA
 
 from srstream.engine import Upscaler
 from srstream.output_size import OutputSize
@@ -22,7 +21,7 @@ from srstream.video.sink import plan_output
 from srstream.video.source import InputKind, VideoInputError, classify, is_live, is_video_input, open_input
 from srstream.video.stream import Stream
 
-CLIP = DATA / "video" / "vtest_320x180_2s.mp4"
+from assets import CLIP
 
 
 @pytest.fixture(scope="module")

@@ -2,11 +2,12 @@
 import numpy as np
 import pytest
 
-from conftest import DATA
 from training import evaluate as ev
 from training.data import load_image
 from training.degrade import degrade
 from training.weights import load_generator
+
+from assets import DATA
 
 
 @pytest.mark.parametrize("name,margin", [("srresnet-x4", 0.5), ("fast-x4", 0.8)])

@@ -11,7 +11,7 @@ import av
 import numpy as np
 import pytest
 
-from conftest import DATA, EXAMPLES, ROOT
+from assets import DATA, EXAMPLES, ROOT
 
 RNG = random.Random(22)
 VIDEO_MOMENTS = [(sig, round(RNG.uniform(0.2, 12.0), 2)) for sig in ("SIGINT", "SIGTERM", "SIGINT", "SIGTERM")]

@@ -21,8 +21,9 @@ from pathlib import Path
 
 import pytest
 
+from assets import EXAMPLES, ROOT
 from cameras import Camera, Receiver, camera_clip, needs_rtsp
-from conftest import EXAMPLES, ROOT, free_port
+from conftest import free_port
 
 SECRET = "hunter2-secret"
 

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import DATA, free_port
 from medical.cli import main
 from medical.dicom_read import find_series, read_series
 from medical.nifti import write_nifti
 
-GE = DATA / "dicom" / "ge_epi_vol1"
+from assets import DATA, GE
+from conftest import free_port
 
 
 def test_batch_of_volumes_with_a_bad_one(tmp_path, capsys):

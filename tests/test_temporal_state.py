@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import DATA
 from srstream.engine import EngineError, Upscaler
 from srstream.video import iter_upscaled
 from srstream.video.frames import Decoded
@@ -23,7 +22,8 @@ from srstream.video.settings import Settings
 from training.architectures.recurrent import RecurrentConfig, RecurrentSR
 from training.weights import load_generator, save_weights
 
-CLIP = DATA / "video" / "vtest_320x180_2s.mp4"
+from assets import CLIP
+
 FRAMES = 6
 
 

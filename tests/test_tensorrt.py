@@ -8,14 +8,22 @@ import pytest
 import torch
 from onnx import TensorProto, helper
 
-from conftest import EXAMPLES
 from srstream.backends import tensorrt_available
-from srstream.backends.tensorrt_build import (Profile, TensorRTError, build_engine, cached_engine, engine_key,
-                                              find_runtime, rtx_target)
+from srstream.backends.tensorrt_build import (
+    Profile,
+    TensorRTError,
+    build_engine,
+    cached_engine,
+    engine_key,
+    find_runtime,
+    rtx_target,
+)
 from srstream.cli import main
 from srstream.export import export_onnx, model_hash
 from srstream.images import read_image
 from srstream.models import load_model
+
+from assets import EXAMPLES
 
 HAS_TRT = tensorrt_available()
 # In the test extra, so CI always has it; the GPU machine may not (its wheel is carried separately).

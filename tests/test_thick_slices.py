@@ -11,7 +11,6 @@ import pydicom
 import pytest
 import torch
 
-from conftest import DATA
 from medical.cli import main as srmed
 from medical.dicom_read import find_series, read_series
 from medical.nifti import read_nifti, write_nifti
@@ -22,8 +21,7 @@ from srstream.engine import Upscaler
 from training.acquisition import Acquisition, cubic_matrix, profile_matrix, simulate, target_grid
 from training.degrade import cubic_stretch
 
-HEAD = DATA / "mri" / "t1_head_crop.nii.gz"  # 64 x 64 x 32 voxels of the evaluation head, 1 mm
-GE = DATA / "dicom" / "ge_epi_vol1"  # a real GE EPI series: 3 mm slices every 5 mm (a 2 mm gap)
+from assets import GE, HEAD
 
 
 def test_target_grids_match_hand_computed_ones():

@@ -5,11 +5,12 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import EXAMPLES
 from srstream.engine import Upscaler
 from srstream.images import read_image
 from srstream.models import load_model
 from training.weights import ModelLoadError
+
+from assets import EXAMPLES
 
 spandrel = pytest.importorskip("spandrel")
 

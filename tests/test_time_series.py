@@ -13,10 +13,10 @@ import numpy as np
 import pydicom
 import pytest
 
-from conftest import DATA
 from medical.cli import main
 
-EPI = DATA / "dicom" / "ge_epi"  # 10 volumes of 15 slices, 64x64, TR 5 s
+from assets import DATA, DWI, EPI
+
 FAST = ["-m", "fast-x4", "--scale", "4", "--backend", "cpu", "-q"]
 needs_dcm2niix = pytest.mark.skipif(shutil.which("dcm2niix") is None, reason="dcm2niix not installed")
 
@@ -96,7 +96,6 @@ def test_a_volume_out_of_range_is_one_line(epi_nifti, tmp_path, capsys):
     assert not (tmp_path / "out" / "series.nii.gz").exists()
 
 
-DWI = DATA / "mri" / "dwi_philips_crop.nii.gz"  # 17 volumes, with .bval/.bvec beside it (FSL layout)
 
 
 def test_diffusion_tables_go_beside_the_output_and_follow_volume(tmp_path):

@@ -7,14 +7,16 @@ import sys
 import pytest
 import torch
 
-from conftest import DATA, ROOT, tiny_config
 from training.config import ConfigError, load_config
 from training.data import HRCrops, StepSampler
 from training.degrade import degrade
+from training.descriptor import ModelDescriptor, Restores
 from training.losses import VGGFeatureLoss, VGGWeightsMissing, _vgg_layer_index, content_loss
 from training.train import Trainer, learning_rate, main
-from training.descriptor import ModelDescriptor, Restores
 from training.weights import load_generator
+
+from assets import DATA, ROOT
+from conftest import tiny_config
 
 
 def test_crops_are_deterministic_and_augmented():

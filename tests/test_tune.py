@@ -8,7 +8,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import DATA, EXAMPLES
 from srstream import backends
 from srstream.backends import BackendType
 from srstream.cli import main
@@ -19,7 +18,7 @@ from srstream.tune_command import read_footage
 from training.camera_degrade import CameraSettings
 from training.footage_tune import TuneSettings, _pairs, fine_tune, fitted_patch
 
-CLIP = DATA / "video" / "vtest_320x180_2s.mp4"  # real surveillance footage, 50 frames
+from assets import CLIP, DATA, EXAMPLES
 
 
 def _l1_on(module, hr, lr) -> float:

@@ -9,7 +9,6 @@ import av
 import numpy as np
 import pytest
 
-from conftest import DATA, EXAMPLES, LogWatch, free_port
 from srstream.cli import main
 from srstream.engine import Upscaler
 from srstream.images import read_image
@@ -17,7 +16,9 @@ from srstream.video import EncodeOptions, Settings, iter_upscaled, upscale_video
 from srstream.video.colour import Colour, from_rgb, to_rgb
 from srstream.video.source import VideoInputError
 
-CLIP = DATA / "video" / "vtest_320x180_2s.mp4"
+from assets import CLIP, DATA, EXAMPLES
+from conftest import LogWatch, free_port
+
 FAST = Settings(options=EncodeOptions(preset="ultrafast", crf=23))
 needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg CLI makes the derived clips")
 

@@ -6,7 +6,6 @@ import json
 import numpy as np
 import pytest
 
-from conftest import DATA
 from medical import formats
 from medical.cli import main as srmed
 from medical.dicom_read import find_series, read_series
@@ -14,7 +13,8 @@ from medical.discover import discover
 from medical.nifti import read_nifti
 from medical.volume import Volume, VolumeError
 
-HEAD = DATA / "mri" / "t1_head_crop.nii.gz"
+from assets import DATA, HEAD
+
 DICOM = DATA / "dicom"
 
 

@@ -4,10 +4,11 @@ import pickle
 import pytest
 import torch
 
-from conftest import tiny_config
+from training.architectures.srresnet import SRResNet, SRResNetConfig
 from training.train import Trainer
 from training.weights import ModelLoadError, load_generator, save_weights, shipped_models
-from training.architectures.srresnet import SRResNet, SRResNetConfig
+
+from conftest import tiny_config
 
 
 class Payload:

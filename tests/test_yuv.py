@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import DATA, EXAMPLES
 from srstream.images import read_image
 from srstream.video.colour import Colour, colour_of
 from srstream.video.yuv import layout_of, planes_to_rgb, read_planes, rgb_to_planes, write_frame
 
-SAMPLE = EXAMPLES / "vtest_320x180.mp4"
+from assets import DATA, EXAMPLES, SAMPLE
+
 needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg CLI makes the 10-bit clip")
 
 
