@@ -18,6 +18,14 @@ def times_of(path: str | Path) -> list[float]:
         return [float(f.pts * v.time_base) for f in c.decode(video=0)]
 
 
+@pytest.fixture(scope="session")
+def fast_x4():
+    """One shipped fast-x4 engine on the CPU for the tests that only run it (tests of options build their own)."""
+    from srstream.engine import Upscaler
+
+    return Upscaler("fast-x4", backend="cpu")
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on (for a server a test starts, or to find nobody there)."""
     with socket.socket() as s:

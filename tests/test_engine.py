@@ -62,9 +62,9 @@ def test_onnx_export_matches_pytorch_on_a_real_image(bn_spec, tmp_path, half):
     assert np.abs(got - want).max() <= (1e-2 if half else 1e-3)
 
 
-def test_onnxruntime_backend_matches_cpu_through_the_engine():
+def test_onnxruntime_backend_matches_cpu_through_the_engine(fast_x4):
     image = read_image(DATA / "set5" / "bird.png")[:80, :96]
-    cpu = Upscaler("fast-x4", backend="cpu").upscale(image)
+    cpu = fast_x4.upscale(image)
     ort = Upscaler("fast-x4", backend="onnxruntime").upscale(image)
     assert cpu.shape == ort.shape == (320, 384, 3)
     assert np.abs(cpu.astype(int) - ort.astype(int)).max() <= 1
@@ -88,15 +88,15 @@ def test_engine_tiles_big_frames_to_the_same_result():
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
-def test_dtype_round_trips(dtype):
+def test_dtype_round_trips(fast_x4, dtype):
     image = read_image(EXAMPLES / "foreman.png")[:32, :40]
     if dtype == np.uint16:
         image = image.astype(np.uint16) * 257
     elif dtype == np.float32:
         image = image.astype(np.float32) / 255
-    out = Upscaler("fast-x4", backend="cpu").upscale(image)
+    out = fast_x4.upscale(image)
     assert out.dtype == dtype and out.shape == (128, 160, 3)
-    batch = Upscaler("fast-x4", backend="cpu").upscale(np.stack([image, image]))
+    batch = fast_x4.upscale(np.stack([image, image]))
     assert batch.shape == (2, 128, 160, 3) and np.array_equal(batch[0], out)
 
 
@@ -141,7 +141,7 @@ def test_tensorrt_counts_only_a_runtime_that_imports_and_supports_the_gpu(monkey
     assert not backends.tensorrt_available()
 
 
-def test_auto_backend_choice_and_clear_errors(monkeypatch):
+def test_auto_backend_choice_and_clear_errors(fast_x4, monkeypatch):
     expected = "tensorrt" if backends.tensorrt_available() else "cuda" if torch.cuda.is_available() else "cpu"
     assert backends.resolve("auto") == expected
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
@@ -153,7 +153,7 @@ def test_auto_backend_choice_and_clear_errors(monkeypatch):
     with pytest.raises(EngineError, match="unknown backend 'vulkan'"):
         Upscaler("fast-x4", backend="vulkan")
     with pytest.raises(EngineError, match="expected an image"):
-        Upscaler("fast-x4", backend="cpu").upscale(np.zeros((2, 3, 4, 5, 6), np.uint8))
+        fast_x4.upscale(np.zeros((2, 3, 4, 5, 6), np.uint8))
 
 
 def test_model_hash_changes_with_the_model(bn_spec):
@@ -206,12 +206,12 @@ def test_a_through_plane_model_is_never_transposed(training):
     assert (all_views.upscale_tensor(x) - plain).abs().max() > 1e-3  # an ordinary model gets the transposes too
 
 
-def test_self_ensemble_is_closer_to_the_original_on_real_photos():
+def test_self_ensemble_is_closer_to_the_original_on_real_photos(fast_x4):
     from training.evaluate import benchmark_lr
     from training.metrics import psnr_y
 
     for name in ("bird.png", "head.png"):
         hr, lr = benchmark_lr(read_image(DATA / "set5" / name), 4)
-        plain = Upscaler("fast-x4", backend="cpu").upscale(lr)
+        plain = fast_x4.upscale(lr)
         ensemble = Upscaler("fast-x4", backend="cpu", tta=True).upscale(lr)
         assert psnr_y(ensemble, hr, 4) > psnr_y(plain, hr, 4) + 0.02

@@ -104,12 +104,11 @@ def test_a_full_disk_is_one_line_naming_the_output(small_disk):
     assert not list(small_disk.iterdir())  # no half-written file, hidden or not
 
 
-def test_a_full_disk_stops_one_output_and_the_others_go_on(small_disk, tmp_path):
-    from srstream.engine import Upscaler
+def test_a_full_disk_stops_one_output_and_the_others_go_on(fast_x4, small_disk, tmp_path):
     from srstream.video import EncodeOptions, Settings, upscale_many
 
     jobs = [(str(SAMPLE), small_disk / "a.mp4"), (str(SHORT), tmp_path / "b.mp4")]
-    results = upscale_many(jobs, Upscaler("fast-x4", backend="cpu"), Settings(options=EncodeOptions(preset="ultrafast")),
+    results = upscale_many(jobs, fast_x4, Settings(options=EncodeOptions(preset="ultrafast")),
                            progress=False)
     assert results[0].error == f"{small_disk / 'a.mp4'}: cannot write (No space left on device)"
     assert results[1].error is None

@@ -166,9 +166,9 @@ def test_cli_json_stats_and_duration(tmp_path, capsys):
     assert len(video_info(out)["pts"]) == 10
 
 
-def test_decoder_errors_name_the_input():
+def test_decoder_errors_name_the_input(fast_x4):
     with pytest.raises(VideoInputError, match="no such file"):
-        list(iter_upscaled("/nonexistent/clip.mp4", Upscaler("fast-x4", backend="cpu")))
+        list(iter_upscaled("/nonexistent/clip.mp4", fast_x4))
 
 
 @pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
@@ -283,7 +283,7 @@ def test_push_to_a_udp_url_is_received_live(short_clip, tmp_path):
 
 
 @needs_ffmpeg
-def test_subtitles_languages_and_creation_time_are_carried(short_clip, tmp_path):
+def test_subtitles_languages_and_creation_time_are_carried(fast_x4, short_clip, tmp_path):
     subs = tmp_path / "subs.srt"
     subs.write_text("1\n00:00:00,000 --> 00:00:00,800\nA pedestrian crosses.\n")
     tagged = tmp_path / "tagged.mkv"
@@ -291,7 +291,7 @@ def test_subtitles_languages_and_creation_time_are_carried(short_clip, tmp_path)
            "-metadata", "creation_time=2024-01-02T03:04:05.000000Z", "-metadata:s:a:0", "language=fra",
            "-metadata:s:s:0", "language=eng", str(tagged))
     out = tmp_path / "tagged_x4.mkv"
-    stats = upscale_video(str(tagged), out, Upscaler("fast-x4", backend="cpu"), FAST, progress=False)
+    stats = upscale_video(str(tagged), out, fast_x4, FAST, progress=False)
     assert len(stats.streams_copied) == 2 and not stats.streams_dropped
     with av.open(str(out)) as c:
         kinds = {s.type: s for s in c.streams}
@@ -312,14 +312,14 @@ def test_a_file_without_video_is_refused(tmp_path, capsys):
 
 
 @needs_ffmpeg
-def test_rotation_kept_and_streams_the_container_refuses_are_converted_or_dropped(short_clip, tmp_path):
+def test_rotation_kept_and_streams_the_container_refuses_are_converted_or_dropped(fast_x4, short_clip, tmp_path):
     src = tmp_path / "pcm_srt.mkv"
     subs = tmp_path / "s.srt"
     subs.write_text("1\n00:00:00,000 --> 00:00:00,500\nhello\n")
     ffmpeg("-i", str(short_clip), "-i", str(subs), "-map", "0", "-map", "1", "-c:v", "copy", "-c:a", "pcm_s16le",
            "-c:s", "srt", str(src))
     out = tmp_path / "out.mp4"
-    stats = upscale_video(str(src), out, Upscaler("fast-x4", backend="cpu"), FAST, progress=False)
+    stats = upscale_video(str(src), out, fast_x4, FAST, progress=False)
     assert stats.streams_reencoded == ["#1 audio pcm_s16le -> aac"]
     assert stats.streams_dropped == ["#2 subtitle srt"]
     with av.open(str(out)) as c:
@@ -328,7 +328,7 @@ def test_rotation_kept_and_streams_the_container_refuses_are_converted_or_droppe
         assert abs(samples / c.streams.audio[0].rate - 1.0) < 0.1
     rotated = tmp_path / "phone.mp4"  # as a phone records it: a display matrix in the MP4
     ffmpeg("-i", str(short_clip), "-c", "copy", "-metadata:s:v:0", "rotate=90", str(rotated))
-    upscale_video(str(rotated), tmp_path / "phone_x4.mp4", Upscaler("fast-x4", backend="cpu"), FAST, progress=False)
+    upscale_video(str(rotated), tmp_path / "phone_x4.mp4", fast_x4, FAST, progress=False)
     for path in (rotated, tmp_path / "phone_x4.mp4"):
         with av.open(str(path)) as c:
             assert next(c.decode(video=0)).rotation == 90

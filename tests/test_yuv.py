@@ -13,7 +13,7 @@ from srstream.images import read_image
 from srstream.video.colour import Colour, colour_of
 from srstream.video.yuv import layout_of, planes_to_rgb, read_planes, rgb_to_planes, write_frame
 
-from assets import DATA, EXAMPLES, SAMPLE
+from assets import CLIP, DATA, EXAMPLES, SAMPLE
 
 needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg CLI makes the 10-bit clip")
 
@@ -109,14 +109,13 @@ def test_rgb_survives_a_round_trip_through_444_within_one_level():
     assert (back - x).abs().max() * 255 <= 1
 
 
-def test_nvenc_where_there_is_none_falls_back_to_x264_with_a_log_line(tmp_path, caplog):
-    from srstream.engine import Upscaler
+def test_nvenc_where_there_is_none_falls_back_to_x264_with_a_log_line(fast_x4, tmp_path, caplog):
     from srstream.video import EncodeOptions, Settings, upscale_video
 
     if torch.cuda.is_available():
         pytest.skip("a GPU is here: NVENC may really open")
     out = tmp_path / "nvenc.mp4"
-    stats = upscale_video(str(DATA / "video" / "vtest_320x180_2s.mp4"), out, Upscaler("fast-x4", backend="cpu"),
+    stats = upscale_video(str(CLIP), out, fast_x4,
                           Settings(options=EncodeOptions(codec="h264_nvenc"), duration=0.2), progress=False)
     assert stats.frames_out == 5 and "h264_nvenc cannot open here" in caplog.text
     with av.open(str(out)) as c:
