@@ -12,7 +12,7 @@ from fractions import Fraction
 import av
 import pytest
 
-from srstream.video.buffer import FrameBuffer
+from srstream.video.buffer import LATENCY_MARGIN, FrameBuffer, oldest_worth_upscaling
 from srstream.video.frames import Decoded
 
 from assets import ROOT, SAMPLE
@@ -80,3 +80,8 @@ def test_an_engine_slower_than_max_latency_still_writes_the_latest_frames(tmp_pa
     assert max(times) >= seconds - 2 * call - 0.5, times  # frames kept coming to the end, not only the first call's
     # near one engine call: waiting for the engine, then its call (a backlog behind the audio packets reached 2-5 s)
     assert stats["latency_p95_s"] < max(1.5, 2 * call + 1.0), (stats, call)
+
+
+def test_live_policy_keeps_what_can_still_be_written_in_time():
+    # 2 s allowed, 0.5 s an engine call, 0.2 s in the encoder: a frame must have been captured after now - 1.2 s.
+    assert oldest_worth_upscaling(100.0, 2.0, 0.5, 0.2) == pytest.approx(100.0 - (2.0 * LATENCY_MARGIN - 0.7))

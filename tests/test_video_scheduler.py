@@ -1,5 +1,5 @@
-"""The pieces under the video pipeline: input kinds, the live policy, the output plan, a Stream on a real clip and
-the scheduler's batches (one frame from each input in turn)."""
+"""srstream/video/scheduler.py and stream.py: a Stream on a real clip owns its plan and frames, and the scheduler's
+batches take one frame from each input in turn (source, buffer and sink have their own test modules)."""
 from __future__ import annotations
 
 import shutil
@@ -7,18 +7,13 @@ import subprocess
 import threading
 import time
 
-import av
 import pytest
 
 from srstream.engine import Upscaler
 from srstream.output_size import OutputSize
-from srstream.video import iter_upscaled, source
-from srstream.video.buffer import LATENCY_MARGIN, oldest_worth_upscaling
-from srstream.video.colour import Colour
+from srstream.video import iter_upscaled
 from srstream.video.scheduler import Scheduler, take_in_turn
-from srstream.video.settings import EncodeOptions, Settings
-from srstream.video.sink import plan_output
-from srstream.video.source import InputKind, VideoInputError, classify, is_live, is_video_input, open_input
+from srstream.video.settings import Settings
 from srstream.video.stream import Stream
 
 from assets import CLIP
@@ -38,51 +33,6 @@ def tiny_clip(tmp_path_factory):
     subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(CLIP), "-t", "0.4", "-vf", "scale=64:36", "-c:v",
                     "libx264", "-preset", "ultrafast", "-an", str(path)], check=True, timeout=60)
     return path
-
-
-def test_input_kinds_by_name():
-    assert classify("rtsp://cam/1").kind == "stream" and is_live("rtsp://cam/1")
-    assert classify("frames/f_%04d.png").kind == "sequence" and not is_live("frames/f_%04d.png")
-    assert classify("clip.mp4").kind == "file" and is_video_input("clip.mp4") and not is_video_input("photo.png")
-    with pytest.raises(VideoInputError, match="no such file"):
-        open_input("/nonexistent/clip.mp4")
-
-
-def test_a_new_input_kind_is_one_class(monkeypatch):
-    class Dash(InputKind):  # stands in for `-` (a pipe): here it reads the real clip
-        kind = "pipe"
-
-        @staticmethod
-        def matches(name: str) -> bool:
-            return name == "-"
-
-        def open(self, timeout_s: float) -> av.container.InputContainer:
-            return av.open(str(CLIP))
-
-    monkeypatch.setattr(source, "INPUT_KINDS", (Dash, *source.INPUT_KINDS))
-    assert classify("-").kind == "pipe" and is_video_input("-") and not is_live("-")
-    with open_input("-") as container:
-        assert container.streams.video[0].codec_context.width == 320
-
-
-def test_live_policy_keeps_what_can_still_be_written_in_time():
-    # 2 s allowed, 0.5 s an engine call, 0.2 s in the encoder: a frame must have been captured after now - 1.2 s.
-    assert oldest_worth_upscaling(100.0, 2.0, 0.5, 0.2) == pytest.approx(100.0 - (2.0 * LATENCY_MARGIN - 0.7))
-
-
-def test_output_plan_rounds_for_the_pixel_format_and_keeps_10_bit():
-    eight, ten = Colour(1, 1, 8), Colour(1, 1, 10)
-    plan = plan_output(EncodeOptions(), eight, (401, 225))
-    assert plan.pix_fmt == "yuv420p" and plan.size == (402, 226)
-    assert plan_output(EncodeOptions(), ten, (640, 360)).pix_fmt == "yuv420p10le"
-    assert plan_output(EncodeOptions(pix_fmt="yuv422p"), eight, (401, 225)).size == (402, 225)
-
-
-def test_output_plan_falls_back_where_nvenc_cannot_open():
-    plan = plan_output(EncodeOptions(codec="h264_nvenc", preset="p4"), Colour(1, 1, 8), (640, 360))
-    if plan.options.codec == "h264_nvenc":
-        pytest.skip("this machine has NVENC")
-    assert plan.options.codec == "libx264" and plan.options.preset == "medium" and plan.pix_fmt == "yuv420p"
 
 
 class _Queue:
