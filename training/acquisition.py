@@ -150,6 +150,6 @@ def degrade_batch(
     """`acquire` on each sample of (N, C, H, W) with its own random acquisition and phase, clamped to [0, 1]."""
     out = torch.empty_like(hr)
     for i in range(hr.shape[0]):
-        acquisition = random_acquisition(rng, tuple(ratios), tuple(thickness_ratios), tuple(profiles))
+        acquisition = random_acquisition(rng, ratios, thickness_ratios, tuple(profiles))
         out[i : i + 1] = acquire(hr[i : i + 1], acquisition, first=float(rng.uniform(0, acquisition.spacing)))
     return out.clamp_(0, 1)

@@ -7,6 +7,7 @@ guarantees for single crops, so a resumed run draws the same data.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +39,7 @@ class CameraClips(Dataset):
         seed: int = 0,
         length: int = 1 << 40,
         progress: bool = False,
-        videos: list[str | Path] = (),
+        videos: Sequence[str | Path] = (),
         video_p: float = 0.5,
         video_prescale: int = 2,
         qp_plane: bool = False,

@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import math
 from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
 
 import numpy as np
 import torch
@@ -103,7 +104,8 @@ class CameraSettings:
         unknown = set(values) - known
         if unknown:
             raise ValueError(f"data.camera: unknown setting(s) {', '.join(sorted(unknown))}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+        settings: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+        return cls(**settings)
 
     def to_dict(self) -> dict:
         """The settings as plain JSON/TOML values (tuples as lists), e.g. for a model card."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, cast
 
 import av
 import numpy as np
@@ -19,6 +20,9 @@ from training.compression import (
     from_decoder,
     picture_type,
 )
+
+if TYPE_CHECKING:
+    from av.video.stream import VideoStream
 
 CODECS = ("libx264", "libx265")
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow")
@@ -47,7 +51,7 @@ class Encoding:
             raise ValueError(f"kbps {self.kbps}: must be 0 (CRF) or a bitrate above 0")
 
 
-def _options(encoding: Encoding, frames: int) -> dict[str, str]:
+def _options(encoding: Encoding, frames: int) -> dict[str, object]:  # str values, typed as PyAV's Stream.options
     """Encoder options for one GOP spanning the clip, one thread, quiet."""
     kbps = encoding.kbps
     if encoding.codec == "libx264":
@@ -62,9 +66,9 @@ def _options(encoding: Encoding, frames: int) -> dict[str, str]:
             "threads": "1",
             "sc_threshold": "0",
         }
-    rate = f"bitrate={kbps}:vbv-maxrate={kbps}:vbv-bufsize={2 * kbps}" if kbps else f"crf={encoding.crf}"
+    x265_rate = f"bitrate={kbps}:vbv-maxrate={kbps}:vbv-bufsize={2 * kbps}" if kbps else f"crf={encoding.crf}"
     params = (
-        f"{rate}:bframes={encoding.bframes}:keyint={max(frames, 1)}:min-keyint=1:"
+        f"{x265_rate}:bframes={encoding.bframes}:keyint={max(frames, 1)}:min-keyint=1:"
         f"scenecut=0:pools=none:frame-threads=1:wpp=0:log-level=none"
     )
     return {"preset": encoding.preset, "x265-params": params}
@@ -78,7 +82,8 @@ def encode(frames: np.ndarray, encoding: Encoding, fps: int = 25) -> bytes:
         raise ValueError(f"yuv420p needs even frame sides, got {w}x{h}")
     buffer = io.BytesIO()
     with av.open(buffer, "w", format=encoding.container) as output:
-        stream = output.add_stream(encoding.codec, rate=fps)
+        # Encoding admits only video encoders (CODECS), which PyAV's stubs cannot tell from a plain str.
+        stream = cast("VideoStream", output.add_stream(encoding.codec, rate=fps))
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
         stream.options = _options(encoding, t)
         for i, rgb in enumerate(frames):

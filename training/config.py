@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import tomllib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -94,7 +95,7 @@ def _parse_override(text: str) -> dict[str, Any]:
     return result
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> dict[str, Any]:
+def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> dict[str, Any]:
     """Defaults, updated by the TOML file at `path`, then by each `a.b=value` override; validated."""
     config = copy.deepcopy(DEFAULTS)
     if path is not None:

@@ -41,8 +41,8 @@ def load_image(path: str | Path, channels: int = 3) -> np.ndarray:
     """An 8-bit image as (H, W, channels) uint8; grey becomes RGB for 3 channels and colour becomes luma for 1."""
     try:
         with Image.open(path) as im:
-            im = im.convert("RGB" if channels == 3 else "L")
-            array = np.array(im, dtype=np.uint8)  # a copy: writable, unlike the decoder's buffer
+            converted = im.convert("RGB" if channels == 3 else "L")
+            array = np.array(converted, dtype=np.uint8)  # a copy: writable, unlike the decoder's buffer
     except (OSError, ValueError) as exc:
         raise ValueError(f"{path}: not a readable image ({exc})") from None
     return array if channels == 3 else array[..., None]

@@ -57,6 +57,9 @@ class VGGFeatureLoss(nn.Module):
     The paper rescales the feature loss by 1/12.75; with inputs in [0, 1] that factor is kept as the default.
     """
 
+    mean: torch.Tensor  # buffers, registered in __init__
+    std: torch.Tensor
+
     def __init__(
         self, i: int = 5, j: int = 4, weights_file: str | Path | None = None, rescale: float = 1 / 12.75
     ) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 import torch
 from torchmetrics.functional.image import structural_similarity_index_measure
@@ -35,6 +37,5 @@ def ssim_y(output: np.ndarray, reference: np.ndarray, border: int) -> float:
     """SSIM (Gaussian window 11, sigma 1.5, as Wang et al.) between two 8-bit images on Y, border shaved."""
     a = torch.from_numpy(_shaved_y(output, border))[None, None]
     b = torch.from_numpy(_shaved_y(reference, border))[None, None]
-    return float(
-        structural_similarity_index_measure(a, b, data_range=255.0, gaussian_kernel=True, sigma=1.5, kernel_size=11)
-    )
+    ssim = structural_similarity_index_measure(a, b, data_range=255.0, gaussian_kernel=True, sigma=1.5, kernel_size=11)
+    return float(cast(torch.Tensor, ssim))  # a tuple only with return_full_image or return_contrast_sensitivity

@@ -90,7 +90,7 @@ def make_pairs(count: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
 
     rng = np.random.default_rng(seed)
     paths = list_images([TRAIN])
-    pairs = []
+    pairs: list[tuple[np.ndarray, np.ndarray]] = []
     while len(pairs) < 3 * count:
         image = load_image(paths[rng.integers(len(paths))])
         h, w = (image.shape[0] // 2) * 2, (image.shape[1] // 2) * 2
@@ -111,7 +111,11 @@ def make_pairs(count: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
                 kbps=kbps,
             )
             frames, facts = compress_with_facts(clip, encoding)
-            maps = [f.qp for f in facts]
+            maps = []
+            for fact in facts:
+                if fact is None:  # H.264's decoder exports every frame's QP map (training.compression)
+                    raise RuntimeError("the decoder gave no QP map for a libx264 frame (venc_params side data)")
+                maps.append(fact.qp)
         pairs += [(luma(f), m) for f, m in zip(frames, maps)]
     return pairs
 
@@ -177,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         pairs = make_pairs(args.clips, seed=0)
         if args.cache:
-            np.savez(args.cache, **{f"{k}{i}": v for i, (y, q) in enumerate(pairs) for k, v in (("y", y), ("q", q))})
+            arrays = {f"{k}{i}": v for i, (y, q) in enumerate(pairs) for k, v in (("y", y), ("q", q))}
+            np.savez(args.cache, **arrays)  # type: ignore[arg-type]  # numpy stub: **arrays is matched to allow_pickle
     log.info("%d frames", len(pairs))
     net = None
     if args.resume:

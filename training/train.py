@@ -17,7 +17,7 @@ import sys
 import time
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -57,6 +57,9 @@ from training.weights import (
     load_generator,
     save_weights,
 )
+
+if TYPE_CHECKING:
+    from training.architectures.architecture import GeneratorConfig
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +132,9 @@ class Trainer:
         torch.manual_seed(config["seed"])
         arch, arch_config = generator_config(config)
         # channels_last is ~15% faster for these convs on CPU (oneDNN) and what tensor cores want on CUDA.
-        self.generator = build_generator(arch, arch_config).to(self.device, memory_format=torch.channels_last)
+        self.generator = build_generator(arch, arch_config)
+        # torch's stubs lack the to(device, memory_format=...) form, which Module.to takes as Tensor.to does
+        self.generator.to(self.device, memory_format=torch.channels_last)  # type: ignore[call-overload]
         train = config["train"]
         self.recurrent = isinstance(self.generator, RecurrentSR)
         if self.recurrent and config["data"]["degradation"] != "camera":
@@ -145,6 +150,8 @@ class Trainer:
         if train["ema"]:
             self.ema = AveragedModel(self.generator, multi_avg_fn=get_ema_multi_avg_fn(train["ema"]), use_buffers=True)
         self.gan = config["phase"] == "srgan"
+        self.discriminator: nn.Module | None
+        self.opt_d: torch.optim.Optimizer | None
         self.discriminator, self.opt_d = self._discriminator() if self.gan else (None, None)
         content = config["content"]
         self.content = content_loss(content["loss"], tuple(content["vgg_layer"]), content["vgg_weights"] or None).to(
@@ -155,7 +162,9 @@ class Trainer:
         if self.checkpoint_path.is_file():
             self._restore(load_checkpoint(self.checkpoint_path))
         # A recurrent generator trains unrolled over each clip: g_train takes LR clips and gives every frame's SR.
-        self.g_train: nn.Module = ClipUnroll(self.generator) if self.recurrent else self.generator
+        self.g_train: nn.Module = (
+            ClipUnroll(self.generator) if isinstance(self.generator, RecurrentSR) else self.generator
+        )
         self.d_train: nn.Module | None = self.discriminator
         if self.world > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
@@ -172,7 +181,7 @@ class Trainer:
         """Start from `train.init`: the same architecture's weights, or, for a recurrent generator, a FastSR's
         (`load_fast`: with its state path at zero it starts as exactly that single-frame model)."""
         source, _ = load_generator(path)
-        if self.recurrent and not isinstance(source, RecurrentSR):
+        if isinstance(self.generator, RecurrentSR) and not isinstance(source, RecurrentSR):
             self.generator.load_fast(source.state_dict())
         elif isinstance(self.generator, FastSR):
             skipped = self.generator.load_compatible(source.state_dict())
@@ -207,7 +216,8 @@ class Trainer:
         """Phase 2's discriminator and its optimiser."""
         config, train = self.config, self.config["train"]
         discriminator = Discriminator(config["model"]["channels"], config["data"]["patch_size"])
-        discriminator.to(self.device, memory_format=torch.channels_last)
+        # torch's stubs lack the to(device, memory_format=...) form, which Module.to takes as Tensor.to does
+        discriminator.to(self.device, memory_format=torch.channels_last)  # type: ignore[call-overload]
         opt = torch.optim.Adam(
             discriminator.parameters(), lr=config["adversarial"]["d_lr"], betas=(train["beta1"], train["beta2"])
         )
@@ -274,7 +284,7 @@ class Trainer:
         }
 
     def _state(self) -> dict[str, Any]:
-        state = {
+        state: dict[str, Any] = {
             "step": self.step,
             "seconds": self.seconds,
             "generator": self.generator.state_dict(),
@@ -282,15 +292,17 @@ class Trainer:
             "rng_cpu": torch.get_rng_state(),
             "card": self._card(),
         }
+        config = cast("GeneratorConfig", self.generator.config)  # a registered generator's config dataclass
         state["card"].update(
             architecture=self._arch(),
-            config=self.generator.config.to_dict(),
-            scale=self.generator.config.scale,
-            channels=self.generator.config.channels,
+            config=config.to_dict(),
+            scale=config.scale,
+            channels=config.channels,
         )
         if torch.cuda.is_available():
             state["rng_cuda"] = torch.cuda.get_rng_state(self.device)
         if self.discriminator is not None:
+            assert self.opt_d is not None  # made with the discriminator
             state["discriminator"] = self.discriminator.state_dict()
             state["opt_d"] = self.opt_d.state_dict()
         if self.ema is not None:
@@ -305,6 +317,7 @@ class Trainer:
         self.generator.load_state_dict(state["generator"])
         self.opt_g.load_state_dict(state["opt_g"])
         if self.discriminator is not None:
+            assert self.opt_d is not None  # made with the discriminator
             self.discriminator.load_state_dict(state["discriminator"])
             self.opt_d.load_state_dict(state["opt_d"])
         if self.ema is not None:  # a checkpoint from a run without train.ema starts the average afresh
@@ -356,6 +369,7 @@ class Trainer:
             self.opt_g.step()
             self._update_ema()
             return {"content": loss.item()}
+        assert self.d_train is not None and self.opt_d is not None  # phase 2: made with the discriminator
         for group in self.opt_d.param_groups:
             group["lr"] = learning_rate(c["adversarial"]["d_lr"], c["train"]["lr_schedule"], progress, steps)
         with self._autocast():
@@ -425,8 +439,8 @@ class Trainer:
     def _sample_grid(self, writer) -> None:
         samples = [self.dataset[SAMPLE_BASE_INDEX + k] for k in range(4)]
         scale = self.config["model"]["scale"]
-        if isinstance(samples[0], torch.Tensor):
-            hr = torch.stack(samples).to(self.device)
+        if isinstance(samples[0], torch.Tensor):  # HRCrops: every sample is an HR crop
+            hr = torch.stack(cast("list[torch.Tensor]", samples)).to(self.device)
             lr_img = self._degrade(hr, -1)
         else:  # clip pairs: each clip's middle frame
             hr = torch.stack([h[len(h) // 2] for h, _ in samples]).to(self.device)
@@ -436,7 +450,7 @@ class Trainer:
         with torch.no_grad():
             if self.recurrent:  # the middle frame with the past of the frames before it
                 clips = torch.stack([low[: len(low) // 2 + 1] for _, low in samples]).to(self.device)
-                sr = ClipUnroll(shipped)(clips).unflatten(0, clips.shape[:2])[:, -1].clamp(0, 1)
+                sr = ClipUnroll(cast(RecurrentSR, shipped))(clips).unflatten(0, clips.shape[:2])[:, -1].clamp(0, 1)
             else:
                 sr = shipped(lr_img).clamp(0, 1)
         shipped.train()
@@ -472,6 +486,7 @@ class Trainer:
                 self.seconds += time.perf_counter() - started
                 bar.update(1)
                 if self.rank == 0 and (self.step % log["every"] == 0 or self.step == steps):
+                    assert writer is not None  # rank 0 opened it
                     bar.set_postfix({k: f"{v:.4g}" for k, v in losses.items()})
                     for key, value in losses.items():
                         writer.add_scalar(f"loss/{key}", value, self.step)

@@ -8,6 +8,7 @@ cleaner than the footage, as Real-ESRGAN does with its training photos.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import av
@@ -20,7 +21,7 @@ from training.degrade import box_downsample
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".ts", ".m4v"}
 
 
-def list_videos(paths: list[str | Path]) -> list[Path]:
+def list_videos(paths: Sequence[str | Path]) -> list[Path]:
     """The video files named, or found under the folders named (recursive), sorted; a path with none is an error."""
     files: list[Path] = []
     for path in map(Path, paths):

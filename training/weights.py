@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import pickle
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from safetensors import SafetensorError
@@ -20,6 +20,9 @@ from training import architectures
 from training.atomic import atomic_path
 from training.descriptor import ModelDescriptor
 from training.errors import SrstreamError
+
+if TYPE_CHECKING:
+    from training.architectures.architecture import GeneratorConfig
 
 SHIPPED_DIR = Path(__file__).resolve().parent / "shipped"
 
@@ -50,11 +53,12 @@ def save_weights(model: nn.Module, path: str | Path, card: dict[str, Any]) -> Pa
         for k, v in model.state_dict().items()
     }
     architecture = architectures.get(architecture_of(model))
+    config = cast("GeneratorConfig", model.config)  # a registered generator (architecture_of): its config dataclass
     full_card = {
         "architecture": architecture.name,
-        "config": model.config.to_dict(),
-        "scale": model.config.scale,
-        "channels": model.config.channels,
+        "config": config.to_dict(),
+        "scale": config.scale,
+        "channels": config.channels,
         "value_range": [0.0, 1.0],
         **card,
         **architecture.card_fields(model),  # what the engine needs of this architecture (a recurrent state)

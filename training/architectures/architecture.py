@@ -5,9 +5,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, Protocol
 
 from torch import nn
+
+
+class GeneratorConfig(Protocol):
+    """What every architecture's config (a frozen dataclass, kept as its module's `config`) offers the rest."""
+
+    @property
+    def scale(self) -> int: ...
+
+    @property
+    def channels(self) -> int: ...
+
+    def to_dict(self) -> dict[str, Any]: ...
 
 
 def no_card_fields(model: nn.Module) -> dict[str, Any]:
@@ -25,7 +37,7 @@ class Architecture:
     config: type  # a frozen dataclass of the constructor's settings, with to_dict()
     receptive_radius: Callable[[Any], int]  # config -> input pixels of context each output pixel depends on
     macs_per_lr_pixel: Callable[[Any], int]  # config -> multiply-accumulates per input pixel (convolutions)
-    card_fields: Callable[[nn.Module], dict[str, Any]] = no_card_fields  # what its model card adds
+    card_fields: Callable[[Any], dict[str, Any]] = no_card_fields  # module -> what its model card adds
     multiple_of: int = 1  # input height and width must be multiples of this (the engine pads)
 
     @property

@@ -66,6 +66,7 @@ class RecurrentSR(nn.Module):
         self.head = fast.body[0]  # 5x5 conv of the current frame (and its QP plane)
         self.past = nn.Conv2d(config.state_channels, w, 3, padding=1)
         nn.init.zeros_(self.past.weight)
+        assert self.past.bias is not None  # Conv2d's default bias=True
         nn.init.zeros_(self.past.bias)
         self.trunk = fast.body[1:-1]
         self.tail = fast.body[-1]  # to C r^2: the residual over nearest-neighbour upsampling
@@ -142,7 +143,7 @@ def receptive_radius(config: RecurrentConfig) -> int:
     return 2 + config.layers + 1
 
 
-def card_fields(model: nn.Module) -> dict:
+def card_fields(model: RecurrentSR) -> dict:
     """What the engine needs to pack the state beside each frame."""
     return {
         "restores": "frames",
