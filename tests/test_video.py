@@ -12,9 +12,9 @@ import pytest
 from srstream.cli import main
 from srstream.engine import Upscaler
 from srstream.images import read_image
+from srstream.video.colour import Colour, from_rgb, to_rgb
 from srstream.video.pipeline import iter_upscaled, upscale_video
 from srstream.video.settings import EncodeOptions, Settings
-from srstream.video.colour import Colour, from_rgb, to_rgb
 from srstream.video.source import VideoInputError
 
 from assets import CLIP, DATA, EXAMPLES
