@@ -2,16 +2,19 @@
 node, pull mode and the demo all call), its report and preview, and a diffusion table carried or refused."""
 
 import json
+import pathlib
 
 import nibabel as nib
 import numpy as np
 import pytest
 from PIL import Image
 
+from medical import formats
 from medical.discover import discover
 from medical.engine import Engines
 from medical.gradients import beside, carry, load
 from medical.job import VolumeJob
+from medical.preview import write_preview
 from medical.report import report_path, write_report, write_summary
 from medical.run import process, run_all
 from medical.volume import VolumeError
@@ -29,6 +32,11 @@ def test_process_upscales_reports_and_previews_one_volume(tmp_path):
     assert out.shape == (source.shape[0] * 2, source.shape[1] * 2, source.shape[2])
     assert np.allclose(out.header.get_zooms()[:2], np.array(source.header.get_zooms()[:2]) / 2)
     assert Image.open(report["preview"]).size[0] > source.shape[0]  # before | after, side by side
+    before = formats.by_name("nifti").open(HEAD, None).read(0)
+    after = formats.by_name("nifti").open(pathlib.Path(report["output"]), None).read(0)
+    after.meta["factors"] = (2, 2, 1)  # what the run knows of its result; a file read back does not say it
+    again = write_preview(before, after, tmp_path / "again.png")
+    assert Image.open(again).size == Image.open(report["preview"]).size
     write_report(tmp_path, task, report)
     assert json.loads(report_path(tmp_path, task).read_text())["output"] == report["output"]
 
