@@ -10,6 +10,7 @@ import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 import gradio as gr
 import numpy as np
@@ -36,7 +37,8 @@ class Engines:
     """One Upscaler per model, made on first use and kept (loading is the slow part)."""
 
     def __init__(self, backend: str) -> None:
-        self.backend, self.cache = backend, {}
+        self.backend = backend
+        self.cache: dict[str, Upscaler] = {}
 
     def get(self, name: str) -> Upscaler:
         if name not in self.cache:
@@ -52,7 +54,7 @@ def _default(models: list[str], preferred: str) -> str | None:
     return preferred if preferred in models else (models[0] if models else None)
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     raise gr.Error(message, duration=None)
 
 
@@ -140,7 +142,7 @@ def image_tab(engines: Engines, settings: PageConfig) -> None:
         sr = up.upscale(rgb, size)
         bicubic = bicubic_upscale(rgb, up.scale)
         if bicubic.shape[:2] != sr.shape[:2]:
-            bicubic = np.asarray(Image.fromarray(rgb).resize(size, Image.BICUBIC))
+            bicubic = np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BICUBIC))
         out = settings.workdir / f"{Path(path).stem}_{size[0]}x{size[1]}.png"
         write_image(out, sr)
         native = (rgb.shape[1] * up.scale, rgb.shape[0] * up.scale)
@@ -244,8 +246,8 @@ def _same_size(before: np.ndarray, after: np.ndarray, long_side: int = 384) -> t
     factor = max(1, long_side // max(after.shape))
     size = (after.shape[1] * factor, after.shape[0] * factor)
     return (
-        np.asarray(Image.fromarray(before).resize(size, Image.NEAREST)),
-        np.asarray(Image.fromarray(after).resize(size, Image.NEAREST)),
+        np.asarray(Image.fromarray(before).resize(size, Image.Resampling.NEAREST)),
+        np.asarray(Image.fromarray(after).resize(size, Image.Resampling.NEAREST)),
     )
 
 
@@ -405,8 +407,8 @@ def medical_tab(engines: Engines, settings: PageConfig) -> None:
             [state, download, geometry, before, after],
             api_name="upscale_volume",
         )
-        plane.change(_volume_view, [state, plane, position], [before, after], api_name=False)
-        position.change(_volume_view, [state, plane, position], [before, after], api_name=False)
+        plane.change(_volume_view, [state, plane, position], [before, after], api_visibility="private")
+        position.change(_volume_view, [state, plane, position], [before, after], api_visibility="private")
 
 
 def build(settings: PageConfig | None = None) -> gr.Blocks:

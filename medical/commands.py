@@ -184,21 +184,36 @@ def run_command(argv: list[str] | None = None) -> int:
     return upscale_command(args)
 
 
+def pacs_request(args: argparse.Namespace) -> pacs_pull.PacsRequest:
+    """What pull mode (`medical.pacs_pull`) reads of `srmed upscale`'s options."""
+    return pacs_pull.PacsRequest(
+        inputs=tuple(args.inputs),
+        output=Path(args.output),
+        format=args.format,
+        from_pacs=args.from_pacs,
+        study_uid=args.study_uid,
+        series_uid=args.series_uid,
+        send_to=args.send_to,
+        calling_ae=args.calling_ae,
+    )
+
+
 def upscale_command(args: argparse.Namespace) -> int:
     """`srmed upscale`: every volume of args.inputs into args.output; 1 if any failed, else 0."""
     from medical.discover import discover
     from medical.engine import Engines
     from medical.run import run_all
 
+    request = pacs_request(args)
     try:
-        pacs_pull.prepare(args)  # with --from-pacs: fetches the input into OUTDIR/.pacs/
-        tasks = discover(args.inputs)
+        inputs = pacs_pull.prepare(request)  # with --from-pacs: fetches the input into OUTDIR/.pacs/
+        tasks = discover(inputs)
         job = check_options(args)
         engines = Engines(job)
         if job.model:  # a model that cannot load stops the run before any volume
             engines.get(job.model)
         done, skipped, failed = run_all(tasks, job, engines)
-        pacs_pull.send_back(args, tasks)  # with --send-to: each derived series stored there
+        pacs_pull.send_back(request, tasks)  # with --send-to: each derived series stored there
     except SrstreamError as exc:
         print(f"srmed: error: {exc}", file=sys.stderr)
         return 1

@@ -116,6 +116,7 @@ def _classic_slices(files: list[Path]) -> tuple[list[_Slice], pydicom.Dataset]:
                 path,
             )
         )
+    assert first is not None, "a series holds at least one file"
     return slices, first
 
 

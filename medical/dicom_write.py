@@ -51,7 +51,7 @@ def _source_slices(volume: Volume) -> list[Dataset]:
     files = volume.meta.get("files")
     if volume.meta.get("format") != "dicom" or not files:
         raise VolumeError(f"{volume.source}: DICOM output needs a DICOM source series (use NIfTI output)")
-    headers = [pydicom.dcmread(f, stop_before_pixels=True, force=True) for f in files]
+    headers: list[Dataset] = [pydicom.dcmread(f, stop_before_pixels=True, force=True) for f in files]
     if "PerFrameFunctionalGroupsSequence" in headers[0]:
         # Its per-frame functional groups do not map onto classic MR/CT images without inventing Type 1 values.
         raise VolumeError(

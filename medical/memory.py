@@ -10,9 +10,9 @@ from srstream.memory import available_memory
 BYTES_PER_OUTPUT_VOXEL = 40
 
 
-def check_fits(source: str, shape: tuple[int, ...], factors: tuple[int, int, int]) -> None:
+def check_fits(source: str, shape: tuple[int, ...], factors: tuple[float, float, float]) -> None:
     """Raise a one-line VolumeError if upscaling a volume of `shape` by `factors` needs more memory than is free."""
-    voxels = 1
+    voxels: float = 1
     for n, r in zip(shape[:3], factors):
         voxels *= n * r
     need = voxels * BYTES_PER_OUTPUT_VOXEL

@@ -29,11 +29,14 @@ class NiftiVolumes:
     def __init__(self, path: str | Path) -> None:
         self.path = path = Path(path)
         try:
-            self.img = img = nib.load(str(path))
+            img = nib.load(str(path))
         except FileNotFoundError:
             raise VolumeError(f"{path}: no such file") from None
         except Exception as exc:  # noqa: BLE001 - nibabel raises many kinds on foreign bytes
             raise VolumeError(f"{path}: not a readable NIfTI file ({type(exc).__name__}: {exc})") from None
+        if not isinstance(img, nib.Nifti1Image):  # NIfTI-2 included; another format nibabel reads by its content
+            raise VolumeError(f"{path}: not a readable NIfTI file (nibabel reads it as {type(img).__name__})")
+        self.img = img
         stored = img.get_data_dtype()
         if stored.names is not None or stored.kind == "c":
             raise VolumeError(f"{path}: {stored} voxels (RGB or complex) are not a scalar volume")
@@ -127,7 +130,9 @@ def write_nifti_series(
     memory-mapped file beside the output until all are there, so the series never sits in memory as floats.
     Atomic; returns how many voxels had to be clipped to fit the stored type (0 normally)."""
     path = Path(path)
-    clipped, stack, header, scratch, first = 0, None, None, None, None
+    clipped, header, scratch = 0, None, None
+    stack: np.ndarray | None = None
+    first: Volume | None = None
     suffix = ".nii.gz" if str(path).endswith(".gz") else ".nii"
     try:
         with atomic_path(path, suffix=suffix) as tmp:
@@ -143,8 +148,9 @@ def write_nifti_series(
                 if count is None:
                     stack = stored  # one volume: already in memory, written straight from it
                 else:
+                    assert stack is not None  # the scratch file, made for the first volume
                     stack[..., t] = stored
-            if stack is None:
+            if stack is None or first is None:
                 raise VolumeError(f"{path}: no volumes to write")
             img = nib.Nifti1Image(stack, first.affine, header)
             if (slope, inter) != (1.0, 0.0):

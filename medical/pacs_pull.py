@@ -15,6 +15,7 @@ import argparse
 import json
 import logging
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -40,6 +41,21 @@ _GET_STORAGE = (
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class PacsRequest:
+    """What pull mode reads of `srmed upscale`'s options: IN..., OUTDIR, --format and those of `add_options`
+    (built once from the command line by `medical.commands`)."""
+
+    inputs: tuple[str, ...]  # IN... as given: none where --from-pacs fetches the input
+    output: Path  # OUTDIR: the fetched instances go to OUTDIR/.pacs/, the reports say what to send back
+    format: str  # --format: --send-to stores DICOM series, so not with 'nifti'
+    from_pacs: str | None = None  # AET@HOST:PORT or a DICOMweb URL
+    study_uid: str | None = None
+    series_uid: str | None = None
+    send_to: str | None = None  # AET@HOST:PORT or a DICOMweb URL
+    calling_ae: str = "SRMED"
+
+
 def add_options(up: argparse.ArgumentParser) -> None:
     """Pull mode's options on `srmed upscale`."""
     up.add_argument(
@@ -57,44 +73,46 @@ def add_options(up: argparse.ArgumentParser) -> None:
     up.add_argument("--calling-ae", default="SRMED", help="our AE title towards the PACS (default SRMED)")
 
 
-def prepare(args: argparse.Namespace) -> None:
-    """Check the pull options; with --from-pacs, fetch the series into OUTDIR/.pacs/ and make that the input."""
-    if args.send_to:
-        destination(args.send_to)  # a typo fails now, not after the upscaling
-        if args.format == "nifti":
+def prepare(request: PacsRequest) -> list[str]:
+    """Check the pull options; the inputs to upscale: IN... as given, or with --from-pacs the folder the series
+    were fetched into (OUTDIR/.pacs/...)."""
+    if request.send_to:
+        destination(request.send_to)  # a typo fails now, not after the upscaling
+        if request.format == "nifti":
             raise VolumeError("--send-to stores DICOM series: not with --format nifti")
-    if not args.from_pacs:
-        if args.study_uid or args.series_uid:
+    if not request.from_pacs:
+        if request.study_uid or request.series_uid:
             raise VolumeError("--study-uid and --series-uid select what --from-pacs fetches: give --from-pacs")
-        if not args.inputs:
+        if not request.inputs:
             raise VolumeError("give IN... (files or folders) or --from-pacs")
-        return
-    if args.inputs:
+        return list(request.inputs)
+    if request.inputs:
         raise VolumeError("--from-pacs fetches the input: give no IN as well")
-    if not (args.study_uid or args.series_uid):
+    wanted = request.series_uid or request.study_uid
+    if not wanted:
         raise VolumeError("--from-pacs needs --study-uid UID or --series-uid UID")
-    for uid in (args.study_uid, args.series_uid):
+    for uid in (request.study_uid, request.series_uid):
         if uid and not is_uid(uid):
             raise VolumeError(f"{uid!r}: not a DICOM UID")
-    source = destination(args.from_pacs)
-    folder = Path(args.output) / ".pacs" / safe_name(args.series_uid or args.study_uid)
-    count = (_pull_web if source.is_web else _pull_dimse)(source, args, folder)
+    source = destination(request.from_pacs)
+    folder = request.output / ".pacs" / safe_name(wanted)
+    count = (_pull_web if source.is_web else _pull_dimse)(source, request, folder)
     log.info("srmed: %d instances from %s -> %s", count, source.text, folder)
-    args.inputs = [str(folder)]
+    return [str(folder)]
 
 
-def _query(args: argparse.Namespace):
+def _query(request: PacsRequest):
     from pydicom.dataset import Dataset
 
     query = Dataset()
     query.QueryRetrieveLevel = "SERIES"
-    query.StudyInstanceUID = args.study_uid or ""
-    query.SeriesInstanceUID = args.series_uid or ""
+    query.StudyInstanceUID = request.study_uid or ""
+    query.SeriesInstanceUID = request.series_uid or ""
     query.Modality = ""
     return query
 
 
-def _pull_dimse(source: Destination, args: argparse.Namespace, folder: Path) -> int:
+def _pull_dimse(source: Destination, request: PacsRequest, folder: Path) -> int:
     """C-FIND the series, C-GET each into `folder`; the instances received."""
     from pydicom.dataset import Dataset
     from pynetdicom import evt, sop_class
@@ -102,20 +120,20 @@ def _pull_dimse(source: Destination, args: argparse.Namespace, folder: Path) -> 
 
     from medical.node.receiver import write_instance
 
-    calling = ae_title(args.calling_ae)
-    find = sop_class.StudyRootQueryRetrieveInformationModelFind
+    calling = ae_title(request.calling_ae)
+    find = sop_class.StudyRootQueryRetrieveInformationModelFind  # type: ignore[attr-defined]  # made at import
     assoc = associate(source, calling, [build_context(find)])
     try:
         found = [
             (str(ident.StudyInstanceUID), str(ident.SeriesInstanceUID))
-            for status, ident in assoc.send_c_find(_query(args), find)
+            for status, ident in assoc.send_c_find(_query(request), find)
             if status and status.Status in (0xFF00, 0xFF01) and ident is not None
         ]
     finally:
         assoc.release()
     found = [pair for pair in found if is_uid(pair[0]) and is_uid(pair[1])]
     if not found:
-        raise VolumeError(f"{source.text}: no series matches {args.series_uid or args.study_uid}")
+        raise VolumeError(f"{source.text}: no series matches {request.series_uid or request.study_uid}")
     received = []
 
     def stored(event) -> int:
@@ -123,7 +141,7 @@ def _pull_dimse(source: Destination, args: argparse.Namespace, folder: Path) -> 
         received.append(write_instance(folder, str(event.request.AffectedSOPInstanceUID), data))
         return 0x0000
 
-    get = sop_class.StudyRootQueryRetrieveInformationModelGet
+    get = sop_class.StudyRootQueryRetrieveInformationModelGet  # type: ignore[attr-defined]  # made at import
     storage = [getattr(sop_class, name) for name in _GET_STORAGE]
     contexts = [build_context(get)] + [build_context(uid) for uid in storage]
     roles = [build_role(uid, scp_role=True) for uid in storage]
@@ -174,7 +192,7 @@ def _parts(body: bytes, content_type: str) -> list[bytes]:
     return parts
 
 
-def _pull_web(source: Destination, args: argparse.Namespace, folder: Path) -> int:
+def _pull_web(source: Destination, request: PacsRequest, folder: Path) -> int:
     """QIDO-RS the series, WADO-RS each into `folder`; the instances received."""
     import pydicom
     import requests
@@ -182,16 +200,16 @@ def _pull_web(source: Destination, args: argparse.Namespace, folder: Path) -> in
 
     from medical.node.receiver import write_instance
 
-    params = {"StudyInstanceUID": args.study_uid} if args.study_uid else {}
-    if args.series_uid:
-        params["SeriesInstanceUID"] = args.series_uid
+    params = {"StudyInstanceUID": request.study_uid} if request.study_uid else {}
+    if request.series_uid:
+        params["SeriesInstanceUID"] = request.series_uid
     found = [
         (row.get("0020000D", {}).get("Value", [""])[0], row.get("0020000E", {}).get("Value", [""])[0])
         for row in _web_json(f"{source.url}/series", params)
     ]
     found = [pair for pair in found if is_uid(pair[0]) and is_uid(pair[1])]  # they go into URLs below
     if not found:
-        raise VolumeError(f"{source.text}: no series matches {args.series_uid or args.study_uid}")
+        raise VolumeError(f"{source.text}: no series matches {request.series_uid or request.study_uid}")
     count = 0
     for study, series in found:
         url = f"{source.url}/studies/{study}/series/{series}"
@@ -211,21 +229,21 @@ def _pull_web(source: Destination, args: argparse.Namespace, folder: Path) -> in
     return count
 
 
-def send_back(args: argparse.Namespace, tasks: list[Task]) -> None:
+def send_back(request: PacsRequest, tasks: list[Task]) -> None:
     """With --send-to, store every derived DICOM series of this run (done now or before) there; SendError (one
     line) on the first one not taken."""
     from medical.report import report_path
 
-    if not args.send_to:
+    if not request.send_to:
         return
-    dest = destination(args.send_to)
+    dest = destination(request.send_to)
     for task in tasks:
         try:
-            report = json.loads(report_path(Path(args.output), task).read_text())
+            report = json.loads(report_path(request.output, task).read_text())
         except (OSError, ValueError):
             continue  # failed: already reported
         if report.get("format") != "dicom":
             continue
         files = sorted(Path(report["output"]).glob("*.dcm"))
-        store(files, dest, ae_title(args.calling_ae))
+        store(files, dest, ae_title(request.calling_ae))
         log.info("srmed: %d instances of %s -> %s", len(files), Path(report["output"]).name, dest.text)

@@ -88,7 +88,9 @@ class Plan:
         """Through-plane: the acquisition a through-plane model learns to undo when it tunes on the volume."""
         from training.acquisition import Acquisition
 
-        return Acquisition(self.slice_axis.spacing_mm, self.slice_axis.thickness_mm, self.slice_axis.profile)
+        slices = self.slice_axis
+        assert slices is not None, "an in-plane plan has no acquisition to learn"
+        return Acquisition(slices.spacing_mm, slices.thickness_mm, slices.profile)
 
     def describe(self, model: str | None = None) -> str:
         """One line for the output's description (NIfTI descrip, DICOM SeriesDescription)."""
@@ -101,7 +103,8 @@ class Plan:
 
 def axis_factors(axis: int, scale: float, through_plane: bool) -> tuple[float, float, float]:
     """Through-plane: only `axis` grows by `scale`; in-plane: the two others do."""
-    return tuple((scale if a == axis else 1) if through_plane else (1 if a == axis else scale) for a in range(3))
+    i, j, k = ((scale if a == axis else 1) if through_plane else (1 if a == axis else scale) for a in range(3))
+    return i, j, k
 
 
 def _thickness(volume: Volume, axis: int, job: VolumeJob) -> tuple[float, str]:
@@ -136,8 +139,8 @@ def direction(volume: Volume, job: VolumeJob, model_through_plane: bool | None) 
     """Which way `volume` goes: forced by the options, implied by a model the user named, else by its voxels."""
     axis = job.axis
     if axis is None:  # the thickest axis where one stands out, else DICOM's slice axis
-        coarse = [coarseness(volume, a, job) for a in range(3)]
-        thickest = max(range(3), key=lambda a: (coarse[a], a == 2))
+        by_axis = [coarseness(volume, a, job) for a in range(3)]
+        thickest = max(range(3), key=lambda a: (by_axis[a], a == 2))
         axis = thickest if thick(volume, thickest, job) else 2
     if job.mode != "auto":
         return Direction(job.mode == "through-plane", axis, f"--{job.mode}")
@@ -172,8 +175,10 @@ def slice_axis_of(volume: Volume, job: VolumeJob, axis: int, upscaler: Upscaler)
     own = upscaler.spec.descriptor.through_plane_factor
     if job.spacing:
         target = job.spacing
-    elif job.scale_given or own:
-        target = spacing / (job.scale if job.scale_given else own)
+    elif job.scale is not None:
+        target = spacing / job.scale
+    elif own:
+        target = spacing / own
     elif thick(volume, axis, job):
         target = in_plane_spacing(volume, axis)  # near-isotropic
     else:
@@ -196,7 +201,7 @@ def make_plan(volume: Volume, job: VolumeJob, engines: Engines, output_format: s
 
     named = engines.get(job.model) if job.model else None
     way = direction(volume, job, named.spec.descriptor.through_plane if named else None)
-    scale = job.scale if job.scale_given else named.scale if named and not way.through_plane else IN_PLANE_SCALE
+    scale = job.scale if job.scale is not None else named.scale if named and not way.through_plane else IN_PLANE_SCALE
     upscaler = named or engines.get(default_model(scale, way.through_plane, volume.meta.get("modality")))
     check_model(upscaler, way.through_plane, scale)
     slice_axis = slice_axis_of(volume, job, way.axis, upscaler) if way.through_plane else None

@@ -92,7 +92,7 @@ def choose_profile(
         errors = profile_errors(volume, axis, spacing, thickness)
     except ValueError as exc:
         return fallback, {"chosen_by": "modality default", "reason": str(exc).split(": ", 1)[-1]}
-    best, other = sorted(errors, key=errors.get)
+    best, other = sorted(errors, key=errors.__getitem__)
     if errors[other] < MARGIN * errors[best]:
         return fallback, {
             "chosen_by": "modality default",

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -116,17 +116,17 @@ def process(task: Task, job: VolumeJob, engines: Engines) -> dict[str, Any]:
         clipped = writer.write(pairs, target, plan.describe(upscaler.spec.descriptor.name), plan.target_spacing, count)
     except OSError as exc:  # a full disk, say: written under a temporary name, so nothing is left half-written
         raise VolumeError(f"{target}: cannot write ({exc.strerror or exc})") from None
+    result = pairs.first_result
+    assert result is not None, "the writer took every pair"
     report = volume_report(
-        task, plan, first, pairs.first_result, upscaler, target, clipped, tuning, time.perf_counter() - started, count
+        task, plan, first, result, upscaler, target, clipped, tuning, time.perf_counter() - started, count
     )
     if gradients:
         report["gradients"] = {"files": carry(gradients, job.output / task.name, job.volume), "vectors": GRADIENTS}
     if job.preview:
         from medical.preview import write_preview
 
-        report["preview"] = str(
-            write_preview(first, pairs.first_result, job.output / f"{task.name}_preview.png", plan.axis)
-        )
+        report["preview"] = str(write_preview(first, result, job.output / f"{task.name}_preview.png", plan.axis))
     return report
 
 
@@ -151,7 +151,7 @@ def _outcomes(todo: list[Task], job: VolumeJob, engines: Engines) -> Iterable[tu
     return (run_volume(task, job, engines) for task in bar)
 
 
-def run_all(tasks: list[Task], job: VolumeJob, engines: Engines) -> tuple[int, int, list[dict]]:
+def run_all(tasks: Sequence[Task], job: VolumeJob, engines: Engines) -> tuple[int, int, list[dict]]:
     """Every task not already reported; writes each report and the summary. (done, skipped, failures)."""
     out_dir = job.output
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -160,6 +160,7 @@ def run_all(tasks: list[Task], job: VolumeJob, engines: Engines) -> tuple[int, i
     done, failed = 0, []
     for task, (report, failed_one) in zip(todo, _outcomes(todo, job, engines)):
         if failed_one is None:
+            assert report is not None, "run_volume gives a report or a failure"
             failed_one = _reported(out_dir, task, report)
         if failed_one is not None:
             log.error("srmed: error: %s", failed_one["error"])

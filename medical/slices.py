@@ -18,11 +18,13 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+from nibabel.spatialimages import SpatialImage
 from PIL import Image
 from tqdm import tqdm
 
 from medical.intensity import robust_window
 from medical.plan import THICK
+from medical.volume import VolumeError
 
 
 def export_slices(volume_path: str | Path, out_dir: str | Path, min_size: int = 96, min_foreground: float = 0.2) -> int:
@@ -54,6 +56,8 @@ def _read(path: Path) -> tuple[np.ndarray, tuple[float, ...], float | None]:
         volume = read_series(find_series(path)[0], 0)
         return volume.data, volume.spacing, volume.meta.get("padding")
     img = nib.load(str(path))
+    if not isinstance(img, SpatialImage):
+        raise VolumeError(f"{path}: not a volume image (nibabel reads it as {type(img).__name__})")
     data = np.asarray(img.dataobj[..., 0] if len(img.shape) == 4 else img.dataobj, dtype=np.float64)
     return data, tuple(float(z) for z in img.header.get_zooms()[:3]), None
 

@@ -62,7 +62,8 @@ def upscale_in_plane(volume: Volume, upscaler: Upscaler, axis: int = 2, progress
     unit = window.forward(volume.data)
     slices = np.moveaxis(unit, axis, 0)
     sr = np.moveaxis(_sr_slices(slices, upscaler, "slices", progress), 0, axis)
-    factors = tuple(1 if a == axis else r for a in range(3))
+    i, j, k = (1 if a == axis else r for a in range(3))
+    factors = (i, j, k)
     data = _fuse_outside_window(
         window.inverse(sr),
         cubic_upscale(volume.data, factors),

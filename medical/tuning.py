@@ -42,14 +42,16 @@ def tuned(upscaler: Upscaler, volume: Volume, plan: Plan) -> tuple[Upscaler, dic
     from medical.engine import with_spec
     from medical.self_supervised import fine_tune
 
+    budget = plan.tuning
+    assert budget is not None, "tuned() is for a plan with a tuning budget"
     # A through-plane model learns this acquisition; an x r model (in-plane or through-plane) learns x r.
     learns_acquisition = plan.through_plane and upscaler.spec.descriptor.through_plane
     spec, log = fine_tune(
         upscaler.spec,
         volume,
         axis=plan.axis,
-        seconds=plan.tuning.seconds,
-        max_patches=plan.tuning.patches,
+        seconds=budget.seconds,
+        max_patches=budget.patches,
         acquisition=plan.acquisition() if learns_acquisition else None,
         target=plan.target_spacing if learns_acquisition else None,
         device=upscaler.device,

@@ -35,7 +35,8 @@ class Volume:
     @property
     def spacing(self) -> tuple[float, float, float]:
         """Voxel size along i, j, k in mm."""
-        return tuple(float(v) for v in np.linalg.norm(self.affine[:3, :3], axis=0))
+        i, j, k = (float(v) for v in np.linalg.norm(self.affine[:3, :3], axis=0))
+        return i, j, k
 
     @property
     def shape(self) -> tuple[int, ...]:

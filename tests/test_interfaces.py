@@ -3,6 +3,7 @@ outputs' names, the status line, SIGTERM as an interrupt, an unreachable Ray or 
 derivative's names, and the demo's own boxes (output size, volume index)."""
 
 import os
+import pathlib
 import signal
 import time
 
@@ -93,3 +94,39 @@ def test_the_demos_boxes_read_as_the_cli_reads_its_flags():
     assert _output_size("2").resolve(320, 180, 4) == (640, 360)
     with pytest.raises(gr.Error, match="Output size 0x0: sides must be positive"):
         _output_size("0x0")
+
+
+def test_an_exported_models_input_channels_are_read_back_from_its_onnx(tmp_path):
+    from srstream.export import export_onnx
+    from srstream.export_command import onnx_input_channels
+    from srstream.models import load_model
+
+    plain = export_onnx(load_model("fast-x4"), tmp_path / "fast.onnx")
+    with_qp = export_onnx(load_model("footage-qp-fast-x4"), tmp_path / "qp.onnx")
+    assert onnx_input_channels(plain) == 3 and onnx_input_channels(with_qp) == 4  # the QP plane is an input
+    bogus = tmp_path / "model.onnx"
+    bogus.write_bytes(b"not a protobuf at all")
+    with pytest.raises(ValueError, match=r"model\.onnx: not a readable ONNX model"):
+        onnx_input_channels(bogus)
+
+
+def test_a_received_instance_is_stored_whole_under_its_hashed_name(tmp_path):
+    from medical.node.receiver import write_instance
+
+    data = sorted(GE.glob("*.dcm"))[0].read_bytes()
+    path = write_instance(tmp_path / "series", "1.2.840.113619.2.1.2.3", data)
+    assert path.read_bytes() == data and path.suffix == ".dcm" and "1.2.840" not in path.name
+    assert [p.name for p in (tmp_path / "series").iterdir()] == [path.name]  # no temporary left beside it
+
+
+def test_a_bids_sidecars_slice_thickness_is_checked_and_named_by_its_file(tmp_path):
+    from medical.bids.dataset import is_bids_root, slice_thickness
+
+    sidecar = str(tmp_path / "sub-01_T1w.json")
+    pathlib.Path(sidecar).write_text('{"SliceThickness": -1}')
+    assert slice_thickness({"SliceThickness": 3}, (sidecar,)) == 3.0 and slice_thickness({}, (sidecar,)) is None
+    with pytest.raises(VolumeError, match=r"sub-01_T1w\.json: SliceThickness -1 is not a positive number of mm"):
+        slice_thickness({"SliceThickness": -1}, (sidecar,))
+    assert not is_bids_root(tmp_path)
+    (tmp_path / "dataset_description.json").write_text('{"Name": "x", "BIDSVersion": "1.9.0"}')
+    assert is_bids_root(tmp_path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Literal
 
 from medical.volume import Volume
 
@@ -19,11 +20,16 @@ def series_in(folder: Path, series_uid: str | None):
 class DicomSeries:
     """Classic single-frame images, one file per slice (or per Siemens mosaic)."""
 
+    kind: Literal["file", "series"]  # as VolumeFormat declares it
     name, kind, writes_as, writable, suffix = "dicom", "series", "dicom", True, ""
 
     def detect(self, path: Path) -> bool:
         """Any DICOM image file: the series formats before this one have had their say."""
         return True
+
+    def stem(self, path: Path) -> str:
+        """Never asked: a series' outputs are named after its folder and description (medical.discover)."""
+        raise NotImplementedError(f"{self.name}: a series format names no file")
 
     def header_shape(self, path: Path) -> tuple[int, ...] | None:
         """None: a series' size is known only once its files are read."""

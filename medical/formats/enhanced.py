@@ -3,15 +3,19 @@ DICOM writer refuses for now (its per-frame groups do not map onto classic heade
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Literal
 
 from medical.formats.dicom_series import DicomSeries
+from medical.volume import Volume, VolumeError
 
 
 class EnhancedDicom(DicomSeries):
     """One file with PerFrameFunctionalGroupsSequence, every frame a slice: found and read as a series is (the
     series reader tells the frames from the files), never written in this form."""
 
+    kind: Literal["file", "series"]  # as VolumeFormat declares it
     name, kind, writes_as, writable, suffix = "dicom-enhanced", "series", "dicom", False, ""
 
     def detect(self, path: Path) -> bool:
@@ -20,7 +24,16 @@ class EnhancedDicom(DicomSeries):
 
         return is_enhanced(path)
 
-    write = None  # type: ignore[assignment]  # written as `writes_as`, whose writer refuses it clearly
+    def write(
+        self,
+        pairs: Iterable[tuple[Volume, Volume]],
+        target: Path,
+        description: str,
+        slice_thickness: float | None,
+        count: int | None,
+    ) -> int:
+        """Never asked (not `writable`): written as `writes_as`, whose writer refuses it clearly."""
+        raise VolumeError(f"{self.name}: volumes cannot be written in this format")
 
 
 ENHANCED_DICOM = EnhancedDicom()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Literal
 
 from medical.volume import Volume
 
@@ -12,6 +13,7 @@ from medical.volume import Volume
 class Nifti:
     """NIfTI-1 files, recognised by name."""
 
+    kind: Literal["file", "series"]  # as VolumeFormat declares it
     name, kind, writes_as, writable, suffix = "nifti", "file", "nifti", True, ".nii.gz"
 
     def detect(self, path: Path) -> bool:
@@ -32,9 +34,10 @@ class Nifti:
         if not self.detect(path):
             return None  # a file no format claimed: not worth a guess
         try:
-            return nib.load(path).shape
+            img = nib.load(path)
         except (OSError, ImageFileError):
             return None
+        return img.shape if isinstance(img, nib.Nifti1Image) else None  # NIfTI-2 included, as the reader
 
     def open(self, path: Path, series_uid: str | None):
         """The volume in the file, or a 4-D file's volumes."""

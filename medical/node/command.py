@@ -262,8 +262,8 @@ def run(args: argparse.Namespace) -> int:
         while True:
             for folder in complete(node.incoming, args.quiet_seconds, args.series_size):
                 with receiver.lock:  # never while an instance of it is being written
-                    job = claim(folder, node.work)
-                node.process(job)
+                    claimed = claim(folder, node.work)
+                node.process(claimed)
             time.sleep(0.5)
     finally:
         node.stopping.set()

@@ -44,5 +44,6 @@ def upscale_series(folder: Path, job: VolumeJob, engines: Engines) -> tuple[Path
     report, failed = run_volume(tasks[0], series_job(job, out), engines)
     if failed is not None:
         raise VolumeError(failed["error"])
+    assert report is not None, "run_volume gives a report or a failure"
     write_report(out, tasks[0], report)  # beside the series, as srmed upscale leaves it
     return Path(report["output"]), report

@@ -8,9 +8,13 @@ import os
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from medical.node.security import Caps, safe_name, shown
+
+if TYPE_CHECKING:
+    from pynetdicom.events import EventHandlerType
+    from pynetdicom.transport import ThreadedAssociationServer
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +62,12 @@ class Receiver:
         self.lock = threading.Lock()
         self._received: dict[int, int] = {}  # id(association) -> bytes received so far (PDUs)
         self._stored: dict[int, int] = {}  # id(association) -> bytes of instances stored
-        self._server = None
+        self._server: ThreadedAssociationServer | None = None
 
     def start(self, host: str, port: int, tls: Any = None) -> None:
         """Listen on host:port (TLS with an ssl.SSLContext); returns at once, the server runs in its threads."""
         from pynetdicom import AE, StoragePresentationContexts, evt
-        from pynetdicom.sop_class import Verification
+        from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]  # made at import by pynetdicom
 
         ae = AE(ae_title=self.ae_title)
         ae.supported_contexts = StoragePresentationContexts
@@ -72,7 +76,7 @@ class Receiver:
         ae.require_called_aet = True  # a peer that means another node is not ours to store for
         ae.maximum_pdu_size = self.max_pdu
         ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 30  # a silent peer is dropped, not waited for
-        handlers = [
+        handlers: list[EventHandlerType] = [
             (evt.EVT_C_STORE, self._store),
             (evt.EVT_C_ECHO, lambda event: SUCCESS),
             (evt.EVT_DATA_RECV, self._count),
