@@ -63,8 +63,8 @@ def eligible(table: Table, margin: float = MARGIN_DB) -> list[str]:
 
 def worst_case(row: dict[str, Standing]) -> float:
     """A model's worst clip over all conditions; -inf where some condition has no worst-clip figure."""
-    worst = [s.worst for s in row.values()]
-    return min(worst) if worst and None not in worst else float("-inf")  # type: ignore[type-var]
+    worst = [s.worst for s in row.values() if s.worst is not None]
+    return min(worst) if worst and len(worst) == len(row) else float("-inf")
 
 
 def largest_deficit(table: Table, model: str) -> float:

@@ -80,7 +80,8 @@ def video_table(
         keep = affordable({n: sum(s) / len(s) if s else None for n, s in speeds.items()})
         rows = {n: r for n, r in rows.items() if n in keep}
     return {
-        n: {c: Standing(e.gain_db, e.worst_gain_db, e.flicker_ratio) for c, e in r.items()} for n, r in rows.items()
+        n: {c: Standing(e.gain_db, e.worst_gain_db, e.flicker_ratio) for c, e in r.items() if e.gain_db is not None}
+        for n, r in rows.items()
     }
 
 

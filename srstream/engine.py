@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from functools import partial
 from pathlib import Path
-from typing import cast
+from typing import cast, overload
 
 import numpy as np
 import torch
@@ -150,6 +150,22 @@ class Upscaler:
 
     # The steps, in the order a batch meets them.
 
+    @overload
+    def upscale(
+        self,
+        frames: np.ndarray,
+        size: tuple[int, int] | None = None,
+        compression: list[Compression | None] | None = None,
+    ) -> np.ndarray: ...
+
+    @overload
+    def upscale(
+        self,
+        frames: torch.Tensor,
+        size: tuple[int, int] | None = None,
+        compression: list[Compression | None] | None = None,
+    ) -> torch.Tensor: ...
+
     def upscale(
         self,
         frames: np.ndarray | torch.Tensor,
@@ -233,12 +249,14 @@ class Upscaler:
     def _in_batches(self, x: torch.Tensor) -> torch.Tensor:
         # Whole batches may go straight to a pipelining backend; tiles and padded frames take the tiled path.
         n = min(x.shape[0], self.batch_size)
-        direct = self.backend if self._whole(*x.shape[-2:], n) else None
+        h, w = x.shape[-2:]
+        direct = self.backend if self._whole(h, w, n) else None
         return run_batches(x, self.batch_size, self._tiled, direct)
 
     def _tiled(self, x: torch.Tensor) -> torch.Tensor:
         net = partial(run_padded, self.backend, multiple=self.spec.multiple_of, scale=self.scale)
-        tile = self._tile_size(*x.shape[-2:], x.shape[0])
+        h, w = x.shape[-2:]
+        tile = self._tile_size(h, w, x.shape[0])
         return run_shrinking(x, net, self.scale, tile, self.spec.receptive_radius)
 
     def _whole(self, h: int, w: int, n: int) -> bool:

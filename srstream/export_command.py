@@ -33,7 +33,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if from_onnx and not source.is_file():
         raise ValueError(f"{source}: no such file")
     spec = None if from_onnx else load_model(args.model)
-    name = source.stem if from_onnx else spec.name
+    name = source.stem if spec is None else spec.name
     out = (
         Path(args.output)
         if args.output
@@ -42,6 +42,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if out.exists() and not args.overwrite:
         raise FileExistsError(f"{out}: already exists (use -y/--overwrite to replace it)")
     if args.format == "onnx":
+        assert spec is not None  # an ONNX source with --format onnx was refused above
         export_onnx(spec, out, half=args.precision == "fp16")
         if not args.quiet:
             print(
@@ -51,11 +52,11 @@ def cmd_export(args: argparse.Namespace) -> int:
             )
         return 0
     runtime = find_runtime(args.runtime)
-    channels = onnx_input_channels(source) if from_onnx else spec.input_channels
+    channels = onnx_input_channels(source) if spec is None else spec.input_channels
     profile = Profile.parse(channels, args.batch, args.height, args.width)
     targets = tuple(t for t in (args.target or "").split(",") if t) or None
     with tempfile.TemporaryDirectory(prefix="srstream-export-") as tmp:
-        onnx_path = source if from_onnx else export_onnx(spec, Path(tmp) / f"{name}-fp16.onnx", half=True)
+        onnx_path = source if spec is None else export_onnx(spec, Path(tmp) / f"{name}-fp16.onnx", half=True)
         data = build_engine(onnx_path, profile, runtime, targets)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out, suffix=".engine") as tmp_out:

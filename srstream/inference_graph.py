@@ -67,6 +67,7 @@ def fuse_subpixel_tail(module: SRResNet) -> SRResNet:
     if (
         not isinstance(stage, SubPixelStage)
         or not isinstance(stage.act, nn.PReLU)
+        or not isinstance(tail, nn.Conv2d)
         or tail.kernel_size[0] != tail.kernel_size[1]
         or tail.kernel_size[0] % 2 == 0
         or tail.padding != (tail.kernel_size[0] // 2,) * 2
@@ -97,10 +98,11 @@ def fuse_subpixel_tail(module: SRResNet) -> SRResNet:
     )
     with torch.no_grad():
         conv.weight.copy_(weight)
-        if bias is not None:
+        if bias is not None and conv.bias is not None:
             conv.bias.copy_(bias)
     module.upsample[-1] = nn.Sequential(stage.conv, act)
-    module.tail = nn.Sequential(conv, nn.PixelShuffle(r))
+    # SRResNet annotates `tail` as the Conv2d it is built with; the fused tail is a Sequential.
+    module.register_module("tail", nn.Sequential(conv, nn.PixelShuffle(r)))
     return module
 
 

@@ -35,6 +35,8 @@ class OutputSize:
             size = (_round(width * self.outscale), _round(height * self.outscale))
         elif self.width is None and self.height is None:
             size = (width * model_scale, height * model_scale)
+        elif self.width is None or self.height is None:
+            raise OutputSizeError(f"--size {self.width}x{self.height}: give both sides (-1 keeps the aspect ratio)")
         elif self.width == -1:
             size = (_round(self.height * width / height), self.height)
         elif self.height == -1:

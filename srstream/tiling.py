@@ -30,4 +30,6 @@ def run_tiled(
                 out = y.new_empty((n, y.shape[1], h * scale, w * scale))
             core = y[:, :, (top - t0) * scale : (bottom - t0) * scale, (left - l0) * scale : (right - l0) * scale]
             out[:, :, top * scale : bottom * scale, left * scale : right * scale] = core
+    if out is None:
+        raise ValueError(f"cannot tile frames of shape {tuple(x.shape)}: a side is 0")
     return out

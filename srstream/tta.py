@@ -35,4 +35,5 @@ def self_ensemble(x: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor], t
     for flips, transposed in views:
         out = unview(fn(view(x, flips, transposed)), flips, transposed)
         y = out if y is None else y.add_(out)
+    assert y is not None  # tta_views gives at least the four flips
     return y.div_(len(views))

@@ -130,3 +130,15 @@ def test_a_bids_sidecars_slice_thickness_is_checked_and_named_by_its_file(tmp_pa
     assert not is_bids_root(tmp_path)
     (tmp_path / "dataset_description.json").write_text('{"Name": "x", "BIDSVersion": "1.9.0"}')
     assert is_bids_root(tmp_path)
+
+
+def test_pull_mode_takes_its_typed_request_and_checks_it_before_any_network(tmp_path):
+    from medical.pacs_pull import PacsRequest, prepare
+
+    local = PacsRequest(inputs=(str(GE),), output=tmp_path, format="same")
+    assert prepare(local) == [str(GE)]  # no --from-pacs: IN... as given
+    with pytest.raises(VolumeError, match="--from-pacs fetches the input: give no IN as well"):
+        prepare(PacsRequest(inputs=(str(GE),), output=tmp_path, format="same", from_pacs="PACS@127.0.0.1:1",
+                            series_uid="1.2.3"))
+    with pytest.raises(VolumeError, match="--send-to stores DICOM series: not with --format nifti"):
+        prepare(PacsRequest(inputs=(str(GE),), output=tmp_path, format="nifti", send_to="PACS@127.0.0.1:1"))

@@ -11,6 +11,15 @@ from assets import ROOT
 PACKAGES = ("training", "srstream", "medical", "demo")
 # Modules that are programs, not libraries: run as `python -m`, tested through their command lines.
 PROGRAMS = {"demo.__main__", "medical.cli", "srstream.cli"}
+# Internals of a long-running service, tested end to end through the real program (signals, systemd, a PACS, a
+# Ray cluster) by the test file named here rather than imported by a unit test.
+END_TO_END = {
+    "srstream.site.camera": "test_site.py", "srstream.site.commands": "test_site.py",
+    "srstream.site.server": "test_site.py", "srstream.site.original": "test_site.py",
+    "srstream.site.recovery": "test_site.py", "srstream.site.ray_placement": "test_site.py",
+    "srstream.video.publisher": "test_site.py", "medical.bids.app": "test_bids.py",
+    "medical.node.command": "test_pacs_node.py",
+}
 # The modules where argparse lives: each builds its front door's typed request from the parsed flags.
 CLI_MODULES = {
     "srstream.cli", "srstream.commands", "srstream.video.commands", "srstream.site.commands",
@@ -44,8 +53,11 @@ def _imported_by_tests() -> set[str]:
 def test_every_source_module_is_imported_by_some_test():
     imported = _imported_by_tests()
     missing = [m for m, path in _modules().items() if path.name != "__init__.py" and m not in PROGRAMS
-               and m not in imported]
+               and m not in imported and m not in END_TO_END]
     assert not missing, f"source modules no test imports: {missing}"
+    for module, test in END_TO_END.items():  # each named test runs the program that module belongs to
+        command = "bids" if "bids" in module else "serve"
+        assert module in _modules() and command in (ROOT / "tests" / test).read_text(), (module, test)
 
 
 def test_no_argparse_namespace_below_the_command_line_modules():

@@ -128,7 +128,8 @@ def resolve(name: str, precision: str = "auto") -> str:
 
 
 def _auto(precision: str) -> str:
-    ranked = sorted((t for t in _REGISTRY.values() if t.auto_rank is not None), key=lambda t: t.auto_rank)
+    ranks = [(t.auto_rank, i, t) for i, t in enumerate(_REGISTRY.values()) if t.auto_rank is not None]
+    ranked = [t for _, _, t in sorted(ranks)]  # i: ties keep the order they registered in
     # `runs` first: a precision the backend cannot compute in must not pay for its (possibly slow) check.
     for candidate in ranked:
         if candidate.runs(precision) and candidate.available():

@@ -15,6 +15,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from srstream.export import INPUT, export_onnx, model_hash
 from srstream.models import ModelSpec
@@ -71,7 +72,7 @@ class Profile:
     height: tuple[int, int, int] = (16, 270, 1088)
     width: tuple[int, int, int] = (16, 480, 1920)
 
-    def shapes(self) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+    def shapes(self) -> tuple[tuple[int, int, int, int], ...]:
         return tuple((self.batch[i], self.channels, self.height[i], self.width[i]) for i in range(3))
 
     def covers(self, shape: tuple[int, ...]) -> bool:
@@ -81,7 +82,7 @@ class Profile:
     @classmethod
     def parse(cls, channels: int, batch: str, height: str, width: str) -> Profile:
         """From 'MIN,OPT,MAX' strings (or one number for a static dimension), checked."""
-        dims = []
+        dims: list[tuple[int, int, int]] = []
         for label, text in (("batch", batch), ("height", height), ("width", width)):
             try:
                 values = [int(v) for v in str(text).split(",")]
@@ -90,7 +91,8 @@ class Profile:
             values = values * 3 if len(values) == 1 else values
             if len(values) != 3 or not 0 < values[0] <= values[1] <= values[2]:
                 raise ValueError(f"--{label} {text}: expected 0 < MIN <= OPT <= MAX")
-            dims.append(tuple(values))
+            low, opt, high = values
+            dims.append((low, opt, high))
         return cls(channels, *dims)
 
 
@@ -109,8 +111,9 @@ class CollectingLogger:
 
     def __init__(self, trt: ModuleType) -> None:
         outer = self
+        base: Any = trt.ILogger  # a base class from a module loaded at run time
 
-        class Logger(trt.ILogger):
+        class Logger(base):
             def __init__(self) -> None:
                 trt.ILogger.__init__(self)
 

@@ -65,7 +65,9 @@ class TorchBackend:
         self.precision = resolve_precision(precision, self.device)
         self.dtype = DTYPES[self.precision]
         module = inference_graph(spec.module)
-        self.module = module.to(self.device, self.dtype, memory_format=torch.channels_last)
+        self.module = module.to(  # type: ignore[call-overload]  # torch's stub takes memory_format only alone
+            self.device, self.dtype, memory_format=torch.channels_last
+        )
         if compile:
             # Static shapes: each (batch, height, width) compiles once, and a video keeps one shape.
             self.module = torch.compile(self.module, dynamic=False)

@@ -115,6 +115,11 @@ class CameraRunner(threading.Thread):
     def name(self) -> str:
         return self.camera.name
 
+    @name.setter
+    def name(self, value: str) -> None:
+        # Thread.name is writable; a runner's name is its camera's.
+        raise AttributeError(f"a camera runner is named by its camera ({self.camera.name}); it cannot be renamed")
+
     def run(self) -> None:
         """Run the camera for ever; an unexpected error in one run is logged and the camera starts again."""
         while not self._stopping.is_set():
@@ -128,7 +133,7 @@ class CameraRunner(threading.Thread):
                 self._stopping.wait(BACKOFF_S[1])
 
     def _run(self) -> None:
-        if self.recordings is not None and self.runs == 0:  # what an earlier writer left without a sidecar
+        if self.camera.record is not None and self.runs == 0:  # what an earlier writer left without a sidecar
             adopt(self.camera.record, self.camera.name)
         delay = BACKOFF_S[0]
         while not self._stopping.is_set():
@@ -153,7 +158,7 @@ class CameraRunner(threading.Thread):
     def _open(self, started: datetime) -> tuple[Stream, OriginalRecorder | None]:
         camera = self.camera
         stem = run_stem(camera.name, started)
-        output: str | Path = camera.restream
+        output: str | Path | None = camera.restream  # the site file gives record, restream or both
         recorder = None
         if camera.record is not None:
             camera.record.mkdir(parents=True, exist_ok=True)
@@ -189,6 +194,8 @@ class CameraRunner(threading.Thread):
         """Hand `stream` to the engine and look after its recordings until it ends."""
         run = None
         if self.recordings is not None:
+            if stream.output is None:
+                raise RuntimeError(f"{self.camera.name}: recorded, but its stream has no output file")
             run = Run(segment_list_of(Path(stream.output)), started, self.provenance, originals=recorder)
             self.recordings.add_run(run)
         with self._lock:
@@ -208,7 +215,7 @@ class CameraRunner(threading.Thread):
             stream.close()
         if recorder is not None:
             recorder.close()
-        if run is not None:
+        if run is not None and self.recordings is not None:
             self.recordings.end_run(run.listing)
         with self._lock:
             self._done = _plus(self._done, stream.progress())

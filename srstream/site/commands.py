@@ -10,8 +10,13 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from srstream.site.config import SiteConfigError, load_site
+
+if TYPE_CHECKING:
+    from srstream.site.ray_placement import RaySite
+    from srstream.site.server import Server
 
 log = logging.getLogger("srstream.site")
 
@@ -22,6 +27,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.check:
         print(f"{site.path}: {len(site.cameras)} cameras: {', '.join(site.cameras)}", file=sys.stderr)
         return 0
+    server: RaySite | Server
     if args.ray:
         from srstream.site.ray_placement import RaySite
 

@@ -32,7 +32,8 @@ LATENCY_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0, 5.0
 class CameraView(Protocol):
     """What the metrics read of a running camera (site/camera.py's CameraRunner)."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def counts(self) -> dict[str, int]: ...  # frames_in, frames_out, dropped, reconnects (over all its runs)
 

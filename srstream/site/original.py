@@ -26,7 +26,7 @@ class OriginalRecorder:
         self.stem, self.segment_time = stem, segment_time
         self.container: av.container.OutputContainer | None = None
         self.source_stream: av.video.stream.VideoStream | None = None
-        self.out_stream = None
+        self.out_stream: av.video.stream.VideoStream | None = None
         self.packets = 0
         self.failed = False
         self.series: list[tuple[Path, datetime]] = []  # each opening's segment list and when it started
@@ -40,6 +40,8 @@ class OriginalRecorder:
                 if not packet.is_keyframe:
                     return
                 self._open(packet.stream)
+            if self.container is None:  # closed (the run is over) while the decoder still sent packets
+                return
             packet.stream = self.out_stream
             self.container.mux(packet)
             self.packets += 1

@@ -124,12 +124,9 @@ class Server:
             "scale": engine.upscaler.scale,
         }
         provenance = of_run(camera.name, camera.input, engine.model, engine.weights_sha256, settings)
+        name = camera.name
         runner = CameraRunner(
-            camera,
-            engine,
-            provenance,
-            self.site.batch,
-            lambda s, name=camera.name: self.metrics.latency.labels(name).observe(s),
+            camera, engine, provenance, self.site.batch, lambda s: self.metrics.latency.labels(name).observe(s)
         )
         self.cameras[camera.name] = runner
         runner.start()

@@ -48,13 +48,25 @@ class Decoded:
     @property
     def size(self) -> tuple[int, int]:
         """(width, height)."""
-        h, w = (self.planes[0] if self.planes is not None else self.rgb).shape[:2]
+        h, w = (self.planes[0] if self.planes is not None else _rgb(self)).shape[:2]
         return w, h
 
     @property
     def kind(self) -> tuple:
         """Frames of one kind can share an engine call."""
-        return (self.layout.pix_fmt if self.layout else self.rgb.dtype.str, self.size)
+        return (self.layout.pix_fmt if self.layout else _rgb(self).dtype.str, self.size)
+
+
+def _rgb(frame: Decoded) -> np.ndarray:
+    if frame.rgb is None:
+        raise ValueError(f"decoded frame at pts {frame.pts} has neither planes nor RGB")
+    return frame.rgb
+
+
+def _planes(frame: Decoded) -> tuple[np.ndarray, ...]:
+    if frame.planes is None:
+        raise ValueError(f"decoded frame at pts {frame.pts} has no planes, unlike the others of its group")
+    return frame.planes
 
 
 @dataclass
@@ -98,13 +110,13 @@ def decode(
 def to_device_rgb(group: list[Decoded], upscaler: Upscaler, colour: Colour) -> torch.Tensor:
     """A group of one kind as (N, 3, H, W) float RGB in [0, 1] on the engine's device, converted there."""
     first = group[0]
-    if first.planes is not None:
+    if first.layout is not None:  # decoded as planes (`decode` sets the two together)
         planes = [
-            upscaler.to_device(torch.from_numpy(np.stack([d.planes[i] for d in group])))
-            for i in range(len(first.planes))
+            upscaler.to_device(torch.from_numpy(np.stack([_planes(d)[i] for d in group])))
+            for i in range(len(_planes(first)))
         ]
         return planes_to_rgb(planes, first.layout, colour)
-    rgb = upscaler.to_device(torch.from_numpy(np.stack([d.rgb for d in group])))
+    rgb = upscaler.to_device(torch.from_numpy(np.stack([_rgb(d) for d in group])))
     peak = 255.0 if rgb.dtype == torch.uint8 else 65535.0
     return rgb.permute(0, 3, 1, 2).float().div_(peak)
 
@@ -132,14 +144,18 @@ class FrameMaker:
 
     def frame(self, pixels: tuple[np.ndarray, ...] | torch.Tensor | np.ndarray) -> av.VideoFrame:
         """The VideoFrame of one output of `from_engine`, tagged with the output's matrix and range."""
+        if self.pix_fmt is None:
+            raise ValueError("a FrameMaker without a pix_fmt makes RGB arrays (from_engine), not VideoFrames")
+        if isinstance(pixels, np.ndarray):
+            return from_rgb(pixels, self.pix_fmt, self.source_colour)
+        if self.layout is None:
+            raise ValueError(f"{self.pix_fmt} frames are made from RGB arrays, not from planes or tensors")
         if isinstance(pixels, torch.Tensor):
             pixels = tuple(p[0].numpy() for p in rgb_to_planes(pixels[None], self.layout, self.colour))
-        if isinstance(pixels, tuple):
-            out = write_frame(pixels, self.layout)
-            out.colorspace = self.colour.colorspace
-            out.color_range = self.colour.color_range
-            return out
-        return from_rgb(pixels, self.pix_fmt, self.source_colour)
+        out = write_frame(pixels, self.layout)
+        out.colorspace = self.colour.colorspace
+        out.color_range = self.colour.color_range
+        return out
 
 
 def to_rgb_array(y: torch.Tensor, deep: bool) -> np.ndarray:

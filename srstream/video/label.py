@@ -18,7 +18,7 @@ def _mask(text: str, height: int) -> np.ndarray:
     font = ImageFont.load_default(size=size)
     left, top, right, bottom = font.getbbox(text)
     pad = max(2, size // 5)
-    width, high = right - left + 2 * pad, bottom - top + 2 * pad
+    width, high = int(right - left) + 2 * pad, int(bottom - top) + 2 * pad
     fill, outline = Image.new("L", (width, high)), Image.new("L", (width, high))
     origin = (pad - left, pad - top)
     ImageDraw.Draw(outline).text(origin, text, font=font, fill=255, stroke_width=max(1, size // 10), stroke_fill=255)

@@ -19,7 +19,10 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
+from typing import cast
 from urllib.parse import urlsplit
+
+import numpy as np
 
 from srstream.engine import Upscaler
 from srstream.signals import sigterm_as_interrupt
@@ -191,8 +194,8 @@ def iter_upscaled(source: str, upscaler: Upscaler, settings: Settings | None = N
         raise stream.exception
     try:
         for engine_call, y in Scheduler([stream], upscaler, settings, wakeup).batches():
-            for d, rgb in zip(engine_call.frames, stream.pixels(y)):
-                yield Decoded(d.pts, d.time_base, rgb=rgb, received=d.received, captured=d.captured)
+            for d, rgb in zip(engine_call.frames, stream.pixels(y)):  # RGB arrays: the stream has no output
+                yield Decoded(d.pts, d.time_base, rgb=cast(np.ndarray, rgb), received=d.received, captured=d.captured)
     finally:
         stream.close()
     if stream.exception is not None:

@@ -23,6 +23,7 @@ import torch
 
 from srstream.engine import Upscaler
 from srstream.video.frames import Decoded, to_device_rgb
+from srstream.video.memory import StreamMemory
 from srstream.video.settings import Settings
 from srstream.video.stream import BatchKind, Stream
 from training.compression import Compression
@@ -240,7 +241,7 @@ class Scheduler:
     def _step(self, batch: Batch, x: torch.Tensor, compression: list[Compression | None] | None) -> torch.Tensor:
         # One frame per Stream (take_in_turn's per_stream): row i is parts[i]'s frame; no past = a zero row.
         states = [
-            stream.memory.state_for(frames[0], x[i], *stream.continuity())
+            _memory(stream).state_for(frames[0], x[i], *stream.continuity())
             for i, (stream, frames) in enumerate(batch.parts)
         ]
         if all(s is None for s in states):
@@ -249,6 +250,15 @@ class Scheduler:
             shape = next(s for s in states if s is not None).shape
             state = torch.stack([s if s is not None else x.new_zeros(shape) for s in states])
         y, new_states = self.upscaler.step(x, state, batch.kind.size_out, compression)
+        if new_states is None:
+            raise RuntimeError(f"{self.upscaler.spec.name}: the engine returned no state for a recurrent model")
         for i, (stream, _) in enumerate(batch.parts):
-            stream.memory.keep(new_states[i])
+            _memory(stream).keep(new_states[i])
         return y
+
+
+def _memory(stream: Stream) -> StreamMemory:
+    """The recurrent model's state of `stream` (each Stream of a recurrent model has one)."""
+    if stream.memory is None:
+        raise RuntimeError(f"{stream.source}: no recurrent state kept for this input")
+    return stream.memory

@@ -18,15 +18,22 @@ import time
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 import av
+from av.audio.stream import AudioStream
+from av.video.codeccontext import VideoCodecContext
 from av.video.frame import PictureType
+from av.video.stream import VideoStream
 
 from srstream.output_size import even
 from srstream.video.colour import Colour
 from srstream.video.frames import END, FrameMaker, Upscaled
 from srstream.video.settings import FALLBACK_RATE, EncodeOptions
 from training.errors import SrstreamError
+
+if TYPE_CHECKING:
+    from srstream.video.publisher import SinkLike
 
 log = logging.getLogger("srstream.video")
 # Where NVENC is asked for but the GPU has none (H100/H200 have none; neither has a machine without an NVIDIA GPU).
@@ -177,10 +184,13 @@ class Sink:
         segment_list: Path | None = None,
         carry: bool = True,
     ) -> None:
+        time_base = in_stream.time_base
+        if time_base is None:
+            raise ValueError(f"{path}: the input's video stream has no time base")
         self.url = str(path) if is_url(str(path)) else None
         self.stdout = str(path) == STDOUT
         self.path = Path(path) if self.url is None and not self.stdout else None
-        self.tmp = None
+        self.tmp: Path | None = None
         self.direct = False  # written under its own name (crash-safe), not renamed at the end
         target, fmt, options = self._target(segment_time, crash_safe, container)
         if segment_time and segment_list is not None:  # a line per segment as it is finished (name, start, end)
@@ -202,7 +212,7 @@ class Sink:
         rate = in_stream.average_rate or in_stream.guessed_rate or FALLBACK_RATE
         self.codec = plan.options.codec
         try:
-            self.video = self._add_video(plan, colour, rate, in_stream.time_base, segment_time)
+            self.video = self._add_video(plan, colour, rate, time_base, segment_time)
         except (av.error.FFmpegError, ValueError) as exc:
             self.abort()
             raise ValueError(f"encoder {plan.options.codec!r} is not available here ({exc})") from None
@@ -233,34 +243,43 @@ class Sink:
         if self.stdout:  # a pipe cannot seek back: the container must be written as it goes
             fmt = muxer_name(container or DEFAULT_PIPE_FORMAT)
             return "pipe:1", fmt, streamable_options(fmt)
-        muxer = muxer_name(container) if container else _muxer_of(self.path)
+        path = self._file()
+        muxer = muxer_name(container) if container else _muxer_of(path)
         if segment_time:
             options = {
                 "segment_time": str(segment_time),
                 "reset_timestamps": "1",
-                "segment_format": muxer or self.path.suffix.lstrip(".") or "mp4",
+                "segment_format": muxer or path.suffix.lstrip(".") or "mp4",
             }
             if crash_safe and streamable_options(muxer):  # the segment being written plays too
                 options["segment_format_options"] = ":".join(f"{k}={v}" for k, v in streamable_options(muxer).items())
-            return str(segment_pattern(self.path)), "segment", options
+            return str(segment_pattern(path)), "segment", options
         if crash_safe:
             self.direct = True
-            return str(self.path), muxer, streamable_options(muxer)
-        self.tmp = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix}")
+            return str(path), muxer, streamable_options(muxer)
+        self.tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
         return str(self.tmp), muxer, {}
+
+    def _file(self) -> Path:
+        """The output file: what OUT names where it is neither a URL nor standard output."""
+        if self.path is None:
+            raise ValueError(f"{self.url or STDOUT}: not a file")
+        return self.path
 
     def _add_video(
         self, plan: OutputPlan, colour: Colour, rate: Fraction, time_base: Fraction, segment_time: float | None
     ) -> av.video.stream.VideoStream:
         options = plan.options
         video = self.container.add_stream(options.codec, rate=rate)
+        if not isinstance(video, VideoStream):
+            raise ValueError(f"{options.codec} is not a video encoder")
         video.width, video.height = plan.size
         video.pix_fmt = plan.pix_fmt
         video.time_base = time_base
         video.codec_context.time_base = time_base
         video.codec_context.colorspace = colour.colorspace
         video.codec_context.color_range = colour.color_range
-        opts = {}
+        opts: dict[str, object] = {}
         if options.codec in ("libx264", "libx265"):
             opts = {"crf": str(options.crf), "preset": options.preset}
             if segment_time or self.url:
@@ -286,9 +305,9 @@ class Sink:
                 return
             except (av.error.FFmpegError, ValueError, TypeError):
                 pass
-        if av_stream.type == "audio":
+        if isinstance(av_stream, AudioStream):
             try:
-                target = "libopus" if self.container.format.name == "webm" else "aac"
+                target: Literal["libopus", "aac"] = "libopus" if self.container.format.name == "webm" else "aac"
                 out = self.container.add_stream(target, rate=48000 if target == "libopus" else av_stream.rate)
                 out.metadata.update(av_stream.metadata)
                 fmt = "s16" if target == "libopus" else "fltp"
@@ -329,7 +348,7 @@ class Sink:
     def _key_by_time(self, frame: av.VideoFrame) -> None:
         """A key frame every `key_interval` seconds of the stream's time: x264's GOP counts frames, and a live input
         that drops frames would otherwise cut its segments (and let viewers join) ever further apart."""
-        if self.key_interval is None or frame.pts is None:
+        if self.key_interval is None or frame.pts is None or frame.time_base is None:
             return
         seconds = float(frame.pts * frame.time_base)
         if self._next_key is None or seconds >= self._next_key:
@@ -347,7 +366,7 @@ class Sink:
                 self.container.mux(packet)
         self.container.close()
         if self.tmp is not None:
-            os.replace(self.tmp, self.path)
+            os.replace(self.tmp, self._file())
 
     def abort(self, keep_written: bool = False) -> None:
         """Drop the partial output; a crash-safe one is kept with `keep_written` (what it holds plays)."""
@@ -358,7 +377,7 @@ class Sink:
         if self.tmp is not None:
             self.tmp.unlink(missing_ok=True)
         elif self.direct and not keep_written:
-            self.path.unlink(missing_ok=True)
+            self._file().unlink(missing_ok=True)
 
 
 # What each muxer takes besides video, by stream type (None: anything FFmpeg can put there). Without this check a
@@ -392,6 +411,8 @@ def _encoder_opens(codec: str, size: tuple[int, int], pix_fmt: str) -> bool:
     """Whether `codec` opens here: NVENC encoders are in PyAV's wheels, the hardware may not be."""
     try:
         context = av.CodecContext.create(codec, "w")
+        if not isinstance(context, VideoCodecContext):
+            return False
         context.width, context.height = size
         context.pix_fmt = pix_fmt
         context.time_base = 1 / FALLBACK_RATE
@@ -439,7 +460,7 @@ class Encoder(threading.Thread):
     from capture to written in `latencies` when given one."""
 
     def __init__(
-        self, sink: Sink, maker: FrameMaker, items: queue.Queue, latencies: collections.deque | None = None
+        self, sink: SinkLike, maker: FrameMaker, items: queue.Queue, latencies: collections.deque | None = None
     ) -> None:
         super().__init__(daemon=True, name="srstream-encode")
         self.sink, self.maker, self.items, self.latencies = sink, maker, items, latencies

@@ -13,6 +13,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator
+from fractions import Fraction
 from pathlib import Path
 from typing import Protocol
 
@@ -274,10 +275,17 @@ class Decoder(threading.Thread):
         except av.error.InvalidDataError:
             log.warning("srstream: skipped an undecodable packet in %s", self.source)
 
+    @property
+    def _time_base(self) -> Fraction:
+        time_base = self.av_stream.time_base
+        if time_base is None:
+            raise VideoInputError(f"{self.source}: its video stream has no time base")
+        return time_base
+
     def _frame_ticks(self) -> int:
         """One frame period in the stream's time base (25 fps where the rate is unknown)."""
         rate = self.av_stream.average_rate or self.av_stream.guessed_rate or FALLBACK_RATE
-        return max(1, round(1 / (rate * self.av_stream.time_base)))
+        return max(1, round(1 / (rate * self._time_base)))
 
     def _emit(self, frame: av.VideoFrame) -> bool:
         if self.colour is None:
@@ -291,11 +299,12 @@ class Decoder(threading.Thread):
             pts = self._last_pts + self._frame_ticks()  # keep strictly monotonic (broken inputs, reconnects)
         if self._first_pts is None:
             self._first_pts = pts
-        if self.duration is not None and float((pts - self._first_pts) * self.av_stream.time_base) >= self.duration:
+        time_base = self._time_base
+        if self.duration is not None and float((pts - self._first_pts) * time_base) >= self.duration:
             return False
         self._last_pts = pts
         self.frames += 1
-        seconds = float((pts - self._first_pts) * self.av_stream.time_base)
+        seconds = float((pts - self._first_pts) * time_base)
         if self.live and not self.network:  # a file standing in for a camera: send at its own pace
             self._paced_from = self._paced_from or time.monotonic()
             wait = self._paced_from + seconds - time.monotonic()
@@ -303,7 +312,7 @@ class Decoder(threading.Thread):
                 return False
         received = time.monotonic()
         captured = self.clock.capture(seconds, received) if self.live else received
-        return self._put(decode(frame, self.colour, pts, self.av_stream.time_base, received, captured, self.read_qp))
+        return self._put(decode(frame, self.colour, pts, time_base, received, captured, self.read_qp))
 
     def _session(self) -> bool:
         """Demux until the end or the stop flag; False when the duration limit ended it."""

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import av
 import numpy as np
@@ -183,7 +183,7 @@ class Stream:
 
     def batch_kind(self, frame: Decoded) -> BatchKind:
         """What `frame` shares with the frames it can go through the engine with; known once the output is open."""
-        return BatchKind(frame.kind, self.decoder.colour, self._size_out(frame))
+        return BatchKind(frame.kind, self._colour(), self._size_out(frame))
 
     def continuity(self) -> tuple[int, int]:
         """(reconnects, frames dropped) so far: a rise in either breaks a recurrent model's past."""
@@ -191,14 +191,19 @@ class Stream:
 
     def take(self, kind: BatchKind) -> Decoded | None:
         """Remove and return the head frame if it is of `kind`, else None."""
-        return self.buffer.pop_if(lambda item: isinstance(item, Decoded) and self.batch_kind(item) == kind)
+        item = self.buffer.pop_if(lambda item: isinstance(item, Decoded) and self.batch_kind(item) == kind)
+        return cast("Decoded | None", item)  # what `wanted` let through
 
     def pixels(self, y: torch.Tensor) -> list[tuple[np.ndarray, ...] | torch.Tensor | np.ndarray]:
         """Per frame of the engine's (N, 3, H, W) output: what the encoder takes (or RGB, without an output)."""
+        if self.maker is None:
+            raise RuntimeError(f"{self.source}: engine output before the output was planned from the first frame")
         return self.maker.from_engine(y)
 
     def emit(self, frames: list[Decoded], y: torch.Tensor) -> None:
         """Hand the engine's output `y` for `frames` (this input's, in order) to the encoder."""
+        if self.encoder is None:
+            raise RuntimeError(f"{self.source}: no encoder to hand frames to (no output, or not opened yet)")
         if self.settings.label:
             y = burn_label(y, self.settings.label)
         for frame, pixels in zip(frames, self.pixels(y)):
@@ -267,7 +272,7 @@ class Stream:
         inputs and for inputs of CRASH_SAFE_AFTER_S or more (a length unknown counts as long)."""
         if self.settings.crash_safe is not None:
             return self.settings.crash_safe
-        known = [s for s in (self.settings.duration, _length_s(self.decoder.container)) if s]
+        known = [s for s in (self.settings.duration, _length_s(self._opened().container)) if s]
         return self.live or not known or min(known) >= CRASH_SAFE_AFTER_S
 
     def _finish_output(self, keep: bool) -> tuple[int, bool]:
@@ -304,13 +309,27 @@ class Stream:
                 return item
             self.buffer.pop()
             if item is END:
-                if self.decoder.error is not None:
-                    self.fail(self.decoder.error)
+                error = self._opened().error
+                if error is not None:
+                    self.fail(error)
                 else:
                     self.close(keep=True)
                 return None
-            self._passthrough(item)
+            self._passthrough(cast(av.Packet, item))  # the buffer holds frames, packets and END
         return None
+
+    def _opened(self) -> Source:
+        """The decoder, for what only an input that opened gets to."""
+        if self.decoder is None:
+            raise RuntimeError(f"{self.source}: the input did not open")
+        return self.decoder
+
+    def _colour(self) -> Colour:
+        """The input's colour, which its decoder knows from the first frame on."""
+        colour = self._opened().colour
+        if colour is None:
+            raise RuntimeError(f"{self.source}: no colour before the first frame")
+        return colour
 
     def _passthrough(self, packet: av.Packet) -> None:
         if self.encoder is None:
@@ -325,7 +344,7 @@ class Stream:
 
     def _open_output(self, first: Decoded) -> None:
         """Plan the output from the first frame (its size, the input's colour), open it and start its encoder."""
-        colour = self.decoder.colour
+        colour = self._colour()
         size = (self.settings.output_size or OutputSize()).resolve(*first.size, self.scale)
         if self.output is None:
             self.stats.size_out = size
@@ -333,7 +352,7 @@ class Stream:
             return
         plan = plan_output(self.settings.options, colour, size)
         self.stats.size_out = plan.size
-        self.sink = self._open_sinks(plan, colour)
+        self.sink = self._open_sinks(self.output, plan, colour)
         self.maker = FrameMaker(plan.pix_fmt, colour, plan.size)
         self.encoder = Encoder(self.sink, self.maker, self.encode_q, self.latencies if self.live else None)
         self.encoder.start()
@@ -341,16 +360,16 @@ class Stream:
             self.encode_q.put(packet)
         self.early_packets.clear()
 
-    def _open_sinks(self, plan: OutputPlan, colour: Colour) -> SinkLike:
+    def _open_sinks(self, output: str | Path, plan: OutputPlan, colour: Colour) -> SinkLike:
         """The output's sink, with a Publisher beside it when the settings ask for a restream (or alone, where
         publishing is the output: it never fails the run)."""
         url = self.settings.restream
         if url is not None:
             max_age = self.settings.max_latency if self.live else None
             self.publisher = Publisher(url, lambda: self._sink(url, plan, colour, published=True), max_age)
-            if str(self.output) == url:
+            if str(output) == url:
                 return self.publisher
-        recording = self._sink(self.output, plan, colour)
+        recording = self._sink(output, plan, colour)
         return recording if self.publisher is None else Tee([recording, self.publisher])
 
     def _sink(self, target: str | Path, plan: OutputPlan, colour: Colour, published: bool = False) -> Sink:
@@ -358,14 +377,15 @@ class Stream:
         segmented nor crash-safe)."""
         segments = None if published else self.settings.segment_time
         listing = segment_list_of(Path(target)) if segments and self.settings.segment_list else None
+        decoder = self._opened()
         return Sink(
             target,
-            self.decoder.container,
-            self.decoder.av_stream,
+            decoder.container,
+            decoder.av_stream,
             plan,
             colour,
             segment_time=segments,
-            rotation=self.decoder.rotation,
+            rotation=decoder.rotation,
             crash_safe=False if published else self.crash_safe(),
             container=self.settings.container,
             metadata=self.settings.metadata,

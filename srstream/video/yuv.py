@@ -74,7 +74,7 @@ def read_planes(frame: av.VideoFrame, layout: Layout) -> tuple[np.ndarray, ...]:
     """The frame's planes as arrays without padding: (Y, U, V), or (Y, UV) for NV12 (UV as H/2 x W/2 x 2)."""
     out = []
     for i, plane in enumerate(frame.planes):
-        row = np.frombuffer(plane, dtype=layout.dtype).reshape(plane.height, -1)
+        row = np.frombuffer(memoryview(plane), dtype=layout.dtype).reshape(plane.height, -1)
         width = plane.width * (2 if layout.interleaved and i == 1 else 1)
         array = row[:, :width]
         out.append(array.reshape(plane.height, plane.width, 2) if layout.interleaved and i == 1 else array)
@@ -92,7 +92,7 @@ def write_frame(planes: tuple[np.ndarray, ...], layout: Layout) -> av.VideoFrame
             padded = np.zeros((plane.height, stride), layout.dtype)
             padded[:, : data.shape[1]] = data
             data = padded
-        plane.update(data)
+        plane.update(data)  # type: ignore[arg-type]  # PyAV's stub says bytes; it takes any buffer
     return frame
 
 
