@@ -101,8 +101,7 @@ def fuse_subpixel_tail(module: SRResNet) -> SRResNet:
         if bias is not None and conv.bias is not None:
             conv.bias.copy_(bias)
     module.upsample[-1] = nn.Sequential(stage.conv, act)
-    # SRResNet annotates `tail` as the Conv2d it is built with; the fused tail is a Sequential.
-    module.register_module("tail", nn.Sequential(conv, nn.PixelShuffle(r)))
+    module.tail = nn.Sequential(conv, nn.PixelShuffle(r))
     return module
 
 

@@ -77,7 +77,7 @@ class SRResNet(nn.Module):
             nn.Conv2d(w, w, 3, padding=1, bias=not config.batch_norm), _norm(w, config.batch_norm)
         )
         self.upsample = nn.Sequential(*[SubPixelStage(w) for _ in range(int(stages))])
-        self.tail = nn.Conv2d(w, config.channels, 9, padding=4)
+        self.tail: nn.Module = nn.Conv2d(w, config.channels, 9, padding=4)  # inference may fuse it into a Sequential
 
     @property
     def scale(self) -> int:
