@@ -45,7 +45,7 @@ def _jobs(series: Path, work: Path, split: bool) -> list[Path]:
 
 def run_case(series: Path, split: bool, model: str | None) -> dict:
     """In this process: the jobs upscaled one after another as the node does; time and peak memory."""
-    from medical.engine import Engines
+    from medical.model_choice import Engines
     from medical.job import VolumeJob
     from medical.node.job import upscale_series
 

@@ -270,7 +270,7 @@ def _upscale_volume(task, job, engines):
     """srmed's own run of one input (every volume of a time series): its report, and the first volume before and
     after, read back from what was written."""
     from medical import formats
-    from medical.engine import Engines
+    from medical.model_choice import Engines
     from medical.run import process
 
     report = process(task, job, Engines(job, engines))

@@ -8,7 +8,7 @@ time). An input whose report already exists is skipped; one that fails is report
 status is 1 if any failed.
 
 This module only parses and dispatches: `medical.discover` finds the volumes (through the formats in
-`medical.formats`), `medical.engine` picks the model and backend, `medical.plan` works out each volume's job,
+`medical.formats`), `medical.model_choice` picks the model and backend, `medical.plan` works out each volume's job,
 `medical.run` does it (here or on Ray) and `medical.report` writes the JSON. Other subcommands (the DICOM node,
 the BIDS app) live in their own modules, listed in SUBCOMMANDS: each has `add_parser(sub)` and `run(args) -> int`.
 """
@@ -201,7 +201,7 @@ def pacs_request(args: argparse.Namespace) -> pacs_pull.PacsRequest:
 def upscale_command(args: argparse.Namespace) -> int:
     """`srmed upscale`: every volume of args.inputs into args.output; 1 if any failed, else 0."""
     from medical.discover import discover
-    from medical.engine import Engines
+    from medical.model_choice import Engines
     from medical.run import run_all
 
     request = pacs_request(args)

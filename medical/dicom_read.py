@@ -20,7 +20,7 @@ import numpy as np
 import pydicom
 from pydicom.errors import InvalidDicomError
 
-from medical.nifti import VolumeError
+from medical.nifti_io import VolumeError
 from medical.volume import LPS_TO_RAS, Volume
 
 SPACING_TOLERANCE = 1e-3  # relative; more variation than this between slice gaps is an error

@@ -24,7 +24,7 @@ from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from medical.intensity import cast_like
-from medical.nifti import VolumeError
+from medical.nifti_io import VolumeError
 from medical.volume import LPS_TO_RAS, Volume
 from training.atomic import current_umask
 

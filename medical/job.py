@@ -19,7 +19,7 @@ class VolumeJob:
 
     output: Path = Path(".")
     mode: str = "auto"  # auto: through-plane where the slices are thick (medical.plan.THICK), else in-plane
-    model: str | None = None  # None: chosen per volume by its plan (medical.engine.default_model)
+    model: str | None = None  # None: chosen per volume by its plan (medical.model_choice.default_model)
     scale: float | None = None  # None: x2 in-plane; through-plane, the target spacing decides
     spacing: float | None = None  # through-plane target (mm)
     slice_thickness: float | None = None

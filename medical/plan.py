@@ -15,8 +15,8 @@ from medical.tuning import Budget, self_supervised_budget
 from medical.volume import Volume, VolumeError
 
 if TYPE_CHECKING:
-    from medical.engine import Engines
     from medical.job import VolumeJob
+    from medical.model_choice import Engines
     from srstream.engine import Upscaler
     from training.acquisition import Acquisition
 
@@ -197,7 +197,7 @@ def slice_axis_of(volume: Volume, job: VolumeJob, axis: int, upscaler: Upscaler)
 
 def make_plan(volume: Volume, job: VolumeJob, engines: Engines, output_format: str) -> tuple[Plan, Upscaler]:
     """The plan for `volume` under `job`, written as `output_format`, and the engine that carries it out."""
-    from medical.engine import check_model, default_model
+    from medical.model_choice import check_model, default_model
 
     named = engines.get(job.model) if job.model else None
     way = direction(volume, job, named.spec.descriptor.through_plane if named else None)

@@ -15,9 +15,9 @@ from tqdm import tqdm
 
 from medical import formats
 from medical.discover import Task
-from medical.engine import Engines
+from medical.fit_check import check_fits
 from medical.gradients import GRADIENTS, carry, load
-from medical.memory import check_fits
+from medical.model_choice import Engines
 from medical.plan import Plan, axis_factors, make_plan
 from medical.report import (
     failure,

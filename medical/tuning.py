@@ -39,7 +39,7 @@ def self_supervised_budget(option: str, upscaler: Upscaler, through_plane: bool)
 
 def tuned(upscaler: Upscaler, volume: Volume, plan: Plan) -> tuple[Upscaler, dict]:
     """An engine whose model was fine-tuned on `volume` for `plan.tuning`, and the tuning's log."""
-    from medical.engine import with_spec
+    from medical.model_choice import with_spec
     from medical.self_supervised import fine_tune
 
     budget = plan.tuning

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 
 from srstream.errors import EngineError
-from srstream.memory import available_memory
+from srstream.host_memory import available_memory
 from srstream.tiling import run_tiled
 
 log = logging.getLogger("srstream")

@@ -9,7 +9,7 @@ import pydicom
 import pytest
 
 from medical.dicom_read import find_series, read_series
-from medical.nifti import VolumeError
+from medical.nifti_io import VolumeError
 
 from assets import ENHANCED, GE, MOSAIC
 

@@ -1,4 +1,4 @@
-"""srstream/memory.py and medical/memory.py: the machine's free memory as the kernel states it, and a volume too
+"""srstream/host_memory.py and medical/fit_check.py: the machine's free memory as the kernel states it, and a volume too
 big for it refused before any work, in one line."""
 
 import re
@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from medical.memory import BYTES_PER_OUTPUT_VOXEL, check_fits
+from medical.fit_check import BYTES_PER_OUTPUT_VOXEL, check_fits
 from medical.volume import VolumeError
-from srstream.memory import available_memory
+from srstream.host_memory import available_memory
 
 
 def test_available_memory_is_the_kernels_memavailable():

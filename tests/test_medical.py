@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from medical.intensity import cast_like, robust_window
-from medical.nifti import VolumeError, read_nifti, write_nifti
+from medical.nifti_io import VolumeError, read_nifti, write_nifti
 from medical.slicewise import cubic_upscale, upscale_in_plane, upscale_through_plane
 from medical.volume import Volume, resampled_affine, upscaled_affine
 from srstream.engine import Upscaler

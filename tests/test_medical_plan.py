@@ -4,8 +4,8 @@ import pytest
 
 from medical.commands import build_parser, check_options
 from medical.dicom_read import find_series, read_series
-from medical.engine import Engines
-from medical.nifti import read_nifti
+from medical.model_choice import Engines
+from medical.nifti_io import read_nifti
 from medical.plan import make_plan
 from medical.tuning import Budget, self_supervised_budget
 

@@ -11,9 +11,9 @@ from PIL import Image
 
 from medical import formats
 from medical.discover import discover
-from medical.engine import Engines
 from medical.gradients import beside, carry, load
 from medical.job import VolumeJob
+from medical.model_choice import Engines
 from medical.preview import write_preview
 from medical.report import report_path, write_report, write_summary
 from medical.run import process, run_all

@@ -30,7 +30,7 @@ def test_failures_back_off_doubling_to_the_cap_and_survive_a_restart(tmp_path):
     state = json.loads((job.folder / STATE).read_text())
     assert state["attempts"] == 4 and state["error"] == "PACS refused"
     again = Outbox(tmp_path / "outbox")  # the node restarted: the job and its retry state are still there
-    (reread,) = again.jobs()
+    (reread,) = again.deliveries()
     assert reread.attempts == 4 and reread.last_error == "PACS refused"
     assert again.due() == [] and [j.folder.name for j in again.due(now=time.time() + 36)] == ["job-1"]
 
@@ -40,7 +40,7 @@ def test_delivered_jobs_go_and_half_queued_leftovers_are_cleared_at_start(tmp_pa
     first = box.put(_series(tmp_path, "a"), "job-1")
     box.put(_series(tmp_path, "b"), "job-2")
     box.delivered(first)
-    assert [j.folder.name for j in box.jobs()] == ["job-2"]
+    assert [j.folder.name for j in box.deliveries()] == ["job-2"]
     (tmp_path / "outbox" / ".job-3").mkdir()  # the node stopped while queuing job-3
     Outbox(tmp_path / "outbox")
     assert sorted(p.name for p in (tmp_path / "outbox").iterdir()) == ["job-2"]

@@ -171,7 +171,7 @@ def test_destination_down_then_up_delivers_across_a_restart(tmp_path):
         for path in files:
             assert assoc.send_c_store(pydicom.dcmread(path)).Status == 0
         assoc.release()
-        node.wait_for(r"not reachable \(refused, dropped or timed out\); job \S+ stays queued, retry in 1 s")
+        node.wait_for(r"not reachable \(refused, dropped or timed out\); delivery \S+ stays queued, retry in 1 s")
         node.wait_for(r"stays queued, retry in 2 s")  # retried, with a longer delay
     finally:
         node.stop()

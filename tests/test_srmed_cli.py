@@ -11,7 +11,7 @@ from PIL import Image
 
 from medical.cli import main
 from medical.dicom_read import find_series, read_series
-from medical.nifti import write_nifti
+from medical.nifti_io import write_nifti
 
 from assets import DATA, GE
 from conftest import free_port

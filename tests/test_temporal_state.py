@@ -16,7 +16,7 @@ import torch
 from srstream.engine import EngineError, Upscaler
 from srstream.video import iter_upscaled
 from srstream.video.frames import Decoded
-from srstream.video.memory import StreamMemory
+from srstream.video.recurrent_state import StreamMemory
 from srstream.video.scheduler import Scheduler, Stream
 from srstream.video.settings import Settings
 from training.architectures.recurrent import RecurrentConfig, RecurrentSR

@@ -13,7 +13,7 @@ import torch
 
 from medical.cli import main as srmed
 from medical.dicom_read import find_series, read_series
-from medical.nifti import read_nifti, write_nifti
+from medical.nifti_io import read_nifti, write_nifti
 from medical.profile import choose_profile
 from medical.slicewise import resample_axis, upscale_through_plane
 from medical.thick import thicken

@@ -10,7 +10,7 @@ from medical import formats
 from medical.cli import main as srmed
 from medical.dicom_read import find_series, read_series
 from medical.discover import discover
-from medical.nifti import read_nifti
+from medical.nifti_io import read_nifti
 from medical.volume import Volume, VolumeError
 
 from assets import DATA, HEAD

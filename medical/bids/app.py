@@ -119,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
         print("srmed: error: pybids is missing: pip install 'srstream[medical]'", file=sys.stderr)
         return 1
     from medical.commands import check_options
-    from medical.engine import Engines
+    from medical.model_choice import Engines
     from medical.run import run_all
 
     out_dir = Path(args.output_dir)

@@ -1,4 +1,4 @@
-"""NIfTI (.nii, .nii.gz): one volume per file, read and written (`medical.nifti`)."""
+"""NIfTI (.nii, .nii.gz): one volume per file, read and written (`medical.nifti_io`)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ class Nifti:
 
     def detect(self, path: Path) -> bool:
         """.nii or .nii.gz by name."""
-        from medical.nifti import is_nifti
+        from medical.nifti_io import is_nifti
 
         return is_nifti(path)
 
@@ -41,7 +41,7 @@ class Nifti:
 
     def open(self, path: Path, series_uid: str | None):
         """The volume in the file, or a 4-D file's volumes."""
-        from medical.nifti import NiftiVolumes
+        from medical.nifti_io import NiftiVolumes
 
         return NiftiVolumes(path)
 
@@ -54,7 +54,7 @@ class Nifti:
         count: int | None,
     ) -> int:
         """The volumes as one .nii.gz at `target` (4-D for a series), stored like their source."""
-        from medical.nifti import write_nifti_series
+        from medical.nifti_io import write_nifti_series
 
         return write_nifti_series((volume for volume, _ in pairs), target, description, count)
 

@@ -23,8 +23,8 @@ from training.logs import log_to_stderr
 log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
-    from medical.engine import Engines
     from medical.job import VolumeJob
+    from medical.model_choice import Engines
     from medical.node.rules import Rule, Rules
 
 
@@ -203,34 +203,36 @@ class Node:
         )
 
     def deliver(self) -> None:
-        """The sender's loop: every due job to the destination, until the node stops."""
+        """The sender's loop: every due delivery to the destination, until the node stops."""
         from medical.node.sender import SendError, store
 
         while not self.stopping.is_set():
-            for job in self.outbox.due():
+            for delivery in self.outbox.due():
                 if self.stopping.is_set():
                     break
                 try:
-                    store(job.files, self.dest, self.ae_title, self.client_tls)
+                    store(delivery.files, self.dest, self.ae_title, self.client_tls)
                 except (SendError, OSError, ValueError) as exc:
-                    delay = self.outbox.failed(job, str(exc))
+                    delay = self.outbox.failed(delivery, str(exc))
                     log.warning(
-                        "srmed serve: %s; job %s stays queued, retry in %g s",
+                        "srmed serve: %s; delivery %s stays queued, retry in %g s",
                         str(exc).splitlines()[0],
-                        job.folder.name,
+                        delivery.folder.name,
                         delay,
                     )
                     continue
-                count = len(job.files)
-                self.outbox.delivered(job)
-                log.info(f"srmed serve: job {job.folder.name}: {count} instances delivered to {self.dest.text}")
+                count = len(delivery.files)
+                self.outbox.delivered(delivery)
+                log.info(
+                    f"srmed serve: delivery {delivery.folder.name}: {count} instances delivered to {self.dest.text}"
+                )
             self.stopping.wait(0.5)
 
 
 def run(args: argparse.Namespace) -> int:
     """`srmed serve`: listen until interrupted; 1 (one line) if it cannot start."""
     from medical.commands import check_options
-    from medical.engine import Engines
+    from medical.model_choice import Engines
     from medical.node.receiver import Receiver
     from medical.node.rules import load_rules
     from medical.node.series import claim, complete

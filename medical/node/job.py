@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 from medical.volume import VolumeError
 
 if TYPE_CHECKING:
-    from medical.engine import Engines
     from medical.job import VolumeJob
+    from medical.model_choice import Engines
 
 
 def series_job(job: VolumeJob, output: Path) -> VolumeJob:

@@ -17,7 +17,7 @@ STATE = "state.json"  # attempts, next try, last error: beside the job's files
 
 
 @dataclass
-class Job:
+class Delivery:
     """A derived series to send: its folder, its instances, how often it failed and when to try again."""
 
     folder: Path
@@ -31,8 +31,8 @@ class Job:
 
 
 class Outbox:
-    """Jobs under `root`, tried oldest first; after a failure the delay doubles from `retry_seconds` up to
-    `max_retry_seconds`, and a job is never dropped."""
+    """Deliveries under `root` (one folder each, named after the node's job), tried oldest first; after a failure
+    the delay doubles from `retry_seconds` up to `max_retry_seconds`, and a delivery is never dropped."""
 
     def __init__(self, root: Path, retry_seconds: float = 10, max_retry_seconds: float = 600) -> None:
         self.root, self.retry_seconds, self.max_retry_seconds = root, retry_seconds, max_retry_seconds
@@ -40,7 +40,7 @@ class Outbox:
         for leftover in root.glob(".*"):  # a job half-queued or half-removed when the node stopped
             shutil.rmtree(leftover, ignore_errors=True)
 
-    def put(self, series: Path, name: str) -> Job:
+    def put(self, series: Path, name: str) -> Delivery:
         """Queue the derived series in the folder `series` (moved, not copied: same disk)."""
         staging = self.root / f".{name}"
         shutil.rmtree(staging, ignore_errors=True)
@@ -55,13 +55,13 @@ class Outbox:
         target = self.root / name
         os.replace(staging, target)  # a job folder without its dot is whole
         sync_folder(self.root)
-        return Job(target)
+        return Delivery(target)
 
-    def jobs(self) -> list[Job]:
-        """Every queued job (oldest first), with its retry state."""
+    def deliveries(self) -> list[Delivery]:
+        """Every queued delivery (oldest first), with its retry state."""
         found = []
         for folder in sorted(p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-            job = Job(folder)
+            job = Delivery(folder)
             try:
                 state = json.loads((folder / STATE).read_text())
                 job.attempts, job.next_try, job.last_error = state["attempts"], state["next_try"], state["error"]
@@ -70,12 +70,12 @@ class Outbox:
             found.append(job)
         return found
 
-    def due(self, now: float | None = None) -> list[Job]:
+    def due(self, now: float | None = None) -> list[Delivery]:
         """The jobs whose next try has come."""
         now = time.time() if now is None else now
-        return [job for job in self.jobs() if job.next_try <= now]
+        return [d for d in self.deliveries() if d.next_try <= now]
 
-    def failed(self, job: Job, error: str) -> float:
+    def failed(self, job: Delivery, error: str) -> float:
         """Note a failed try; the seconds until the next."""
         job.attempts += 1
         delay = min(self.max_retry_seconds, self.retry_seconds * 2 ** (job.attempts - 1))
@@ -84,7 +84,7 @@ class Outbox:
             Path(tmp).write_text(json.dumps({"attempts": job.attempts, "next_try": job.next_try, "error": error}))
         return delay
 
-    def delivered(self, job: Job) -> None:
+    def delivered(self, job: Delivery) -> None:
         """Remove a job its destination has taken (renamed away first, so a crash mid-removal cannot resend
         half a series as a job)."""
         gone = self.root / f".sent-{job.folder.name}"

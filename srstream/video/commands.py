@@ -14,7 +14,6 @@ from srstream.engine import Upscaler
 from srstream.models import load_model
 from srstream.output_size import from_options
 from srstream.redact import redact
-from srstream.video.batch import VideoJob, collect_inputs, run_batch
 from srstream.video.pipeline import (
     check_output,
     output_name,
@@ -24,6 +23,7 @@ from srstream.video.pipeline import (
 from srstream.video.settings import EncodeOptions, Settings
 from srstream.video.sink import STDOUT, is_url
 from srstream.video.stats import Stats
+from srstream.video.video_jobs import VideoJob, collect_inputs, run_batch
 
 
 def _options(args: argparse.Namespace) -> EncodeOptions:

@@ -23,18 +23,18 @@ import torch
 
 from srstream.engine import Upscaler
 from srstream.video.frames import Decoded, to_device_rgb
-from srstream.video.memory import StreamMemory
+from srstream.video.recurrent_state import StreamMemory
 from srstream.video.settings import Settings
 from srstream.video.stream import BatchKind, Stream
 from training.compression import Compression
 
 log = logging.getLogger("srstream.video")
 
-__all__ = ["Batch", "Scheduler", "Settings", "Stream", "take_in_turn"]
+__all__ = ["EngineCall", "Scheduler", "Settings", "Stream", "take_in_turn"]
 
 
 @dataclass
-class Batch:
+class EngineCall:
     """The frames of one engine call: one kind, grouped by their Stream (in order within each)."""
 
     kind: BatchKind
@@ -130,7 +130,7 @@ class Scheduler:
             if interrupted:
                 raise KeyboardInterrupt
 
-    def batches(self) -> Iterator[tuple[Batch, torch.Tensor]]:
+    def batches(self) -> Iterator[tuple[EngineCall, torch.Tensor]]:
         """Each engine call's frames and output (N, 3, H, W), until every Stream has ended. Closing the Streams
         is the caller's."""
         for stream in self.streams:
@@ -179,7 +179,7 @@ class Scheduler:
             self.streams.append(stream)
             stream.start()
 
-    def _gather(self) -> Batch | None:
+    def _gather(self) -> EngineCall | None:
         now = time.monotonic()
         heads = {}
         for stream in self.streams:
@@ -201,9 +201,9 @@ class Scheduler:
         parts = take_in_turn(ready, kind, limit, 1 if self.upscaler.spec.recurrent else None)
         for stream, _ in parts:
             self._served[stream] = now
-        return Batch(kind, parts) if parts else None
+        return EngineCall(kind, parts) if parts else None
 
-    def _upscale(self, batch: Batch) -> torch.Tensor:
+    def _upscale(self, batch: EngineCall) -> torch.Tensor:
         started = time.perf_counter()
         x = to_device_rgb(batch.frames, self.upscaler, batch.kind.colour)
         compression = None
@@ -225,7 +225,7 @@ class Scheduler:
             self.batch_seconds = 0.8 * self.batch_seconds + 0.2 * elapsed
         return y
 
-    def _note_qp_source(self, batch: Batch) -> None:
+    def _note_qp_source(self, batch: EngineCall) -> None:
         """Say once per input where a QP-taking model's QP comes from: the decoder, or a blind estimate."""
         for stream, frames in batch.parts:
             if stream not in self._qp_noted:
@@ -238,7 +238,7 @@ class Scheduler:
                 )
                 log.warning("srstream: %s: the QP for %s comes from %s", stream.source, self.upscaler.spec.name, source)
 
-    def _step(self, batch: Batch, x: torch.Tensor, compression: list[Compression | None] | None) -> torch.Tensor:
+    def _step(self, batch: EngineCall, x: torch.Tensor, compression: list[Compression | None] | None) -> torch.Tensor:
         # One frame per Stream (take_in_turn's per_stream): row i is parts[i]'s frame; no past = a zero row.
         states = [
             _memory(stream).state_for(frames[0], x[i], *stream.continuity())

@@ -1,6 +1,6 @@
 """Video inputs: which kinds there are (`InputKind`: files, image-sequence patterns, network streams), how each is
 opened with PyAV with clear one-line errors, and the decode thread (`Decoder`) that reads one into a FrameBuffer,
-reconnecting network streams. `Source` is what the rest of the pipeline needs of that thread.
+reconnecting network streams. `DecoderLike` is what the rest of the pipeline needs of that thread.
 
 A new kind of input is one `InputKind` subclass added to INPUT_KINDS; the Decoder reads whatever `open` returns.
 """
@@ -32,8 +32,8 @@ __all__ = [
     "END",
     "INPUT_KINDS",
     "Decoder",
+    "DecoderLike",
     "InputKind",
-    "Source",
     "VideoInputError",
     "classify",
     "is_live",
@@ -198,7 +198,7 @@ def _reason(exc: av.error.FFmpegError) -> str:
     return getattr(exc, "strerror", None) or str(exc)
 
 
-class Source(Protocol):
+class DecoderLike(Protocol):
     """What a Stream reads from: a thread filling its FrameBuffer with `Decoded` frames and other streams' packets,
     in demux order, then END. `Decoder` is the one for everything PyAV opens."""
 

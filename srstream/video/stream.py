@@ -1,4 +1,4 @@
-"""One input and its output as the scheduler sees them: a `Stream` owns its decode thread (a `source.Source`), its
+"""One input and its output as the scheduler sees them: a `Stream` owns its decode thread (a `source.DecoderLike`), its
 frame buffer and live policy, its output plan (pixel format and size, decided once from the first frame), its frame
 maker, its sink and encode thread, and its Stats. The scheduler asks it for a ready frame, takes frames of one
 kind from it and hands it the engine's output; everything else about the input stays here.
@@ -29,8 +29,8 @@ from srstream.video.buffer import FrameBuffer, oldest_worth_upscaling
 from srstream.video.colour import Colour
 from srstream.video.frames import END, Decoded, FrameMaker, Upscaled
 from srstream.video.label import burn_label
-from srstream.video.memory import StreamMemory
 from srstream.video.publisher import Publisher, SinkLike, Tee
+from srstream.video.recurrent_state import StreamMemory
 from srstream.video.settings import FALLBACK_RATE, Settings
 from srstream.video.sink import (
     Encoder,
@@ -39,7 +39,7 @@ from srstream.video.sink import (
     VideoOutputError,
     plan_output,
 )
-from srstream.video.source import Decoder, Source, VideoInputError, is_live
+from srstream.video.source import Decoder, DecoderLike, VideoInputError, is_live
 from srstream.video.stats import Stats
 
 log = logging.getLogger("srstream.video")
@@ -110,7 +110,7 @@ class Stream:
         capacity = int(60 * settings.max_latency) + settings.batch if self.live else settings.batch * 3
         self.buffer = FrameBuffer(capacity, self.live, wakeup)
         self.memory = StreamMemory() if upscaler.spec.recurrent else None  # a recurrent model's state
-        self.decoder: Source | None = None
+        self.decoder: DecoderLike | None = None
         self.total: int | None = None
         self._open_decoder(upscaler, tap)
 
@@ -318,7 +318,7 @@ class Stream:
             self._passthrough(cast(av.Packet, item))  # the buffer holds frames, packets and END
         return None
 
-    def _opened(self) -> Source:
+    def _opened(self) -> DecoderLike:
         """The decoder, for what only an input that opened gets to."""
         if self.decoder is None:
             raise RuntimeError(f"{self.source}: the input did not open")

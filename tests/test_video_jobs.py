@@ -1,4 +1,4 @@
-"""srstream/video/batch.py and `srstream batch` end to end: inputs from folders and list files, every video
+"""srstream/video/video_jobs.py and `srstream batch` end to end: inputs from folders and list files, every video
 upscaled through one engine, and one failed video an error line (never an exception) while the others go on."""
 
 import shutil
@@ -9,7 +9,7 @@ import av
 import pytest
 
 from srstream.cli import main
-from srstream.video.batch import VideoJob, collect_inputs, run_job
+from srstream.video.video_jobs import VideoJob, collect_inputs, run_job
 
 from assets import CLIP
 

@@ -1,6 +1,6 @@
 """Engine throughput: frames/s and effective TFLOP/s per backend and precision, beside the plain network, as JSON.
 
-    python benchmarks/engine.py --model srresnet-x4 --size 320x180 --backends cpu:fp32,cpu:bf16,cpu [--batch 1]
+    python benchmarks/engine_throughput.py --model srresnet-x4 --size 320x180 --backends cpu:fp32,cpu:bf16,cpu [--batch 1]
 
 The baseline `eager-fp32` is the plain network (BatchNorm folded, NCHW fp32, no other rewrite) called directly.
 Each entry of `--backends` is BACKEND[:PRECISION] through the engine (`cpu` alone: the default precision).

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from medical.volume import VolumeError
-from srstream.memory import available_memory
+from srstream.host_memory import available_memory
 
 # Working arrays per output voxel while a volume is upscaled: the float64 result, its cubic twin for the fallback,
 # the network's float32 output, the fused float64 and the cast output (through-plane keeps two float32 estimates).
