@@ -13,7 +13,7 @@ from medical.volume import VolumeError
 MODES = ("auto", "in-plane", "through-plane")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class VolumeJob:
     """The options of one run over volumes; the front doors copy it with `replace` rather than mutate it."""
 
