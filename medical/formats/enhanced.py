@@ -3,12 +3,10 @@ DICOM writer refuses for now (its per-frame groups do not map onto classic heade
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
 
 from medical.formats.dicom_series import DicomSeries
-from medical.volume import Volume, VolumeError
 
 
 class EnhancedDicom(DicomSeries):
@@ -23,17 +21,6 @@ class EnhancedDicom(DicomSeries):
         from medical.dicom_read import is_enhanced
 
         return is_enhanced(path)
-
-    def write(
-        self,
-        pairs: Iterable[tuple[Volume, Volume]],
-        target: Path,
-        description: str,
-        slice_thickness: float | None,
-        count: int | None,
-    ) -> int:
-        """Never asked (not `writable`): written as `writes_as`, whose writer refuses it clearly."""
-        raise VolumeError(f"{self.name}: volumes cannot be written in this format")
 
 
 ENHANCED_DICOM = EnhancedDicom()
