@@ -72,6 +72,8 @@ def test_trainer_unrolls_real_camera_clips_through_time_and_resumes(tiny):
     assert torch.equal(after["hidden.weight"], start["hidden.weight"])
     card = json.loads(path.with_suffix(".json").read_text())
     assert card["temporal"]["recurrent"] and card["training"]["batch"] == "2 clips x 2 frames"
+    # Its checkpoint is a recurrent model too (a benchmark or the engine may run a run's checkpoint directly).
+    assert load_generator(trainer.checkpoint_path)[1].state_channels == trainer.generator.state_channels
     assert "zero state" in card["training"]["unroll"]
 
     sections["train"]["steps"] = 2

@@ -28,6 +28,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from training import architectures
 from training.acquisition import degrade_batch
 from training.architectures.fast import FastSR
 from training.architectures.recurrent import RecurrentSR, pack_state, unpack_state
@@ -298,6 +299,7 @@ class Trainer:
             config=config.to_dict(),
             scale=config.scale,
             channels=config.channels,
+            **architectures.get(self._arch()).card_fields(self.generator),  # a recurrent model's state, as saved
         )
         if torch.cuda.is_available():
             state["rng_cuda"] = torch.cuda.get_rng_state(self.device)

@@ -98,6 +98,9 @@ def _generator_from_state(
         descriptor = ModelDescriptor.from_card(card, source.stem)
         model = build_generator(descriptor.architecture, descriptor.config)
         model.load_state_dict({k: v.float() for k, v in state.items()})
+        facts = architectures.get(descriptor.architecture).card_fields(model)
+        if any(card.get(k) != v for k, v in facts.items()):  # a trainer checkpoint's card from before they were kept
+            descriptor = ModelDescriptor.from_card({**card, **facts}, source.stem)
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise ModelLoadError(f"{source}: weights do not match their model card ({exc})") from None
     return model.eval(), descriptor
