@@ -3,7 +3,7 @@
     python benchmarks/time_series.py tests/data/dicom/ge_epi [--model MODEL] [--out benchmarks/results/...json]
 
 The series (a folder of one multi-volume DICOM series) is upscaled as `srmed serve` upscales a received series
-(`medical.node.job.upscale_series`, its default plan), once whole and once as as many single-volume series, each
+(`medical.node.upscale.upscale_series`, its default plan), once whole and once as as many single-volume series, each
 volume's files in a folder of its own, one after another with the engine kept loaded (as the node keeps it). Each
 case runs in a fresh process; its time excludes loading the model, its peak resident memory (ru_maxrss) includes
 everything.
@@ -47,7 +47,7 @@ def run_case(series: Path, split: bool, model: str | None) -> dict:
     """In this process: the jobs upscaled one after another as the node does; time and peak memory."""
     from medical.model_choice import Engines
     from medical.job import VolumeJob
-    from medical.node.job import upscale_series
+    from medical.node.upscale import upscale_series
 
     with tempfile.TemporaryDirectory() as tmp:
         jobs = _jobs(series, Path(tmp), split)

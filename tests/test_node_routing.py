@@ -147,7 +147,7 @@ def test_the_example_rules_route_as_their_comments_say():
 
 def test_a_rules_options_go_over_the_command_lines():
     from medical.job import VolumeJob
-    from medical.node.job import rule_job
+    from medical.node.upscale import rule_job
 
     node = VolumeJob(mode="in-plane", scale=4.0, model="fast-x4")
     assert rule_job(node, {}) == node

@@ -1,5 +1,5 @@
 """`srmed serve`: the DICOM node. Receives series (medical.node.receiver), upscales each once complete with
-`srmed upscale`'s plan (medical.node.job), queues the result on disk and delivers it (outbox, sender).
+`srmed upscale`'s plan (medical.node.upscale), queues the result on disk and delivers it (outbox, sender).
 
 Work dir layout: incoming/<series hash>/ (received, fsync'd before acknowledged), work/<job>/in|out (being
 upscaled), outbox/<job>/ (waiting to be delivered). On start, work/ goes back to be done again and outbox/ is sent.
@@ -180,14 +180,14 @@ class Node:
         )
 
     def _upscale(self, job: Path, uid: str, count: int, rule: Rule | None) -> None:
-        from medical.node.job import upscale_series
         from medical.node.series import refusal
+        from medical.node.upscale import upscale_series
 
         why = refusal(job / "in")
         if why is not None:
             log.warning(f"srmed serve: series {uid} ({count} instances): refused, {why}; nothing sent")
             return
-        from medical.node.job import rule_job
+        from medical.node.upscale import rule_job
 
         request = rule_job(self.job, rule.options()) if rule is not None else self.job
         named = f" (rule {rule.name!r})" if rule is not None else ""
