@@ -139,13 +139,20 @@ def test_a_signal_after_the_work_finished_keeps_exit_0(tmp_path, sig):
 def test_ctrl_c_while_an_output_is_being_finished_waits_for_it():
     """The input has ended and the encoder is draining when Ctrl-C comes: the wait goes on to the end (the output is
     then finished, not left as a hidden partial file) and the interrupt is reported, to be raised again after."""
-    import os
     import threading
 
     from srstream.video.stream import _join_through_interrupts
 
-    encoder = threading.Thread(target=time.sleep, args=(0.6,))
-    encoder.start()
-    threading.Timer(0.1, os.kill, (os.getpid(), signal.SIGINT)).start()
-    assert _join_through_interrupts(encoder) is True
-    assert not encoder.is_alive()
+    # Python's own Ctrl-C handler, as a command starts with it: after the rest of the suite this process has been
+    # left ignoring SIGINT (found by a probe; which test does it is not yet known).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        encoder = threading.Thread(target=time.sleep, args=(0.6,))
+        encoder.start()
+        main = threading.main_thread().ident
+        assert main is not None
+        threading.Timer(0.1, signal.pthread_kill, (main, signal.SIGINT)).start()
+        assert _join_through_interrupts(encoder) is True
+        assert not encoder.is_alive()
+    finally:
+        signal.signal(signal.SIGINT, previous)
