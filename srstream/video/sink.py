@@ -157,6 +157,26 @@ def streamable_options(muxer: str | None) -> dict[str, str]:
     return {}
 
 
+def _open_output(
+    path: str | Path,
+    target: str,
+    fmt: str | None,
+    options: dict[str, str],
+    input_container: av.container.InputContainer,
+    metadata: dict[str, str] | None,
+) -> av.container.OutputContainer:
+    """The output container, with the input's descriptive tags and `metadata`; one line naming `path` if it cannot
+    be opened."""
+    try:
+        container = av.open(target, mode="w", format=fmt, options=options)
+    except (av.error.FFmpegError, ValueError) as exc:
+        raise ValueError(f"{path}: cannot write there ({getattr(exc, 'strerror', None) or exc})") from None
+    kept = ("creation_time", "title", "comment", "language", "location", "date")
+    container.metadata.update({k: v for k, v in input_container.metadata.items() if k.lower() in kept})
+    container.metadata.update(metadata or {})
+    return container
+
+
 class Sink:
     """Writes OUT by way of a hidden temporary file beside it; `close()` renames it, `abort()` removes it.
 
@@ -197,18 +217,7 @@ class Sink:
             options.update(segment_list=str(segment_list), segment_list_type="csv")
         if metadata and options.get("segment_format", fmt) in ("mp4", "mov"):
             _keep_own_tags(options, bool(segment_time))
-        try:
-            self.container = av.open(target, mode="w", format=fmt, options=options)
-        except (av.error.FFmpegError, ValueError) as exc:
-            raise ValueError(f"{path}: cannot write there ({getattr(exc, 'strerror', None) or exc})") from None
-        self.container.metadata.update(
-            {
-                k: v
-                for k, v in input_container.metadata.items()
-                if k.lower() in ("creation_time", "title", "comment", "language", "location", "date")
-            }
-        )
-        self.container.metadata.update(metadata or {})
+        self.container = _open_output(path, target, fmt, options, input_container, metadata)
         rate = in_stream.average_rate or in_stream.guessed_rate or FALLBACK_RATE
         self.codec = plan.options.codec
         try:
@@ -229,9 +238,8 @@ class Sink:
         self.map: dict[int, av.stream.Stream] = {}
         self.transcoders: dict[int, tuple] = {}
         for av_stream in input_container.streams if carry else ():
-            if av_stream.index == in_stream.index or av_stream.type == "video":
-                continue
-            self._carry(av_stream)
+            if av_stream.index != in_stream.index and av_stream.type != "video":
+                self._carry(av_stream)
 
     def _target(
         self, segment_time: float | None, crash_safe: bool, container: str | None
