@@ -9,6 +9,7 @@ import sys
 # Libraries whose records our own one-line messages already cover (pynetdicom logs each failed association, at
 # ERROR, in several lines of its own words): silenced in a command's log.
 QUIET_LIBRARIES = ("pynetdicom",)
+OURS = ("training", "srstream", "medical", "demo")
 
 
 class CurrentStderr(logging.Handler):
@@ -30,6 +31,9 @@ def log_to_stderr(fmt: str = "%(message)s", level: int = logging.INFO, datefmt: 
     handler = CurrentStderr()
     handler.setFormatter(logging.Formatter(fmt, datefmt))
     root.addHandler(handler)
-    root.setLevel(level)
+    # Our own records from `level`; other libraries' only from WARNING (their INFO is not this command's to show).
+    root.setLevel(max(level, logging.WARNING))
+    for name in OURS:
+        logging.getLogger(name).setLevel(level)
     for name in QUIET_LIBRARIES:
         logging.getLogger(name).setLevel(logging.CRITICAL)
