@@ -54,7 +54,9 @@ DEFAULTS: dict[str, Any] = {
         "minutes": 0.0,
         "ema": 0.0,
     },
-    "content": {"loss": "mse", "vgg_layer": [5, 4], "vgg_weights": ""},
+    # temporal: the weight of the error's frame-to-frame change within each clip (training.losses.temporal_loss);
+    # 0 = off, and only clips ('camera' data) have frames to compare.
+    "content": {"loss": "mse", "vgg_layer": [5, 4], "vgg_weights": "", "temporal": 0.0},
     "adversarial": {"weight": 1e-3, "d_warmup_steps": 0, "d_lr": 1e-4},
     "log": {"every": 20, "sample_every": 1000, "checkpoint_every": 500},
 }
@@ -130,6 +132,9 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -
     if not 0 <= config["train"]["ema"] < 1:
         raise ConfigError("train.ema is the moving average's decay: 0 (off) or a value below 1, e.g. 0.999")
     data = config["data"]
+    temporal = config["content"]["temporal"]
+    if temporal < 0 or (temporal and data["degradation"] != "camera"):
+        raise ConfigError('content.temporal is a weight >= 0, for clips: data.degradation = "camera"')
     if data["degradation"] == "slab" and (
         config["model"]["scale"] != 1 or data["thickness"] < 2 or data["patch_size"] % data["thickness"]
     ):

@@ -91,6 +91,14 @@ def content_loss(kind: str, vgg_layer: tuple[int, int] = (5, 4), vgg_weights: st
     raise ValueError(f"unknown content loss {kind!r}: use 'mse', 'l1' or 'vgg'")
 
 
+def temporal_loss(sr: torch.Tensor, hr: torch.Tensor, frames: int) -> torch.Tensor:
+    """L1 of the frame-to-frame change of the error (sr - hr) within each clip of `frames` consecutive frames,
+    the batch flattened (clip, frame): the benchmark's flicker, made a loss. A single-frame model can only lower
+    it by answering the codec's frame-to-frame noise less, which the content loss alone does not ask."""
+    error = (sr - hr).unflatten(0, (-1, frames))
+    return (error[:, 1:] - error[:, :-1]).abs().mean()
+
+
 def generator_adversarial_loss(fake_logits: torch.Tensor) -> torch.Tensor:
     """-log D(G(x)), in the numerically stable logits form."""
     return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))

@@ -51,6 +51,7 @@ from training.losses import (
     content_loss,
     discriminator_loss,
     generator_adversarial_loss,
+    temporal_loss,
 )
 from training.weights import (
     build_generator,
@@ -158,6 +159,7 @@ class Trainer:
         self.content = content_loss(content["loss"], tuple(content["vgg_layer"]), content["vgg_weights"] or None).to(
             self.device
         )
+        self.temporal = content["temporal"]
         self.step = 0
         self.seconds = 0.0
         if self.checkpoint_path.is_file():
@@ -272,6 +274,7 @@ class Trainer:
                     else {}
                 ),
                 "content_loss": c["content"]["loss"],
+                **({"temporal_weight": c["content"]["temporal"]} if c["content"]["temporal"] else {}),
                 "lr": c["train"]["lr"],
                 "lr_schedule": c["train"]["lr_schedule"],
                 "adversarial_weight": c["adversarial"]["weight"] if self.gan else 0.0,
@@ -366,11 +369,16 @@ class Trainer:
         if not self.gan:
             with self._autocast():
                 loss = self.content(sr.float(), hr)
+                logs["content"] = loss.item()
+                if self.temporal:
+                    temporal = temporal_loss(sr.float(), hr, c["data"]["camera"]["frames"])
+                    loss = loss + self.temporal * temporal
+                    logs["temporal"] = temporal.item()
             self.opt_g.zero_grad(set_to_none=True)
             loss.backward()
             self.opt_g.step()
             self._update_ema()
-            return {"content": loss.item()}
+            return logs
         assert self.d_train is not None and self.opt_d is not None  # phase 2: made with the discriminator
         for group in self.opt_d.param_groups:
             group["lr"] = learning_rate(c["adversarial"]["d_lr"], c["train"]["lr_schedule"], progress, steps)
