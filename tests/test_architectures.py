@@ -11,6 +11,7 @@ from training.weights import architecture_of, build_generator
 
 SMALL = {"srresnet": {"blocks": 2, "width": 16}, "fast": {"layers": 2, "width": 16},
          "recurrent": {"layers": 2, "width": 16, "hidden": 3}}
+VARIANTS = {"fast-context": ("fast", {"context": 2})}  # a variant of an architecture: its name and its settings
 
 
 def test_every_registered_architecture_builds_from_its_config_keys_and_is_recognised():
@@ -32,16 +33,19 @@ def test_an_unknown_architecture_is_named_with_the_known_ones():
     assert architectures.of(torch.nn.Conv2d(3, 3, 3)) is None
 
 
-@pytest.mark.parametrize("name", ["srresnet", "fast", "recurrent"])
+@pytest.mark.parametrize("name", ["srresnet", "fast", "recurrent", "fast-context"])
 def test_the_receptive_radius_bounds_how_far_one_input_pixel_reaches(name):
     """Change one LR pixel in the middle: no output pixel farther than the radius (in LR pixels) may change, and
     the radius is not loose by more than a few pixels (tiles would carry needless context)."""
+    name, settings = VARIANTS.get(name, (name, {}))
     arch = architectures.get(name)
     torch.manual_seed(0)
-    module = arch.build({**arch.defaults(), **SMALL[name], "scale": 2}).eval()
-    if name == "recurrent":  # its state path starts at zero; give it weights so that the state reaches too
-        with torch.no_grad():
+    module = arch.build({**arch.defaults(), **SMALL[name], **settings, "scale": 2}).eval()
+    with torch.no_grad():  # the paths that start at zero (the recurrent state, the half-resolution branch) made live
+        if name == "recurrent":
             module.past.weight.normal_(0, 0.1)
+        if getattr(module, "context", None) is not None:
+            module.context.out.weight.normal_(0, 0.1)
     channels = 3 + getattr(module.config, "state_channels", 0)
     x = torch.rand(1, channels, 41, 41)
     y = x.clone()
@@ -64,3 +68,21 @@ def test_a_recurrent_models_card_says_what_the_engine_needs_to_carry_its_state(t
     image = build_generator("fast", {**architectures.get("fast").defaults(), **SMALL["fast"]})
     _, plain = load_generator(save_weights(image, tmp_path / "fast", {"name": "fast"}))
     assert not plain.recurrent and plain.state_channels == 0
+
+
+def test_a_fast_model_given_a_half_resolution_branch_starts_as_the_model_it_loads():
+    """The branch's last conv starts at zero: loaded from shipped weights it gives their output exactly, on a real
+    frame, and costs what its MACs say (under 1.3x fast-x4's, issue 27's budget for fast models)."""
+    from training.data import load_image
+    from training.weights import load_generator
+
+    from assets import PHOTO
+
+    arch = architectures.get("fast")
+    plain = load_generator("fast-x4")[0].float().eval()
+    wide = arch.build({**plain.config.to_dict(), "context": 3}).eval()
+    assert wide.load_compatible(plain.state_dict()) == []
+    x = torch.from_numpy(load_image(PHOTO)[:120, :160]).permute(2, 0, 1)[None].float() / 255
+    with torch.no_grad():
+        assert torch.equal(wide(x), plain(x))
+    assert 1 < arch.macs_per_lr_pixel(wide.config) / arch.macs_per_lr_pixel(plain.config) < 1.3

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from training.architectures.architecture import Architecture
@@ -19,6 +20,8 @@ class FastConfig:
     width: int = 64
     layers: int = 4
     qp_input: bool = False  # a plane of the codec's QP / 51 beside the frame (training.compression)
+    context: int = 0  # 3x3 layers of a branch at half the input's resolution (0 = none): twice the reach for a
+    # quarter of the cost per layer, so that a model can see past the codec's 8 and 16 px blocks
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -43,6 +46,8 @@ class FastSR(nn.Module):
             layers += [nn.Conv2d(w, w, 3, padding=1), nn.PReLU(w)]
         layers.append(nn.Conv2d(w, c * r * r, 3, padding=1))
         self.body = nn.Sequential(*layers)
+        # after the head (body.0-1), outside `body` so that the trunk keeps its names and loads from a plain FastSR
+        self.context = HalfResolution(w, config.context) if config.context else None
         self.shuffle = nn.PixelShuffle(r)
 
     @property
@@ -52,7 +57,11 @@ class FastSR(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         r2 = self.config.scale**2
         frame = x[:, : self.config.channels] if self.config.qp_input else x
-        return self.shuffle(self.body(x) + frame.repeat_interleave(r2, dim=1))
+        if self.context is None:
+            features = self.body(x)
+        else:
+            features = self.body[2:](self.context(self.body[:2](x)))
+        return self.shuffle(features + frame.repeat_interleave(r2, dim=1))
 
     def load_compatible(self, state_dict: dict[str, torch.Tensor]) -> list[str]:
         """Start from a FastSR of the same trunk: without the QP input (its weights on the QP at zero, so this one
@@ -68,15 +77,37 @@ class FastSR(nn.Module):
         return skipped
 
 
+class HalfResolution(nn.Module):
+    """A residual branch at half resolution: a strided 3x3 conv down, `layers` 3x3 convs, bilinear back up and a
+    1x1 conv that starts at zero, so a model given this branch begins as the model without it."""
+
+    def __init__(self, width: int, layers: int) -> None:
+        super().__init__()
+        convs: list[nn.Module] = [nn.Conv2d(width, width, 3, stride=2, padding=1), nn.PReLU(width)]
+        for _ in range(layers):
+            convs += [nn.Conv2d(width, width, 3, padding=1), nn.PReLU(width)]
+        self.down = nn.Sequential(*convs)
+        self.out = nn.Conv2d(width, width, 1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        up = F.interpolate(self.down(x), size=x.shape[-2:], mode="bilinear", align_corners=False)
+        return x + self.out(up)
+
+
 def macs_per_lr_pixel(config: FastConfig) -> int:
-    """Multiply-accumulates per input pixel (convolutions only)."""
+    """Multiply-accumulates per input pixel (convolutions only; the half-resolution branch at a quarter)."""
     w, c, r = config.width, config.channels, config.scale
-    return 25 * (c + int(config.qp_input)) * w + config.layers * 9 * w * w + 9 * w * c * r * r
+    context = ((config.context + 1) * 9 * w * w) // 4 + w * w if config.context else 0
+    return 25 * (c + int(config.qp_input)) * w + config.layers * 9 * w * w + context + 9 * w * c * r * r
 
 
 def receptive_radius(config: FastConfig) -> int:
-    """The 5x5 head, one 3x3 per layer and the 3x3 tail, all at the input's resolution."""
-    return 2 + config.layers + 1
+    """The 5x5 head, one 3x3 per layer and the 3x3 tail at the input's resolution; the half-resolution branch
+    reaches two input pixels a layer, one more for its strided conv and one for the bilinear step back up."""
+    context = 2 * (config.context + 1) + 1 if config.context else 0
+    return 2 + context + config.layers + 1
 
 
 ARCHITECTURE = Architecture("fast", FastSR, FastConfig, receptive_radius, macs_per_lr_pixel)
