@@ -41,6 +41,7 @@ from benchmarks.report import emit  # noqa: E402
 from srstream.engine import Upscaler  # noqa: E402
 from srstream.frame_format import from_float  # noqa: E402
 from training.codec import Encoding, compress_with_facts  # noqa: E402
+from training.compression import averaged  # noqa: E402
 from training.evaluate import bicubic_upscale  # noqa: E402
 from training.footage_tune import TuneSettings, camera_settings, fine_tune  # noqa: E402
 from torchmetrics.functional.image import structural_similarity_index_measure  # noqa: E402
@@ -160,9 +161,9 @@ def upscale_timed(upscaler: Upscaler, lr: np.ndarray, hr_size: tuple[int, int], 
                   ) -> tuple[np.ndarray, float]:
     """The upscaled frames (resampled to `hr_size`, (H, W), where the model's scale is another) and the frames a
     second of the call (after a warm-up batch at this size); a recurrent model through `step_through`. A model
-    that takes the QP gets the decoder's `facts` for each frame, as the video front door gives them."""
+    that takes the QP gets the decoder's `facts` averaged over the clip so far, as the video front door gives them."""
     size = None if upscaler.scale == SCALE else (hr_size[1], hr_size[0])
-    facts = facts if upscaler.spec.descriptor.takes_qp else None
+    facts = averaged(facts) if upscaler.spec.descriptor.takes_qp and facts is not None else None
     if upscaler.spec.recurrent:
         step_through(upscaler, lr[:1], facts)  # warm-up at this size
         started = time.perf_counter()

@@ -193,3 +193,55 @@ def test_camera_training_clips_carry_the_decoders_qp_as_a_fourth_channel():
     assert hr.shape == (5, 3, 64, 64) and lr.shape == (5, 4, 16, 16)
     assert torch.allclose(lr[:, 3], torch.from_numpy(qp / 51).float().repeat_interleave(16, 1).repeat_interleave(16, 2))
     assert 25 < qp.mean() < 51
+
+
+def _ibp_facts(count: int = 12) -> list:
+    """The decoder's facts of real footage through libx264 as one GOP of I, P and B frames (CRF 30)."""
+    frames = real_frames(count)[:, :96, :160]
+    return compress_with_facts(frames, Encoding(crf=30, preset="medium", bframes=3))[1]
+
+
+def test_a_streams_qp_is_averaged_over_its_frames_so_the_model_does_not_jump_with_the_picture_type():
+    facts = _ibp_facts()
+    assert {f.picture for f in facts} >= {"I", "P", "B"}
+    smooth = compression.averaged(facts)
+    assert np.array_equal(smooth[0].qp, facts[0].qp)  # the first frame has only itself
+    assert [f.picture for f in smooth] == [f.picture for f in facts] and all(f.source == "decoder" for f in smooth)
+    assert np.allclose(smooth[-1].qp, np.mean([f.qp for f in facts], axis=0), atol=1e-4)  # fewer frames than the window
+
+    def jumps(seq):  # how far the frame's mean QP moves from one frame to the next
+        return np.abs(np.diff([f.mean_qp for f in seq])).mean()
+
+    assert jumps(facts) > 1.0 and jumps(smooth) < 0.5 * jumps(facts), (jumps(facts), jumps(smooth))
+
+
+def test_the_average_forgets_after_its_window_and_at_a_new_size():
+    average = compression.QpAverage(window=4)
+    for _ in range(10):
+        average(compression.constant(20.0, 32, 32))
+    later = [average(compression.constant(40.0, 32, 32)).mean_qp for _ in range(12)]
+    assert 20 < later[0] < later[3] < later[-1] and later[-1] > 39  # follows a lasting change within a few windows
+    assert average(compression.constant(10.0, 64, 64)).mean_qp == 10.0  # another frame size: a new stream
+    assert average(None) is None  # nothing known stays nothing (the engine estimates)
+
+
+def test_the_video_source_hands_on_the_streams_averaged_qp(tmp_path):
+    import threading
+
+    from srstream.video.buffer import FrameBuffer
+    from srstream.video.frames import END, Decoded
+    from srstream.video.source import Decoder
+
+    clip = tmp_path / "ibp.mkv"
+    clip.write_bytes(_encode(real_frames(12)[:, :96, :160], "libx264", {"crf": "30", "bf": "3"}))
+    _, decoder_facts = decode_with_facts(clip.read_bytes())
+    buffer = FrameBuffer(64, live=False)
+    Decoder(str(clip), buffer, None, 0, 5.0, threading.Event(), read_qp=True).run()
+    frames = []
+    while (item := buffer.pop()) is not END:
+        if isinstance(item, Decoded):
+            frames.append(item)
+    expected = compression.averaged(decoder_facts)
+    assert len(frames) == len(expected) == 12
+    for frame, want in zip(frames, expected):
+        assert np.allclose(frame.compression.qp, want.qp) and frame.compression.picture == want.picture

@@ -12,7 +12,8 @@ A model that takes the QP sees it as one plane beside the frame: QP / 51, each b
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -22,6 +23,7 @@ DECODER_OPTIONS = {"export_side_data": "venc_params"}  # set on a decoder's code
 DECODER = "decoder"
 ESTIMATE = "estimate"
 ASSUMED = "assumed"  # no decoder facts and no estimator: taken as clean
+QP_WINDOW = 16  # frames a stream's QP maps are averaged over (QpAverage)
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,39 @@ def from_decoder(frame) -> Compression | None:
         return Compression(np.clip(qp, 0, QP_MAX).astype(np.float32), picture_type(frame), DECODER)
     except Exception:  # noqa: BLE001 - side data is the input's and may be anything: never fail a frame over it
         return None
+
+
+class QpAverage:
+    """A stream's QP maps averaged over its frames so far (a running mean, exponential once `window` frames are
+    in), each frame's picture type kept. The QP jumps between I, P and B frames; a model given each frame's own
+    QP changes its output with it and its error flickers. On the tune clips, footage-qp-fast-x4 given this
+    average flickered at most 1.02x bicubic's on any clip against 1.10x, at the same gains (README)."""
+
+    def __init__(self, window: int = QP_WINDOW) -> None:
+        self.window = window
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the stream's past (a reconnect, a new frame size)."""
+        self._mean: np.ndarray | None = None
+        self._count = 0
+
+    def __call__(self, fact: Compression | None) -> Compression | None:
+        """This frame's facts with the QP map averaged with the earlier frames'; None (nothing known) stays None."""
+        if fact is None:
+            return None
+        if self._mean is None or self._mean.shape != fact.qp.shape:
+            self.reset()
+        self._count = min(self._count + 1, self.window)
+        mean = fact.qp if self._mean is None else self._mean + (fact.qp - self._mean) / self._count
+        self._mean = mean
+        return replace(fact, qp=mean.astype(np.float32))
+
+
+def averaged(facts: Iterable[Compression | None], window: int = QP_WINDOW) -> list[Compression | None]:
+    """A clip's facts through one `QpAverage`, as the video front door gives them to a model that takes the QP."""
+    average = QpAverage(window)
+    return [average(f) for f in facts]
 
 
 # --- blind, from the pixels -----------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from srstream.video.buffer import CaptureClock, FrameBuffer
 from srstream.video.colour import Colour, colour_of
 from srstream.video.frames import END, decode
 from srstream.video.settings import FALLBACK_RATE, TIMEOUT_S
-from training.compression import DECODER_OPTIONS
+from training.compression import DECODER_OPTIONS, QpAverage
 from training.errors import SrstreamError
 
 log = logging.getLogger("srstream.video")
@@ -257,6 +257,7 @@ class Decoder(threading.Thread):
         self.read_qp = read_qp  # each frame's QP map, where the codec has one: only for a model that takes it
         if read_qp:
             self.av_stream.codec_context.options = dict(DECODER_OPTIONS)
+        self.qp_average = QpAverage()  # the model sees the stream's QP averaged over its frames, not each frame's
         self.colour: Colour | None = None
         self.rotation = 0  # counter-clockwise degrees from the input's display matrix
         self.error: BaseException | None = None
@@ -312,7 +313,10 @@ class Decoder(threading.Thread):
                 return False
         received = time.monotonic()
         captured = self.clock.capture(seconds, received) if self.live else received
-        return self._put(decode(frame, self.colour, pts, time_base, received, captured, self.read_qp))
+        decoded = decode(frame, self.colour, pts, time_base, received, captured, self.read_qp)
+        if self.read_qp:
+            decoded.compression = self.qp_average(decoded.compression)
+        return self._put(decoded)
 
     def _session(self) -> bool:
         """Demux until the end or the stop flag; False when the duration limit ended it."""
@@ -377,6 +381,7 @@ class Decoder(threading.Thread):
             self.av_stream.thread_type = "AUTO"
             if self.read_qp:
                 self.av_stream.codec_context.options = dict(DECODER_OPTIONS)
+            self.qp_average.reset()
             self.reconnects += 1
             # A restarted camera starts its clock again: continue one frame after the last timestamp we wrote.
             self._offset = (self._last_pts or 0) + self._frame_ticks() - (self.av_stream.start_time or 0)

@@ -88,8 +88,8 @@ class HalfResolution(nn.Module):
             convs += [nn.Conv2d(width, width, 3, padding=1), nn.PReLU(width)]
         self.down = nn.Sequential(*convs)
         self.out = nn.Conv2d(width, width, 1)
-        nn.init.zeros_(self.out.weight)
-        nn.init.zeros_(self.out.bias)
+        for parameter in self.out.parameters():
+            nn.init.zeros_(parameter)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         up = F.interpolate(self.down(x), size=x.shape[-2:], mode="bilinear", align_corners=False)
