@@ -58,7 +58,7 @@ def compressed_footage():
     return hr, compress(lr, Encoding(crf=28, preset="medium", bframes=3))
 
 
-@pytest.mark.parametrize("name", ["camera-fast-x4", "camera-srresnet-x4"])
+@pytest.mark.parametrize("name", ["camera-fast-x4", "camera-srresnet-x4", "footage-srresnet-x4"])
 def test_camera_models_beat_bicubic_on_compressed_real_footage(name, compressed_footage):
     from srstream.engine import Upscaler
     from training.metrics import psnr_y
