@@ -66,3 +66,14 @@ def test_a_run_with_it_logs_it_and_names_it_on_the_card(tiny):
     assert logs["temporal"] > 0 and logs["content"] > 0
     card = json.loads(trainer.run().with_suffix(".json").read_text())
     assert card["training"]["temporal_weight"] == 0.5
+
+
+def test_the_second_phase_keeps_it_in_its_content_term(tiny):
+    config = tiny(top={"phase": '"srgan"'}, data={"degradation": '"camera"', "patch_size": 64, "camera.frames": 3},
+                  model={"architecture": '"fast"', "width": 16, "layers": 1},
+                  train={"steps": 1, "batch_size": 2, "lr": 1e-3}, content={"loss": '"l1"', "temporal": "0.5"},
+                  adversarial={"d_warmup_steps": 0})
+    trainer = Trainer(config)
+    hr, lr = (torch.stack([x, x]) for x in trainer.dataset[0])
+    logs = trainer.train_step(*trainer._batch([hr, lr]))
+    assert logs["temporal"] > 0 and logs["content"] > 0 and "adv" in logs and "d" in logs

@@ -147,7 +147,7 @@ class QpAverage:
         self._count = min(self._count + 1, self.window)
         mean = fact.qp if self._mean is None else self._mean + (fact.qp - self._mean) / self._count
         self._mean = mean
-        return replace(fact, qp=mean.astype(np.float32))
+        return replace(fact, qp=mean.astype(np.float32, copy=False))
 
 
 def averaged(facts: Iterable[Compression | None], window: int = QP_WINDOW) -> list[Compression | None]:

@@ -368,17 +368,12 @@ class Trainer:
             sr = self.g_train(lr_img)
         if not self.gan:
             with self._autocast():
-                loss = self.content(sr.float(), hr)
-                logs["content"] = loss.item()
-                if self.temporal:
-                    temporal = temporal_loss(sr.float(), hr, c["data"]["camera"]["frames"])
-                    loss = loss + self.temporal * temporal
-                    logs["temporal"] = temporal.item()
+                loss, parts = self._content_terms(sr, hr)
             self.opt_g.zero_grad(set_to_none=True)
             loss.backward()
             self.opt_g.step()
             self._update_ema()
-            return logs
+            return {k: v.item() for k, v in parts.items()}
         assert self.d_train is not None and self.opt_d is not None  # phase 2: made with the discriminator
         for group in self.opt_d.param_groups:
             group["lr"] = learning_rate(c["adversarial"]["d_lr"], c["train"]["lr_schedule"], progress, steps)
@@ -390,15 +385,25 @@ class Trainer:
         logs["d"] = d_loss.item()
         if self.step >= c["adversarial"]["d_warmup_steps"]:
             with self._autocast():
-                content = self.content(sr.float(), hr)
+                content, parts = self._content_terms(sr, hr)
                 adversarial = generator_adversarial_loss(self.d_train(sr).float())
                 g_loss = content + c["adversarial"]["weight"] * adversarial
             self.opt_g.zero_grad(set_to_none=True)
             g_loss.backward()
             self.opt_g.step()
             self._update_ema()
-            logs.update(content=content.item(), adv=adversarial.item())
+            logs.update({k: v.item() for k, v in parts.items()}, adv=adversarial.item())
         return logs
+
+    def _content_terms(self, sr: torch.Tensor, hr: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The content loss of either phase, with the temporal term where `content.temporal` asks for it; the parts
+        stay tensors, read only after the step (an early `.item()` would wait for the device mid-step)."""
+        sr = sr.float()
+        parts = {"content": self.content(sr, hr)}
+        if self.temporal:
+            parts["temporal"] = temporal_loss(sr, hr, self.config["data"]["camera"]["frames"])
+            return parts["content"] + self.temporal * parts["temporal"], parts
+        return parts["content"], parts
 
     def _update_ema(self) -> None:
         if self.ema is not None:

@@ -57,10 +57,11 @@ class FastSR(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         r2 = self.config.scale**2
         frame = x[:, : self.config.channels] if self.config.qp_input else x
-        if self.context is None:
-            features = self.body(x)
-        else:
-            features = self.body[2:](self.context(self.body[:2](x)))
+        features = x
+        for i, layer in enumerate(self.body):
+            features = layer(features)
+            if i == 1 and self.context is not None:  # after the head's conv and PReLU
+                features = self.context(features)
         return self.shuffle(features + frame.repeat_interleave(r2, dim=1))
 
     def load_compatible(self, state_dict: dict[str, torch.Tensor]) -> list[str]:
