@@ -86,3 +86,24 @@ def test_a_fast_model_given_a_half_resolution_branch_starts_as_the_model_it_load
     with torch.no_grad():
         assert torch.equal(wide(x), plain(x))
     assert 1 < arch.macs_per_lr_pixel(wide.config) / arch.macs_per_lr_pixel(plain.config) < 1.3
+
+
+def test_an_srresnet_at_x2_started_from_an_x4_one_takes_over_all_but_the_second_sub_pixel_stage():
+    """train.init across scales (footage-srresnet-x2 from footage-srresnet-x4): the trunk, the first sub-pixel stage
+    and the tail carry over exactly; only x4's second stage is left behind, and the x2 model reads a real frame."""
+    from training.data import load_image
+    from training.weights import load_generator
+
+    from assets import PHOTO
+
+    arch = architectures.get("srresnet")
+    x4 = load_generator("footage-srresnet-x4")[0].float().eval()
+    x2 = arch.build({**x4.config.to_dict(), "scale": 2}).eval()
+    left = x2.load_compatible(x4.state_dict())
+    assert left and all(name.startswith("upsample.1.") for name in left)
+    own = x2.state_dict()
+    assert all(torch.equal(own[k], v) for k, v in x4.state_dict().items() if k not in left)
+    x = torch.from_numpy(load_image(PHOTO)[:48, :64]).permute(2, 0, 1)[None].float() / 255
+    with torch.no_grad():
+        out = x2(x)
+    assert out.shape == (1, 3, 96, 128) and torch.isfinite(out).all()

@@ -32,6 +32,7 @@ from training import architectures
 from training.acquisition import degrade_batch
 from training.architectures.fast import FastSR
 from training.architectures.recurrent import RecurrentSR, pack_state, unpack_state
+from training.architectures.srresnet import SRResNet
 from training.atomic import atomic_path
 from training.camera_data import CameraClips
 from training.camera_degrade import CameraSettings
@@ -181,15 +182,22 @@ class Trainer:
             torch.backends.cudnn.benchmark = True  # fixed patch size: the fastest conv algorithm is found once
 
     def _load_init(self, path: str) -> None:
-        """Start from `train.init`: the same architecture's weights, or, for a recurrent generator, a FastSR's
-        (`load_fast`: with its state path at zero it starts as exactly that single-frame model)."""
+        """Start from `train.init`: the same architecture's weights, for a recurrent generator a FastSR's
+        (`load_fast`: with its state path at zero it starts as exactly that single-frame model), or for a FastSR or
+        SRResNet one of another scale (the shapes that differ stay fresh)."""
         source, _ = load_generator(path)
         if isinstance(self.generator, RecurrentSR) and not isinstance(source, RecurrentSR):
             self.generator.load_fast(source.state_dict())
-        elif isinstance(self.generator, FastSR):
+        elif isinstance(self.generator, FastSR) or (
+            isinstance(self.generator, SRResNet)
+            and isinstance(source, SRResNet)
+            and source.scale != self.generator.scale
+        ):
             skipped = self.generator.load_compatible(source.state_dict())
             if skipped and self.rank == 0:
-                log.warning("train.init %s: kept the fresh %s (another shape)", path, ", ".join(skipped))
+                log.warning(
+                    "train.init %s: not taken over (another shape, or absent on one side): %s", path, ", ".join(skipped)
+                )
         else:
             self.generator.load_state_dict(source.state_dict())
 

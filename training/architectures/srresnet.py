@@ -93,6 +93,15 @@ class SRResNet(nn.Module):
             out = out + nn.functional.pixel_shuffle(x.repeat_interleave(r * r, dim=1), r)
         return out
 
+    def load_compatible(self, state_dict: dict[str, torch.Tensor]) -> list[str]:
+        """Start from an SRResNet of the same trunk at another scale: every tensor whose name and shape match is
+        taken over (at x2 from x4: the first sub-pixel stage and the tail as well); the rest keeps its fresh
+        initialisation. Returns the names, on either side, that were not taken over."""
+        own = self.state_dict()
+        taken = {k: v for k, v in state_dict.items() if k in own and own[k].shape == v.shape}
+        self.load_state_dict(taken, strict=False)
+        return sorted((set(state_dict) | set(own)) - set(taken))
+
 
 def macs_per_lr_pixel(config: SRResNetConfig) -> int:
     """Multiply-accumulates per input pixel (convolutions only), for comparing generators' cost."""
