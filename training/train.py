@@ -196,7 +196,7 @@ class Trainer:
             skipped = self.generator.load_compatible(source.state_dict())
             if skipped and self.rank == 0:
                 log.warning(
-                    "train.init %s: not taken over (another shape, or absent on one side): %s", path, ", ".join(skipped)
+                    "train.init %s: not taken over (another shape, or absent here): %s", path, ", ".join(skipped)
                 )
         else:
             self.generator.load_state_dict(source.state_dict())

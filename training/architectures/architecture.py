@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any, Protocol
 
+import torch
 from torch import nn
 
 
@@ -20,6 +21,16 @@ class GeneratorConfig(Protocol):
     def channels(self) -> int: ...
 
     def to_dict(self) -> dict[str, Any]: ...
+
+
+def load_matching(module: nn.Module, state_dict: dict[str, torch.Tensor]) -> list[str]:
+    """Load every tensor of `state_dict` whose name and shape `module` has (a start from a kindred model: another
+    scale, an added input or branch); the rest of `module` keeps its fresh initialisation. Returns the names of
+    `state_dict` not taken over."""
+    own = module.state_dict()
+    skipped = [k for k, v in state_dict.items() if k not in own or own[k].shape != v.shape]
+    module.load_state_dict({k: v for k, v in state_dict.items() if k not in skipped}, strict=False)
+    return skipped
 
 
 def no_card_fields(model: nn.Module) -> dict[str, Any]:

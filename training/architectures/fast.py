@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from training.architectures.architecture import Architecture
+from training.architectures.architecture import Architecture, load_matching
 
 
 @dataclass(frozen=True)
@@ -57,11 +57,14 @@ class FastSR(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         r2 = self.config.scale**2
         frame = x[:, : self.config.channels] if self.config.qp_input else x
-        features = x
-        for i, layer in enumerate(self.body):
-            features = layer(features)
-            if i == 1 and self.context is not None:  # after the head's conv and PReLU
-                features = self.context(features)
+        if self.context is None:  # every shipped model: the body in one call
+            features = self.body(x)
+        else:
+            features = x
+            for i, layer in enumerate(self.body):
+                features = layer(features)
+                if i == 1:  # after the head's conv and PReLU
+                    features = self.context(features)
         return self.shuffle(features + frame.repeat_interleave(r2, dim=1))
 
     def load_compatible(self, state_dict: dict[str, torch.Tensor]) -> list[str]:
@@ -72,10 +75,7 @@ class FastSR(nn.Module):
         head = state.get("body.0.weight")
         if head is not None and self.config.qp_input and head.shape[1] == self.config.channels:
             state["body.0.weight"] = torch.cat([head, head.new_zeros(head.shape[0], 1, *head.shape[2:])], dim=1)
-        own = self.state_dict()
-        skipped = [k for k, v in state.items() if k not in own or own[k].shape != v.shape]
-        self.load_state_dict({k: v for k, v in state.items() if k not in skipped}, strict=False)
-        return skipped
+        return load_matching(self, state)
 
 
 class HalfResolution(nn.Module):

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from training.architectures.architecture import Architecture
+from training.architectures.architecture import Architecture, load_matching
 
 
 @dataclass(frozen=True)
@@ -96,11 +96,8 @@ class SRResNet(nn.Module):
     def load_compatible(self, state_dict: dict[str, torch.Tensor]) -> list[str]:
         """Start from an SRResNet of the same trunk at another scale: every tensor whose name and shape match is
         taken over (at x2 from x4: the first sub-pixel stage and the tail as well); the rest keeps its fresh
-        initialisation. Returns the names, on either side, that were not taken over."""
-        own = self.state_dict()
-        taken = {k: v for k, v in state_dict.items() if k in own and own[k].shape == v.shape}
-        self.load_state_dict(taken, strict=False)
-        return sorted((set(state_dict) | set(own)) - set(taken))
+        initialisation. Returns the names of `state_dict` not taken over."""
+        return load_matching(self, state_dict)
 
 
 def macs_per_lr_pixel(config: SRResNetConfig) -> int:
