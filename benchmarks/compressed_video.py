@@ -299,8 +299,10 @@ def record(report: dict, model: str) -> Path:
 
 
 def merged(reports: list[dict]) -> dict:
-    """One report of several runs over the same clips, frames and conditions (their encodes and bicubic are the
-    same: libx264 is deterministic here), each model's rows from the run that measured it; the summary anew."""
+    """One report of several runs over the same clips, frames and conditions, each model's rows from the run that
+    measured it; the summary anew. Only runs whose encodes came out identical (bicubic equal everywhere) merge:
+    libx264 is not reproducible between runs here (on 17 of 52 x2 cells bicubic moved by up to 0.03 dB, at the
+    same thread count), and the rule must compare models on the same streams."""
     first = reports[0]
     for other in reports[1:]:
         if [(c["clip"], c["frames"]) for c in other["clips"]] != [(c["clip"], c["frames"]) for c in first["clips"]]:
