@@ -67,7 +67,7 @@ def measure(codec: str, options: dict[str, str], setting: str, images: list[np.n
         decoded = list(container.decode(stream))
         decoder = stream.codec_context.name
     facts = [compression.from_decoder(f) for f in decoded]
-    raw = [s for f in decoded for s in f.side_data if str(s.type).endswith("VIDEO_ENC_PARAMS")]
+    raw = [s for s in map(compression.enc_params, decoded) if s is not None]
     found = [f for f in facts if f is not None]
     return {**row, "encoded": True, "decoder": decoder, "frames": len(decoded), "with_side_data": len(raw),
             "per_block": bool(raw) and all(s.nb_blocks > 0 for s in raw),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Mapping
 
 import av
 import numpy as np
@@ -95,8 +96,34 @@ class _Frame:
         self.side_data = side
 
 
+class _Type(str):
+    """A side data type as PyAV 18.1.1's mapping gives it: an enum member with a name."""
+
+    @property
+    def name(self):
+        return str(self)
+
+
+class _SideDataMapping(Mapping):
+    """PyAV 18.1.1's `frame.side_data`: a mapping whose iteration gives the side data's types, not the entries."""
+
+    def __init__(self, *entries):
+        self._by_type = {_Type(e.type.removeprefix("Type.")): e for e in entries}
+
+    def __getitem__(self, kind):
+        return self._by_type[kind]
+
+    def __iter__(self):
+        return iter(self._by_type)
+
+    def __len__(self):
+        return len(self._by_type)
+
+
 @pytest.mark.parametrize("side, expected", [
     ([], None),  # nothing exported
+    (_SideDataMapping(_Side("Type.VIDEO_ENC_PARAMS", np.full((2, 4), 31.0))), 31.0),  # PyAV 18.1.1's mapping
+    (_SideDataMapping(), None),
     ([_Side("Type.VIDEO_ENC_PARAMS", raises=True)], 20.0),  # blocks that do not tile: the frame's base QP
     ([_Side("Type.VIDEO_ENC_PARAMS", np.full((2, 4), np.nan))], None),  # malformed values
     ([_Side("Type.VIDEO_ENC_PARAMS", "garbage")], 20.0),  # not a map: the frame's base QP

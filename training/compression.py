@@ -92,17 +92,21 @@ def picture_type(frame) -> str:
     return name[-1] if name and name[-1] in "IPB" else "?"
 
 
-def _enc_params(frame):
-    for side in frame.side_data:
-        if str(getattr(side, "type", "")).endswith("VIDEO_ENC_PARAMS"):
-            return side
+def enc_params(frame):
+    """A decoded PyAV frame's VIDEO_ENC_PARAMS side data, or None. PyAV 18.1.1 made `frame.side_data` a mapping
+    whose iteration gives the types, not the entries (18.1.0 and older gave the entries): both are read."""
+    for item in frame.side_data:
+        if str(getattr(item, "type", "")).endswith("VIDEO_ENC_PARAMS"):  # an entry
+            return item
+        if getattr(item, "name", None) == "VIDEO_ENC_PARAMS":  # a type: its entry is looked up
+            return frame.side_data[item]
     return None
 
 
 def from_decoder(frame) -> Compression | None:
     """The compression facts a decoded PyAV frame carries (None where it carries none, or they do not parse)."""
     try:
-        params = _enc_params(frame)
+        params = enc_params(frame)
         if params is None:
             return None
         codec_type = getattr(params.codec_type, "name", str(params.codec_type))
