@@ -112,7 +112,7 @@ def test_routing_rules_upscale_skip_and_forward(pacs, tmp_path):
 @pytest.mark.parametrize("text, message", [
     ('order = ["a", "b"]\n\n[rules.a]\nmodality = "MR"\n', "order names rule 'b' that does not exist"),
     ('[rules.a]\ndescription = "t2("\n', "is not a valid pattern"),
-    ('[rules.a\n', "rules.toml: line 1"),
+    ('[rules.a\n', "rules.toml: not valid TOML: line 1"),
 ])
 def test_a_bad_rules_file_stops_the_node_at_start_in_one_line(tmp_path, text, message):
     import subprocess

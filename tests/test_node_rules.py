@@ -173,7 +173,7 @@ def test_the_errors_the_brief_names_read_as_written(tmp_path):
     assert message == f"{path}: rule 'x': description 'a(' is not a valid pattern (missing ), unterminated " \
                       "subpattern at position 1)"
     _, message = _error(tmp_path, '[rules.ct]\nmodality = "CT"\nmin_images = = 3\n')
-    assert message == f"{path}: line 3: Invalid value"
+    assert message == f"{path}: not valid TOML: line 3: Invalid value"
 
 
 def test_a_missing_or_unreadable_file(tmp_path):
@@ -190,8 +190,8 @@ def test_a_missing_or_unreadable_file(tmp_path):
 
 
 @pytest.mark.parametrize("text, says", [
-    ('[rules.ct]\nmodality = "CT"\nx = "\n', "line 3: "),
-    ('[rules.ct]\nmodality = "CT', "end of file: Unterminated string"),
+    ('[rules.ct]\nmodality = "CT"\nx = "\n', "not valid TOML: line 3: "),
+    ('[rules.ct]\nmodality = "CT', "not valid TOML: end of file: Unterminated string"),
     ('forward_unmatch = true\n[rules.ct]\n',
      ": unknown key 'forward_unmatch' (known: forward_unmatched, order, rules)"),
     ('forward_unmatched = "yes"\n[rules.ct]\n', ": forward_unmatched: expected true or false, got 'yes'"),

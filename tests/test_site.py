@@ -204,7 +204,7 @@ def test_site_file_errors_are_one_line_naming_the_key_and_the_file(tmp_path):
     assert "server.metrics" in error('[server]\nmetrics = "9108"\n' + camera)
     assert "no input" in error('[cameras.lobby]\nrecord = "rec"\n')
     assert "neither record nor restream" in error('[cameras.lobby]\ninput = "rtsp://cam/1"\n')
-    assert "not valid TOML" in error("[cameras\n")
+    assert "site.toml: not valid TOML: line 1: " in error("[cameras\n")
     message = error('[cameras.lobby]\ninput = "rtsp://admin:pw123@cam/1"\nrestream = "rtsp://u:pw123@nvr"\n'
                     'crf = "high"\n')
     assert "cameras.lobby.crf" in message and "pw123" not in message

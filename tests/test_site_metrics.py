@@ -73,3 +73,18 @@ def test_metrics_and_health_are_read_at_each_scrape_over_http():
         assert "srstream_camera_up{camera=\"gate\"} 0.0" in _get(f"http://127.0.0.1:{port}/metrics")[1]
     finally:
         metrics.close()
+
+
+def test_health_is_not_ok_before_the_sites_cameras_have_started(tmp_path):
+    """`srstream serve` opens its metrics port before the first engine has loaded (seconds on a busy CPU): until a
+    camera's runner exists it is down ('starting'), so a readiness probe does not pass on a server with no camera."""
+    from srstream.site.config import load_site
+    from srstream.site.server import Server
+
+    site_file = tmp_path / "site.toml"
+    site_file.write_text('[cameras.lobby]\ninput = "rtsp://127.0.0.1:1/none"\nrecord = "rec"\n'
+                         '[cameras.gate]\ninput = "rtsp://127.0.0.1:1/none"\nrecord = "rec"\n')
+    server = Server(load_site(site_file))  # nothing started: no engine, no runner
+    status, body = server.metrics.health()
+    assert status == 503 and body["down"] == ["gate", "lobby"]
+    assert body["cameras"]["lobby"]["error"] == "starting"

@@ -11,6 +11,7 @@ from typing import Any
 from training.architectures import ARCHITECTURES
 from training.camera_degrade import CameraSettings
 from training.errors import SrstreamError
+from training.toml_file import read_toml
 
 DEFAULTS: dict[str, Any] = {
     "name": "srresnet-x4",
@@ -102,12 +103,7 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -
     config = copy.deepcopy(DEFAULTS)
     if path is not None:
         path = Path(path)
-        try:
-            _merge(config, tomllib.loads(path.read_text()), str(path))
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: no such config file") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+        _merge(config, read_toml(path, ConfigError), str(path))
     for text in overrides:
         _merge(config, _parse_override(text), f"override {text!r}")
     if config["phase"] not in PHASES:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import math
 import re
-import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ import pydicom
 
 from medical.job import MODES
 from training.errors import SrstreamError
+from training.toml_file import read_toml
 
 ACTIONS = ("upscale", "skip", "forward")
 _BOUNDS = (("min_thickness", "max_thickness"), ("min_matrix", "max_matrix"), ("min_images", "max_images"))
@@ -119,16 +119,7 @@ class Rules:
 def load_rules(path: str | Path) -> Rules:
     """Read and check a rules file; raises RulesError (one line) on anything wrong."""
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise RulesError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RulesError(f"{path}: cannot read ({exc})") from None
-    except tomllib.TOMLDecodeError as exc:
-        message, _, at = str(exc).rpartition(" (at ")  # tomllib (3.11) keeps the line only in its message
-        line = re.match(r"line (\d+)", at)
-        raise RulesError(f"{path}: {f'line {line[1]}' if line else 'end of file'}: {message}") from None
+    data = read_toml(path, RulesError)
     _unknown(f"{path}:", data, {"forward_unmatched", "order", "rules"})
     forward = data.get("forward_unmatched", False)
     if not isinstance(forward, bool):

@@ -5,7 +5,6 @@ camera may override. Read once at start and again on SIGHUP; every problem is on
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from srstream.redact import redact
 from srstream.video.settings import EncodeOptions, Settings
 from srstream.video.sink import is_url
 from training.errors import SrstreamError
+from training.toml_file import read_toml
 
 DEFAULT_METRICS = "127.0.0.1:9108"
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
@@ -72,14 +72,7 @@ _SERVER_KEYS = {"metrics", "backend", "precision", "batch"}
 def load_site(path: str | Path) -> Site:
     """Read and check a site file; raises SiteConfigError (one line) on anything wrong."""
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SiteConfigError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SiteConfigError(f"{path}: cannot read ({exc})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise SiteConfigError(f"{path}: not valid TOML ({exc})") from None
+    data = read_toml(path, SiteConfigError)
     _only(path, "", data, {"server", "defaults", "cameras"})
     server = _table(path, "server", data.get("server", {}))
     _only(path, "server", server, _SERVER_KEYS)

@@ -42,6 +42,23 @@ class CameraView(Protocol):
     def recordings_bytes(self) -> int: ...
 
 
+class NotStarted:
+    """A camera of the site that has no runner yet (the engine still loading at start, or just added by a reload):
+    down, so that /healthz does not say ok before every camera has been seen up."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def counts(self) -> dict[str, int]:
+        return {"frames_in": 0, "frames_out": 0, "dropped": 0, "reconnects": 0}
+
+    def health(self) -> dict:
+        return {"up": False, "publishing": None, "error": "starting"}
+
+    def recordings_bytes(self) -> int:
+        return 0
+
+
 class EngineView(Protocol):
     model: str
 

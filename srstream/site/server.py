@@ -13,7 +13,7 @@ from srstream import defaults
 from srstream.engine import Upscaler
 from srstream.site.camera import CameraRunner
 from srstream.site.config import Camera, Site
-from srstream.site.metrics import Metrics
+from srstream.site.metrics import CameraView, Metrics, NotStarted
 from srstream.site.provenance import of_run, sha256_of
 from srstream.video.scheduler import Scheduler
 from srstream.video.settings import Settings
@@ -81,7 +81,13 @@ class Server:
         self.site = site
         self.engines: dict[str, EngineGroup] = {}
         self.cameras: dict[str, CameraRunner] = {}
-        self.metrics = Metrics(lambda: list(self.cameras.values()), lambda: list(self.engines.values()))
+        self.metrics = Metrics(self._camera_views, lambda: list(self.engines.values()))
+
+    def _camera_views(self) -> list[CameraView]:
+        """The running cameras and, as down, the site's cameras not started yet: the metrics port opens before
+        the first engine has loaded, and /healthz must not say ok while no camera runs."""
+        waiting = [NotStarted(name) for name in self.site.cameras if name not in self.cameras]
+        return [*self.cameras.values(), *waiting]
 
     @property
     def failed(self) -> BaseException | None:
