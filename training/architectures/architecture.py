@@ -33,6 +33,15 @@ def load_matching(module: nn.Module, state_dict: dict[str, torch.Tensor]) -> lis
     return skipped
 
 
+def zero_extended(weight: torch.Tensor, in_channels: int) -> torch.Tensor:
+    """A convolution's weight given zero weights on added input channels (the codec's QP plane): the widened model
+    begins as exactly the one it started from. A weight that has them already is returned as it is."""
+    extra = in_channels - weight.shape[1]
+    if extra <= 0:
+        return weight
+    return torch.cat([weight, weight.new_zeros(weight.shape[0], extra, *weight.shape[2:])], dim=1)
+
+
 def no_card_fields(model: nn.Module) -> dict[str, Any]:
     """An image model's card needs nothing beyond the common fields."""
     return {}

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from training.architectures.architecture import Architecture, load_matching
+from training.architectures.architecture import Architecture, load_matching, zero_extended
 
 
 @dataclass(frozen=True)
@@ -72,9 +72,10 @@ class FastSR(nn.Module):
         begins as exactly that model), or of another scale (the tail, whose shape differs, keeps its fresh
         initialisation). Returns the names not taken over."""
         state = dict(state_dict)
-        head = state.get("body.0.weight")
-        if head is not None and self.config.qp_input and head.shape[1] == self.config.channels:
-            state["body.0.weight"] = torch.cat([head, head.new_zeros(head.shape[0], 1, *head.shape[2:])], dim=1)
+        if "body.0.weight" in state:
+            state["body.0.weight"] = zero_extended(
+                state["body.0.weight"], self.config.channels + int(self.config.qp_input)
+            )
         return load_matching(self, state)
 
 

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from training.architectures.architecture import Architecture
+from training.architectures.architecture import Architecture, zero_extended
 from training.architectures.fast import FastConfig, FastSR
 
 
@@ -102,9 +102,8 @@ class RecurrentSR(nn.Module):
             layer, _, param = key.rpartition(".")
             if layer in mapping:
                 own[f"{mapping[layer]}.{param}"] = value
-        head = own.get("head.weight")
-        if head is not None and self.config.qp_input and head.shape[1] == self.config.channels:
-            own["head.weight"] = torch.cat([head, head.new_zeros(head.shape[0], 1, *head.shape[2:])], dim=1)
+        if "head.weight" in own:
+            own["head.weight"] = zero_extended(own["head.weight"], self.config.channels + int(self.config.qp_input))
         missing = (
             set(self.state_dict()) - set(own) - {k for k in self.state_dict() if k.startswith(("past.", "hidden."))}
         )
