@@ -21,10 +21,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from report import emit  # noqa: E402
+
 from srstream.images import read_image, write_image  # noqa: E402
 from training.evaluate import benchmark_lr  # noqa: E402
 from training.metrics import psnr_y, ssim_y  # noqa: E402
-from report import emit  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         rows = {}
         for stem, hr in pairs.items():
             sr = read_image(sr_dir / f"{stem}.png")
-            rows[stem] = {"psnr_y": round(psnr_y(sr, hr, args.scale), 4), "ssim_y": round(ssim_y(sr, hr, args.scale), 4)}
+            rows[stem] = {"psnr_y": round(psnr_y(sr, hr, args.scale), 4),
+                          "ssim_y": round(ssim_y(sr, hr, args.scale), 4)}
     report = {"data": args.data.name, "model": args.model, "scale": args.scale,
               "command": " ".join(["srstream", "upscale", "LR_DIR", "OUT_DIR", "-m", args.model, *extra]),
               "engine": run.stderr.strip().splitlines()[0] if run.stderr.strip() else "",

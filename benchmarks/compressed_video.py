@@ -37,6 +37,8 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from torchmetrics.functional.image import structural_similarity_index_measure  # noqa: E402
+
 from benchmarks.report import emit  # noqa: E402
 from srstream.engine import Upscaler  # noqa: E402
 from srstream.frame_format import from_float  # noqa: E402
@@ -44,7 +46,6 @@ from training.codec import Encoding, compress_with_facts  # noqa: E402
 from training.compression import averaged  # noqa: E402
 from training.evaluate import bicubic_upscale  # noqa: E402
 from training.footage_tune import TuneSettings, camera_settings, fine_tune  # noqa: E402
-from torchmetrics.functional.image import structural_similarity_index_measure  # noqa: E402
 from training.metrics import psnr_y, rgb_to_y, ssim_y  # noqa: E402
 from training.weights import shipped_models  # noqa: E402
 
@@ -232,7 +233,7 @@ def summary(clips: list[dict], names: list[str], models: list[str]) -> dict:
     clip's gain."""
     out: dict = {}
     for cond in names:
-        out[cond] = {m: {**{k: round(by_source(clips, lambda c, k=k, m=m: c["conditions"][cond][m][k]),
+        out[cond] = {m: {**{k: round(by_source(clips, lambda c, k=k, m=m, cond=cond: c["conditions"][cond][m][k]),
                                      3 if k != "ssim_gain" else 4)
                             for k in ("gain_db", "ssim_gain", "flicker_ratio", "fps")},
                          "worst_gain_db": round(min(c["conditions"][cond][m]["gain_db"] for c in clips), 3),

@@ -1,6 +1,7 @@
 """Engine throughput: frames/s and effective TFLOP/s per backend and precision, beside the plain network, as JSON.
 
-    python benchmarks/engine_throughput.py --model srresnet-x4 --size 320x180 --backends cpu:fp32,cpu:bf16,cpu [--batch 1]
+    python benchmarks/engine_throughput.py --model srresnet-x4 --size 320x180 \
+        --backends cpu:fp32,cpu:bf16,cpu [--batch 1]
 
 The baseline `eager-fp32` is the plain network (BatchNorm folded, NCHW fp32, no other rewrite) called directly.
 Each entry of `--backends` is BACKEND[:PRECISION] through the engine (`cpu` alone: the default precision).
@@ -14,8 +15,8 @@ import argparse
 import platform
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -23,12 +24,13 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from srstream import backends  # noqa: E402
-from srstream.backends.precision import cpu_has_native_bf16  # noqa: E402
-from srstream.engine import Upscaler  # noqa: E402
-from srstream.inference_graph import fold_batchnorm  # noqa: E402
-from srstream.models import ModelSpec, load_model  # noqa: E402
-from report import emit  # noqa: E402
+from report import emit
+
+from srstream import backends
+from srstream.backends.precision import cpu_has_native_bf16
+from srstream.engine import Upscaler
+from srstream.inference_graph import fold_batchnorm
+from srstream.models import ModelSpec, load_model
 
 SAMPLE = Path(__file__).resolve().parent.parent / "examples" / "vtest_320x180.mp4"
 
@@ -55,7 +57,8 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def measure(run: Callable[[torch.Tensor], object], batch: torch.Tensor, device: torch.device, seconds: float, warmup: int = 2) -> dict:
+def measure(run: Callable[[torch.Tensor], object], batch: torch.Tensor, device: torch.device, seconds: float,
+            warmup: int = 2) -> dict:
     """Frames per second of `run(batch)`, on the device the frames start on."""
     for _ in range(warmup):
         run(batch)
@@ -119,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             upscaler = Upscaler(spec, backend=backend, tile=0, batch_size=args.batch, precision=precision or "auto",
                                 **options)
-        except Exception as exc:  # a missing backend is reported, the others still run
+        except Exception as exc:  # noqa: BLE001 - a missing backend is reported, the others still run
             results.append({"backend": entry, "error": str(exc)})
             continue
         batch = frames.to(upscaler.backend.device) if backend in ("cuda", "tensorrt") else frames

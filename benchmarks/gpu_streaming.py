@@ -26,12 +26,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from engine import measure, plain_network, real_frames  # noqa: E402
+from engine_throughput import measure, plain_network, real_frames  # noqa: E402
+from report import emit  # noqa: E402
 
 from srstream.engine import Upscaler  # noqa: E402
 from srstream.models import load_model  # noqa: E402
 from srstream.video import EncodeOptions, Settings, upscale_video  # noqa: E402
-from report import emit  # noqa: E402
 
 SOURCE = ROOT / "tests" / "data" / "video" / "vtest_720p_1s.mp4"
 
@@ -105,7 +105,7 @@ def engine_runs(model: str, batch: int, seconds: float, device: str, tensorrt: b
             x = frames.to(dev)
             r = measure(fn, x, dev, seconds)
             r.update(backend=label, warmup_s=round(time.perf_counter() - started - r["seconds"], 1))
-        except Exception as exc:  # one backend failing (TensorRT-RTX on Hopper, say) is a result, not the end
+        except Exception as exc:  # noqa: BLE001 - one backend failing (TensorRT-RTX on Hopper) is a result, not the end
             r = {"backend": label, "error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"}
         results.append(r)
         print(json.dumps(r), flush=True)

@@ -23,15 +23,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from cameras import Camera, camera_clip, gst_rtsp_available  # noqa: E402
 from report import emit  # noqa: E402
+
+from cameras import Camera, camera_clip, gst_rtsp_available  # noqa: E402
 
 
 def run_and_measure(args_list: list[list[str]]) -> tuple[list, list[float], float]:
     """Start one srstream per argument list at once; (their JSON, their peak RSS in MiB, wall seconds)."""
     started = time.monotonic()
     # stderr goes to a file: a pipe nobody reads until stdout ends could fill and stall the child.
-    errs = [tempfile.TemporaryFile(mode="w+") for _ in args_list]
+    errs = [tempfile.TemporaryFile(mode="w+") for _ in args_list]  # noqa: SIM115 - read after the children end
     procs = [subprocess.Popen([sys.executable, "-m", "srstream.cli", "upscale", *a, "--json", "-q"], cwd=ROOT,
                               stdout=subprocess.PIPE, stderr=e, text=True) for a, e in zip(args_list, errs)]
     results, rss = [], []

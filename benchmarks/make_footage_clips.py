@@ -28,13 +28,17 @@ MIRROR = Path(os.environ.get("MIRROR", "/work/.mirror"))
 OUT = ROOT.parent / "data" / "bench-video"
 FRAMES = 32
 REPO = {  # group -> (owner/name, bare git dir, commit)
-    "intel": ("intel-iot-devkit/sample-videos", "intel-iot-devkit+sample-videos/repo", "57978890822836f2b4743852f04f62fc511757e4"),
+    "intel": ("intel-iot-devkit/sample-videos", "intel-iot-devkit+sample-videos/repo",
+             "57978890822836f2b4743852f04f62fc511757e4"),
     "vid4": ("yhjo09/VSR-DUF", "yhjo09+VSR-DUF/repo", "f6b3c92b4fb746e9072953df4876168b1a83e449"),
-    "udacity": ("udacity/CarND-LaneLines-P1", "udacity+CarND-LaneLines-P1/repo", "ce5681be7ef8140560c0e464ef2da611e40b4fc9"),
+    "udacity": ("udacity/CarND-LaneLines-P1", "udacity+CarND-LaneLines-P1/repo",
+               "ce5681be7ef8140560c0e464ef2da611e40b4fc9"),
     "sam2": ("facebookresearch/sam2", "facebookresearch+sam2/repo", "2b90b9f5ceec907a1c18123530e92e794ad901a4"),
-    "imageio": ("imageio/imageio-binaries", "imageio+imageio-binaries/repo", "f8f64710ea88e7e4a352c0f7d8c0deac9f5fd685"),
+    "imageio": ("imageio/imageio-binaries", "imageio+imageio-binaries/repo",
+               "f8f64710ea88e7e4a352c0f7d8c0deac9f5fd685"),
     "mmaction2": ("open-mmlab/mmaction2", "open-mmlab+mmaction2/repo", "4d6c93474730cad2f25e51109adcf96824efc7a3"),
-    "realbasicvsr": ("ckkelvinchan/RealBasicVSR", "ckkelvinchan+RealBasicVSR/repo", "b908e08323c84e96b08f0d58621026ab27f56bcb"),
+    "realbasicvsr": ("ckkelvinchan/RealBasicVSR", "ckkelvinchan+RealBasicVSR/repo",
+                    "b908e08323c84e96b08f0d58621026ab27f56bcb"),
     "rfmanz": ("rfmanz/surveillance", "rfmanz+surveillance/repo", "3f54ebfa30f9133a4844035f0fef438d58ce97d6"),
 }
 CLIPS = [  # (group, name, path in repo: a video file, or a folder of PNG frames)
@@ -68,7 +72,8 @@ def source_frames(group, path, tmp):
     commit = REPO[group][2]
     kind = git(group, "cat-file", "-t", f"{commit}:{path}").decode().strip()
     if kind == "tree":
-        tarfile.open(fileobj=io.BytesIO(git(group, "archive", commit, path))).extractall(tmp, filter="data")
+        with tarfile.open(fileobj=io.BytesIO(git(group, "archive", commit, path))) as archive:
+            archive.extractall(tmp, filter="data")
         files = sorted(glob.glob(f"{tmp}/{path}/*.png"))[:FRAMES]
         return [np.asarray(Image.open(f).convert("RGB")) for f in files], PNG_FPS, None
     local = Path(tmp) / Path(path).name

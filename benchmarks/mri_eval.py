@@ -31,16 +31,16 @@ from torchmetrics.functional.image import structural_similarity_index_measure as
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from medical.tuning import ECLARE_PATCHES  # noqa: E402
-from medical.self_supervised import fine_tune  # noqa: E402
-from medical.slicewise import (cubic_upscale, resample_axis, upscale_in_plane,  # noqa: E402
-                               upscale_through_plane)
-from medical.thick import thicken  # noqa: E402
-from medical.volume import Volume  # noqa: E402
-from srstream.engine import Upscaler  # noqa: E402
-from training.acquisition import Acquisition, target_grid  # noqa: E402
-from training.degrade import bicubic_downsample  # noqa: E402
-from report import emit  # noqa: E402
+from report import emit
+
+from medical.self_supervised import fine_tune
+from medical.slicewise import cubic_upscale, resample_axis, upscale_in_plane, upscale_through_plane
+from medical.thick import thicken
+from medical.tuning import ECLARE_PATCHES
+from medical.volume import Volume
+from srstream.engine import Upscaler
+from training.acquisition import Acquisition, target_grid
+from training.degrade import bicubic_downsample
 
 
 def psnr(test: np.ndarray, ref: np.ndarray, peak: float) -> float:
@@ -183,7 +183,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--in-plane", default="mri-x2,mri-x4", help="comma list of models for in-plane")
     parser.add_argument("--through-plane", default="mri-thick-x4", help="comma list of models for through-plane")
     parser.add_argument("--acquisitions", default="4x4",
-                        help="through-plane: comma list of SPACINGxTHICKNESS[:box|gaussian] in mm (default %(default)s)")
+                        help="through-plane: comma list of SPACINGxTHICKNESS[:box|gaussian] in mm "
+                             "(default %(default)s)")
     parser.add_argument("--axis", type=int, default=2, help="slice axis (0, 1 or 2)")
     parser.add_argument("--backend", default="auto")
     parser.add_argument("--precision", default="auto", help="comma list: each model is measured in each")

@@ -19,10 +19,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
+from report import emit  # noqa: E402
+
 from cameras import Camera, camera_clip, gst_rtsp_available  # noqa: E402
 from conftest import free_port  # noqa: E402
 from ray_cluster import RayCluster, ray_available  # noqa: E402
-from report import emit  # noqa: E402
 
 
 def health(port: int) -> dict:

@@ -26,11 +26,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from cameras import Camera, gst_rtsp_available  # noqa: E402
-from conftest import DATA, free_port  # noqa: E402
 from report import emit  # noqa: E402
 
 from srstream.site.recordings import rows_of  # noqa: E402
+
+from cameras import Camera, gst_rtsp_available  # noqa: E402
+from conftest import DATA, free_port  # noqa: E402
 
 CAP = 24 * 1024 * 1024  # bytes per camera: about 12 minutes at 640x360 would need more, so retention must act
 
@@ -75,7 +76,7 @@ def segments_check(directory: Path) -> dict:
             continue
         rows = rows_of(listing)
         listed += len(rows)
-        for i, (name, start, end) in enumerate(rows):
+        for i, (name, start, _end) in enumerate(rows):
             gaps += int(not name.endswith(f"_{i:03d}.mp4"))
             if i:
                 span_gap = max(span_gap, float(start) - float(rows[i - 1][2]))
@@ -96,7 +97,7 @@ def run(cameras_n: int, seconds: int, work: Path) -> dict:
     cameras = [Camera(source).start() for _ in range(cameras_n)]
     port = free_port()
     write_site(work / "site.toml", cameras, port)
-    log = open(work / "serve.log", "w")
+    log = open(work / "serve.log", "w")  # noqa: SIM115 - the server writes it for as long as it runs
     serve = subprocess.Popen([sys.executable, "-m", "srstream.cli", "serve", str(work / "site.toml")], cwd=work,
                              stdout=subprocess.DEVNULL, stderr=log)
     samples, started = [], time.monotonic()

@@ -27,8 +27,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from cameras import Camera, camera_clip, gst_rtsp_available  # noqa: E402
 from report import emit  # noqa: E402
+
+from cameras import Camera, camera_clip, gst_rtsp_available  # noqa: E402
 
 SUMMARY = re.compile(r"wrote \S+?127\.0\.0\.1_(\d+)_cam\.mp4: (\d+) frames .*?(\d+) reconnects, (\d+) dropped"
                      r".*?latency p50 ([\d.]+) s, p95 ([\d.]+) s")
@@ -123,7 +124,7 @@ def _percentile(values: list[float], q: float) -> float | None:
     if not values:
         return None
     ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))], 3)
+    return round(ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))], 3)
 
 
 def main(argv: list[str] | None = None) -> int:

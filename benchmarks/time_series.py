@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from report import emit  # noqa: E402
+from report import emit
 
 
 def _jobs(series: Path, work: Path, split: bool) -> list[Path]:
@@ -45,8 +45,8 @@ def _jobs(series: Path, work: Path, split: bool) -> list[Path]:
 
 def run_case(series: Path, split: bool, model: str | None) -> dict:
     """In this process: the jobs upscaled one after another as the node does; time and peak memory."""
-    from medical.model_choice import Engines
     from medical.job import VolumeJob
+    from medical.model_choice import Engines
     from medical.node.upscale import upscale_series
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -19,10 +19,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from srstream.engine import Upscaler  # noqa: E402
-from srstream.video import Settings, iter_upscaled  # noqa: E402
-from training.evaluate import bicubic_upscale  # noqa: E402
-from training.metrics import psnr_y  # noqa: E402
+from srstream.engine import Upscaler
+from srstream.video import Settings, iter_upscaled
+from training.evaluate import bicubic_upscale
+from training.metrics import psnr_y
 
 
 def frames_of(path: str, count: int) -> list[np.ndarray]:

@@ -49,7 +49,7 @@ class Camera:
     def url(self) -> str:
         return f"rtsp://127.0.0.1:{self.port}/cam"
 
-    def start(self) -> "Camera":
+    def start(self) -> Camera:
         self.proc = subprocess.Popen([SYSTEM_PYTHON, str(ROOT / "tests" / "rtsp_server.py"), str(self.clip),
                                       str(self.port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         assert self.proc.stdout.readline().strip() == "ready", self.proc.stderr.read()
@@ -94,7 +94,7 @@ class Receiver:
         return f"rtsp://127.0.0.1:{self.port}/cam_sr" if self.scheme == "rtsp" else \
             f"rtmp://127.0.0.1:{self.port}/live/cam_sr"
 
-    def start(self, out: Path | None = None) -> "Receiver":
+    def start(self, out: Path | None = None) -> Receiver:
         self.out = out or self.out
         listen = ["-rtsp_flags", "listen"] if self.scheme == "rtsp" else ["-listen", "1"]
         self.proc = subprocess.Popen(["ffmpeg", "-v", "error", *listen, "-timeout", "60", "-i", self.url, "-c",

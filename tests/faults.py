@@ -10,8 +10,8 @@ import random
 import shutil
 import struct
 import zlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from assets import CLIP, DATA, EXAMPLES, GE
 

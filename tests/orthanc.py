@@ -65,7 +65,7 @@ class Orthanc:
     def aet(self) -> str:
         return f"ORTHANC@127.0.0.1:{self.dicom_port}"
 
-    def start(self) -> "Orthanc":
+    def start(self) -> Orthanc:
         self.root.mkdir(parents=True, exist_ok=True)
         config = {"Name": "srmed-test", "StorageDirectory": str(self.root / "db"), "IndexDirectory":
                   str(self.root / "db"), "HttpPort": self.http_port, "DicomPort": self.dicom_port,
@@ -75,7 +75,7 @@ class Orthanc:
                   "DicomWeb": {"Enable": True, "Root": "/dicom-web/"}, "StableAge": 1,
                   "DicomModalities": {name: [aet, "127.0.0.1", port] for name, (aet, port) in self.modalities.items()}}
         (self.root / "orthanc.json").write_text(json.dumps(config, indent=1))
-        log = open(self.root / "orthanc.log", "wb")
+        log = open(self.root / "orthanc.log", "wb")  # noqa: SIM115 - Orthanc writes it for as long as it runs
         self.proc = subprocess.Popen([str(ORTHANC), str(self.root / "orthanc.json")], stdout=log, stderr=log)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -153,7 +153,7 @@ class Node:
         self.proc: subprocess.Popen | None = None
         self.log: LogWatch | None = None
 
-    def start(self) -> "Node":
+    def start(self) -> Node:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.proc = subprocess.Popen(self.command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                      env=env)

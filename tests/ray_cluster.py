@@ -35,7 +35,7 @@ class RayCluster:
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    def start(self) -> "RayCluster":
+    def start(self) -> RayCluster:
         subprocess.run([RAY, "start", "--head", f"--port={self.port}", "--node-ip-address=127.0.0.1",
                         "--num-cpus=1", "--include-dashboard=false", "--disable-usage-stats"], check=True,
                        env=self.env, capture_output=True, timeout=180)

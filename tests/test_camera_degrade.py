@@ -81,7 +81,7 @@ def test_pan_is_a_moving_window_of_the_photo():
     image = load_image(PHOTO)
     clip = camera_clip(image, np.random.default_rng(5), 4, 64, "pan", speed=8.0)
     first = clip[0]
-    ys, xs = np.where((np.lib.stride_tricks.sliding_window_view(image, (64, 64, 3))[..., 0, :, :, :] == first)
+    ys, _xs = np.where((np.lib.stride_tricks.sliding_window_view(image, (64, 64, 3))[..., 0, :, :, :] == first)
                       .all(axis=(-1, -2, -3)))
     assert len(ys) >= 1  # frame 0 is an exact crop of the photo
 
@@ -98,7 +98,7 @@ def test_degradation_is_seeded_and_sized():
     assert not np.array_equal(other[1], lr)
     hr_t, lr_t = data[11]
     assert tuple(hr_t.shape) == (6, 3, 64, 64) and tuple(lr_t.shape) == (6, 3, 16, 16)
-    assert 0 <= float(lr_t.min()) and float(lr_t.max()) <= 1
+    assert float(lr_t.min()) >= 0 and float(lr_t.max()) <= 1
 
 
 def test_noise_changes_from_frame_to_frame():
@@ -135,7 +135,7 @@ def test_tiny_training_run_through_the_trainer(tiny, tmp_path):
     training = card["training"]
     assert training["degradation"] == "camera" and training["batch"] == "2 clips x 3 frames"
     assert training["camera"]["crf"] == [18, 40] and "libx265" in training["camera"]["codecs"]
-    model, descriptor = load_generator(path)
+    _model, descriptor = load_generator(path)
     assert descriptor.scale == 4
     resumed = Trainer(config)  # the checkpoint of the last step is there
     assert resumed.step == 3
@@ -181,7 +181,7 @@ def test_real_video_clips_carry_the_cameras_own_motion():
 def test_bad_training_video_is_a_one_line_error(tmp_path, tiny):
     with pytest.raises(FileNotFoundError, match=f"{tmp_path}: no video files"):
         list_videos([tmp_path])
-    with pytest.raises(ValueError, match="SOURCES.md: not a readable video"):
+    with pytest.raises(ValueError, match=r"SOURCES\.md: not a readable video"):
         load_video(DATA / "SOURCES.md")
     with pytest.raises(ValueError, match=f"{CLIP}: .* too few or too small"):
         CameraClips([DATA / "train"], 64, 4, CameraSettings(), videos=[CLIP], video_prescale=4)  # 80x45 px
@@ -241,7 +241,7 @@ def test_clean_resize_shrinks_the_clips_the_codec_skips_by_that_kernel_and_says_
                               x265_p=0.0, resizes=("area",), resize_range=(1.0, 1.0), clean_resize="bicubic")
     seen = set()
     for seed in range(12):
-        lr, qp, log = degrade_clip_with_qp(pan_clip, np.random.default_rng(seed), settings, 4)
+        _lr, qp, log = degrade_clip_with_qp(pan_clip, np.random.default_rng(seed), settings, 4)
         coded = any(s.startswith("libx264") for s in log)
         assert (qp.min() > 0) == coded and all(("bicubic" in s) != coded for s in log if s.startswith("resize"))
         seen.add(coded)

@@ -4,6 +4,7 @@ side data."""
 from __future__ import annotations
 
 import io
+import itertools
 import logging
 from collections.abc import Mapping
 
@@ -44,7 +45,7 @@ def test_h264_constant_qp_is_read_back_block_by_block():
     frames = real_frames(4)
     data = _encode(frames, "libx264", {"qp": "30", "bf": "0", "g": "4",
                                        "x264-params": "ipratio=1.0:pbratio=1.0:aq-mode=0"})
-    decoded, facts = decode_with_facts(data)
+    _decoded, facts = decode_with_facts(data)
     first = facts[0]
     assert first is not None and first.source == "decoder" and first.picture == "I"
     assert first.qp.shape == (12, 20)  # 180x320 in 16-px macroblocks
@@ -190,7 +191,7 @@ def test_the_blind_estimate_rises_with_the_encoders_qp_on_real_footage():
         decoded, facts = compress_with_facts(frames, Encoding("libx264", crf, "medium", bframes=0))
         estimates.append(np.mean([compression.estimated(d).mean_qp for d in decoded]))
         truths.append(np.mean([f.mean_qp for f in facts]))
-    assert all(a < b for a, b in zip(estimates, estimates[1:]))
+    assert all(a < b for a, b in itertools.pairwise(estimates))
     assert all(abs(e - t) < 8 for e, t in zip(estimates[1:], truths[1:]))
     assert compression.estimated(decoded[0]).source == compression.ESTIMATE
 
@@ -216,7 +217,7 @@ def test_camera_training_clips_carry_the_decoders_qp_as_a_fourth_channel():
     settings = CameraSettings(codec_p=1.0, codecs=("libx264",), x265_p=0.0, jpeg_p=0.0, crf=(30, 30))
     clips = CameraClips([DATA / "train"], 64, 4, settings, qp_plane=True)
     hr, lr = clips[0]
-    _, lr8, qp, _ = clips.clip_with_qp(0)
+    _, _lr8, qp, _ = clips.clip_with_qp(0)
     assert hr.shape == (5, 3, 64, 64) and lr.shape == (5, 4, 16, 16)
     assert torch.allclose(lr[:, 3], torch.from_numpy(qp / 51).float().repeat_interleave(16, 1).repeat_interleave(16, 2))
     assert 25 < qp.mean() < 51

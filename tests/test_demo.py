@@ -145,7 +145,7 @@ def test_gradio_client_api(server):
     from gradio_client import Client, handle_file
 
     client = Client(server, verbose=False)
-    slider, download, size, metrics = client.predict(handle_file(str(DATA / "set5" / "bird.png")), "fast-x4",
+    _slider, download, size, metrics = client.predict(handle_file(str(DATA / "set5" / "bird.png")), "fast-x4",
                                                      handle_file(str(DATA / "set5" / "bird.png")),
                                                      api_name="/upscale_image")
     assert size.startswith("288x288 -> 1152x1152 (fast-x4 on cpu ") and Image.open(download).size == (1152, 1152)
@@ -206,7 +206,7 @@ def test_uploads_over_the_size_limit_are_refused(tmp_path):
     url, proc = _start_demo(tmp_path / "server.log", "--max-file-size", "100kb")
     try:
         client = Client(url, verbose=False)
-        with pytest.raises(Exception, match="(?i)maximum|too large|413"):  # bird.png is 118 KiB
+        with pytest.raises(Exception, match=r"(?i)maximum|too large|413"):  # bird.png is 118 KiB
             client.predict(handle_file(str(DATA / "set5" / "bird.png")), "fast-x4", None, api_name="/upscale_image")
         small = tmp_path / "small.png"
         Image.open(DATA / "set5" / "bird.png").crop((0, 0, 64, 64)).save(small)

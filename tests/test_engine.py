@@ -27,7 +27,8 @@ def bn_spec():
             m.running_var.uniform_(0.5, 1.5)
             m.weight.data.uniform_(0.5, 1.5)
     net.eval()
-    return ModelSpec(net, ModelDescriptor("bn-test", "srresnet", 4, 3, config=net.config.to_dict()), receptive_radius(net))
+    descriptor = ModelDescriptor("bn-test", "srresnet", 4, 3, config=net.config.to_dict())
+    return ModelSpec(net, descriptor, receptive_radius(net))
 
 
 def real_frame(size=64) -> torch.Tensor:
@@ -72,7 +73,8 @@ def test_onnxruntime_backend_matches_cpu_through_the_engine(fast_x4):
 
 def test_tiling_equals_the_untiled_output_on_a_real_image(bn_spec):
     x = real_frame(100)
-    fn = lambda t: bn_spec.module(t)
+    def fn(t):
+        return bn_spec.module(t)
     with torch.no_grad():
         whole = fn(x)
         tiled = run_tiled(x, fn, 4, tile=32, pad=bn_spec.receptive_radius)

@@ -34,7 +34,7 @@ def test_the_blind_estimate_reads_a_harder_encode_as_a_higher_qp():
     assert net is not None  # shipped with the package
     means = {}
     for crf in (18, 40):
-        decoded, facts = compress_with_facts(frames, Encoding("libx264", crf, "medium", bframes=0))
+        decoded, _facts = compress_with_facts(frames, Encoding("libx264", crf, "medium", bframes=0))
         estimate = qp_map(decoded[2], net)
         assert estimate.shape == (12, 20) and np.all((estimate >= 0) & (estimate <= 51))
         means[crf] = float(estimate.mean())

@@ -84,3 +84,17 @@ def test_architectures_are_named_only_in_their_registry():
     allowed = ("training.architectures", "training.train", "srstream.inference_graph")
     users = [m for m, p in _modules().items() if not m.startswith(allowed) and classes.search(p.read_text())]
     assert not users, f"generator classes named outside training/architectures: {users}"
+
+
+def test_every_benchmark_script_imports():
+    """The scripts under benchmarks/ are run by hand or on a lent GPU, never by a test: one import each (their
+    `main` behind `__name__`) catches a module renamed under them, as engine.py -> engine_throughput.py once broke
+    gpu_streaming.py unnoticed."""
+    import subprocess
+    import sys
+
+    scripts = sorted(p.stem for p in (ROOT / "benchmarks").glob("*.py"))
+    code = "import importlib, sys\nfor name in sys.argv[1:]:\n    importlib.import_module(name)\n"
+    done = subprocess.run([sys.executable, "-c", code, *scripts], cwd=ROOT / "benchmarks", capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]

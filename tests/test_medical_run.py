@@ -57,7 +57,7 @@ def test_a_diffusion_table_is_carried_whole_or_one_column_and_a_wrong_one_refuse
     assert [p.suffix for p in files] == [".bval", ".bvec"]
     tables = load(files, volumes=17)
     written = carry(tables, tmp_path / "dwi_sr", index=None)
-    assert [open(w).read() for w in written] == [
+    assert [pathlib.Path(w).read_text() for w in written] == [
         "\n".join(" ".join(f"{v:.10g}" for v in row) for row in t) + "\n" for _, t in tables]
     (_, bval), one = tables[0], carry(tables, tmp_path / "dwi_vol3", index=3)
     assert np.loadtxt(one[0]).item() == bval[0, 3] and np.loadtxt(one[1]).shape == (3,)

@@ -1,4 +1,6 @@
 """The networks against Ledig et al. 2017 (Fig. 4) and the fast generator's cost bound."""
+import itertools
+
 import pytest
 import torch
 from torch import nn
@@ -55,8 +57,9 @@ def test_discriminator_matches_the_paper():
     assert sum(isinstance(m, nn.BatchNorm2d) for m in d.features) == 7
     assert all(m.negative_slope == 0.2 for m in d.modules() if isinstance(m, nn.LeakyReLU))
     dense = [m for m in d.classifier if isinstance(m, nn.Linear)]
-    assert [(l.in_features, l.out_features) for l in dense] == [(512 * 6 * 6, 1024), (1024, 1)]
-    by_hand = sum(9 * i * o for i, o in zip((3, 64, 64, 128, 128, 256, 256, 512), (64, 64, 128, 128, 256, 256, 512, 512)))
+    assert [(layer.in_features, layer.out_features) for layer in dense] == [(512 * 6 * 6, 1024), (1024, 1)]
+    widths = (3, 64, 64, 128, 128, 256, 256, 512, 512)
+    by_hand = sum(9 * i * o for i, o in itertools.pairwise(widths))
     by_hand += 64 + 2 * (64 + 128 + 128 + 256 + 256 + 512 + 512) + 512 * 36 * 1024 + 1024 + 1024 + 1
     assert count(d) == by_hand
 

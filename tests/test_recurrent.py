@@ -57,7 +57,7 @@ def test_trainer_unrolls_real_camera_clips_through_time_and_resumes(tiny):
                     model={"architecture": '"recurrent"', "width": 64, "layers": 4, "hidden": 13},
                     train={"steps": 1, "batch_size": 2, "lr": 1e-3, "init": '"fast-x4"'})
     trainer = Trainer(tiny(**sections))
-    hr, lr = trainer.dataset[7]
+    _hr, lr = trainer.dataset[7]
     fast, _ = load_generator("fast-x4")
     with torch.no_grad():  # train.init from a FastSR: the unrolled clip starts as fast-x4 on every frame
         assert torch.allclose(ClipUnroll(trainer.generator.eval())(lr[None]), fast(lr), atol=1e-5)

@@ -317,7 +317,7 @@ def test_on_a_ray_cluster_a_dead_nodes_camera_moves_to_the_other_node(cams, tmp_
         cluster.start()
         serve = subprocess.Popen([sys.executable, "-m", "srstream.cli", "serve", str(site), "--ray",
                                   cluster.address], cwd=ROOT, env=cluster.env, stdout=subprocess.DEVNULL,
-                                 stderr=open(tmp_path / "serve.log", "w"))
+                                 stderr=open(tmp_path / "serve.log", "w"))  # noqa: SIM115 - the server's own
         _wait("both cameras up", lambda: _health(port).get("status") == "ok", 180)
         nodes = {name: h["node"] for name, h in _health(port)["cameras"].items()}
         assert len(set(nodes.values())) == 2  # balanced: one camera a node

@@ -36,7 +36,8 @@ def test_batch_of_volumes_with_a_bad_one(tmp_path, capsys):
     assert np.allclose(epi["output_spacing_mm"], [3.75, 3.75, 1.25])
     assert epi["format"] == "nifti" and nib.load(epi["output"]).shape == (64, 64, 60)
     dicom_report = json.loads(next(p for p in reports if p.name.startswith("ge_epi_vol1")).read_text())
-    assert dicom_report["format"] == "dicom" and len(list((out / dicom_report["output"].split("/")[-1]).glob("*.dcm"))) == 60
+    written = out / dicom_report["output"].split("/")[-1]
+    assert dicom_report["format"] == "dicom" and len(list(written.glob("*.dcm"))) == 60
     assert sorted(Image.open(epi["preview"]).size) == [64, 60 + 4 + 60]  # before | after, side by side
     summary = json.loads((out / "summary.json").read_text())
     assert summary["done"] == 2 and summary["failed"] == 1

@@ -105,9 +105,9 @@ def test_two_cameras_batched_together_stay_independent(remembering, clip, tmp_pa
     outputs, sizes = {s: [] for s in streams}, []
     for batch, y in Scheduler(streams, remembering, settings, wakeup).batches():
         sizes.append([len(frames) for _, frames in batch.parts])
-        for stream, frames, part in batch.split(y):
+        for stream, _frames, part in batch.split(y):
             outputs[stream] += [rgb.astype(np.int16) for rgb in stream.pixels(part)]
-    assert [2] == sorted({len(s) for s in sizes})[-1:] and all(n == 1 for s in sizes for n in s), sizes
+    assert sorted({len(s) for s in sizes})[-1:] == [2] and all(n == 1 for s in sizes for n in s), sizes
     for stream, source in zip(streams, (clip, flipped)):
         alone = by_hand(lr_frames(source, len(outputs[stream])), remembering)
         assert np.abs(np.stack(outputs[stream]) - alone).max() <= 1

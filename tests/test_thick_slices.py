@@ -70,7 +70,7 @@ def test_profile_simulation_equals_averages_by_hand_on_a_real_volume():
         assert np.allclose(thick.data[..., k], data[..., 4 * k:4 * k + 4].mean(axis=-1), rtol=1e-5, atol=1e-3)
     # 2 mm slices every 3 mm: a 2 mm box centred on a fine voxel takes it whole and half of each neighbour.
     thick, covered = thicken(volume, 2, Acquisition(3, 2, "box"))
-    centres = [int(round(c)) for c in (np.linalg.inv(volume.affine) @ thick.affine @
+    centres = [round(c) for c in (np.linalg.inv(volume.affine) @ thick.affine @
                                        np.stack([np.zeros(10), np.zeros(10), np.arange(10), np.ones(10)]))[2]]
     for k, c in enumerate(centres):
         by_hand = 0.25 * data[..., c - 1] + 0.5 * data[..., c] + 0.25 * data[..., c + 1]
@@ -94,7 +94,8 @@ def _rebuilt_series(tmp_path, spacing: float, thickness: float):
     uid = pydicom.uid.generate_uid()
     for n, path in enumerate(files):
         ds = pydicom.dcmread(path, force=True)
-        normal = np.cross(np.array(ds.ImageOrientationPatient[:3], float), np.array(ds.ImageOrientationPatient[3:], float))
+        orientation = np.array(ds.ImageOrientationPatient, float)
+        normal = np.cross(orientation[:3], orientation[3:])
         origin = np.array(pydicom.dcmread(files[0], force=True).ImagePositionPatient, float)
         ds.ImagePositionPatient = [f"{v:.4f}" for v in origin + normal * spacing * n]
         ds.SliceThickness = f"{thickness}"

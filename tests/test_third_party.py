@@ -66,7 +66,7 @@ def test_a_malicious_pth_is_refused_and_runs_nothing(tmp_path):
     evil = tmp_path / "4x_evil.pth"
     with open(evil, "wb") as f:
         pickle.dump({"params": Payload()}, f)
-    with pytest.raises(ModelLoadError, match="4x_evil.pth: refused to load"):
+    with pytest.raises(ModelLoadError, match=r"4x_evil\.pth: refused to load"):
         load_model(evil)
     assert not Payload.marker.exists()
 
@@ -74,5 +74,5 @@ def test_a_malicious_pth_is_refused_and_runs_nothing(tmp_path):
 def test_a_pth_that_is_no_upscaler_is_refused(tmp_path):
     path = tmp_path / "classifier.pth"
     torch.save(torch.nn.Linear(4, 2).state_dict(), path)
-    with pytest.raises(ModelLoadError, match="classifier.pth: not a model architecture spandrel knows"):
+    with pytest.raises(ModelLoadError, match=r"classifier\.pth: not a model architecture spandrel knows"):
         load_model(path)

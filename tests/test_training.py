@@ -23,7 +23,7 @@ def test_crops_are_deterministic_and_augmented():
     data = HRCrops([DATA / "train"], patch_size=48, seed=3)
     assert torch.equal(data[7], HRCrops([DATA / "train"], patch_size=48, seed=3)[7])
     assert not torch.equal(data[7], data[8])
-    assert data[7].shape == (3, 48, 48) and 0 <= data[7].min() and data[7].max() <= 1
+    assert data[7].shape == (3, 48, 48) and data[7].min() >= 0 and data[7].max() <= 1
     batches = iter(StepSampler(4, start_step=2, rank=1, world_size=2))
     assert next(batches) == [20, 21, 22, 23]
 
@@ -69,7 +69,7 @@ def test_srgan_phase_starts_from_phase_one_and_trains_both_networks(tmp_path):
     d_before = [p.detach().clone() for p in trainer.discriminator.parameters()]
     out = trainer.run()
     assert not all(torch.equal(a, b) for a, b in zip(d_before, trainer.discriminator.parameters()))
-    model, card = load_generator(out)
+    _model, card = load_generator(out)
     assert card.training["phase"] == "srgan" and card.training["adversarial_weight"] == 1e-3
 
 
@@ -88,7 +88,7 @@ def test_vgg_layers_follow_the_paper_naming():
 
 def test_vgg_loss_without_weights_names_the_options(monkeypatch, tmp_path):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
-    with pytest.raises(VGGWeightsMissing, match="content.vgg_weights=PATH.*content.loss='mse'"):
+    with pytest.raises(VGGWeightsMissing, match=r"content\.vgg_weights=PATH.*content\.loss='mse'"):
         content_loss("vgg")
     config = tiny_config(tmp_path, content={"loss": '"vgg"'})
     assert main(["--set", f'out_dir="{tmp_path}"', "--set", f'data.train=["{DATA / "train"}"]',
@@ -110,12 +110,27 @@ def test_vgg_loss_from_an_explicit_weights_file(tmp_path):
 def test_config_errors_are_clear(tmp_path):
     with pytest.raises(ConfigError, match="unknown setting 'stpes'"):
         load_config(None, ["train.stpes=3", "data.train=['x']"])
-    with pytest.raises(ConfigError, match="data.train is empty"):
+    with pytest.raises(ConfigError, match=r"data\.train is empty"):
         load_config(None, [])
     bad = tmp_path / "bad.toml"
     bad.write_text("phase = [")
-    with pytest.raises(ConfigError, match="bad.toml: not valid TOML"):
+    with pytest.raises(ConfigError, match=r"bad\.toml: not valid TOML: end of file: "):
         load_config(bad)
+    with pytest.raises(ConfigError, match=r"none\.toml: no such file$"):
+        load_config(tmp_path / "none.toml")
+
+
+def test_a_users_toml_file_is_read_with_the_line_of_its_error(tmp_path):
+    """training/toml_file.py reads the training configs, the site files and the node's rules alike."""
+    from training.toml_file import read_toml
+
+    path = tmp_path / "site.toml"
+    path.write_text('[cameras.lobby]\ninput = "rtsp://cam/1"\ncrf = = 23\n')
+    with pytest.raises(ValueError) as caught:
+        read_toml(path, ValueError)
+    assert str(caught.value) == f"{path}: not valid TOML: line 3: Invalid value"
+    path.write_text('[cameras.lobby]\ninput = "rtsp://cam/1"\n')
+    assert read_toml(path, ValueError) == {"cameras": {"lobby": {"input": "rtsp://cam/1"}}}
 
 
 def test_ddp_with_two_cpu_processes_matches_one_process(tmp_path):
@@ -145,7 +160,7 @@ def test_ddp_with_two_cpu_processes_matches_one_process(tmp_path):
 
 
 def test_slab_config_and_a_wall_clock_budget(tmp_path):
-    with pytest.raises(ConfigError, match="slab degradation needs model.scale = 1"):
+    with pytest.raises(ConfigError, match=r"slab degradation needs model\.scale = 1"):
         load_config(None, ['data.train=["x"]', 'data.degradation="slab"', "data.thickness=4"])
     config = tiny_config(tmp_path, model={"scale": 1, "channels": 1}, data={"degradation": '"slab"', "thickness": 4},
                          train={"steps": 10_000, "minutes": 0.01})
@@ -185,5 +200,5 @@ def test_ema_weights_are_shipped_and_resume_exactly(tmp_path):
     resumed.run()
     for (key, a), b in zip(straight.ema.module.state_dict().items(), resumed.ema.module.state_dict().values()):
         assert torch.equal(a, b), key
-    with pytest.raises(ConfigError, match="train.ema"):
+    with pytest.raises(ConfigError, match=r"train\.ema"):
         tiny_config(tmp_path, train={"ema": 1.5})

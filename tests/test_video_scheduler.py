@@ -87,6 +87,7 @@ def test_batches_take_one_frame_from_each_input_in_turn(tiny_clip, upscaler):
 
 
 def test_iter_upscaled_keeps_the_size_asked_for(tiny_clip, upscaler):
-    frames = list(iter_upscaled(str(tiny_clip), upscaler, Settings(batch=3, output_size=OutputSize(width=201, height=113))))
+    settings = Settings(batch=3, output_size=OutputSize(width=201, height=113))
+    frames = list(iter_upscaled(str(tiny_clip), upscaler, settings))
     assert len(frames) == 10 and frames[0].rgb.shape == (113, 201, 3)  # no encoder: odd sides stay odd
     assert [f.pts for f in frames] == sorted(f.pts for f in frames)
