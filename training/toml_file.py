@@ -10,7 +10,8 @@ from typing import Any
 
 
 def read_toml(path: Path, error: type[Exception]) -> dict[str, Any]:
-    """The parsed file; raises `error` with one line ('PATH: no such file', 'PATH: line 3: Invalid value', ...)."""
+    """The parsed file; raises `error` with one line ('PATH: no such file', 'PATH: not valid TOML: line 3: Invalid
+    value', ...)."""
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
