@@ -157,6 +157,42 @@ def test_a_model_widened_for_the_qp_starts_as_exactly_the_model_it_came_from(tmp
     assert np.array_equal(qp_up.upscale(frames, compression=facts), base.upscale(frames))
 
 
+def test_a_qp_modulated_model_starts_as_its_source_and_its_card_rebuilds_the_modulation(tmp_path):
+    """FiLM from the QP (FastConfig.qp_modulation): zero at the start, so the widened model is its source; once
+    trained (here: its heads set by hand), the same frame upscales differently at QP 5 and QP 40, through the engine
+    from the saved card and through the exported ONNX graph alike."""
+    import onnxruntime as ort
+
+    from srstream.engine import Upscaler
+    from srstream.export import export_onnx
+    from srstream.models import load_model
+    from training.architectures.fast import FastConfig, FastSR
+    from training.weights import load_generator, save_weights
+
+    source, descriptor = load_generator("footage-qp-fast-x4")
+    module = FastSR(FastConfig(qp_input=True, qp_modulation=8))
+    assert module.load_compatible(source.state_dict()) == []
+    frame = torch.from_numpy(real_frames(1)).permute(0, 3, 1, 2).float() / 255
+    x = torch.cat([frame, torch.full((1, 1, 180, 320), 0.6)], 1)
+    with torch.no_grad():
+        assert torch.equal(module(x), source(x))
+        for head in module.modulation.heads:
+            head.bias.normal_(0, 0.05)
+            head.weight.normal_(0, 0.05)
+    card = {**descriptor.card, "name": "film-model", "config": {**descriptor.card["config"], "qp_modulation": 8}}
+    path = save_weights(module, tmp_path / "film-model.safetensors", card)
+    up = Upscaler(path, backend="cpu", precision="fp32")
+    frames = real_frames(1)
+    low, high = (up.upscale(frames, compression=[compression.constant(q, 180, 320)]) for q in (5.0, 40.0))
+    assert np.abs(low.astype(int) - high).mean() > 0.5
+    spec = load_model(path)
+    onnx = export_onnx(spec, tmp_path / "film.onnx")
+    small = x[:, :, :32, :48].numpy()
+    got = ort.InferenceSession(str(onnx)).run(None, {"lr": small})[0]
+    with torch.no_grad():
+        assert np.allclose(got, spec.module(torch.from_numpy(small)).numpy(), atol=1e-4)
+
+
 def test_the_engine_puts_each_frames_qp_plane_beside_it(tmp_path):
     from srstream.engine import Upscaler
 
@@ -221,6 +257,22 @@ def test_camera_training_clips_carry_the_decoders_qp_as_a_fourth_channel():
     assert hr.shape == (5, 3, 64, 64) and lr.shape == (5, 4, 16, 16)
     assert torch.allclose(lr[:, 3], torch.from_numpy(qp / 51).float().repeat_interleave(16, 1).repeat_interleave(16, 2))
     assert 25 < qp.mean() < 51
+
+
+def test_camera_training_clips_can_give_every_frame_the_clips_mean_qp_as_the_front_door_does():
+    from training.camera_data import CameraClips
+    from training.camera_degrade import CameraSettings
+
+    settings = CameraSettings(codec_p=1.0, codecs=("libx264",), x265_p=0.0, jpeg_p=0.0, crf=(30, 30), bframes=(2, 2))
+    own = CameraClips([DATA / "train"], 64, 4, settings, qp_plane=True)
+    mean = CameraClips([DATA / "train"], 64, 4, settings, qp_plane=True, qp_average=True)
+    _, _lr8, qp, _ = own.clip_with_qp(0)
+    assert np.ptp(qp.mean(axis=(1, 2))) > 0  # the I, P and B frames of the clip have other QPs
+    _, low_own = own[0]
+    _, low = mean[0]
+    assert torch.equal(low[:, :3], low_own[:, :3])  # the same clip: only the QP plane differs
+    plane = torch.from_numpy(qp.mean(axis=0) / 51).float().repeat_interleave(16, 0).repeat_interleave(16, 1)
+    assert all(torch.allclose(low[t, 3], plane) for t in range(len(low)))
 
 
 def _ibp_facts(count: int = 12) -> list:

@@ -112,6 +112,10 @@ def test_config_errors_are_clear(tmp_path):
         load_config(None, ["train.stpes=3", "data.train=['x']"])
     with pytest.raises(ConfigError, match=r"data\.train is empty"):
         load_config(None, [])
+    with pytest.raises(ConfigError, match=r"data\.qp_average is for a model that takes the QP"):
+        load_config(None, ["data.train=['x']", "data.qp_average=true"])
+    with pytest.raises(ConfigError, match=r"model\.qp_modulation reads the QP plane"):
+        load_config(None, ["data.train=['x']", "model.architecture='fast'", "model.qp_modulation=16"])
     bad = tmp_path / "bad.toml"
     bad.write_text("phase = [")
     with pytest.raises(ConfigError, match=r"bad\.toml: not valid TOML: end of file: "):

@@ -27,7 +27,8 @@ class CameraClips(Dataset):
 
     With `videos`, a sample is a real clip with probability `video_p`, else a photo under synthetic motion. With
     `qp_plane`, each LR frame has a fourth channel: the decoder's QP map / 51 over its pixels (a model that takes
-    the QP learns from what the codec really did to that clip).
+    the QP learns from what the codec really did to that clip); with `qp_average` too, every frame gets the clip's
+    mean map, as the video front door averages a stream's QP over its frames (training.compression.QpAverage).
     """
 
     def __init__(
@@ -43,10 +44,11 @@ class CameraClips(Dataset):
         video_p: float = 0.5,
         video_prescale: int = 2,
         qp_plane: bool = False,
+        qp_average: bool = False,
     ) -> None:
         self.files = list_images(folders)
         self.patch_size, self.scale, self.settings, self.seed, self.length = (patch_size, scale, settings, seed, length)
-        self.qp_plane = qp_plane
+        self.qp_plane, self.qp_average = qp_plane, qp_average
         files = tqdm(self.files, desc="caching images", disable=not progress, leave=False)
         self.images = [load_image(f, 3) for f in files]
         small = [f for f, im in zip(self.files, self.images) if min(im.shape[:2]) < patch_size]
@@ -99,6 +101,8 @@ class CameraClips(Dataset):
         as_float = lambda c: torch.from_numpy(c).permute(0, 3, 1, 2).float().div_(255.0)  # noqa: E731
         low = as_float(lr)
         if self.qp_plane:
+            if self.qp_average:
+                qp = np.broadcast_to(qp.mean(axis=0), qp.shape)
             planes = np.stack([qp_plane(q, *lr.shape[1:3]) for q in qp])
             low = torch.cat([low, torch.from_numpy(planes)[:, None]], dim=1)
         return as_float(hr), low

@@ -42,6 +42,9 @@ DEFAULTS: dict[str, Any] = {
         "videos": [],
         "video_p": 0.5,
         "video_prescale": 2,
+        # a model with model.qp_input sees each frame's own QP map (false), or the clip's mean map on every frame
+        # (true), as the video front door gives a stream's QP averaged over its frames (training.compression).
+        "qp_average": False,
     },
     "train": {
         "steps": 100_000,
@@ -121,6 +124,10 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -
             f'model.qp_input is for the {takes} architectures trained on data.degradation = "camera" '
             "(the codec's QP comes from its encodes)"
         )
+    if config["model"].get("qp_modulation") and not config["model"]["qp_input"]:
+        raise ConfigError("model.qp_modulation reads the QP plane: set model.qp_input = true")
+    if config["data"]["qp_average"] and not config["model"]["qp_input"]:
+        raise ConfigError("data.qp_average is for a model that takes the QP: set model.qp_input = true")
     if not config["data"]["train"]:
         raise ConfigError("data.train is empty: give one or more folders of HR training images")
     if config["data"]["patch_size"] % config["model"]["scale"]:

@@ -216,6 +216,7 @@ class Trainer:
                 video_p=data["video_p"],
                 video_prescale=data["video_prescale"],
                 qp_plane=bool(config["model"].get("qp_input", False)),
+                qp_average=data["qp_average"],
             )
         return HRCrops(
             data["train"], data["patch_size"], config["model"]["channels"], config["seed"], progress=self.rank == 0
@@ -281,6 +282,7 @@ class Trainer:
                     if self.recurrent
                     else {}
                 ),
+                **({"qp": "the clip's mean QP map on every frame"} if c["data"]["qp_average"] else {}),
                 "content_loss": c["content"]["loss"],
                 **({"temporal_weight": c["content"]["temporal"]} if c["content"]["temporal"] else {}),
                 "lr": c["train"]["lr"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
 import torch
@@ -20,6 +21,8 @@ class FastConfig:
     width: int = 64
     layers: int = 4
     qp_input: bool = False  # a plane of the codec's QP / 51 beside the frame (training.compression)
+    qp_modulation: int = 0  # with qp_input: hidden units of a per-pixel MLP of the QP that scales and shifts every
+    # trunk layer's features (FiLM); 0 = the QP enters only as the head's fourth input channel
     context: int = 0  # 3x3 layers of a branch at half the input's resolution (0 = none): twice the reach for a
     # quarter of the cost per layer, so that a model can see past the codec's 8 and 16 px blocks
 
@@ -32,13 +35,16 @@ class FastSR(nn.Module):
 
     The input is repeated r^2 times and added before the shuffle, so the network learns only the residual over
     nearest-neighbour upsampling; that costs no convolution and makes training converge much sooner. With
-    `qp_input` the first convolution also sees the QP plane (input channel C), which the residual leaves out.
+    `qp_input` the first convolution also sees the QP plane (input channel C), which the residual leaves out; with
+    `qp_modulation` too, the QP also scales and shifts the features after the head and after every trunk layer.
     """
 
     def __init__(self, config: FastConfig = FastConfig()) -> None:
         super().__init__()
         if config.scale < 2:
             raise ValueError(f"FastSR scale must be >= 2, got {config.scale}")
+        if config.qp_modulation and not config.qp_input:
+            raise ValueError("FastSR qp_modulation needs qp_input (the QP plane it reads)")
         self.config = config
         w, c, r = config.width, config.channels, config.scale
         layers: list[nn.Module] = [nn.Conv2d(c + int(config.qp_input), w, 5, padding=2), nn.PReLU(w)]
@@ -48,6 +54,7 @@ class FastSR(nn.Module):
         self.body = nn.Sequential(*layers)
         # after the head (body.0-1), outside `body` so that the trunk keeps its names and loads from a plain FastSR
         self.context = HalfResolution(w, config.context) if config.context else None
+        self.modulation = QpModulation(w, config.layers + 1, config.qp_modulation) if config.qp_modulation else None
         self.shuffle = nn.PixelShuffle(r)
 
     @property
@@ -57,14 +64,18 @@ class FastSR(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         r2 = self.config.scale**2
         frame = x[:, : self.config.channels] if self.config.qp_input else x
-        if self.context is None:  # every shipped model: the body in one call
+        if self.context is None and self.modulation is None:  # the body in one call
             features = self.body(x)
         else:
             features = x
+            films = self.modulation.films(x[:, self.config.channels :]) if self.modulation is not None else None
             for i, layer in enumerate(self.body):
                 features = layer(features)
-                if i == 1:  # after the head's conv and PReLU
+                if i == 1 and self.context is not None:  # after the head's conv and PReLU
                     features = self.context(features)
+                if films is not None and i % 2 == 1 and i < len(self.body) - 1:  # after each PReLU
+                    gamma, beta = next(films)
+                    features = torch.addcmul(features + beta, features, gamma)
         return self.shuffle(features + frame.repeat_interleave(r2, dim=1))
 
     def load_compatible(self, state_dict: dict[str, torch.Tensor]) -> list[str]:
@@ -98,11 +109,36 @@ class HalfResolution(nn.Module):
         return x + self.out(up)
 
 
+class QpModulation(nn.Module):
+    """FiLM (Perez et al. 2018) from the QP plane: a per-pixel MLP (1 -> hidden -> 2 x width per modulated layer)
+    gives each layer's features a scale (1 + gamma) and a shift (beta). Its last layers start at zero, so a model
+    given it begins as the model without it. The input channel alone can only shift the head's features; this lets
+    every layer act differently on clean and heavily quantised input."""
+
+    def __init__(self, width: int, count: int, hidden: int) -> None:
+        super().__init__()
+        self.width = width
+        self.embed = nn.Sequential(nn.Conv2d(1, hidden, 1), nn.PReLU(hidden))
+        self.heads = nn.ModuleList(nn.Conv2d(hidden, 2 * width, 1) for _ in range(count))
+        for head in self.heads:
+            for parameter in head.parameters():
+                nn.init.zeros_(parameter)
+
+    def films(self, qp: torch.Tensor) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Each modulated layer's (gamma, beta) in turn, computed only when reached (one layer's planes held at a
+        time, not every layer's)."""
+        hidden = self.embed(qp)
+        for head in self.heads:
+            gamma, beta = head(hidden).split(self.width, dim=1)
+            yield gamma, beta
+
+
 def macs_per_lr_pixel(config: FastConfig) -> int:
     """Multiply-accumulates per input pixel (convolutions only; the half-resolution branch at a quarter)."""
     w, c, r = config.width, config.channels, config.scale
     context = ((config.context + 1) * 9 * w * w) // 4 + w * w if config.context else 0
-    return 25 * (c + int(config.qp_input)) * w + config.layers * 9 * w * w + context + 9 * w * c * r * r
+    film = config.qp_modulation * (1 + (config.layers + 1) * 2 * w) if config.qp_modulation else 0
+    return 25 * (c + int(config.qp_input)) * w + config.layers * 9 * w * w + context + film + 9 * w * c * r * r
 
 
 def receptive_radius(config: FastConfig) -> int:
