@@ -3,7 +3,8 @@
 mean gain is at least every other candidate's minus `MARGIN_DB`, and, where the benchmark measures it, its error
 flickers at most `MAX_FLICKER` times as much as bicubic's (issue 27's stability goal: a model that sharpens each
 frame differently is no default for video). Among the eligible, the one whose worst clip (or image) is best wins.
-A model that is not measured on a condition cannot be eligible.
+A model that is not measured on a condition cannot be eligible. Where none is eligible, the margin gives way but
+steadiness does not: the steady model that trails least wins.
 
 The rule only compares numbers; `srstream.defaults` decides which models are candidates (what the hardware runs)
 and reads their measured rows from the cards.
@@ -78,11 +79,17 @@ def largest_deficit(table: Table, model: str) -> float:
     )
 
 
+def steady(row: dict[str, Standing]) -> bool:
+    """Whether a model's error flickers at most `MAX_FLICKER` times bicubic's wherever that is measured."""
+    return all(s.flicker is None or s.flicker <= MAX_FLICKER + TOLERANCE for s in row.values())
+
+
 def pick(table: Table, margin: float = MARGIN_DB) -> str | None:
     """The default under the rule: among the eligible, the best worst clip (ties: the higher mean gain summed over
-    conditions). Where no model is eligible (each leads somewhere by more than the margin), the one that trails
-    least on its worst condition; None for an empty table."""
+    conditions). Where no model is eligible (each leads somewhere by more than the margin), the steady model (any
+    model, if none is steady) that trails least on its worst condition; None for an empty table."""
     if not table:
         return None
-    candidates = eligible(table, margin) or [min(table, key=lambda m: largest_deficit(table, m))]
+    fallback = [m for m in table if steady(table[m])] or list(table)
+    candidates = eligible(table, margin) or [min(fallback, key=lambda m: largest_deficit(table, m))]
     return max(candidates, key=lambda m: (worst_case(table[m]), sum(s.mean for s in table[m].values())))

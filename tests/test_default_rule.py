@@ -47,6 +47,16 @@ def test_where_no_model_is_eligible_the_one_trailing_least_is_picked():
     assert eligible(table) == [] and pick(table) == "a"  # a trails by 0.10, b by 0.20
 
 
+def test_where_no_model_is_eligible_a_flickering_one_does_not_win_on_the_margin_alone():
+    """As the x2 CPU candidates measured: the QP model leads at CRF 35 by 0.08 dB but its error flickers 1.12x
+    bicubic's; the steady model trailing by 0.08 is the default, not the jittery one trailing by 0.01."""
+    table = {"steady": {"crf18": Standing(2.06, 0.05, 0.94), "crf35": Standing(0.37, 0.05, 0.99)},
+             "jittery": {"crf18": Standing(2.07, 0.08, 1.02), "crf35": Standing(0.45, 0.08, 1.12)}}
+    assert eligible(table) == [] and pick(table) == "steady"
+    del table["steady"]
+    assert pick(table) == "jittery"  # none steady: the margin alone decides
+
+
 def test_a_cpu_default_costs_at_most_1_3_times_the_cheapest_measured_model():
     assert defaults.affordable({"fast": 30.0, "fast-ish": 24.0, "big": 2.5, "unmeasured": None}) == {"fast",
                                                                                                       "fast-ish"}

@@ -87,7 +87,7 @@ def test_camera_models_beat_bicubic_on_compressed_real_footage(name, compressed_
     assert flicker < bicubic_flicker
 
 
-@pytest.mark.parametrize("name", ["footage-fast-x2"])
+@pytest.mark.parametrize("name", ["footage-fast-x2", "footage-qp-fast-x2", "footage-srresnet-x2"])
 def test_x2_footage_models_beat_bicubic_on_compressed_real_footage(name):
     """The x2 models on 8 frames, 320x180 of the scene's middle, shrunk x2 (as `compressed_video.py --scale 2`): a
     clear gain over bicubic, and an error that changes less from frame to frame than bicubic's."""
