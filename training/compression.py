@@ -130,8 +130,10 @@ def from_decoder(frame) -> Compression | None:
 class QpAverage:
     """A stream's QP maps averaged over its frames so far (a running mean, exponential once `window` frames are
     in), each frame's picture type kept. The QP jumps between I, P and B frames; a model given each frame's own
-    QP changes its output with it and its error flickers. On the tune clips, footage-qp-fast-x4 given this
-    average flickered at most 1.02x bicubic's on any clip against 1.10x, at the same gains (README)."""
+    QP changes its output with it and its error flickers. A file's first frames go through `seed` instead: they
+    all get their mean, as a reader that looks `window` frames ahead gives them. A plain running mean is still
+    settling there (the I frame's low QP first): on the x2 tune clips footage-qp-fast-x2's error flickered up to
+    1.12x bicubic's with it, 0.93-0.99x given the clip's mean, at the same gains (README)."""
 
     def __init__(self, window: int = QP_WINDOW) -> None:
         self.window = window
@@ -141,13 +143,25 @@ class QpAverage:
         """Forget the stream's past (a reconnect, a new frame size)."""
         self._mean: np.ndarray | None = None
         self._count = 0
+        self.seeded = False
+
+    def seed(self, facts: list[Compression | None]) -> list[Compression | None]:
+        """A stream's first frames (up to `window`), each given their mean map, which the running mean then goes
+        on from; None stays None. Frames of another size than the first go through the running mean instead."""
+        self.seeded = True
+        known = [f for f in facts if f is not None]
+        if not known or any(f.qp.shape != known[0].qp.shape for f in known):
+            return [self(f) for f in facts]
+        self._mean = np.mean([f.qp for f in known], axis=0).astype(np.float32)
+        self._count = min(len(known), self.window)
+        return [None if f is None else replace(f, qp=self._mean) for f in facts]
 
     def __call__(self, fact: Compression | None) -> Compression | None:
         """This frame's facts with the QP map averaged with the earlier frames'; None (nothing known) stays None."""
         if fact is None:
             return None
         if self._mean is None or self._mean.shape != fact.qp.shape:
-            self.reset()
+            self._mean, self._count = None, 0
         self._count = min(self._count + 1, self.window)
         mean = fact.qp if self._mean is None else self._mean + (fact.qp - self._mean) / self._count
         self._mean = mean
@@ -155,9 +169,11 @@ class QpAverage:
 
 
 def averaged(facts: Iterable[Compression | None], window: int = QP_WINDOW) -> list[Compression | None]:
-    """A clip's facts through one `QpAverage`, as the video front door gives them to a model that takes the QP."""
+    """A clip's facts as the video front door gives a file's to a model that takes the QP: the first `window`
+    frames their mean, the rest through the running mean that goes on from it."""
+    facts = list(facts)
     average = QpAverage(window)
-    return [average(f) for f in facts]
+    return average.seed(facts[:window]) + [average(f) for f in facts[window:]]
 
 
 # --- blind, from the pixels -----------------------------------------------------------------------------------------

@@ -232,7 +232,7 @@ class Scheduler:
                 self._qp_noted.add(stream)
                 fact = frames[0].compression
                 source = (
-                    f"the decoder (mean QP {fact.mean_qp:.0f} on frame 1)"
+                    f"the decoder (mean QP {fact.mean_qp:.0f} as frame 1 is given it)"
                     if fact is not None
                     else "the engine: its decoder exports none"
                 )

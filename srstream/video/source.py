@@ -21,7 +21,7 @@ import av
 
 from srstream.video.buffer import CaptureClock, FrameBuffer
 from srstream.video.colour import Colour, colour_of
-from srstream.video.frames import END, decode
+from srstream.video.frames import END, Decoded, decode
 from srstream.video.settings import FALLBACK_RATE, TIMEOUT_S
 from training.compression import DECODER_OPTIONS, QpAverage
 from training.errors import SrstreamError
@@ -258,6 +258,7 @@ class Decoder(threading.Thread):
         if read_qp:
             self.av_stream.codec_context.options = dict(DECODER_OPTIONS)
         self.qp_average = QpAverage()  # the model sees the stream's QP averaged over its frames, not each frame's
+        self._held: list[Decoded] = []  # a file's first frames, until their mean QP is known (QpAverage.seed)
         self.colour: Colour | None = None
         self.rotation = 0  # counter-clockwise degrees from the input's display matrix
         self.error: BaseException | None = None
@@ -314,9 +315,23 @@ class Decoder(threading.Thread):
         received = time.monotonic()
         captured = self.clock.capture(seconds, received) if self.live else received
         decoded = decode(frame, self.colour, pts, time_base, received, captured, self.read_qp)
+        if self.read_qp and not self.live and not self.qp_average.seeded:
+            self._held.append(decoded)  # a live stream is never held back: its first frames are a moment of hours
+            return len(self._held) < self.qp_average.window or self._release()
         if self.read_qp:
             decoded.compression = self.qp_average(decoded.compression)
         return self._put(decoded)
+
+    def _release(self) -> bool:
+        """Hand on the held first frames, each with their mean QP; False when stopped meanwhile."""
+        held, self._held = self._held, []
+        if not held:
+            return True
+        for frame, fact in zip(held, self.qp_average.seed([f.compression for f in held])):
+            frame.compression = fact
+            if not self._put(frame):
+                return False
+        return True
 
     def _session(self) -> bool:
         """Demux until the end or the stop flag; False when the duration limit ended it."""
@@ -350,6 +365,8 @@ class Decoder(threading.Thread):
         except BaseException as exc:  # noqa: BLE001 - handed to the engine's thread, which raises it
             self.error = exc
         finally:
+            if self.error is None:  # a clip shorter than the look-ahead, or one cut by -t
+                self._release()
             self._put(END)
             with self._closing:
                 self._ended = True
@@ -381,6 +398,7 @@ class Decoder(threading.Thread):
             self.av_stream.thread_type = "AUTO"
             if self.read_qp:
                 self.av_stream.codec_context.options = dict(DECODER_OPTIONS)
+            self._release()
             self.qp_average.reset()
             self.reconnects += 1
             # A restarted camera starts its clock again: continue one frame after the last timestamp we wrote.
