@@ -318,6 +318,31 @@ def test_the_average_forgets_after_its_window_and_at_a_new_size():
     assert average(None) is None  # nothing known stays nothing (the engine estimates)
 
 
+def test_the_video_source_reads_every_frames_qp_as_a_single_threaded_decoder_does():
+    """Frame-threaded H.264 decoding exported some B frames' QP maps half-written (different from run to run); the
+    source decodes with slice threads when it reads the QP. Five reads of the bundled clip, every frame checked."""
+    import threading
+
+    from srstream.video.buffer import FrameBuffer
+    from srstream.video.frames import END
+    from srstream.video.source import Decoder
+
+    with av.open(str(CLIP)) as c:
+        stream = c.streams.video[0]
+        stream.codec_context.options = dict(compression.DECODER_OPTIONS)
+        truth = [compression.from_decoder(f) for f in c.decode(stream)]
+    want = compression.averaged(truth)
+    for _ in range(5):
+        buffer = FrameBuffer(10_000, live=False)  # its audio packets pass through it too
+        Decoder(str(CLIP), buffer, None, 0, 5.0, threading.Event(), read_qp=True).run()
+        got = []
+        while (item := buffer.pop()) is not END:
+            if hasattr(item, "compression"):
+                got.append(item.compression)
+        assert len(got) == len(want) == 50
+        assert all(np.allclose(g.qp, w.qp, atol=1e-4) for g, w in zip(got, want))
+
+
 def test_the_video_source_hands_on_the_streams_averaged_qp(tmp_path):
     import threading
 
