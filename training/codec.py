@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from av.video.stream import VideoStream
 
 CODECS = ("libx264", "libx265")
+RAW_STREAM = {"libx264": "h264", "libx265": "hevc"}  # each codec's bare elementary stream (FFmpeg format names)
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow")
 
 
@@ -128,14 +129,17 @@ def compress_with_facts(
     frames: np.ndarray, encoding: Encoding, fps: int = 25
 ) -> tuple[np.ndarray, list[Compression | None]]:
     """`compress`, and the decoder's compression facts of each frame (its QP map, its picture type)."""
-    try:
-        data = encode(frames, encoding, fps)
-    except av.error.FFmpegError:
-        if encoding.container == "matroska":
-            raise
-        # MP4's muxer refuses some very short libx265 GOPs with B frames (about half of 2-frame 16 px clips, which
-        # stopped a training run's data worker); Matroska carries the same bitstream, so the frames are the same.
-        data = encode(frames, replace(encoding, container="matroska"), fps)
+    # MP4's muxer refuses some very short libx265 GOPs with B frames (about half of 2-frame 16 px clips, which
+    # stopped a training run's data worker), and Matroska's, rarely, too (once in a full test run); each fallback
+    # carries the same bitstream, the last one bare (no muxer, no timestamps to refuse), so the frames are the same.
+    containers = [encoding.container, *(c for c in ("matroska", RAW_STREAM[encoding.codec]) if c != encoding.container)]
+    for i, container in enumerate(containers):
+        try:
+            data = encode(frames, replace(encoding, container=container), fps)
+            break
+        except av.error.FFmpegError:
+            if i == len(containers) - 1:
+                raise
     decoded, facts = decode_with_facts(data)
     if len(decoded) != len(frames):
         raise RuntimeError(f"{encoding.codec} returned {len(decoded)} of {len(frames)} frames")
