@@ -91,6 +91,34 @@ def learning_rate(base: float, schedule: str, step: int, steps: int) -> float:
     return base
 
 
+def _data_card(c: dict[str, Any]) -> dict[str, Any]:
+    """What the model card says of the training data and its degradation (the keys each degradation uses)."""
+    data = c["data"]
+    card: dict[str, Any] = {
+        "patch_size": data["patch_size"],
+        "data": [str(Path(p)) for p in data["train"]],
+        "degradation": data["degradation"],
+        "sigma": data["sigma"],
+        "thickness": data["thickness"],
+    }
+    if data["degradation"] == "acquisition":
+        card |= {k: data[k] for k in ("ratios", "thickness_ratios", "profiles")}
+    if data["degradation"] == "camera" and data["videos"]:
+        card |= {
+            "videos": [str(Path(p)) for p in data["videos"]],
+            "video_p": data["video_p"],
+            "video_prescale": data["video_prescale"],
+        }
+    if data["degradation"] == "camera":
+        card |= {
+            "camera": CameraSettings.from_dict(data["camera"]).to_dict(),
+            "batch": f"{c['train']['batch_size']} clips x {data['camera']['frames']} frames",
+        }
+    if data["qp_average"]:
+        card["qp"] = "the clip's mean QP map on every frame"
+    return card
+
+
 def _hardware(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
@@ -243,37 +271,7 @@ class Trainer:
                 "phase": c["phase"],
                 "steps": self.step,
                 "batch_size": c["train"]["batch_size"] * self.world,
-                "patch_size": c["data"]["patch_size"],
-                "data": [str(Path(p)) for p in c["data"]["train"]],
-                "degradation": c["data"]["degradation"],
-                "sigma": c["data"]["sigma"],
-                "thickness": c["data"]["thickness"],
-                **(
-                    {
-                        "ratios": c["data"]["ratios"],
-                        "thickness_ratios": c["data"]["thickness_ratios"],
-                        "profiles": c["data"]["profiles"],
-                    }
-                    if c["data"]["degradation"] == "acquisition"
-                    else {}
-                ),
-                **(
-                    {
-                        "videos": [str(Path(p)) for p in c["data"]["videos"]],
-                        "video_p": c["data"]["video_p"],
-                        "video_prescale": c["data"]["video_prescale"],
-                    }
-                    if c["data"]["degradation"] == "camera" and c["data"]["videos"]
-                    else {}
-                ),
-                **(
-                    {
-                        "camera": CameraSettings.from_dict(c["data"]["camera"]).to_dict(),
-                        "batch": f"{c['train']['batch_size']} clips x {c['data']['camera']['frames']} frames",
-                    }
-                    if c["data"]["degradation"] == "camera"
-                    else {}
-                ),
+                **_data_card(c),
                 **(
                     {
                         "unroll": "each clip in display order from a zero state, backpropagated through the whole "
@@ -282,7 +280,6 @@ class Trainer:
                     if self.recurrent
                     else {}
                 ),
-                **({"qp": "the clip's mean QP map on every frame"} if c["data"]["qp_average"] else {}),
                 "content_loss": c["content"]["loss"],
                 **({"temporal_weight": c["content"]["temporal"]} if c["content"]["temporal"] else {}),
                 "lr": c["train"]["lr"],
